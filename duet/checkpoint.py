@@ -1,0 +1,42 @@
+"""Checkpoints: `model.pt` (a plain state dict) + `config.json` (the ModelConfig).
+
+Loading uses `torch.load(weights_only=True)`, so a checkpoint can never execute code,
+and rebuilds the model from JSON, so no pickled Python class crosses a trust boundary.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from duet.model import DeviceModel, ModelConfig
+
+WEIGHTS, CONFIG = "model.pt", "config.json"
+
+
+def save_checkpoint(
+    model: DeviceModel, directory: str | Path, info: dict[str, Any] | None = None
+) -> Path:
+    """Write weights and config into ``directory``; ``info`` (training options) goes in the JSON."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), directory / WEIGHTS)
+    payload = {"model": model.cfg.to_dict(), "info": info or {}}
+    (directory / CONFIG).write_text(json.dumps(payload, indent=2, sort_keys=True))
+    return directory
+
+
+def load_checkpoint(directory: str | Path) -> tuple[DeviceModel, dict[str, Any]]:
+    """Rebuild the model from ``config.json`` and load ``model.pt``; returns (model in eval mode, info)."""
+    directory = Path(directory)
+    for name in (WEIGHTS, CONFIG):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"checkpoint {directory} has no {name}")
+    payload = json.loads((directory / CONFIG).read_text())
+    model = DeviceModel(ModelConfig.from_dict(payload["model"]))
+    state = torch.load(directory / WEIGHTS, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model.eval(), payload.get("info", {})

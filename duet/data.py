@@ -1,0 +1,103 @@
+"""In-memory sample tensors: the contract between pipelines/ (which builds them) and duet/.
+
+Shapes: ``B`` samples, ``L`` history length, ``S`` sessions, ``R`` real-time samples per
+session, ``C, H, W`` image channels/height/width.
+
+Both kinds index their per-session real-time samples through ``session`` so that a
+session's real-time tensor is stored once, however many rows the session has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Self
+
+import torch
+from torch import Tensor
+
+
+def _index(samples, idx: Tensor):
+    """Rows ``idx`` of every per-row field; per-session tables are shared, not copied."""
+    out = {}
+    for f in fields(samples):
+        value = getattr(samples, f.name)
+        out[f.name] = value if f.name in samples.per_session else value[idx]
+    return type(samples)(**out)
+
+
+@dataclass
+class ClickSamples:
+    """Scored (target item, history) rows of a click dataset.
+
+    Item id 0 is padding; real item ids are 1..num_items.
+
+    Attributes:
+        history (Tensor): (B, L) long, previous clicks, oldest first, left-padded with 0.
+        target (Tensor): (B,) long, the candidate item.
+        label (Tensor): (B,) float, 1 for the clicked item, 0 for a sampled negative.
+        session (Tensor): (B,) long, row of ``realtime`` holding this sample's session.
+        user (Tensor): (B,) long, dense device/user index.
+        group (Tensor): (B,) long, one positive and its negatives share a group (ranking metrics).
+        position (Tensor): (B,) long, t = position of the positive within its session (Eq. 7).
+        realtime (Tensor): (S, R) long, per session the most recent clicks at its start,
+            oldest first, left-padded with 0.
+    """
+
+    history: Tensor
+    target: Tensor
+    label: Tensor
+    session: Tensor
+    user: Tensor
+    group: Tensor
+    position: Tensor
+    realtime: Tensor
+
+    per_session = frozenset({"realtime"})
+
+    def __len__(self) -> int:
+        return self.target.shape[0]
+
+    def index(self, idx: Tensor) -> Self:
+        return _index(self, idx)
+
+
+@dataclass
+class ImageSamples:
+    """Frames of an image/video dataset (CK+, synthetic-video).
+
+    Attributes:
+        pixels (Tensor): (B, C, H, W) float in [0, 1].
+        label (Tensor): (B,) long class index.
+        session (Tensor): (B,) long, row of ``realtime`` holding this frame's session (video).
+        user (Tensor): (B,) long, dense device/subject index.
+        position (Tensor): (B,) long, frame position within its session.
+        realtime (Tensor): (S, C, H, W) float, the first frame of each session.
+    """
+
+    pixels: Tensor
+    label: Tensor
+    session: Tensor
+    user: Tensor
+    position: Tensor
+    realtime: Tensor
+
+    per_session = frozenset({"realtime"})
+
+    def __len__(self) -> int:
+        return self.label.shape[0]
+
+    def index(self, idx: Tensor) -> Self:
+        return _index(self, idx)
+
+
+Samples = ClickSamples | ImageSamples
+
+
+def iterate_batches(
+    samples: Samples, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None
+):
+    """Yield ``samples`` in batches of ``batch_size`` rows (last batch may be smaller)."""
+    n = len(samples)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for start in range(0, n, batch_size):
+        yield samples.index(order[start : start + batch_size])

@@ -1,0 +1,81 @@
+"""The dynamic layers Θ_c: a small MLP whose parameters are either global (base) or
+generated per device (DUET), with one functional forward for a batch of parameter sets.
+
+Notation used for tensor shapes: D devices (parameter sets), N samples per device,
+I/O a layer's input/output width.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# One (weight (D, O, I), bias (D, O)) pair per dynamic layer, batched over devices.
+Params = list[tuple[Tensor, Tensor]]
+
+ACTIVATIONS = {"relu": F.relu, "hardswish": F.hardswish}
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    dims: tuple[int, ...]  # (in, hidden..., out); len(dims) - 1 dynamic layers
+    activation: str = "relu"  # between layers, never after the last
+    dropout: float = 0.0  # before each hidden layer during training (MobileNetV3 head uses 0.2)
+
+    def __post_init__(self) -> None:
+        if len(self.dims) < 2 or min(self.dims) < 1:
+            raise ValueError(f"dims needs >= 2 positive widths, got {self.dims}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
+            )
+
+    @property
+    def shapes(self) -> list[tuple[int, int]]:
+        """(out, in) of every dynamic layer."""
+        return list(zip(self.dims[1:], self.dims[:-1], strict=True))
+
+    @property
+    def num_params(self) -> int:
+        return sum(o * i + o for o, i in self.shapes)
+
+
+def functional_forward(
+    cfg: ClassifierConfig, x: Tensor, params: Params, training: bool = False
+) -> Tensor:
+    """Apply the MLP to ``x`` (D, N, I) with device d's own parameters ``params[.][d]``.
+
+    One batched matmul per layer: scoring many devices costs one call, not a Python loop.
+    """
+    act = ACTIVATIONS[cfg.activation]
+    for n, (w, b) in enumerate(params):
+        if n > 0:
+            x = F.dropout(act(x), cfg.dropout, training)
+        x = torch.baddbmm(b[:, None, :], x, w.transpose(1, 2))  # (D, N, O)
+    return x
+
+
+class GlobalClassifier(nn.Module):
+    """The global classifier parameters Θ_c (the `base` model, and the fallback on device)."""
+
+    def __init__(self, cfg: ClassifierConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for out, inp in cfg.shapes:
+            w = torch.empty(out, inp)
+            nn.init.kaiming_uniform_(w, a=math.sqrt(5))  # nn.Linear's default
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(torch.zeros(out)))
+
+    def params(self, num_devices: int) -> Params:
+        """The global parameters broadcast to ``num_devices`` devices (views, no copy)."""
+        return [
+            (w.expand(num_devices, *w.shape), b.expand(num_devices, *b.shape))
+            for w, b in zip(self.weights, self.biases, strict=True)
+        ]

@@ -1,0 +1,102 @@
+"""The `finetune` baseline: per session, k gradient steps on a copy of the global classifier
+using the session's labelled real-time samples (the paper's "LR*" column, which needs labels).
+
+Sessions are fine-tuned together as one stacked parameter tensor: the loss is a sum of
+per-session losses over disjoint parameters, so each session's gradient, and Adam's
+element-wise update, are exactly those of fine-tuning it alone.
+
+Notation used for tensor shapes: U sessions, R real-time samples, L history length,
+M fine-tuning rows per session, F feature dim, E embed dim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from duet.data import ClickSamples, ImageSamples
+from duet.dynamic import Params
+from duet.model import DeviceModel
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    steps: int = 10  # k gradient steps per session
+    lr: float = 1e-2
+    negatives: int = 4  # sampled negatives per real-time click, as in training
+    seed: int = 0
+
+
+def click_finetune_rows(realtime: Tensor, history_length: int, num_items: int, cfg: FinetuneConfig):
+    """Labelled rows from real-time clicks: each click (j >= 1) is a positive whose history
+    is the clicks before it, plus ``cfg.negatives`` uniformly sampled items.
+
+    Returns history (U, M, L), target (U, M), label (U, M), valid (U, M).
+    """
+    U, R = realtime.shape
+    g = torch.Generator().manual_seed(cfg.seed)
+    hist = torch.zeros(U, R - 1, history_length, dtype=torch.long)
+    for j in range(1, R):  # R is small (real-time window), U is vectorized
+        take = min(j, history_length)
+        hist[:, j - 1, history_length - take :] = realtime[:, j - take : j]
+    pos = realtime[:, 1:]  # (U, R-1)
+    neg = torch.randint(1, num_items + 1, (U, R - 1, cfg.negatives), generator=g)
+    target = torch.cat([pos[..., None], neg], dim=2).flatten(1)  # (U, M)
+    label = torch.zeros_like(target, dtype=torch.float)
+    label.view(U, R - 1, -1)[..., 0] = 1.0
+    history = hist.repeat_interleave(cfg.negatives + 1, dim=1)
+    valid = (pos != 0).repeat_interleave(cfg.negatives + 1, dim=1)
+    return history, target, label, valid
+
+
+def _features(
+    model: DeviceModel, s: ClickSamples | ImageSamples, sessions: Tensor, cfg: FinetuneConfig
+):
+    """Frozen-backbone features of each session's labelled real-time samples."""
+    if isinstance(s, ClickSamples):
+        seq = model.cfg.sequence
+        assert seq is not None
+        history, target, label, valid = click_finetune_rows(
+            s.realtime[sessions], seq.history_length, seq.num_items, cfg
+        )
+        U, M, L = history.shape
+        feat, temb = model.backbone(history.view(U * M, L), target.view(U * M))
+        return feat.view(U, M, -1), temb.view(U, M, -1), label, valid
+    # images: the real-time sample is the session's first frame, labelled like its row
+    first = s.position == 0
+    label_of = torch.full((len(s.realtime),), -1, dtype=torch.long)
+    label_of[s.session[first]] = s.label[first]
+    label = label_of[sessions][:, None]  # (U, 1)
+    feat = model.backbone(s.realtime[sessions])[:, None]  # (U, 1, F)
+    return feat, None, label, label >= 0
+
+
+def finetune_params(
+    model: DeviceModel, s: ClickSamples | ImageSamples, sessions: Tensor, cfg: FinetuneConfig
+) -> Params:
+    """Fine-tuned classifier parameters for each of ``sessions`` (U rows of ``s.realtime``)."""
+    model.eval()
+    with torch.no_grad():
+        feat, temb, label, valid = _features(model, s, sessions, cfg)
+    U = len(sessions)
+    params = [
+        (w.detach().clone().requires_grad_(), b.detach().clone().requires_grad_())
+        for w, b in model.classifier.params(U)
+    ]
+    leaves = [t for pair in params for t in pair]
+    opt = torch.optim.Adam(leaves, lr=cfg.lr)
+    weight = valid.float() / valid.float().sum(1, keepdim=True).clamp(min=1)  # per-session mean
+    for _ in range(cfg.steps):
+        logits = model.score(feat, temb, params)
+        if temb is not None:
+            per_row = F.binary_cross_entropy_with_logits(logits, label, reduction="none")
+        else:
+            per_row = F.cross_entropy(logits.transpose(1, 2), label.clamp(min=0), reduction="none")
+        loss = (per_row * weight).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return [(w.detach(), b.detach()) for w, b in params]

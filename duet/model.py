@@ -1,0 +1,157 @@
+"""The device model: a static backbone (Θ_b) plus dynamic classifier layers (Θ_c) whose
+parameters are global (base), generated per device by the PPG (DUET), or generated from
+learned latents (HyperNetwork).
+
+The split mirrors the paper's device/cloud duet: `device_inputs` and `score` run on the
+device, `generate` runs in the cloud. Training glues them together.
+
+Notation used for tensor shapes: B rows, U distinct sessions (devices) in a batch,
+F backbone feature dim, E item embedding dim, C classes, R real-time samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from duet.data import ClickSamples, Samples
+from duet.dynamic import ClassifierConfig, GlobalClassifier, Params, functional_forward
+from duet.mobilenet import MobileNetConfig, MobileNetV3
+from duet.ppg import PPG, PPGConfig
+from duet.sequence import SEQUENCE_BACKBONES, SequenceConfig
+
+METHODS = ("base", "finetune", "duet", "duet-no-swa", "hypernet")
+GENERATED_METHODS = ("duet", "duet-no-swa", "hypernet")
+BACKBONES = (*SEQUENCE_BACKBONES, "mobilenet_v3_large", "mobilenet_v3_small")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model; stored as JSON beside each checkpoint."""
+
+    backbone: str
+    method: str
+    classifier: ClassifierConfig
+    sequence: SequenceConfig | None = None
+    mobilenet: MobileNetConfig | None = None
+    ppg: PPGConfig | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # dataset facts, e.g. class names
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        if (self.method in GENERATED_METHODS) != (self.ppg is not None):
+            raise ValueError(
+                f"method {self.method!r} {'needs' if self.ppg is None else 'takes no'} a ppg config"
+            )
+
+    @property
+    def kind(self) -> str:
+        return "clicks" if self.sequence is not None else "images"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        def build(kind, value):
+            return (
+                None
+                if value is None
+                else kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+            )
+
+        return cls(
+            backbone=d["backbone"],
+            method=d["method"],
+            classifier=build(ClassifierConfig, d["classifier"]),
+            sequence=build(SequenceConfig, d.get("sequence")),
+            mobilenet=build(MobileNetConfig, d.get("mobilenet")),
+            ppg=build(PPGConfig, d.get("ppg")),
+            extra=d.get("extra", {}),
+        )
+
+
+class DeviceModel(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.sequence is not None:
+            self.backbone: nn.Module = SEQUENCE_BACKBONES[cfg.backbone](cfg.sequence)
+        else:
+            assert cfg.mobilenet is not None, "an image model needs a mobilenet config"
+            self.backbone = MobileNetV3(cfg.mobilenet)
+        fdim = self.backbone.feature_dim
+        assert cfg.classifier.dims[0] == fdim, (
+            f"classifier input {cfg.classifier.dims[0]} != backbone features {fdim}"
+        )
+        self.classifier = GlobalClassifier(cfg.classifier)
+        self.ppg = PPG(cfg.ppg, cfg.classifier) if cfg.ppg is not None else None
+
+    @property
+    def generates(self) -> bool:
+        return self.ppg is not None
+
+    # ---- on device ---------------------------------------------------------------------
+    def features(self, s: Samples) -> tuple[Tensor, Tensor | None]:
+        """Backbone output: (features (B, F), target embedding (B, E) or None for images)."""
+        if isinstance(s, ClickSamples):
+            return self.backbone(s.history, s.target)
+        return self.backbone(s.pixels), None
+
+    def device_inputs(self, realtime: Tensor) -> tuple[Tensor, Tensor]:
+        """What a device uploads in embedding mode: per real-time sample vectors and a mask.
+
+        Clicks: realtime (U, R) item ids -> embeddings (U, R, E). Images: realtime
+        (U, C, H, W) first frames -> frozen backbone features (U, 1, F).
+        """
+        if self.cfg.kind == "clicks":
+            return self.backbone.embed(realtime), realtime != 0
+        feats = self.backbone(realtime).detach()  # the PPG sees frozen features (DESIGN §1)
+        return feats[:, None], torch.ones(feats.shape[0], 1, dtype=torch.bool)
+
+    def score(self, feat: Tensor, target_emb: Tensor | None, params: Params) -> Tensor:
+        """Logits for feat (D, N, F) with device d's parameters: (D, N) clicks, (D, N, C) images."""
+        out = functional_forward(self.cfg.classifier, feat, params, self.training)
+        return out if target_emb is None else (out * target_emb).sum(-1)
+
+    # ---- in the cloud -----------------------------------------------------------------
+    def generate(self, inputs: Tensor | None, mask: Tensor | None, num_devices: int) -> Params:
+        assert self.ppg is not None, f"method {self.cfg.method!r} does not generate parameters"
+        return self.ppg(inputs, mask, num_devices)
+
+    # ---- both, for training and offline evaluation -------------------------------------
+    def forward(self, s: Samples) -> tuple[Tensor, Tensor | None]:
+        """(global-classifier logits, generated-classifier logits or None), rows (B[, C])."""
+        feat, temb = self.features(s)
+        global_logits = self.score(
+            feat[None], None if temb is None else temb[None], self.classifier.params(1)
+        )[0]
+        if self.ppg is None:
+            return global_logits, None
+        params = self.session_params(s)
+        gen_logits = self.score(feat[:, None], None if temb is None else temb[:, None], params)[
+            :, 0
+        ]
+        return global_logits, gen_logits
+
+    def session_params(self, s: Samples) -> Params:
+        """Generate once per distinct session in the batch, then give every row its session's set."""
+        sessions, inverse = s.session.unique(return_inverse=True)
+        if self.cfg.ppg is not None and self.cfg.ppg.conditioned:
+            inputs, mask = self.device_inputs(s.realtime[sessions])
+            params = self.generate(inputs, mask, len(sessions))
+        else:
+            params = self.generate(None, None, len(sessions))
+        return [(w[inverse], b[inverse]) for w, b in params]  # (B, O, I), (B, O)
+
+
+def method_logits(model: DeviceModel, s: Samples) -> Tensor:
+    """The logits a method is judged by: generated ones where it generates, else global."""
+    global_logits, gen_logits = model(s)
+    return global_logits if gen_logits is None else gen_logits

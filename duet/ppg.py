@@ -1,0 +1,148 @@
+"""Personalized Parameters Generator (PPG, paper Eq. 4-6) with the Stable Weight Adapter
+(SWA, Eq. 8-9), and the plain HyperNetwork baseline (Appendix A.1).
+
+Pipeline for D devices at once (no Python loop over devices):
+    real-time inputs (D, R, In) --E_share--> z (D, H)
+    z --L^(n)--> e^(n) (D, K, Z)            one head per layer n and row block k (Eq. 4)
+    e^(n) --g^(n)--> W^(n) (D, O, I), b^(n) (D, O)
+
+Notation used for tensor shapes: D devices, R real-time samples, In per-sample input
+width, H neck width, K row blocks of a layer, Z layer embedding dim (64, paper Table 5),
+G generator hidden width, P = N_p generators, O/I a dynamic layer's output/input width.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from duet.dynamic import ClassifierConfig, Params
+
+
+@dataclass(frozen=True)
+class PPGConfig:
+    input_dim: (
+        int  # width of one real-time sample as the neck sees it (item embedding, image feature)
+    )
+    neck: str = "gru"  # "gru" for click sequences, "mean" for pooled image features
+    hidden_dim: int = 64  # z = E_share(S_R)
+    layer_embed_dim: int = 64  # e^(n), paper Table 5
+    generator_hidden: int = 64  # hidden width of each two-layer g^(n)
+    num_generators: int = 5  # N_p; 1 is "DUET (w/o SWA)"
+    tau: float = 1.0  # SWA temperature
+    max_block_params: int = 16384  # Eq. 4: a layer with more weights is generated in row blocks
+    conditioned: bool = True  # False: plain HyperNetwork, a learned latent per layer, no data
+
+    def __post_init__(self) -> None:
+        if self.neck not in ("gru", "mean"):
+            raise ValueError(f"neck must be 'gru' or 'mean', got {self.neck!r}")
+        if self.num_generators < 1:
+            raise ValueError(f"num_generators (N_p) must be >= 1, got {self.num_generators}")
+        if self.tau <= 0:
+            raise ValueError(f"tau must be > 0, got {self.tau}")
+
+
+class SharedNeck(nn.Module):
+    """E_share: one vector per device from its real-time samples (Eq. 5).
+
+    Clicks: item embeddings -> GRU -> MLP. Images: frozen backbone features -> masked
+    mean -> MLP. Padding positions (mask False) are ignored.
+    """
+
+    def __init__(self, cfg: PPGConfig):
+        super().__init__()
+        self.gru = (
+            nn.GRU(cfg.input_dim, cfg.hidden_dim, batch_first=True) if cfg.neck == "gru" else None
+        )
+        width = cfg.hidden_dim if self.gru is not None else cfg.input_dim
+        self.mlp = nn.Sequential(
+            nn.Linear(width, cfg.hidden_dim), nn.ReLU(), nn.Linear(cfg.hidden_dim, cfg.hidden_dim)
+        )
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        x = x * mask[..., None]  # (D, R, In)
+        if self.gru is not None:
+            _, h = self.gru(x)  # left padding: the final state has seen every real sample
+            pooled = h[0]  # (D, H)
+        else:
+            pooled = x.sum(1) / mask.sum(1, keepdim=True).clamp(min=1)  # (D, In)
+        return self.mlp(pooled)  # (D, H)
+
+
+def swa_weights(first_layer_weights: Tensor, tau: float) -> Tensor:
+    """Eq. 9: p from the N_p generators' first-layer weights (P, G, Z) -> (P,).
+
+    W' has one flattened generator per row; S = W' W'^T; p' are S's row sums;
+    p = softmax((p'/τ) / Σ_j (p'_j/τ)). Written exactly as in the paper: note that τ
+    cancels in that ratio, so τ changes nothing numerically in this form.
+    """
+    w = first_layer_weights.flatten(1)  # (P, G*Z)
+    p_raw = (w @ w.T).sum(1)  # (P,)
+    scaled = p_raw / tau
+    return torch.softmax(scaled / scaled.sum(), dim=0)
+
+
+class LayerGenerator(nn.Module):
+    """L^(n) heads and the SWA-combined two-layer generator g^(n) for one dynamic layer."""
+
+    def __init__(self, cfg: PPGConfig, out_dim: int, in_dim: int):
+        super().__init__()
+        self.cfg, self.out_dim, self.in_dim = cfg, out_dim, in_dim
+        self.blocks = max(1, math.ceil(out_dim * in_dim / cfg.max_block_params))  # K
+        self.rows = math.ceil(out_dim / self.blocks)  # rows of W generated per block
+        out_size = self.rows * (in_dim + 1)  # weight rows + their biases
+        P, G, Z = cfg.num_generators, cfg.generator_hidden, cfg.layer_embed_dim
+        if cfg.conditioned:
+            self.head = nn.Linear(cfg.hidden_dim, self.blocks * Z)  # K heads L^(n,k) in one matmul
+        else:
+            self.latent = nn.Parameter(torch.randn(self.blocks, Z))  # HyperNetwork's z^(n)
+        self.w1 = nn.Parameter(torch.randn(P, G, Z) / math.sqrt(Z))
+        self.b1 = nn.Parameter(torch.zeros(P, G))
+        # the data-dependent part starts small; the output bias starts as nn.Linear's init,
+        # so at step 0 every device gets a sensible classifier and learns its deviation
+        self.w2 = nn.Parameter(torch.randn(P, out_size, G) * 0.1 / math.sqrt(G * in_dim))
+        bound = 1 / math.sqrt(in_dim)
+        b2 = torch.zeros(P, self.rows, in_dim + 1)
+        b2[..., :in_dim].uniform_(-bound, bound)
+        self.b2 = nn.Parameter(b2.flatten(1))
+
+    def mixing(self) -> Tensor:
+        """SWA probabilities p (P,); exactly [1.0] when N_p = 1."""
+        return swa_weights(self.w1, self.cfg.tau)
+
+    def forward(self, z: Tensor | None, num_devices: int) -> tuple[Tensor, Tensor]:
+        p = self.mixing()
+        w1, b1 = torch.einsum("p,pgz->gz", p, self.w1), p @ self.b1  # Eq. 8
+        w2, b2 = torch.einsum("p,pog->og", p, self.w2), p @ self.b2
+        if z is None:
+            e = self.latent.expand(num_devices, *self.latent.shape)  # (D, K, Z)
+        else:
+            e = self.head(z).view(num_devices, self.blocks, -1)  # (D, K, Z)
+        h = F.relu(F.linear(e, w1, b1))  # (D, K, G)
+        out = F.linear(h, w2, b2).view(num_devices, self.blocks * self.rows, self.in_dim + 1)
+        out = out[:, : self.out_dim]  # drop the padding rows of the last block
+        return out[..., :-1], out[..., -1]  # (D, O, I), (D, O)
+
+
+class PPG(nn.Module):
+    """Generates every dynamic layer's parameters for a batch of devices."""
+
+    def __init__(self, cfg: PPGConfig, classifier: ClassifierConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.neck = SharedNeck(cfg) if cfg.conditioned else None
+        self.layers = nn.ModuleList(LayerGenerator(cfg, o, i) for o, i in classifier.shapes)
+
+    def forward(self, realtime: Tensor | None, mask: Tensor | None, num_devices: int) -> Params:
+        """realtime (D, R, In) and mask (D, R), or None for the unconditioned HyperNetwork."""
+        z = None
+        if self.neck is not None:
+            assert realtime is not None and mask is not None, (
+                "conditioned PPG needs real-time samples"
+            )
+            z = self.neck(realtime, mask.to(realtime.dtype))
+        return [layer(z, num_devices) for layer in self.layers]

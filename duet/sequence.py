@@ -1,0 +1,165 @@
+"""Click-sequence backbones (the static layers Θ_b): SASRec, GRU4Rec and DIN.
+
+Each maps a click history and a target item to a user state and the target's embedding;
+the dynamic classifier (duet/dynamic.py) turns the state into a vector that is dotted
+with the target embedding. Follows the reference configs of the DUET repository
+(embedding dim 32, history 30) and the original papers (Kang & McAuley 2018; Hidasi et
+al. 2016; Zhou et al. 2018).
+
+Notation used for tensor shapes: B batch, L history length, E embedding dim.
+Item id 0 is padding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class SequenceConfig:
+    num_items: int  # real items are 1..num_items, 0 pads
+    embed_dim: int = 32
+    history_length: int = 30
+    num_heads: int = 4  # SASRec only
+    num_blocks: int = 2  # SASRec only
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.num_items < 1:
+            raise ValueError(f"num_items must be >= 1, got {self.num_items}")
+        if self.embed_dim % self.num_heads:
+            raise ValueError(
+                f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})"
+            )
+
+
+class SequenceBackbone(nn.Module):
+    """Shared part of the three backbones: the item embedding table (also used on device
+    to embed real-time clicks for embedding upload, paper Table 3)."""
+
+    def __init__(self, cfg: SequenceConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.item_emb = nn.Embedding(cfg.num_items + 1, cfg.embed_dim, padding_idx=0)
+        nn.init.normal_(self.item_emb.weight, std=0.05)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+
+    @property
+    def feature_dim(self) -> int:
+        return self.cfg.embed_dim
+
+    def embed(self, items: Tensor) -> Tensor:
+        return self.item_emb(items)
+
+    def encode(self, history: Tensor, target_emb: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, history: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """Returns (user state (B, E), target embedding (B, E))."""
+        target_emb = self.item_emb(target)  # (B, E)
+        return self.encode(history, target_emb), target_emb
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: SequenceConfig):
+        super().__init__()
+        self.num_heads = cfg.num_heads
+        self.qkv = nn.Linear(cfg.embed_dim, 3 * cfg.embed_dim)
+        self.proj = nn.Linear(cfg.embed_dim, cfg.embed_dim)
+        self.dropout = cfg.dropout
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        B, L, E = x.shape
+        q, k, v = self.qkv(x).split(E, dim=2)
+        q, k, v = (
+            t.view(B, L, self.num_heads, E // self.num_heads).transpose(1, 2) for t in (q, k, v)
+        )
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, nh, L, hs)
+        return self.proj(y.transpose(1, 2).reshape(B, L, E))
+
+
+class SASRecBlock(nn.Module):
+    def __init__(self, cfg: SequenceConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.embed_dim)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.embed_dim)
+        self.ffn = nn.Sequential(
+            nn.Linear(cfg.embed_dim, cfg.embed_dim),
+            nn.ReLU(),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.embed_dim, cfg.embed_dim),
+        )
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        x = x + self.attn(self.ln1(x), mask)
+        return x + self.ffn(self.ln2(x))
+
+
+class SASRec(SequenceBackbone):
+    """Self-attentive sequential recommendation; the state is the last position's output."""
+
+    def __init__(self, cfg: SequenceConfig):
+        super().__init__(cfg)
+        self.pos_emb = nn.Embedding(cfg.history_length, cfg.embed_dim)
+        self.blocks = nn.ModuleList(SASRecBlock(cfg) for _ in range(cfg.num_blocks))
+        self.ln_f = nn.LayerNorm(cfg.embed_dim)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def encode(self, history: Tensor, target_emb: Tensor) -> Tensor:
+        B, L = history.shape
+        assert self.cfg.history_length >= L, f"history {L} > configured {self.cfg.history_length}"
+        pos = torch.arange(L, device=history.device)
+        x = self.drop(self.item_emb(history) + self.pos_emb(pos))  # (B, L, E)
+        # causal over real clicks; the diagonal stays open so an all-padding row has no NaN
+        causal = torch.ones(L, L, dtype=torch.bool, device=history.device).tril()
+        keep = causal & (history != 0)[:, None, :] | torch.eye(L, dtype=torch.bool)
+        mask = keep[:, None]  # (B, 1, L, L)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.ln_f(x[:, -1])  # (B, E)
+
+
+class GRU4Rec(SequenceBackbone):
+    """Session-based recommendation with a GRU; the state is the final hidden state."""
+
+    def __init__(self, cfg: SequenceConfig):
+        super().__init__(cfg)
+        self.gru = nn.GRU(cfg.embed_dim, cfg.embed_dim, batch_first=True)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def encode(self, history: Tensor, target_emb: Tensor) -> Tensor:
+        # left padding: zero inputs come first, so the last step always sees real clicks
+        _, h = self.gru(self.drop(self.item_emb(history)))  # h: (1, B, E)
+        return h[0]
+
+
+class DIN(SequenceBackbone):
+    """Deep Interest Network: target attention pools the history (unnormalized weights)."""
+
+    def __init__(self, cfg: SequenceConfig):
+        super().__init__(cfg)
+        E = cfg.embed_dim
+        self.attn = nn.Sequential(nn.Linear(4 * E, 36), nn.Sigmoid(), nn.Linear(36, 1))
+        self.out = nn.Sequential(nn.Linear(2 * E, E), nn.ReLU())
+
+    def encode(self, history: Tensor, target_emb: Tensor) -> Tensor:
+        h = self.item_emb(history)  # (B, L, E)
+        t = target_emb[:, None].expand_as(h)
+        w = self.attn(torch.cat([h, t, h - t, h * t], dim=-1)).squeeze(-1)  # (B, L)
+        w = w * (history != 0)
+        pooled = (w[..., None] * h).sum(1)  # (B, E)
+        return self.out(torch.cat([pooled, h[:, -1]], dim=-1))
+
+
+SEQUENCE_BACKBONES: dict[str, type[SequenceBackbone]] = {
+    "sasrec": SASRec,
+    "gru4rec": GRU4Rec,
+    "din": DIN,
+}

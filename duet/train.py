@@ -1,0 +1,171 @@
+"""Training (Eq. 7) and offline evaluation of every method on the same code path.
+
+The UMN (backbone + global classifier) and the PPG are optimized jointly with Adam
+(lr 1e-3, paper Table 5). Each sample's loss is weighted by γ^t, t its position in its
+session. Generated methods also keep the global classifier's loss: the UMN is trained on
+all history either way, and the global classifier is the device's fallback when the
+generator cannot be reached.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from duet.data import ClickSamples, Samples, iterate_batches
+from duet.finetune import FinetuneConfig, finetune_params
+from duet.metrics import click_metrics, image_metrics
+from duet.model import DeviceModel
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 1e-3  # Adam, paper Table 5
+    gamma: float = 1.0  # γ in Eq. 7; 1 weighs every position in a session equally
+    global_loss_weight: float = 1.0  # UMN loss kept next to the generated classifier's
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.gamma <= 1:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}"
+            )
+
+
+def row_loss(logits: Tensor, s: Samples) -> Tensor:
+    """Unreduced loss per row: BCE for clicks, cross-entropy for image classes."""
+    if isinstance(s, ClickSamples):
+        return F.binary_cross_entropy_with_logits(logits, s.label, reduction="none")
+    return F.cross_entropy(logits, s.label, reduction="none")
+
+
+def weighted_loss(model: DeviceModel, s: Samples, cfg: TrainConfig) -> Tensor:
+    """Eq. 7: Σ γ^t ℓ / Σ γ^t over the batch, for the method's head plus the global head."""
+    w = cfg.gamma ** s.position.float()
+    global_logits, gen_logits = model(s)
+    loss = (row_loss(global_logits, s) * w).sum() / w.sum()
+    if gen_logits is None:
+        return loss
+    gen = (row_loss(gen_logits, s) * w).sum() / w.sum()
+    return gen + cfg.global_loss_weight * loss
+
+
+def train(
+    model: DeviceModel, samples: Samples, cfg: TrainConfig, progress: bool = True
+) -> list[float]:
+    """Train in place; returns the mean loss of every epoch."""
+    torch.manual_seed(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    steps = -(-len(samples) // cfg.batch_size)
+    losses = []
+    bar = tqdm(
+        total=cfg.epochs * steps,
+        disable=not progress,
+        desc=f"train {model.cfg.method}",
+        unit="batch",
+    )
+    for epoch in range(cfg.epochs):
+        model.train()
+        total = 0.0
+        for batch in iterate_batches(samples, cfg.batch_size, shuffle=True, generator=g):
+            loss = weighted_loss(model, batch, cfg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item()  # sync point, fine on CPU
+            bar.update()
+        losses.append(total / steps)
+        bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}")
+    bar.close()
+    return losses
+
+
+@torch.no_grad()
+def predict(model: DeviceModel, samples: Samples, batch_size: int = 4096) -> Tensor:
+    """The method's logits for every row (generated, else global), in row order."""
+    model.eval()
+    out = []
+    for batch in iterate_batches(samples, batch_size, shuffle=False):
+        global_logits, gen_logits = model(batch)
+        out.append(global_logits if gen_logits is None else gen_logits)
+    return torch.cat(out)
+
+
+def predict_finetuned(
+    model: DeviceModel, samples: Samples, cfg: FinetuneConfig, sessions_per_chunk: int = 256
+) -> Tensor:
+    """Logits after per-session fine-tuning, for every row, in row order."""
+    logits: Tensor | None = None
+    sessions = samples.session.unique()
+    for chunk in sessions.split(sessions_per_chunk):
+        params = finetune_params(model, samples, chunk, cfg)
+        rows = torch.isin(samples.session, chunk).nonzero().squeeze(1)
+        sub = samples.index(rows)
+        slot = torch.searchsorted(chunk, sub.session)  # chunk is sorted (unique)
+        with torch.no_grad():
+            feat, temb = model.features(sub)
+            chunk_logits = model.score(
+                feat[:, None],
+                None if temb is None else temb[:, None],
+                [(w[slot], b[slot]) for w, b in params],
+            )[:, 0]
+        if logits is None:
+            logits = torch.empty(len(samples), *chunk_logits.shape[1:])
+        logits[rows] = chunk_logits
+    assert logits is not None, "no sessions to evaluate"
+    return logits
+
+
+def adaptation_ms(
+    model: DeviceModel, samples: Samples, method: str, cfg: FinetuneConfig, repeats: int = 5
+) -> float:
+    """Wall time to adapt one session's classifier, the paper's "time delay" (Table 1).
+
+    finetune: k gradient steps on this CPU; generated methods: one PPG forward for one
+    device (the cloud's service time, transfer excluded); base: nothing to adapt.
+    """
+    if method == "base":
+        return 0.0
+    session = samples.session[:1]
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        if method == "finetune":
+            finetune_params(model, samples, session, cfg)
+        else:
+            with torch.no_grad():
+                model.session_params(samples.index(torch.tensor([0])))
+        timings.append(time.perf_counter() - start)
+    return 1000 * sorted(timings)[len(timings) // 2]
+
+
+def evaluate(
+    model: DeviceModel, samples: Samples, method: str, finetune: FinetuneConfig | None = None
+) -> dict[str, float]:
+    """Metrics of ``method`` on ``samples`` (``finetune`` reuses a base-trained model)."""
+    ft = finetune or FinetuneConfig()
+    logits = (
+        predict_finetuned(model, samples, ft) if method == "finetune" else predict(model, samples)
+    )
+    if isinstance(samples, ClickSamples):
+        metrics = click_metrics(logits, samples.label, samples.session, samples.user, samples.group)
+    else:
+        metrics = image_metrics(logits, samples.label, samples.session, samples.user)
+    metrics["latency_ms"] = adaptation_ms(model, samples, method, ft)
+    return metrics
+
+
+def mean_std(values: Iterable[float]) -> tuple[float, float]:
+    t = torch.tensor(list(values), dtype=torch.float64)
+    return float(t.mean()), float(t.std(unbiased=False)) if len(t) > 1 else 0.0
