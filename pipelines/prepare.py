@@ -1,0 +1,182 @@
+"""``duet-sim data prepare``: raw dataset -> a prepared directory, written atomically.
+
+A prepared directory holds ``sessions.parquet``, ``train.parquet``, ``test.parquet``,
+``meta.json`` and, for clicks, ``items.parquet`` (schemas in docs/data.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.errors import DataError
+from pipelines.sessions import SessionOptions
+from pipelines.synthetic import SyntheticClicksConfig, SyntheticVideoConfig
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DATA_DIR_ENV = "DUET_DATA_DIR"
+
+# dataset -> (kind, sub-folders of the data dir to try, in order)
+DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "movielens-100k": ("clicks", ("ml-100k",)),
+    "movielens-1m": ("clicks", ("ml-1m",)),
+    "movielens-10m": ("clicks", ("ml-10M100K", "ml-10m")),
+    "movielens-20m": ("clicks", ("ml-20m",)),
+    "movielens-25m": ("clicks", ("ml-25m",)),
+    "movielens-latest": ("clicks", ("ml-latest", "ml-latest-small")),
+    "ckplus": ("images", ("ck-plus-48", "CK+48", "ckplus", "CK+")),
+    "synthetic-clicks": ("clicks", ()),
+    "synthetic-video": ("images", ()),
+}
+
+
+def resolve_source(dataset: str, data_dir: str | Path | None) -> Path | None:
+    """Find the raw folder: ``data_dir/<known sub-folder>``, else ``data_dir`` itself.
+
+    ``data_dir`` defaults to ``$DUET_DATA_DIR``. Synthetic datasets need no folder (None).
+
+    Raises:
+        ValueError: unknown dataset name.
+        DataError: no data dir given or the folder does not exist.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset: expected one of {', '.join(DATASETS)}, got {dataset!r}")
+    folders = DATASETS[dataset][1]
+    if not folders:
+        return None
+    data_dir = data_dir or os.environ.get(DATA_DIR_ENV)
+    if not data_dir:
+        raise DataError("--data-dir", f"not given and ${DATA_DIR_ENV} is unset")
+    root = Path(data_dir)
+    for folder in folders:
+        if (root / folder).is_dir():
+            return root / folder
+    if root.is_dir():
+        return root
+    raise DataError(root, "directory not found")
+
+
+def prepare(
+    dataset: str, out: str | Path, *, data_dir: str | Path | None = None,
+    options: SessionOptions | None = None, seed: int = 0, image_size: int = 48,
+    clicks_config: SyntheticClicksConfig | None = None,
+    video_config: SyntheticVideoConfig | None = None,
+) -> dict:  # fmt: skip
+    """Prepare ``dataset`` into ``out``; on any failure ``out`` is left as it was.
+
+    Args:
+        dataset (str): a key of :data:`DATASETS`.
+        out (str | Path): the prepared directory to (re)create.
+        data_dir (str | Path | None): raw data root. Default: ``$DUET_DATA_DIR``.
+        options (SessionOptions | None): protocol knobs (clicks use all of them, images
+            only ``test_sessions``). Default: ``SessionOptions()``.
+        seed (int): seeds negatives and synthetic data; same seed, byte-identical Parquet.
+        image_size (int): square side images are resized to (CK+ original layout). Default: 48.
+        clicks_config (SyntheticClicksConfig | None): ``synthetic-clicks`` knobs.
+        video_config (SyntheticVideoConfig | None): ``synthetic-video`` knobs.
+
+    Returns:
+        dict: the ``meta.json`` content.
+
+    Raises:
+        DataError: bad or missing input, naming the file.
+    """
+    options = options or SessionOptions()
+    source = resolve_source(dataset, data_dir)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        if DATASETS[dataset][0] == "clicks":
+            meta = _prepare_clicks(dataset, source, tmp, options, seed, clicks_config)
+        else:
+            meta = _prepare_images(dataset, source, tmp, options, seed, image_size, video_config)
+        meta = {"schema_version": SCHEMA_VERSION, "dataset": dataset, "seed": seed,
+                "source": str(source) if source else None,
+                "options": dataclasses.asdict(options), **meta,
+                "files": {p.name: _sha256(p) for p in sorted(tmp.glob("*.parquet"))}}  # fmt: skip
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        _replace_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("prepared %s into %s: %s", dataset, out, meta["counts"])
+    return meta
+
+
+def _prepare_clicks(dataset, source, tmp, options, seed, config) -> dict:
+    from pipelines.clicks import build_click_tables
+    from pipelines.movielens import read_movielens
+    from pipelines.synthetic import synthetic_clicks
+
+    if source is None:
+        config = config or SyntheticClicksConfig()
+        interactions, items = synthetic_clicks(config, seed)
+    else:
+        interactions, items = read_movielens(source)
+    tables = build_click_tables(interactions, items, options, seed)
+    for name in ("sessions", "train", "test", "items"):
+        write_parquet(getattr(tables, name), tmp / f"{name}.parquet")
+    genres = sorted({g for gs in tables.items["genres"].to_pylist() for g in gs})
+    return {
+        "kind": "clicks", "counts": tables.counts, "num_users": tables.counts["users"],
+        "num_items": tables.counts["items"], "history_length": options.history_length,
+        "realtime_size": options.realtime_size, "genres": genres,
+        "synthetic": dataclasses.asdict(config) if source is None else None,
+    }  # fmt: skip
+
+
+def _prepare_images(dataset, source, tmp, options, seed, image_size, config) -> dict:
+    from pipelines.ckplus import read_ckplus
+    from pipelines.images import build_image_tables
+    from pipelines.synthetic import synthetic_video
+
+    if source is None:
+        config = config or SyntheticVideoConfig()
+        frames, class_names, image_size = synthetic_video(config, seed), config.class_names, config.image_size
+    else:
+        frames, class_names = read_ckplus(source, image_size)
+    tables = build_image_tables(frames, image_size * image_size, options.test_sessions)
+    for name in ("sessions", "train", "test"):
+        write_parquet(getattr(tables, name), tmp / f"{name}.parquet")
+    return {
+        "kind": "images", "counts": tables.counts, "num_users": tables.counts["users"],
+        "height": image_size, "width": image_size, "channels": 1,
+        "num_classes": len(class_names), "class_names": class_names,
+        "synthetic": dataclasses.asdict(config) if source is None else None,
+    }  # fmt: skip
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Deterministic Parquet: fixed codec, no timestamps in metadata, so bytes depend on data only."""
+    pq.write_table(table, path, compression="zstd", row_group_size=1 << 20)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Swap ``src`` in as ``dst`` with renames only, so readers see the old or the new tree."""
+    if dst.exists():
+        old = dst.parent / f".{dst.name}.old-{os.getpid()}"
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)

@@ -1,0 +1,152 @@
+"""The paper's click protocol as pure polars stages: ids, k-core, sessions, time split.
+
+Stages are ``pl.LazyFrame -> pl.LazyFrame``; the output schema of each sits beside it.
+Sorting is by ``(user, ts, item)`` so ties in time (common in MovieLens) are broken the
+same way on every run, which is what makes the Parquet byte-identical per seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """How a user's click stream becomes sessions and samples (DESIGN §2).
+
+    Attributes:
+        session_length (int): clicks per session when cutting by length. Default: 10.
+        session_gap_s (int | None): if set, a new session starts after this many seconds of
+            inactivity instead (sessions then have varying lengths). Default: None.
+        test_sessions (int): each user's last ``test_sessions`` sessions are test; a user
+            always keeps at least one train session. Default: 1.
+        history_length (int): previous clicks kept as a sample's history (paper: 30).
+        realtime_size (int): R, the user's most recent clicks before a session. Default: 10.
+        train_negatives (int): sampled negatives per training positive (paper: 4).
+        test_negatives (int): sampled negatives per test positive (paper: 100).
+        k_core (int): if > 0, repeatedly drop users and items with fewer interactions.
+    """
+
+    session_length: int = 10
+    session_gap_s: int | None = None
+    test_sessions: int = 1
+    history_length: int = 30
+    realtime_size: int = 10
+    train_negatives: int = 4
+    test_negatives: int = 100
+    k_core: int = 0
+
+    def __post_init__(self) -> None:
+        positive = ("session_length", "test_sessions", "history_length", "realtime_size",
+                    "train_negatives", "test_negatives")  # fmt: skip
+        for key in positive:
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key}: expected int >= 1, got {value!r}")
+        if self.k_core < 0:
+            raise ValueError(f"k_core: expected int >= 0, got {self.k_core!r}")
+        if self.session_gap_s is not None and self.session_gap_s <= 0:
+            raise ValueError(f"session_gap_s: expected seconds > 0, got {self.session_gap_s!r}")
+
+
+# -- stage: k-core ---------------------------------------------------------------------------
+
+
+def k_core_filter(lf: pl.LazyFrame, k: int) -> pl.LazyFrame:
+    """Keep interactions whose user and item each have >= ``k`` interactions, to a fixed point.
+
+    Dropping items can push users under ``k`` again, hence the loop (each pass collects the
+    row count, a sync point; MovieLens converges in a few passes).
+    """
+    if k <= 0:
+        return lf
+    height = -1
+    while True:
+        lf = lf.filter(
+            (pl.len().over("user_id") >= k) & (pl.len().over("item_id") >= k)
+        ).cache()
+        new_height = lf.select(pl.len()).collect().item()
+        if new_height == height:
+            return lf
+        height = new_height
+
+
+# -- stage: dense ids ------------------------------------------------------------------------
+
+ENCODED_SCHEMA = pa.schema(
+    [("user", pa.int32()), ("item", pa.int32()), ("raw_user_id", pa.int64()),
+     ("raw_item_id", pa.int64()), ("ts", pa.int64())]
+)  # fmt: skip
+
+
+def encode_ids(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Dense ids: users 0..U-1 and items 1..N (0 is padding), both in raw-id order."""
+    return lf.select(
+        user=(pl.col("user_id").rank("dense") - 1).cast(pl.Int32),
+        item=pl.col("item_id").rank("dense").cast(pl.Int32),
+        raw_user_id="user_id",
+        raw_item_id="item_id",
+        ts="ts",
+    )
+
+
+# -- stage: sessions -------------------------------------------------------------------------
+
+SESSIONIZED_SCHEMA = pa.schema(
+    list(ENCODED_SCHEMA) + [("session_index", pa.int32()), ("position", pa.int32())]
+)
+
+
+def sessionize(lf: pl.LazyFrame, session_length: int, session_gap_s: int | None) -> pl.LazyFrame:
+    """Cut each user's time-ordered stream into sessions, by length or by inactivity gap.
+
+    By length, sessions are aligned to the user's most recent click (see below).
+
+    Adds ``session_index`` (k-th session of the user) and ``position`` (t within the session).
+    """
+    lf = lf.sort("user", "ts", "item")
+    if session_gap_s is None:
+        # Counted back from the latest click: the oldest session is the partial one, so
+        # every test (last) session is a full ``session_length`` clicks.
+        back = (pl.len() - 1 - pl.int_range(pl.len())).over("user") // session_length
+        index = back.max().over("user") - back
+    else:
+        gap = pl.col("ts").diff().over("user").fill_null(0) > session_gap_s
+        index = gap.cast(pl.Int32).cum_sum().over("user")
+    lf = lf.with_columns(session_index=index.cast(pl.Int32))
+    position = pl.int_range(pl.len()).over("user", "session_index")
+    return lf.with_columns(position=position.cast(pl.Int32))
+
+
+# -- stage: split ----------------------------------------------------------------------------
+
+SPLIT_SCHEMA = pa.schema(list(SESSIONIZED_SCHEMA) + [("split", pa.string()), ("session", pa.int64())])
+
+
+def assign_split(lf: pl.LazyFrame, test_sessions: int) -> pl.LazyFrame:
+    """Time-based split: a user's last ``test_sessions`` sessions are test, earlier ones train.
+
+    A user with n sessions gets ``min(test_sessions, n - 1)`` test sessions, so everyone keeps
+    train history and single-session users are train only. Also numbers sessions globally
+    (``session``) in (user, session_index) order; rows must arrive sorted that way.
+    """
+    n_sessions = pl.col("session_index").max().over("user") + 1
+    n_test = pl.min_horizontal(pl.lit(test_sessions), n_sessions - 1)
+    is_test = pl.col("session_index") >= n_sessions - n_test
+    new = (pl.col("user") != pl.col("user").shift(1)) | (
+        pl.col("session_index") != pl.col("session_index").shift(1)
+    )
+    return lf.with_columns(
+        split=pl.when(is_test).then(pl.lit("test")).otherwise(pl.lit("train")),
+        session=(new.fill_null(True).cast(pl.Int64).cum_sum() - 1),
+    )
+
+
+def protocol(lf: pl.LazyFrame, options: SessionOptions) -> pl.LazyFrame:
+    """All click stages in order: k-core, dense ids, sessions, split."""
+    lf = k_core_filter(lf, options.k_core)
+    lf = sessionize(encode_ids(lf), options.session_length, options.session_gap_s)
+    return assign_split(lf, options.test_sessions)
