@@ -1,0 +1,167 @@
+"""``duet-sim data``: prepare, fetch and export datasets.
+
+Heavy modules (polars stages, torch, PIL) are imported inside the handlers so that
+``duet-sim --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from pipelines.errors import DataError
+
+DATASET_NAMES = (
+    "movielens-100k", "movielens-1m", "movielens-10m", "movielens-20m", "movielens-25m",
+    "movielens-latest", "ckplus", "synthetic-clicks", "synthetic-video",
+)  # fmt: skip
+FETCH_NAMES = (
+    "movielens-100k", "movielens-1m", "movielens-10m", "movielens-20m", "movielens-25m",
+    "movielens-latest", "movielens-latest-small", "ckplus",
+)  # fmt: skip
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``data`` and its sub-commands; each sets ``func(args) -> int``."""
+    data = subparsers.add_parser("data", help="prepare, fetch and export datasets")
+    sub = data.add_subparsers(dest="data_command", required=True)
+    _add_prepare(sub)
+    _add_fetch(sub)
+    _add_export(sub)
+
+
+def _guarded(prog: str, handler: Callable[[argparse.Namespace], int]) -> Callable:
+    """Turn data/argument errors into one line on stderr and exit code 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (DataError, ValueError, TypeError) as exc:
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prepare", help="raw dataset -> sessions/train/test Parquet + meta.json")
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+    p.add_argument("--data-dir", default=None, help="raw data root (default: $DUET_DATA_DIR)")
+    p.add_argument("--out", required=True, type=Path, help="prepared directory to write")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--session-length", type=int, default=10, help="clicks per session")
+    p.add_argument("--session-gap-s", type=int, default=None,
+                   help="cut sessions at this inactivity gap instead of by length")
+    p.add_argument("--test-sessions", type=int, default=1, help="each user's last N sessions")
+    p.add_argument("--history-length", type=int, default=30)
+    p.add_argument("--realtime-size", type=int, default=10, help="R real-time clicks")
+    p.add_argument("--train-negatives", type=int, default=4)
+    p.add_argument("--test-negatives", type=int, default=100)
+    p.add_argument("--k-core", type=int, default=0, help="0 = no k-core filter")
+    p.add_argument("--image-size", type=int, default=48)
+    p.add_argument("--synthetic", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a synthetic dataset knob, e.g. --synthetic p_stay=0.3")
+    p.set_defaults(func=_guarded(p.prog, _prepare))  # fmt: skip
+
+
+def synthetic_overrides(config_cls: type, pairs: list[str]):
+    """Build ``config_cls`` from ``KEY=VALUE`` strings, typed by the default's type."""
+    defaults = config_cls()
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    kwargs = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or key not in known:
+            raise ValueError(f"--synthetic {pair!r}: expected KEY=VALUE with KEY in {sorted(known)}")
+        kind = type(getattr(defaults, key))
+        try:
+            kwargs[key] = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
+        except ValueError as exc:
+            raise ValueError(f"--synthetic {key}: expected {kind.__name__}, got {raw!r}") from exc
+    return config_cls(**kwargs)
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from pipelines.prepare import prepare
+    from pipelines.sessions import SessionOptions
+    from pipelines.synthetic import SyntheticClicksConfig, SyntheticVideoConfig
+
+    options = SessionOptions(
+        session_length=args.session_length, session_gap_s=args.session_gap_s,
+        test_sessions=args.test_sessions, history_length=args.history_length,
+        realtime_size=args.realtime_size, train_negatives=args.train_negatives,
+        test_negatives=args.test_negatives, k_core=args.k_core,
+    )  # fmt: skip
+    configs = {}
+    if args.dataset == "synthetic-clicks":
+        configs["clicks_config"] = synthetic_overrides(SyntheticClicksConfig, args.synthetic)
+    elif args.dataset == "synthetic-video":
+        configs["video_config"] = synthetic_overrides(SyntheticVideoConfig, args.synthetic)
+    elif args.synthetic:
+        raise ValueError(f"--synthetic applies to synthetic datasets, not {args.dataset}")
+    meta = prepare(args.dataset, args.out, data_dir=args.data_dir, options=options,
+                   seed=args.seed, image_size=args.image_size, **configs)  # fmt: skip
+    counts = ", ".join(f"{k}={v}" for k, v in meta["counts"].items())
+    print(f"prepared {args.dataset} -> {args.out} ({counts})")
+    return 0
+
+
+def _add_fetch(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("fetch", help="download and verify an official dataset archive")
+    p.add_argument("dataset", choices=FETCH_NAMES)
+    p.add_argument("--dest", type=Path, default=None,
+                   help="data root (default: $DUET_DATA_DIR, else ./data)")
+    p.add_argument("--base-url", default=None, help="mirror of files.grouplens.org/datasets/movielens")
+    p.add_argument("--checksum", default=None, help="md5:<hex> or sha256:<hex> override")
+    p.set_defaults(func=_guarded(p.prog, _fetch))  # fmt: skip
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from pipelines.fetch import BASE_URL, CKPLUS_LICENSE, fetch
+
+    if args.dataset == "ckplus":
+        print(CKPLUS_LICENSE, file=sys.stderr)
+        return 2
+    dest = args.dest or Path(os.environ.get("DUET_DATA_DIR") or "data")
+    path = fetch(args.dataset, dest, base_url=args.base_url or BASE_URL, checksum=args.checksum)
+    print(f"{args.dataset} ready in {path}")
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export-duet", help="prepared clicks -> DUET reference text format")
+    p.add_argument("--prepared", required=True, type=Path, help="a prepared directory")
+    p.add_argument("--dest", required=True, type=Path, help="folder for <split>.txt")
+    p.add_argument("--split", nargs="+", default=["train", "test"], choices=["train", "test"])
+    p.set_defaults(func=_guarded(p.prog, _export))
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pipelines.export import export_duet
+
+    for path in export_duet(args.prepared, args.dest, tuple(args.split)):
+        print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pipelines.cli data ...``: the ``data`` commands without the rest of duet-sim.
+
+    Used by the benchmark's child processes and by tests, so they do not depend on other
+    sub-commands importing cleanly.
+    """
+    from simulation.cli import OneLineErrorParser
+
+    parser = OneLineErrorParser(prog="duet-sim")
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=OneLineErrorParser)
+    register(subparsers)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

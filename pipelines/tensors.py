@@ -1,0 +1,127 @@
+"""Load a prepared directory's split into the tensor dataclasses of :mod:`duet.data`.
+
+Parquet stores one row per click positive with its negatives inline (compact: the history
+is stored once per group); here each positive expands to ``1 + k`` scored rows, the
+positive first, all sharing one ``group``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.errors import DataError
+
+SPLITS = ("train", "test")
+
+
+def load_meta(prepared_dir: str | Path) -> dict:
+    """``meta.json`` of a prepared directory.
+
+    Raises:
+        DataError: missing or unreadable file, or a schema version this code does not know.
+    """
+    from pipelines.prepare import SCHEMA_VERSION
+
+    path = Path(prepared_dir) / "meta.json"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(path, f"cannot read prepared metadata ({exc})") from exc
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise DataError(path, f"schema_version {meta.get('schema_version')!r}, "
+                        f"this code reads {SCHEMA_VERSION}; prepare the data again")  # fmt: skip
+    return meta
+
+
+def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """Read one Parquet file; a missing or truncated file becomes a DataError naming it."""
+    try:
+        return pq.read_table(path, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(path, f"cannot read Parquet ({exc})") from exc
+
+
+def fixed_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Fixed-size list column -> (rows, width) numpy array, no per-row Python."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    width = array.type.list_size
+    return array.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+
+
+def load_samples(prepared_dir: str | Path, split: str):
+    """Load ``split`` of a prepared directory as ``ClickSamples`` or ``ImageSamples``.
+
+    Args:
+        prepared_dir (str | Path): output of :func:`pipelines.prepare.prepare`.
+        split (str): ``"train"`` or ``"test"``.
+
+    Returns:
+        ClickSamples | ImageSamples: ``session`` indexes ``realtime``, which holds every
+        session of the dataset (train and test), one row per ``sessions.parquet`` row.
+
+    Raises:
+        ValueError: unknown split.
+        DataError: missing or corrupt files.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
+    prepared_dir = Path(prepared_dir)
+    meta = load_meta(prepared_dir)
+    table = read_table(prepared_dir / f"{split}.parquet")
+    realtime = fixed_to_numpy(read_table(prepared_dir / "sessions.parquet", ["realtime"])["realtime"])
+    if meta["kind"] == "clicks":
+        return _clicks(table, realtime)
+    return _images(table, realtime, meta)
+
+
+def _clicks(table: pa.Table, realtime: np.ndarray):
+    import torch
+
+    from duet.data import ClickSamples
+
+    negatives = fixed_to_numpy(table["negatives"])  # (P, k)
+    n_pos, k = negatives.shape
+    per_pos = k + 1
+    target = np.concatenate([table["target"].to_numpy()[:, None], negatives], axis=1)
+    label = np.zeros((n_pos, per_pos), dtype=np.float32)
+    label[:, 0] = 1.0
+
+    def rep(name: str) -> torch.Tensor:
+        return torch.from_numpy(np.repeat(table[name].to_numpy().astype(np.int64), per_pos))
+
+    history = np.repeat(fixed_to_numpy(table["history"]).astype(np.int64), per_pos, axis=0)
+    return ClickSamples(
+        history=torch.from_numpy(history),  # (B, L)
+        target=torch.from_numpy(target.reshape(-1).astype(np.int64)),  # (B,)
+        label=torch.from_numpy(label.reshape(-1)),
+        session=rep("session"), user=rep("user"),
+        group=torch.from_numpy(np.repeat(np.arange(n_pos, dtype=np.int64), per_pos)),
+        position=rep("position"),
+        realtime=torch.from_numpy(realtime.astype(np.int64)),  # (S, R)
+    )  # fmt: skip
+
+
+def _images(table: pa.Table, realtime: np.ndarray, meta: dict):
+    import torch
+
+    from duet.data import ImageSamples
+
+    shape = (meta["channels"], meta["height"], meta["width"])
+
+    def pixels(flat: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(flat.reshape(-1, *shape).astype(np.float32) / 255.0)
+
+    def col(name: str) -> torch.Tensor:
+        return torch.from_numpy(table[name].to_numpy().astype(np.int64))
+
+    return ImageSamples(
+        pixels=pixels(fixed_to_numpy(table["pixels"])),  # (B, C, H, W)
+        label=col("label"), session=col("session"), user=col("user"),
+        position=col("position"),
+        realtime=pixels(realtime),  # (S, C, H, W)
+    )  # fmt: skip
