@@ -1,0 +1,86 @@
+"""The issue's must-shows on the real datasets (skipped when DUET_DATA_DIR is absent)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pipelines.ckplus import read_ckplus
+from pipelines.movielens import read_movielens
+
+pytestmark = pytest.mark.realdata
+
+
+@pytest.fixture(scope="module")
+def ml100k_prepared(tmp_path_factory, real_data, cli):
+    src = real_data("ml-100k")
+    root = tmp_path_factory.mktemp("ml100k")
+    for run in ("a", "b"):
+        assert cli("data", "prepare", "--dataset", "movielens-100k",
+                       "--data-dir", src.parent, "--out", root / run, "--seed", "0") == 0  # fmt: skip
+    return root
+
+
+def test_ml100k_counts(real_data):
+    interactions, items = read_movielens(real_data("ml-100k"))
+    assert interactions.height == 100_000
+    assert interactions["user_id"].n_unique() == 943
+    assert interactions["item_id"].n_unique() == 1682
+    assert items.height == 1682
+    assert interactions.row(0) == (196, 242, 881250949)
+
+
+def test_ml100k_prepared_meta(ml100k_prepared):
+    import json
+
+    meta = json.loads((ml100k_prepared / "a" / "meta.json").read_text())
+    assert (meta["num_users"], meta["num_items"], meta["counts"]["interactions"]) == (943, 1682, 100_000)
+
+
+def test_ml100k_test_negatives_are_100_unseen(ml100k_prepared):
+    out = ml100k_prepared / "a"
+    seen = pl.concat([pl.read_parquet(out / f"{s}.parquet", columns=["user", "target"])
+                      for s in ("train", "test")])  # fmt: skip
+    test = pl.read_parquet(out / "test.parquet")
+    negatives = np.stack(test["negatives"].to_numpy())
+    assert negatives.shape == (test.height, 100)
+    assert all(len(set(row)) == 100 for row in negatives[:500])
+    keys = set(zip(seen["user"].to_list(), seen["target"].to_list(), strict=True))
+    users = np.repeat(test["user"].to_numpy(), 100)
+    collisions = sum((u, i) in keys for u, i in zip(users, negatives.ravel(), strict=True))
+    assert collisions == 0
+
+
+def test_ml100k_no_test_before_train(ml100k_prepared):
+    out = ml100k_prepared / "a"
+    train = pl.read_parquet(out / "train.parquet").group_by("user").agg(last=pl.col("ts").max())
+    test = pl.read_parquet(out / "test.parquet").group_by("user").agg(first=pl.col("ts").min())
+    joined = test.join(train, on="user")
+    assert joined.height == 943
+    assert (joined["first"] >= joined["last"]).all()
+
+
+def test_ml100k_byte_identical(ml100k_prepared):
+    for name in ("sessions", "train", "test", "items"):
+        a = (ml100k_prepared / "a" / f"{name}.parquet").read_bytes()
+        assert a == (ml100k_prepared / "b" / f"{name}.parquet").read_bytes(), name
+
+
+def test_ckplus48_counts(tmp_path, real_data, cli):
+    src = real_data("ck-plus-48")
+    frames, classes = read_ckplus(src)
+    assert frames.height == 981
+    assert frames["subject"].n_unique() == 118
+    assert frames.select("subject", "sequence").n_unique() == 327
+    counts = dict(zip(*np.unique(frames["label"].to_numpy(), return_counts=True), strict=True))
+    expected = {"anger": 135, "contempt": 54, "disgust": 177, "fear": 75, "happy": 207,
+                "sadness": 84, "surprise": 249}  # fmt: skip
+    assert {classes[k]: int(v) for k, v in counts.items()} == expected
+    assert cli("data", "prepare", "--dataset", "ckplus", "--data-dir", src.parent,
+                   "--out", tmp_path / "ck") == 0  # fmt: skip
+    import json
+
+    meta = json.loads((tmp_path / "ck" / "meta.json").read_text())
+    assert (meta["num_users"], meta["counts"]["sessions"], meta["counts"]["frames"]) == (118, 327, 981)
+    assert meta["class_names"] == list(expected)
