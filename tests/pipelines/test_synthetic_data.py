@@ -1,0 +1,53 @@
+"""The built-in synthetic datasets: structure the knobs promise, validation, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pipelines.synthetic import SyntheticClicksConfig, SyntheticVideoConfig, synthetic_clicks, synthetic_video
+
+
+def test_clicks_sessions_follow_their_cluster():
+    config = SyntheticClicksConfig(n_users=50, p_focus=0.9, p_stay=0.0)
+    inter, items = synthetic_clicks(config, seed=1)
+    assert inter.height == 50 * 24 * 10
+    cluster = (inter["item_id"].to_numpy() - 1) % config.n_clusters
+    per_session = cluster.reshape(-1, 10)
+    top_share = np.array([np.bincount(s, minlength=12).max() / 10 for s in per_session])
+    assert top_share.mean() > 0.8  # ~p_focus of a session's clicks share one cluster
+    ts = inter["ts"].to_numpy().reshape(50, 24, 10)
+    assert (np.diff(ts[:, :, 0], axis=1) > np.diff(ts[:, 0, :], axis=1).max()).all()
+    assert items["genres"].to_list()[0] == ["cluster-00"]
+
+
+def test_clicks_p_stay_controls_interest_changes():
+    def changes(p_stay):
+        inter, _ = synthetic_clicks(SyntheticClicksConfig(n_users=80, p_focus=1.0, p_stay=p_stay), 0)
+        modal = np.array([np.bincount(s).argmax() for s in ((inter["item_id"].to_numpy() - 1) % 12).reshape(-1, 10)])
+        return (np.diff(modal.reshape(80, 24), axis=1) != 0).mean()
+
+    assert changes(0.9) < 0.2 < 0.7 < changes(0.0)
+
+
+def test_video_shapes_and_style_signal():
+    config = SyntheticVideoConfig(n_subjects=6, sessions_per_subject=3)
+    frames = synthetic_video(config, seed=0)
+    assert frames.height == 6 * 3 * 6
+    assert {len(p) for p in frames["pixels"].to_list()} == {48 * 48}
+    labels = frames.group_by("subject", "sequence").agg(pl.col("label").n_unique())
+    assert (labels["label"] == 1).all()  # one label per video
+    again = synthetic_video(config, seed=0)
+    assert frames.equals(again)
+    assert not frames.equals(synthetic_video(config, seed=1))
+
+
+@pytest.mark.parametrize(("cls", "kw", "msg"), [
+    (SyntheticClicksConfig, {"p_stay": 1.5}, r"p_stay: expected value in \[0, 1\], got 1.5"),
+    (SyntheticClicksConfig, {"n_clusters": 0}, "n_clusters"),
+    (SyntheticVideoConfig, {"num_classes": 1}, "num_classes"),
+])  # fmt: skip
+def test_config_validation(cls, kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        cls(**kw)
