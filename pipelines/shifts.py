@@ -78,10 +78,11 @@ class ShiftContext:
 
 
 def _range(key: str, value: float, lo: float, hi: float, *, open_lo: bool = False) -> None:
-    """ValueError quoting key, value and the accepted range."""
-    ok = (lo < value if open_lo else lo <= value) and value <= hi
-    if isinstance(value, bool) or not isinstance(value, int | float) or not ok:
-        bracket = "(" if open_lo else "["
+    """TypeError (not a number) or ValueError (out of range) quoting key, value and range."""
+    bracket = "(" if open_lo else "["
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{key}: expected number in {bracket}{lo}, {hi}], got {value!r}")
+    if not ((lo < value if open_lo else lo <= value) and value <= hi):
         raise ValueError(f"{key}: expected number in {bracket}{lo}, {hi}], got {value!r}")
 
 
