@@ -32,7 +32,7 @@ def test_image_samples_contract(prepared_video):
     s = load_samples(prepared_video, "train")
     assert isinstance(s, ImageSamples)
     assert s.pixels.shape[1:] == (1, 48, 48) and s.pixels.dtype == torch.float32
-    assert 0.0 <= float(s.pixels.min()) and float(s.pixels.max()) <= 1.0
+    assert float(s.pixels.min()) >= 0.0 and float(s.pixels.max()) <= 1.0
     first = s.position == 0
     assert torch.equal(s.realtime[s.session[first]], s.pixels[first])  # realtime = first frame
 

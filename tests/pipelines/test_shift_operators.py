@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from pipelines.shifts import (
-    SHIFTS, ImageSession, apply_shift, build_shift, click_context, image_context,
+    SHIFTS,
+    ImageSession,
+    apply_shift,
+    build_shift,
+    click_context,
+    image_context,
 )  # fmt: skip
 
 SHIFTED = {0, 1, 2, 3, 4}

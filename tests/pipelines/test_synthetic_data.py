@@ -6,7 +6,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.synthetic import SyntheticClicksConfig, SyntheticVideoConfig, synthetic_clicks, synthetic_video
+from pipelines.synthetic import (
+    SyntheticClicksConfig,
+    SyntheticVideoConfig,
+    synthetic_clicks,
+    synthetic_video,
+)
 
 
 def test_clicks_sessions_follow_their_cluster():
