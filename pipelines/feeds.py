@@ -66,9 +66,11 @@ def session_stream(prepared_dir: str | Path, n_consumers: int, *, split: str | N
     """
     if n_consumers < 1:
         raise ValueError(f"n_consumers: expected int >= 1, got {n_consumers!r}")
+    from ray.data.expressions import col
+
     ds = _read(prepared_dir, "sessions")
     if split is not None:
-        ds = ds.filter(expr=f"split == '{split}'")
+        ds = ds.filter(expr=col("split") == split)
     # A small sessions file is one block, and blocks are the unit a split hands out:
     # cut it into a few blocks per consumer so every consumer gets work.
     ds = ds.repartition(4 * n_consumers)

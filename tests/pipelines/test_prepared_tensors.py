@@ -52,3 +52,15 @@ def test_truncated_parquet_is_a_data_error(prepared_clicks, tmp_path):
 def test_unknown_split(prepared_clicks):
     with pytest.raises(ValueError, match="split: expected one of"):
         load_samples(prepared_clicks, "valid")
+
+
+def test_same_seed_byte_identical_other_seed_differs(tmp_path, cli):
+    def run(name, seed):
+        out = tmp_path / name
+        assert cli("data", "prepare", "--dataset", "synthetic-clicks", "--out", out, "--seed", seed,
+                   "--synthetic", "n_users=20", "--synthetic", "sessions_per_user=5") == 0  # fmt: skip
+        return {p.name: p.read_bytes() for p in out.glob("*.parquet")}
+
+    a, b, c = run("a", 5), run("b", 5), run("c", 6)
+    assert a == b
+    assert a["train.parquet"] != c["train.parquet"]
