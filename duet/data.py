@@ -96,8 +96,19 @@ Samples = ClickSamples | ImageSamples
 def iterate_batches(
     samples: Samples, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None
 ):
-    """Yield ``samples`` in batches of ``batch_size`` rows (last batch may be smaller)."""
+    """Yield ``samples`` in batches of ``batch_size`` rows (last batch may be smaller).
+
+    Click rows are shuffled by impression group, keeping a positive and its negatives
+    together, so the backbone encodes their shared history once per batch.
+    """
     n = len(samples)
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    if not shuffle:
+        order = torch.arange(n)
+    elif isinstance(samples, ClickSamples):
+        _, dense = samples.group.unique(return_inverse=True)
+        rank = torch.randperm(int(dense.max()) + 1, generator=generator)[dense]
+        order = torch.sort(rank, stable=True).indices
+    else:
+        order = torch.randperm(n, generator=generator)
     for start in range(0, n, batch_size):
         yield samples.index(order[start : start + batch_size])

@@ -30,20 +30,37 @@ class FinetuneConfig:
     seed: int = 0
 
 
-def click_finetune_rows(realtime: Tensor, history_length: int, num_items: int, cfg: FinetuneConfig):
+def session_negatives(sessions: Tensor, count: int, num_items: int, seed: int) -> Tensor:
+    """(U, count) items in 1..num_items, a pure function of (session id, slot, seed).
+
+    A device samples its own negatives, so they must not depend on which other sessions
+    share the batch: a Park-Miller (minstd) hash per slot instead of a shared RNG stream.
+    """
+    m = 2**31 - 1
+    slot = torch.arange(count)
+    x = (sessions[:, None] * 7919 + slot[None] * 104729 + seed * 15485863 + 1) % m
+    for _ in range(3):
+        x = x * 48271 % m  # x < 2^31 and 48271 < 2^16: the product fits in int64
+    return x % num_items + 1
+
+
+def click_finetune_rows(
+    realtime: Tensor, sessions: Tensor, history_length: int, num_items: int, cfg: FinetuneConfig
+):
     """Labelled rows from real-time clicks: each click (j >= 1) is a positive whose history
-    is the clicks before it, plus ``cfg.negatives`` uniformly sampled items.
+    is the clicks before it, plus ``cfg.negatives`` sampled items.
 
     Returns history (U, M, L), target (U, M), label (U, M), valid (U, M).
     """
     U, R = realtime.shape
-    g = torch.Generator().manual_seed(cfg.seed)
     hist = torch.zeros(U, R - 1, history_length, dtype=torch.long)
     for j in range(1, R):  # R is small (real-time window), U is vectorized
         take = min(j, history_length)
         hist[:, j - 1, history_length - take :] = realtime[:, j - take : j]
     pos = realtime[:, 1:]  # (U, R-1)
-    neg = torch.randint(1, num_items + 1, (U, R - 1, cfg.negatives), generator=g)
+    neg = session_negatives(sessions, (R - 1) * cfg.negatives, num_items, cfg.seed).view(
+        U, R - 1, -1
+    )
     target = torch.cat([pos[..., None], neg], dim=2).flatten(1)  # (U, M)
     label = torch.zeros_like(target, dtype=torch.float)
     label.view(U, R - 1, -1)[..., 0] = 1.0
@@ -60,7 +77,7 @@ def _features(
         seq = model.cfg.sequence
         assert seq is not None
         history, target, label, valid = click_finetune_rows(
-            s.realtime[sessions], seq.history_length, seq.num_items, cfg
+            s.realtime[sessions], sessions, seq.history_length, seq.num_items, cfg
         )
         U, M, L = history.shape
         feat, temb = model.backbone(history.view(U * M, L), target.view(U * M))

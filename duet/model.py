@@ -101,7 +101,7 @@ class DeviceModel(nn.Module):
     def features(self, s: Samples) -> tuple[Tensor, Tensor | None]:
         """Backbone output: (features (B, F), target embedding (B, E) or None for images)."""
         if isinstance(s, ClickSamples):
-            return self.backbone(s.history, s.target)
+            return self.backbone(s.history, s.target, s.group)
         return self.backbone(s.pixels), None
 
     def device_inputs(self, realtime: Tensor) -> tuple[Tensor, Tensor]:

@@ -36,6 +36,9 @@ class PPGConfig:
     tau: float = 1.0  # SWA temperature
     max_block_params: int = 16384  # Eq. 4: a layer with more weights is generated in row blocks
     conditioned: bool = True  # False: plain HyperNetwork, a learned latent per layer, no data
+    init_scale: float = (
+        1.0  # std of the data-dependent part of W^(n) at init, in units of 1/sqrt(I)
+    )
 
     def __post_init__(self) -> None:
         if self.neck not in ("gru", "mean"):
@@ -104,7 +107,7 @@ class LayerGenerator(nn.Module):
         self.b1 = nn.Parameter(torch.zeros(P, G))
         # the data-dependent part starts small; the output bias starts as nn.Linear's init,
         # so at step 0 every device gets a sensible classifier and learns its deviation
-        self.w2 = nn.Parameter(torch.randn(P, out_size, G) * 0.1 / math.sqrt(G * in_dim))
+        self.w2 = nn.Parameter(torch.randn(P, out_size, G) * cfg.init_scale / math.sqrt(G * in_dim))
         bound = 1 / math.sqrt(in_dim)
         b2 = torch.zeros(P, self.rows, in_dim + 1)
         b2[..., :in_dim].uniform_(-bound, bound)

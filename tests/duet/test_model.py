@@ -1,0 +1,136 @@
+"""Device model: functional forward, gradients, backbones, checkpoints, cost."""
+
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+
+from duet.builders import mobilenet_umn, sequence_umn
+from duet.checkpoint import load_checkpoint, save_checkpoint
+from duet.cost import on_device_flops, on_device_params
+from duet.dynamic import ClassifierConfig, GlobalClassifier, functional_forward
+from duet.mobilenet import MobileNetConfig, MobileNetV3
+from duet.model import DeviceModel, ModelConfig
+from duet.train import TrainConfig, weighted_loss
+
+NUM_ITEMS = 50
+
+
+def test_batched_functional_forward_equals_per_device_loop():
+    torch.manual_seed(0)
+    cfg = ClassifierConfig((8, 16, 4), "relu")
+    D, N = 5, 7
+    params = [(torch.randn(D, o, i), torch.randn(D, o)) for o, i in cfg.shapes]
+    x = torch.randn(D, N, 8)
+    batched = functional_forward(cfg, x, params)
+    for d in range(D):
+        (w1, b1), (w2, b2) = [(w[d], b[d]) for w, b in params]
+        expected = torch.relu(x[d] @ w1.T + b1) @ w2.T + b2
+        torch.testing.assert_close(batched[d], expected)
+
+
+def test_global_params_broadcast_without_copy():
+    g = GlobalClassifier(ClassifierConfig((8, 4)))
+    ((w, _),) = g.params(3)
+    assert w.shape == (3, 4, 8) and w.data_ptr() == g.weights[0].data_ptr()
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "gru4rec", "din"])
+@pytest.mark.parametrize("method", ["base", "duet", "hypernet"])
+def test_gradients_reach_backbone_and_generator(backbone, method, clicks):
+    torch.manual_seed(0)
+    model = DeviceModel(sequence_umn(backbone, method, NUM_ITEMS)).train()
+    weighted_loss(model, clicks, TrainConfig(gamma=0.9)).backward()
+    assert model.backbone.item_emb.weight.grad.abs().sum() > 0
+    if model.ppg is not None:
+        grads = [p.grad for p in model.ppg.parameters()]
+        assert all(g is not None and g.abs().sum() > 0 for g in grads), (
+            "every PPG tensor gets a gradient"
+        )
+
+
+def test_empty_history_gives_finite_logits(clicks):
+    model = DeviceModel(sequence_umn("sasrec", "duet", NUM_ITEMS)).eval()
+    clicks.history[:] = 0
+    clicks.realtime[:] = 0
+    global_logits, gen_logits = model(clicks)
+    assert torch.isfinite(global_logits).all() and torch.isfinite(gen_logits).all()
+
+
+@pytest.mark.parametrize("variant,feature_dim", [("large", 960), ("small", 576)])
+def test_mobilenet_at_48_gray_and_224_rgb(variant, feature_dim):
+    gray = MobileNetV3(MobileNetConfig(variant, in_channels=1)).eval()
+    rgb = MobileNetV3(MobileNetConfig(variant, in_channels=3)).eval()
+    with torch.no_grad():
+        assert gray(torch.rand(2, 1, 48, 48)).shape == (2, feature_dim)
+        assert rgb(torch.rand(1, 3, 224, 224)).shape == (1, feature_dim)
+
+
+def test_mobilenet_parameter_counts_match_reference_architecture():
+    # torchvision's mobilenet_v3_large trunk (features) has 2,971,952 parameters at 3 channels
+    trunk = MobileNetV3(MobileNetConfig("large", in_channels=3))
+    assert sum(p.numel() for p in trunk.parameters()) == 2_971_952
+    small = MobileNetV3(MobileNetConfig("small", in_channels=3))
+    assert sum(p.numel() for p in small.parameters()) == 927_008
+
+
+def test_image_model_trains_one_step(images):
+    model = DeviceModel(mobilenet_umn("small", "duet", 3, in_channels=1, head_hidden=32)).train()
+    loss = weighted_loss(model, images, TrainConfig())
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert any(p.grad is not None for p in model.ppg.parameters())
+
+
+@pytest.mark.parametrize("method", ["base", "duet", "duet-no-swa", "hypernet"])
+def test_checkpoint_round_trip_is_bit_exact(method, clicks, tmp_path):
+    torch.manual_seed(0)
+    model = DeviceModel(sequence_umn("sasrec", method, NUM_ITEMS)).eval()
+    save_checkpoint(model, tmp_path, info={"seed": 0})
+    loaded, info = load_checkpoint(tmp_path)
+    assert info == {"seed": 0}
+    assert loaded.cfg == model.cfg
+    with torch.no_grad():
+        for a, b in zip(model(clicks), loaded(clicks), strict=True):
+            assert (a is None and b is None) or torch.equal(a, b)
+
+
+def test_checkpoint_refuses_pickled_objects(tmp_path):
+    model = DeviceModel(sequence_umn("gru4rec", "base", NUM_ITEMS))
+    save_checkpoint(model, tmp_path)
+    torch.save({"evil": object()}, tmp_path / "model.pt")
+    with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
+        load_checkpoint(tmp_path)
+
+
+def test_model_config_validates():
+    cfg = sequence_umn("din", "base", NUM_ITEMS)
+    with pytest.raises(ValueError, match="method must be one of"):
+        ModelConfig(
+            backbone="din", method="magic", classifier=cfg.classifier, sequence=cfg.sequence
+        )
+    with pytest.raises(ValueError, match="needs a ppg"):
+        ModelConfig(backbone="din", method="duet", classifier=cfg.classifier, sequence=cfg.sequence)
+    with pytest.raises(ValueError, match="divisible"):
+        sequence_umn("sasrec", "base", NUM_ITEMS, num_heads=5)
+
+
+def test_on_device_cost_excludes_the_generator(clicks):
+    base = DeviceModel(sequence_umn("sasrec", "base", NUM_ITEMS))
+    duet = DeviceModel(sequence_umn("sasrec", "duet", NUM_ITEMS))
+    assert on_device_params(base) == on_device_params(duet)
+    assert on_device_flops(base, clicks) == on_device_flops(duet, clicks) > 0
+
+
+def test_duet_package_imports_only_torch_side_libraries():
+    forbidden = {"ray", "polars", "pyarrow", "pandas", "prometheus_client"}
+    for path in Path(__file__).resolve().parents[2].joinpath("duet").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
+            for name in names:
+                assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"

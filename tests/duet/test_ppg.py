@@ -1,0 +1,97 @@
+"""PPG and SWA: Eq. 8-9 semantics, per-device conditioning, block-wise generation."""
+
+import pytest
+import torch
+
+from duet.builders import sequence_umn
+from duet.dynamic import ClassifierConfig
+from duet.model import DeviceModel
+from duet.ppg import PPG, LayerGenerator, PPGConfig, swa_weights
+
+NUM_ITEMS = 50
+
+
+def test_swa_weights_are_a_probability_vector():
+    torch.manual_seed(0)
+    p = swa_weights(torch.randn(5, 16, 8), tau=0.5)
+    assert p.shape == (5,)
+    assert torch.all(p >= 0)
+    assert p.sum().item() == pytest.approx(1.0, abs=1e-6)
+    # generators with larger row sums of S = W'W'^T get more weight (Eq. 9 is monotone)
+    w = torch.randn(3, 4, 4)
+    w[2] *= 3
+    p = swa_weights(w, tau=1.0)
+    s = (w.flatten(1) @ w.flatten(1).T).sum(1)
+    assert torch.equal(p.argsort(), s.argsort())
+
+
+def test_single_generator_reduces_to_that_generator():
+    torch.manual_seed(0)
+    cfg = PPGConfig(input_dim=8, num_generators=1)
+    layer = LayerGenerator(cfg, out_dim=4, in_dim=6)
+    assert torch.equal(layer.mixing(), torch.ones(1))
+    z = torch.randn(3, cfg.hidden_dim)
+    w, b = layer(z, 3)
+    # the same computation with the one generator's own tensors, no mixing
+    e = layer.head(z).view(3, 1, -1)
+    h = torch.relu(e @ layer.w1[0].T + layer.b1[0])
+    out = (h @ layer.w2[0].T + layer.b2[0]).view(3, -1, 7)
+    torch.testing.assert_close(w, out[..., :6])
+    torch.testing.assert_close(b, out[..., 6])
+
+
+def test_swa_mixes_generators_with_p():
+    torch.manual_seed(0)
+    layer = LayerGenerator(PPGConfig(input_dim=8, num_generators=3), out_dim=4, in_dim=6)
+    z = torch.randn(2, 64)
+    p = layer.mixing()
+    w, _ = layer(z, 2)
+    e = layer.head(z).view(2, 1, -1)
+    w1 = sum(p[i] * layer.w1[i] for i in range(3))
+    b1 = sum(p[i] * layer.b1[i] for i in range(3))
+    w2 = sum(p[i] * layer.w2[i] for i in range(3))
+    b2 = sum(p[i] * layer.b2[i] for i in range(3))
+    expected = (torch.relu(e @ w1.T + b1) @ w2.T + b2).view(2, -1, 7)[..., :6]
+    torch.testing.assert_close(w, expected)
+
+
+def test_generated_params_depend_on_realtime_samples_only():
+    torch.manual_seed(0)
+    model = DeviceModel(sequence_umn("sasrec", "duet", NUM_ITEMS)).eval()
+    a = torch.randint(1, NUM_ITEMS + 1, (1, 10))
+    b = torch.randint(1, NUM_ITEMS + 1, (1, 10))
+    realtime = torch.cat([a, b, a])  # devices 0 and 2 identical, 1 different
+    inputs, mask = model.device_inputs(realtime)
+    params = model.generate(inputs, mask, 3)
+    for w, bias in params:
+        assert torch.equal(w[0], w[2]) and torch.equal(bias[0], bias[2])
+        assert not torch.allclose(w[0], w[1])
+
+
+def test_hypernet_is_not_conditioned_on_data():
+    torch.manual_seed(0)
+    model = DeviceModel(sequence_umn("gru4rec", "hypernet", NUM_ITEMS)).eval()
+    assert model.ppg is not None and model.ppg.neck is None
+    params = model.generate(None, None, 4)
+    for w, _ in params:
+        assert all(torch.equal(w[0], w[d]) for d in range(4))
+
+
+def test_blockwise_generation_for_large_layers():
+    classifier = ClassifierConfig((96, 200, 7), "hardswish")
+    cfg = PPGConfig(input_dim=96, neck="mean", max_block_params=4096, num_generators=2)
+    ppg = PPG(cfg, classifier)
+    big, small = ppg.layers
+    assert big.blocks == 5 and big.rows == 40  # 200*96 weights / 4096 -> 5 row blocks
+    assert small.blocks == 1
+    # each block's generator output is ~1/K of the layer: the point of Eq. 4
+    assert big.w2.shape[1] == big.rows * (96 + 1)
+    params = ppg(torch.randn(3, 1, 96), torch.ones(3, 1), 3)
+    assert [tuple(w.shape) for w, _ in params] == [(3, 200, 96), (3, 7, 200)]
+    assert [tuple(b.shape) for _, b in params] == [(3, 200), (3, 7)]
+
+
+@pytest.mark.parametrize("bad", [{"num_generators": 0}, {"tau": 0.0}, {"neck": "lstm"}])
+def test_ppg_config_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match=next(iter(bad)) if "neck" not in bad else "neck"):
+        PPGConfig(input_dim=8, **bad)
