@@ -1,0 +1,544 @@
+"""The DUET generator's cloud half without Ray: checkpoints by key, request validation, and
+batched parameter generation (one PPG forward per model per batch).
+
+Ray Serve (actors/serve_app.py) and the in-process client (actors/generator_client.py) both
+wrap a `GeneratorCore`; neither adds logic of its own (STYLE items 9-11).
+
+Request modes (paper Table 3 compares the two uploads):
+    raw        click models: ``items`` (R,) item ids, oldest first, 0 = padding;
+               image models: ``pixels`` (C, H, W) the session's first frame.
+               The server runs ``model.device_inputs`` on them.
+    embedding  ``embeddings`` (R, In): what ``model.device_inputs`` returns on the device
+               (item embeddings, or frozen backbone features), real samples only.
+Unconditioned models (the HyperNetwork baseline) take no samples; any given are ignored.
+
+Every request is left-padded to the model's ``max_samples`` (the dataset's realtime_size),
+the layout the PPG was trained on, so a device's parameters do not depend on which other
+devices share its batch.
+
+Notation used for tensor shapes: D devices in a batch, R real-time samples (padded to
+S = max_samples), In per-sample input width, C/H/W image channels/height/width,
+O/I a dynamic layer's output/input width.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from duet.checkpoint import WEIGHTS, load_checkpoint
+from duet.model import DeviceModel
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": np.float32, "float16": np.float16}
+DEFAULT_MAX_SAMPLES = 10  # pipelines' default realtime_size, when a checkpoint does not say
+MAX_DEVICE_ID_CHARS = 128
+
+
+# ---- errors -----------------------------------------------------------------------------
+class GeneratorError(Exception):
+    """A request the generator refuses. ``field`` names the offending request field;
+    ``status`` is the HTTP status the ingress answers with."""
+
+    status = 400
+
+    def __init__(self, message: str, field: str = "body"):
+        super().__init__(message)
+        self.message, self.field = message, field
+
+    def __reduce__(self):  # keep (message, field) across Ray's pickling of exceptions
+        return (type(self), (self.message, self.field))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": type(self).__name__, "field": self.field, "message": self.message}
+
+
+class MalformedRequestError(GeneratorError):
+    """Unparseable body, missing or unknown fields, wrong JSON types."""
+
+    status = 400
+
+
+class UnknownModelError(GeneratorError):
+    status = 422
+
+
+class ShapeError(GeneratorError):
+    status = 422
+
+
+class DtypeError(GeneratorError):
+    status = 422
+
+
+class VocabularyError(GeneratorError):
+    """Item ids outside 0..num_items (0 is padding)."""
+
+    status = 422
+
+
+class NonFiniteError(GeneratorError):
+    status = 422
+
+
+class SampleCountError(GeneratorError):
+    """No real samples, or more than the model's ``max_samples``."""
+
+    status = 422
+
+
+class BodyTooLargeError(GeneratorError):
+    status = 413
+
+
+class UnsupportedMediaTypeError(GeneratorError):
+    status = 415
+
+
+# ---- requests and responses --------------------------------------------------------------
+@dataclass
+class GenerateRequest:
+    """One device's request. Give exactly one of ``items``, ``pixels``, ``embeddings``
+    (none for unconditioned models). Arrays may be numpy arrays, tensors or nested lists."""
+
+    device_id: str
+    model_key: str
+    items: Any = None  # (R,) int item ids, raw click upload
+    pixels: Any = None  # (C, H, W) float first frame, raw image upload
+    embeddings: Any = None  # (R, In) float, embedding upload
+    dtype: str = "float32"  # of the returned parameters: "float32" or "float16"
+    upload_bytes: int | None = None  # wire size when known (the HTTP ingress sets it)
+
+    @classmethod
+    def from_json(cls, body: Any, where: str = "") -> GenerateRequest:
+        """Build from a decoded JSON object; unknown keys and wrong JSON types are refused."""
+        if not isinstance(body, dict):
+            raise MalformedRequestError(
+                f"expected a JSON object, got {type(body).__name__}", where or "body"
+            )
+        known = {"device_id", "model_key", "items", "pixels", "embeddings", "dtype"}
+        unknown = sorted(set(body) - known)
+        if unknown:
+            raise MalformedRequestError(
+                f"unknown field(s) {unknown}; accepted: {sorted(known)}", where + unknown[0]
+            )
+        for key in ("device_id", "model_key"):
+            if key not in body:
+                raise MalformedRequestError(f"missing required field {key!r}", where + key)
+        return cls(**body)
+
+
+@dataclass
+class GenerateResponse:
+    """One device's personalized dynamic-layer parameters: ``params[n] = (W (O, I), b (O,))``."""
+
+    device_id: str
+    model_key: str
+    model_version: str
+    dtype: str
+    params: list[tuple[np.ndarray, np.ndarray]]
+    upload_bytes: int
+    download_bytes: int
+    batch_size: int  # devices generated in the same forward
+    batch_generate_s: float  # wall time of that forward (server side)
+
+    def torch_params(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Params as float32 tensors with a leading device axis of 1, for `DeviceModel.score`."""
+        return [
+            (
+                torch.from_numpy(w.astype(np.float32))[None],
+                torch.from_numpy(b.astype(np.float32))[None],
+            )
+            for w, b in self.params
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "device_id": self.device_id, "model_key": self.model_key,
+            "model_version": self.model_version, "dtype": self.dtype,
+            "params": [{"weight": w.tolist(), "bias": b.tolist()} for w, b in self.params],
+            "upload_bytes": self.upload_bytes, "download_bytes": self.download_bytes,
+            "batch_size": self.batch_size, "batch_generate_s": self.batch_generate_s,
+        }  # fmt: skip
+
+
+@dataclass
+class ServedModel:
+    """A loaded checkpoint and the limits its requests are checked against."""
+
+    key: str
+    model: DeviceModel
+    version: str  # sha256 of model.pt, first 12 hex digits
+    meta: dict[str, Any]
+    max_samples: int  # S: requests are left-padded to this many samples
+    path: str = ""
+
+    @property
+    def kind(self) -> str:
+        return self.model.cfg.kind
+
+    @property
+    def conditioned(self) -> bool:
+        return bool(self.model.cfg.ppg and self.model.cfg.ppg.conditioned)
+
+    @property
+    def input_dim(self) -> int:
+        assert self.model.cfg.ppg is not None
+        return self.model.cfg.ppg.input_dim
+
+    @property
+    def param_shapes(self) -> list[dict[str, list[int]]]:
+        return [{"weight": [o, i], "bias": [o]} for o, i in self.model.cfg.classifier.shapes]
+
+    def describe(self) -> dict[str, Any]:
+        cfg = self.model.cfg
+        return {
+            "key": self.key, "version": self.version, "kind": self.kind, "backbone": cfg.backbone,
+            "method": cfg.method, "conditioned": self.conditioned, "max_samples": self.max_samples,
+            "input_dim": self.input_dim if self.conditioned else None,
+            "num_items": cfg.sequence.num_items if cfg.sequence else None,
+            "image_shape": self.image_shape if self.kind == "images" else None,
+            "param_shapes": self.param_shapes, "dataset": self.meta.get("dataset"),
+        }  # fmt: skip
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        assert self.model.cfg.mobilenet is not None
+        c = self.model.cfg.mobilenet.in_channels
+        return (c, int(self.meta.get("height", 48)), int(self.meta.get("width", 48)))
+
+
+@dataclass
+class _Prepared:
+    """A validated request: its model and its inputs as tensors, not yet padded together."""
+
+    request: GenerateRequest
+    served: ServedModel
+    mode: str  # "items" | "pixels" | "embeddings" | "none"
+    tensor: torch.Tensor | None  # (S,) int64 | (C, H, W) | (S, In) float32
+    mask: torch.Tensor | None = None  # (S,) bool, embeddings only
+    upload_bytes: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- the core ---------------------------------------------------------------------------
+def weights_version(directory: str | Path) -> str:
+    """Content address of a checkpoint's weights: the same file always has the same version."""
+    digest = hashlib.sha256((Path(directory) / WEIGHTS).read_bytes()).hexdigest()
+    return digest[:12]
+
+
+def default_model_key(model: DeviceModel, info: Mapping[str, Any]) -> str:
+    """``<dataset>/<backbone>/<method>``, the dataset from the checkpoint's dataset_meta."""
+    dataset = info.get("dataset_meta", {}).get("dataset", "unknown")
+    return f"{dataset}/{model.cfg.backbone}/{model.cfg.method}"
+
+
+class GeneratorCore:
+    """Loaded checkpoints by model key; validates requests and generates in batches.
+
+    Args:
+        models (Mapping[str, ServedModel]): the models served, by key.
+
+    Examples:
+        >>> core = GeneratorCore.from_checkpoints(["runs/duet"])  # doctest: +SKIP
+        >>> [r] = core.generate([GenerateRequest("dev-1", core.keys()[0], items=[3, 7])])  # doctest: +SKIP
+    """
+
+    def __init__(self, models: Mapping[str, ServedModel]):
+        if not models:
+            raise ValueError("GeneratorCore needs at least one model, got none")
+        self.models = dict(models)
+
+    @classmethod
+    def from_checkpoints(
+        cls, checkpoints: Sequence[str | Path] | Mapping[str, str | Path], *,
+        max_samples: int | None = None,
+    ) -> GeneratorCore:  # fmt: skip
+        """Load run directories; a mapping gives each its key, a list uses `default_model_key`.
+
+        Args:
+            checkpoints: run directories (``model.pt`` + ``config.json``), or ``{key: dir}``.
+            max_samples (int | None): override every model's sample limit. Default: the
+                checkpoint's ``dataset_meta.realtime_size``, else 10.
+
+        Raises:
+            ValueError: a checkpoint that does not generate parameters, or a duplicate key.
+        """
+        items = (
+            checkpoints.items()
+            if isinstance(checkpoints, Mapping)
+            else [(None, c) for c in checkpoints]
+        )
+        models: dict[str, ServedModel] = {}
+        for key, directory in items:
+            served = load_served_model(directory, key=key, max_samples=max_samples)
+            if served.key in models:
+                raise ValueError(
+                    f"two checkpoints share the model key {served.key!r}: name them key=DIR"
+                )
+            models[served.key] = served
+        return cls(models)
+
+    def keys(self) -> list[str]:
+        return sorted(self.models)
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [self.models[k].describe() for k in self.keys()]
+
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResponse]:
+        """Validate every request, then generate; the first bad request raises."""
+        return self.generate_prepared([self.prepare(r) for r in requests])
+
+    # ---- validation ------------------------------------------------------------------------
+    def prepare(self, req: GenerateRequest, where: str = "") -> _Prepared:
+        """Check one request against its model; raises a `GeneratorError` naming the field."""
+        if not isinstance(req, GenerateRequest):
+            raise MalformedRequestError(
+                f"expected a GenerateRequest, got {type(req).__name__}", where or "body"
+            )
+        _check_str(req.device_id, where + "device_id", MAX_DEVICE_ID_CHARS)
+        _check_str(req.model_key, where + "model_key", 256)
+        served = self.models.get(req.model_key)
+        if served is None:
+            raise UnknownModelError(
+                f"unknown model key {req.model_key!r}; served: {self.keys()}", where + "model_key"
+            )
+        if not isinstance(req.dtype, str) or req.dtype not in DTYPES:
+            raise DtypeError(
+                f"dtype must be one of {sorted(DTYPES)}, got {req.dtype!r}", where + "dtype"
+            )
+        given = [n for n in ("items", "pixels", "embeddings") if getattr(req, n) is not None]
+        if not served.conditioned:
+            return _Prepared(req, served, "none", None)
+        accepted = ("items" if served.kind == "clicks" else "pixels", "embeddings")
+        if len(given) != 1 or given[0] not in accepted:
+            raise MalformedRequestError(
+                f"{served.kind} model {served.key!r} needs exactly one of {accepted}, got {given}",
+                where + (given[0] if len(given) == 1 else "samples"),
+            )
+        check = {
+            "items": _prepare_items,
+            "pixels": _prepare_pixels,
+            "embeddings": _prepare_embeddings,
+        }
+        prepared = check[given[0]](served, getattr(req, given[0]), where + given[0])
+        prepared.request = req
+        if req.upload_bytes is not None:
+            prepared.upload_bytes = req.upload_bytes
+        return prepared
+
+    # ---- generation ------------------------------------------------------------------------
+    @torch.inference_mode()
+    def generate_prepared(self, batch: Sequence[_Prepared]) -> list[GenerateResponse]:
+        """One PPG forward per model key over every request of the batch; outputs in input order."""
+        out: list[GenerateResponse | None] = [None] * len(batch)
+        groups: dict[str, list[int]] = {}
+        for i, p in enumerate(batch):
+            groups.setdefault(p.served.key, []).append(i)
+        for key, idx in groups.items():
+            for i, resp in zip(
+                idx, self._generate_group(self.models[key], [batch[i] for i in idx]), strict=True
+            ):
+                out[i] = resp
+        assert all(r is not None for r in out), "every request gets exactly one response"
+        return out  # type: ignore[return-value]
+
+    def _generate_group(
+        self, served: ServedModel, group: list[_Prepared]
+    ) -> list[GenerateResponse]:
+        start = time.perf_counter()
+        inputs, mask = _batch_inputs(served, group)  # (D, S, In), (D, S) or None
+        params = served.model.generate(inputs, mask, len(group))  # [(W (D, O, I), b (D, O))]
+        arrays = {name: [(w.numpy().astype(dt), b.numpy().astype(dt)) for w, b in params]
+                  for name, dt in DTYPES.items() if any(p.request.dtype == name for p in group)}  # fmt: skip
+        elapsed_s = time.perf_counter() - start
+        responses = []
+        for d, p in enumerate(group):
+            layers = [(w[d], b[d]) for w, b in arrays[p.request.dtype]]
+            responses.append(GenerateResponse(
+                device_id=p.request.device_id, model_key=served.key, model_version=served.version,
+                dtype=p.request.dtype, params=layers, upload_bytes=p.upload_bytes,
+                download_bytes=sum(w.nbytes + b.nbytes for w, b in layers),
+                batch_size=len(group), batch_generate_s=elapsed_s,
+            ))  # fmt: skip
+        return responses
+
+
+def _batch_inputs(
+    served: ServedModel, group: list[_Prepared]
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Device-side inputs for the whole group: raw uploads run `device_inputs` in one call each."""
+    if not served.conditioned:
+        return None, None
+    model, n = served.model, len(group)
+    pieces: list[tuple[list[int], torch.Tensor, torch.Tensor]] = []
+    for mode in ("items", "pixels"):
+        idx = [i for i, p in enumerate(group) if p.mode == mode]
+        if idx:
+            x, m = model.device_inputs(
+                torch.stack([group[i].tensor for i in idx])
+            )  # (d, S, In), (d, S)
+            pieces.append((idx, x, m))
+    idx = [i for i, p in enumerate(group) if p.mode == "embeddings"]
+    if idx:
+        pieces.append(
+            (
+                idx,
+                torch.stack([group[i].tensor for i in idx]),
+                torch.stack([group[i].mask for i in idx]),
+            )
+        )
+    if len(pieces) == 1 and len(pieces[0][0]) == n:
+        return pieces[0][1], pieces[0][2]
+    width = max(x.shape[1] for _, x, _ in pieces)  # images: raw gives 1 sample, uploads up to S
+    inputs = torch.zeros(n, width, served.input_dim)
+    mask = torch.zeros(n, width, dtype=torch.bool)
+    for idx, x, m in pieces:
+        inputs[idx, width - x.shape[1] :], mask[idx, width - x.shape[1] :] = x, m  # left padding
+    return inputs, mask
+
+
+# ---- per-field checks ---------------------------------------------------------------------
+def _check_str(value: Any, where: str, max_chars: int) -> None:
+    if not isinstance(value, str) or not value or len(value) > max_chars:
+        raise MalformedRequestError(
+            f"{where} must be a non-empty string of at most {max_chars} characters, got {value!r:.80}",
+            where,
+        )
+
+
+def _as_array(value: Any, where: str, kind: str) -> np.ndarray:
+    """Nested lists / numpy / torch -> numpy, refusing bools, strings and ragged lists."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as e:
+        raise ShapeError(f"{where} is not a rectangular array: {e}", where) from e
+    ok = (
+        np.issubdtype(arr.dtype, np.integer)
+        if kind == "int"
+        else (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer))
+    )
+    if arr.dtype == np.bool_ or not ok:
+        expect = "integers" if kind == "int" else "numbers"
+        raise DtypeError(f"{where} must hold {expect}, got dtype {arr.dtype}", where)
+    return arr
+
+
+def _check_count(n: int, served: ServedModel, where: str) -> None:
+    if n < 1:
+        raise SampleCountError(
+            f"{where} holds no real samples; send 1..{served.max_samples}", where
+        )
+    if n > served.max_samples:
+        raise SampleCountError(
+            f"{where} holds {n} samples, more than max_samples={served.max_samples}", where
+        )
+
+
+def _prepare_items(served: ServedModel, value: Any, where: str) -> _Prepared:
+    if isinstance(value, list | tuple) and not value:
+        raise SampleCountError(f"{where} is empty; send 1..{served.max_samples} item ids", where)
+    arr = _as_array(value, where, "int")
+    if arr.ndim != 1:
+        raise ShapeError(f"{where} must have shape (R,), got {tuple(arr.shape)}", where)
+    num_items = served.model.cfg.sequence.num_items  # type: ignore[union-attr]
+    if arr.size and (arr.min() < 0 or arr.max() > num_items):
+        bad = arr[(arr < 0) | (arr > num_items)][0]
+        raise VocabularyError(
+            f"{where} holds item id {int(bad)} outside 0..{num_items} (0 pads)", where
+        )
+    real = (
+        arr[np.flatnonzero(arr)[0] :] if arr.any() else arr[:0]
+    )  # strip the client's left padding
+    _check_count(len(real), served, where)
+    padded = torch.zeros(served.max_samples, dtype=torch.int64)
+    padded[served.max_samples - len(real) :] = torch.from_numpy(real.astype(np.int64))
+    return _Prepared(None, served, "items", padded, upload_bytes=4 * len(real))  # type: ignore[arg-type]
+
+
+def _prepare_pixels(served: ServedModel, value: Any, where: str) -> _Prepared:
+    arr = _as_array(value, where, "float")
+    if arr.ndim == 4 and arr.shape[0] == 1:
+        arr = arr[0]  # one frame given with its sample axis
+    if tuple(arr.shape) != served.image_shape:
+        raise ShapeError(
+            f"{where} must have shape (C, H, W) = {served.image_shape}, got {tuple(arr.shape)}",
+            where,
+        )
+    arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all():
+        raise NonFiniteError(f"{where} holds NaN or inf", where)
+    return _Prepared(None, served, "pixels", torch.from_numpy(arr), upload_bytes=arr.nbytes)  # type: ignore[arg-type]
+
+
+def _prepare_embeddings(served: ServedModel, value: Any, where: str) -> _Prepared:
+    arr = _as_array(value, where, "float")
+    if arr.ndim != 2 or arr.shape[1] != served.input_dim:
+        raise ShapeError(
+            f"{where} must have shape (R, {served.input_dim}), got {tuple(arr.shape)}", where
+        )
+    _check_count(arr.shape[0], served, where)
+    wire_bytes = arr.nbytes if arr.dtype in (np.float16, np.float32) else 4 * arr.size
+    arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all():
+        raise NonFiniteError(f"{where} holds NaN or inf", where)
+    S, R = served.max_samples, arr.shape[0]
+    padded = torch.zeros(S, served.input_dim)
+    padded[S - R :] = torch.from_numpy(arr)
+    mask = torch.zeros(S, dtype=torch.bool)
+    mask[S - R :] = True
+    return _Prepared(None, served, "embeddings", padded, mask, upload_bytes=wire_bytes)  # type: ignore[arg-type]
+
+
+def load_served_model(
+    directory: str | Path, *, key: str | None = None, max_samples: int | None = None
+) -> ServedModel:
+    """Load one run directory for serving (eval mode, gradients off).
+
+    Raises:
+        ValueError: the checkpoint's method does not generate parameters (base, finetune),
+            or ``max_samples`` < 1.
+    """
+    model, info = load_checkpoint(directory)
+    if not model.generates:
+        raise ValueError(
+            f"checkpoint {directory} is method {model.cfg.method!r}, which generates no parameters;"
+            " serve a duet, duet-no-swa or hypernet checkpoint"
+        )
+    model.requires_grad_(False)
+    meta = dict(info.get("dataset_meta", {}))
+    default = meta.get("realtime_size", 1 if model.cfg.kind == "images" else DEFAULT_MAX_SAMPLES)
+    limit = int(max_samples if max_samples is not None else default)
+    if limit < 1:
+        raise ValueError(f"max_samples must be >= 1, got {limit}")
+    served = ServedModel(
+        key=key or default_model_key(model, info), model=model, version=weights_version(directory),
+        meta=meta, max_samples=limit, path=str(directory),
+    )  # fmt: skip
+    log.info("loaded %s (version %s) from %s", served.key, served.version, directory)
+    return served
+
+
+def param_bytes(served: ServedModel, dtype: str) -> int:
+    """Download size of one device's parameters in ``dtype``."""
+    return served.model.cfg.classifier.num_params * np.dtype(DTYPES[dtype]).itemsize
+
+
+__all__ = [
+    "BodyTooLargeError", "DtypeError", "GenerateRequest", "GenerateResponse", "GeneratorCore",
+    "GeneratorError", "MalformedRequestError", "NonFiniteError", "SampleCountError", "ServedModel",
+    "ShapeError", "UnknownModelError", "UnsupportedMediaTypeError", "VocabularyError",
+    "load_served_model", "param_bytes",
+]  # fmt: skip
