@@ -1,0 +1,69 @@
+"""`GeneratorClient`: how the fleet and tests get parameters, in-process or through Ray Serve.
+
+Both implementations take and return the dataclasses of actors/generator.py and raise its
+`GeneratorError` subclasses, so a caller never sees which one it holds (STYLE item 10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from actors.generator import GenerateRequest, GenerateResponse, GeneratorCore
+
+RAY_HINT = "Ray Serve is not installed: pip install 'duet-sim[ray]' (ray[serve]==2.60.0)"
+
+
+class GeneratorClient(ABC):
+    """Generate many devices' parameters: ``generate(requests) -> responses``, same length, same order."""
+
+    @abstractmethod
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResponse]:
+        """Blocking. Raises the first request's `GeneratorError` if any request is bad."""
+
+    @abstractmethod
+    async def agenerate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResponse]:
+        """The same from an event loop (the fleet's devices are asyncio tasks)."""
+
+
+class LocalGeneratorClient(GeneratorClient):
+    """Generates in this process with torch: one `GeneratorCore.generate` per call."""
+
+    def __init__(self, core: GeneratorCore):
+        self.core = core
+
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResponse]:
+        return self.core.generate(requests)
+
+    async def agenerate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResponse]:
+        return await asyncio.to_thread(self.core.generate, requests)  # torch releases the GIL
+
+
+class ServeGeneratorClient(GeneratorClient):
+    """Calls the `DuetGenerator` deployment's ``generate_many`` (one client-side batch a call).
+
+    Args:
+        handle (DeploymentHandle | None): the app's handle. Default: looked up by name.
+        app_name (str): Serve application name used when ``handle`` is None.
+
+    Raises:
+        ImportError: Ray Serve is missing, with the install command.
+    """
+
+    def __init__(self, handle: Any = None, app_name: str = "duet-generator"):
+        if importlib.util.find_spec("ray") is None:
+            raise ImportError(RAY_HINT)
+        if handle is None:
+            from ray import serve
+
+            handle = serve.get_app_handle(app_name)
+        self.handle = handle
+
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResponse]:
+        return self.handle.generate_many.remote(list(requests)).result()
+
+    async def agenerate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResponse]:
+        return await self.handle.generate_many.remote(list(requests))
