@@ -11,6 +11,7 @@ from typing import NoReturn
 # Listed by name so that `duet-sim --help` does not import torch or Ray up front.
 COMMAND_MODULES = (
     "simulation.train_cmd",
+    "simulation.serve_cmd",
     "pipelines.cli",
 )
 
