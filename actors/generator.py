@@ -430,10 +430,17 @@ def _as_array(value: Any, where: str, kind: str) -> np.ndarray:
         if kind == "int"
         else (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer))
     )
-    if arr.dtype == np.bool_ or not ok:
+    if arr.dtype == np.bool_ or not ok or _holds_bool(value):
         expect = "integers" if kind == "int" else "numbers"
         raise DtypeError(f"{where} must hold {expect}, got dtype {arr.dtype}", where)
     return arr
+
+
+def _holds_bool(value: Any) -> bool:
+    """JSON ``true`` in a list of numbers: numpy would silently read it as 1."""
+    if isinstance(value, list | tuple):
+        return any(_holds_bool(v) for v in value)
+    return isinstance(value, bool | np.bool_)
 
 
 def _check_count(n: int, served: ServedModel, where: str) -> None:

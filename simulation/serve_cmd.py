@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import time
 from pathlib import Path
 
@@ -62,6 +63,9 @@ def run_serve(args: argparse.Namespace) -> int:
     print(
         f"serving {keys} at http://{args.host}:{args.port}/v1/generate (Ctrl-C stops)", flush=True
     )
+    # Ctrl-C and `kill` both stop cleanly (a shell's background job starts with SIGINT ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         while True:
             time.sleep(3600)
