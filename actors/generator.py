@@ -172,6 +172,52 @@ class GenerateResponse:
 
 
 @dataclass
+class GenerateBatchRequest:
+    """Many devices of one model in columnar form: what a fleet actor holding D devices sends.
+
+    Raw clicks: ``items`` (D, R) int, each row left-padded with 0 (the pipelines' layout).
+    Embedding upload: ``embeddings`` (D, R, In) with ``lengths`` (D,): row d's real samples
+    are its last ``lengths[d]`` positions (left padding); default all R. Raw images:
+    ``pixels`` (D, C, H, W). One array each way instead of D objects keeps Ray's
+    serialization and validation vectorized (bench: ~10x the throughput of a list).
+    """
+
+    device_ids: list[str]
+    model_key: str
+    items: Any = None  # (D, R) int
+    embeddings: Any = None  # (D, R, In) float
+    lengths: Any = None  # (D,) int, embeddings only
+    pixels: Any = None  # (D, C, H, W) float
+    dtype: str = "float32"
+
+
+@dataclass
+class GenerateBatchResponse:
+    """Stacked parameters ``params[n] = (W (D, O, I), b (D, O))``, rows in request order."""
+
+    device_ids: list[str]
+    model_key: str
+    model_version: str
+    dtype: str
+    params: list[tuple[np.ndarray, np.ndarray]]
+    upload_bytes: np.ndarray  # (D,) int64
+    download_bytes: int  # per device
+    batch_generate_s: float
+
+    def split(self) -> list[GenerateResponse]:
+        """One `GenerateResponse` per device (views into the stacked arrays, no copy)."""
+        return [
+            GenerateResponse(
+                device_id=dev, model_key=self.model_key, model_version=self.model_version,
+                dtype=self.dtype, params=[(w[d], b[d]) for w, b in self.params],
+                upload_bytes=int(self.upload_bytes[d]), download_bytes=self.download_bytes,
+                batch_size=len(self.device_ids), batch_generate_s=self.batch_generate_s,
+            )
+            for d, dev in enumerate(self.device_ids)
+        ]  # fmt: skip
+
+
+@dataclass
 class ServedModel:
     """A loaded checkpoint and the limits its requests are checked against."""
 
@@ -298,6 +344,54 @@ class GeneratorCore:
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResponse]:
         """Validate every request, then generate; the first bad request raises."""
         return self.generate_prepared([self.prepare(r) for r in requests])
+
+    @torch.inference_mode()
+    def generate_batch(self, batch: GenerateBatchRequest) -> GenerateBatchResponse:
+        """Validate a columnar batch as a whole (errors name the row) and generate in one forward."""
+        start = time.perf_counter()
+        served, inputs, mask, upload = self._prepare_batch(batch)  # raw uploads: device_inputs here
+        params = served.model.generate(inputs, mask, len(batch.device_ids))
+        dt = DTYPES[batch.dtype]
+        arrays = [(w.numpy().astype(dt), b.numpy().astype(dt)) for w, b in params]
+        elapsed_s = time.perf_counter() - start
+        return GenerateBatchResponse(
+            device_ids=list(batch.device_ids), model_key=served.key, model_version=served.version,
+            dtype=batch.dtype, params=arrays, upload_bytes=upload,
+            download_bytes=param_bytes(served, batch.dtype), batch_generate_s=elapsed_s,
+        )  # fmt: skip
+
+    def _prepare_batch(self, batch: GenerateBatchRequest):
+        if not isinstance(batch, GenerateBatchRequest):
+            raise MalformedRequestError(
+                f"expected a GenerateBatchRequest, got {type(batch).__name__}"
+            )
+        ids = batch.device_ids
+        if not isinstance(ids, list | tuple) or not ids:
+            raise MalformedRequestError("device_ids must be a non-empty list", "device_ids")
+        for i, dev in enumerate(ids):
+            _check_str(dev, f"device_ids[{i}]", MAX_DEVICE_ID_CHARS)
+        _check_str(batch.model_key, "model_key", 256)
+        served = self.models.get(batch.model_key)
+        if served is None:
+            raise UnknownModelError(
+                f"unknown model key {batch.model_key!r}; served: {self.keys()}", "model_key"
+            )
+        if not isinstance(batch.dtype, str) or batch.dtype not in DTYPES:
+            raise DtypeError(f"dtype must be one of {sorted(DTYPES)}, got {batch.dtype!r}", "dtype")
+        D = len(ids)
+        if not served.conditioned:
+            return served, None, None, np.zeros(D, np.int64)
+        given = [n for n in ("items", "pixels", "embeddings") if getattr(batch, n) is not None]
+        accepted = ("items" if served.kind == "clicks" else "pixels", "embeddings")
+        if len(given) != 1 or given[0] not in accepted:
+            raise MalformedRequestError(
+                f"{served.kind} model {served.key!r} needs exactly one of {accepted}, got {given}",
+                "samples",
+            )
+        check = {"items": _batch_items, "pixels": _batch_pixels, "embeddings": _batch_embeddings}[
+            given[0]
+        ]
+        return (served, *check(served, batch, D))
 
     # ---- validation ------------------------------------------------------------------------
     def prepare(self, req: GenerateRequest, where: str = "") -> _Prepared:
@@ -509,6 +603,90 @@ def _prepare_embeddings(served: ServedModel, value: Any, where: str) -> _Prepare
     return _Prepared(None, served, "embeddings", padded, mask, upload_bytes=wire_bytes)  # type: ignore[arg-type]
 
 
+def _batch_rows(arr: np.ndarray, D: int, where: str) -> None:
+    if arr.ndim < 1 or arr.shape[0] != D:
+        raise ShapeError(
+            f"{where} must have one row per device ({D}), got shape {tuple(arr.shape)}", where
+        )
+
+
+def _batch_items(served: ServedModel, batch: GenerateBatchRequest, D: int):
+    """(D, R) left-padded ids -> embeddings (D, S, E) and mask (D, S), one `device_inputs` call."""
+    arr = _as_array(batch.items, "items", "int")
+    _batch_rows(arr, D, "items")
+    if arr.ndim != 2:
+        raise ShapeError(f"items must have shape (D, R), got {tuple(arr.shape)}", "items")
+    num_items, S, R = served.model.cfg.sequence.num_items, served.max_samples, arr.shape[1]  # type: ignore[union-attr]
+    bad = np.flatnonzero(((arr < 0) | (arr > num_items)).any(1))
+    if bad.size:
+        raise VocabularyError(
+            f"items[{bad[0]}] holds ids outside 0..{num_items} (0 pads)", f"items[{bad[0]}]"
+        )
+    nonzero = arr != 0
+    counts = np.where(
+        nonzero.any(1), R - nonzero.argmax(1), 0
+    )  # real samples: from the first id on
+    _check_counts(served, counts, "items")
+    ids = torch.zeros(D, S, dtype=torch.int64)
+    keep = min(R, S)  # columns left of R - S are all padding once counts <= S
+    ids[:, S - keep :] = torch.from_numpy(arr[:, R - keep :].astype(np.int64))
+    x, m = served.model.device_inputs(ids)  # (D, S, E), (D, S)
+    return x, m, 4 * counts.astype(np.int64)
+
+
+def _batch_embeddings(served: ServedModel, batch: GenerateBatchRequest, D: int):
+    arr = _as_array(batch.embeddings, "embeddings", "float")
+    _batch_rows(arr, D, "embeddings")
+    if arr.ndim != 3 or arr.shape[2] != served.input_dim:
+        raise ShapeError(
+            f"embeddings must have shape (D, R, {served.input_dim}), got {tuple(arr.shape)}",
+            "embeddings",
+        )
+    R, S = arr.shape[1], served.max_samples
+    lengths = np.full(D, R) if batch.lengths is None else _as_array(batch.lengths, "lengths", "int")
+    if lengths.shape != (D,) or (lengths > R).any():
+        raise ShapeError(f"lengths must have shape ({D},) with values <= R={R}", "lengths")
+    _check_counts(served, lengths, "embeddings")
+    keep = min(R, S)
+    x = torch.zeros(D, S, served.input_dim)
+    x[:, S - keep :] = torch.from_numpy(arr[:, R - keep :].astype(np.float32))
+    mask = (
+        torch.arange(S)[None] >= S - torch.from_numpy(lengths.astype(np.int64))[:, None]
+    )  # (D, S)
+    x = x * mask[..., None]
+    if not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).flatten(1).any(1).nonzero()[0])
+        raise NonFiniteError(f"embeddings[{bad}] holds NaN or inf", f"embeddings[{bad}]")
+    wire = arr.dtype.itemsize if arr.dtype in (np.float16, np.float32) else 4
+    return x, mask, lengths.astype(np.int64) * served.input_dim * wire
+
+
+def _batch_pixels(served: ServedModel, batch: GenerateBatchRequest, D: int):
+    arr = _as_array(batch.pixels, "pixels", "float")
+    _batch_rows(arr, D, "pixels")
+    if tuple(arr.shape[1:]) != served.image_shape:
+        raise ShapeError(
+            f"pixels must have shape (D, *{served.image_shape}), got {tuple(arr.shape)}", "pixels"
+        )
+    arr = arr.astype(np.float32)
+    finite = np.isfinite(arr).reshape(D, -1).all(1)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        raise NonFiniteError(f"pixels[{bad}] holds NaN or inf", f"pixels[{bad}]")
+    x, m = served.model.device_inputs(torch.from_numpy(arr))
+    return x, m, np.full(D, arr[0].nbytes, np.int64)
+
+
+def _check_counts(served: ServedModel, counts: np.ndarray, where: str) -> None:
+    for bad, rule in (
+        (counts < 1, "no real samples"),
+        (counts > served.max_samples, f"more than max_samples={served.max_samples}"),
+    ):
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise SampleCountError(f"{where}[{i}] holds {rule}", f"{where}[{i}]")
+
+
 def load_served_model(
     directory: str | Path, *, key: str | None = None, max_samples: int | None = None
 ) -> ServedModel:
@@ -544,7 +722,7 @@ def param_bytes(served: ServedModel, dtype: str) -> int:
 
 
 __all__ = [
-    "BodyTooLargeError", "DtypeError", "GenerateRequest", "GenerateResponse", "GeneratorCore",
+    "BodyTooLargeError", "DtypeError", "GenerateBatchRequest", "GenerateBatchResponse", "GenerateRequest", "GenerateResponse", "GeneratorCore",
     "GeneratorError", "MalformedRequestError", "NonFiniteError", "SampleCountError", "ServedModel",
     "ShapeError", "UnknownModelError", "UnsupportedMediaTypeError", "VocabularyError",
     "load_served_model", "param_bytes",

@@ -12,7 +12,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from actors.generator import GenerateRequest, GenerateResponse, GeneratorCore
+from actors.generator import (
+    GenerateBatchRequest,
+    GenerateBatchResponse,
+    GenerateRequest,
+    GenerateResponse,
+    GeneratorCore,
+)
 
 RAY_HINT = "Ray Serve is not installed: pip install 'duet-sim[ray]' (ray[serve]==2.60.0)"
 
@@ -28,6 +34,10 @@ class GeneratorClient(ABC):
     async def agenerate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResponse]:
         """The same from an event loop (the fleet's devices are asyncio tasks)."""
 
+    @abstractmethod
+    async def agenerate_batch(self, batch: GenerateBatchRequest) -> GenerateBatchResponse:
+        """One model's devices in columnar form: the fast path for a fleet actor."""
+
 
 class LocalGeneratorClient(GeneratorClient):
     """Generates in this process with torch: one `GeneratorCore.generate` per call."""
@@ -40,6 +50,9 @@ class LocalGeneratorClient(GeneratorClient):
 
     async def agenerate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResponse]:
         return await asyncio.to_thread(self.core.generate, requests)  # torch releases the GIL
+
+    async def agenerate_batch(self, batch: GenerateBatchRequest) -> GenerateBatchResponse:
+        return await asyncio.to_thread(self.core.generate_batch, batch)
 
 
 class ServeGeneratorClient(GeneratorClient):
@@ -67,3 +80,6 @@ class ServeGeneratorClient(GeneratorClient):
 
     async def agenerate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResponse]:
         return await self.handle.generate_many.remote(list(requests))
+
+    async def agenerate_batch(self, batch: GenerateBatchRequest) -> GenerateBatchResponse:
+        return await self.handle.generate_batch.remote(batch)

@@ -172,3 +172,49 @@ def test_frame_round_trip(core):
 def test_bad_frames(body):
     with pytest.raises(MalformedRequestError):
         wire.decode_request(body, wire.FRAME_TYPE)
+
+
+def test_columnar_batch_matches_single_requests(core, checkpoints):
+    from actors.generator import GenerateBatchRequest
+
+    rows = np.array([[0, 0, 4, 9, 2], [1, 2, 3, 4, 5], [0, 0, 0, 0, 7]])
+    batch = core.generate_batch(GenerateBatchRequest(["a", "b", "c"], CLICK_KEY, items=rows))
+    singles = core.generate(
+        [GenerateRequest(f"s{i}", CLICK_KEY, items=r) for i, r in enumerate(rows)]
+    )
+    for got, want in zip(batch.split(), singles, strict=True):
+        for (w, b), (w2, b2) in zip(got.params, want.params, strict=True):
+            np.testing.assert_allclose(w, w2, atol=1e-5)
+            np.testing.assert_allclose(b, b2, atol=1e-5)
+    assert batch.upload_bytes.tolist() == [12, 20, 4]
+    model = core.models[CLICK_KEY].model
+    emb = model.device_inputs(torch.from_numpy(rows))[0].numpy()  # (3, 5, E), left-padded
+    up = core.generate_batch(
+        GenerateBatchRequest(
+            ["a", "b", "c"], CLICK_KEY, embeddings=emb, lengths=[3, 5, 1], dtype="float16"
+        )
+    )
+    np.testing.assert_allclose(up.params[0][0].astype(np.float32), batch.params[0][0], atol=2e-3)
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "field"),
+    [
+        (dict(items=np.array([[1, 2], [3, NUM_ITEMS + 1]])), VocabularyError, "items[1]"),
+        (dict(items=np.array([[1, 2], [0, 0]])), SampleCountError, "items[1]"),
+        (dict(items=np.ones((2, REALTIME_SIZE + 1), int)), SampleCountError, "items[0]"),
+        (dict(items=np.ones((3, 2), int)), ShapeError, "items"),
+        (dict(embeddings=np.full((2, 1, 32), np.nan)), NonFiniteError, "embeddings[0]"),
+        (dict(embeddings=np.zeros((2, 1, 32)), lengths=[1, 0]), SampleCountError, "embeddings[1]"),
+        (dict(items=np.ones((2, 2), int), dtype="int8"), DtypeError, "dtype"),
+        (dict(items=np.ones((2, 2), int), model_key="x"), UnknownModelError, "model_key"),
+    ],
+)  # fmt: skip
+def test_columnar_batch_errors_name_the_row(core, fields, error, field):
+    from actors.generator import GenerateBatchRequest
+
+    with pytest.raises(error) as info:
+        core.generate_batch(
+            GenerateBatchRequest(**({"device_ids": ["a", "b"], "model_key": CLICK_KEY} | fields))
+        )
+    assert info.value.field == field

@@ -126,6 +126,12 @@ def test_handle_single_batch_and_client(app, reference):
     assert [r.device_id for r in many] == [r.device_id for r in reqs]
     assert_params(many[0].params, reference, "float16")
     assert many[-1].model_key == IMAGE_KEY and many[0].batch_size == 5
+    from actors.generator import GenerateBatchRequest
+
+    stacked = handle.generate_batch.remote(
+        GenerateBatchRequest(["c0", "c1"], CLICK_KEY, items=np.array([ITEMS, ITEMS]))
+    ).result()
+    assert_params(stacked.split()[1].params, reference)
 
 
 def test_handle_typed_errors_and_return_exceptions(app):
