@@ -38,6 +38,12 @@ class SyntheticClicksConfig:
         sessions_per_user (int): sessions generated per user. Default: 24.
         clicks_per_session (int): clicks per session. Default: 10.
         p_stay (float): chance a session keeps the previous session's cluster. Default: 0.6.
+        n_favorites (int): persistent favourite clusters per user. Default: 3.
+        p_favorite (float): chance a new session's cluster is one of the user's favourites
+            (else uniform). Default: 0.9.
+        p_taste (float): chance a click comes from a random favourite instead of the
+            session's cluster: a persistent taste that a long real-time window reveals and
+            a short on-device history does not. Default: 0.4.
         p_focus (float): chance a click comes from the session's cluster (else uniform over
             all items). Default: 0.85.
         zipf_a (float): popularity skew inside a cluster, weight ∝ 1/(rank+1)^a. Default: 1.0.
@@ -51,6 +57,9 @@ class SyntheticClicksConfig:
     sessions_per_user: int = 24
     clicks_per_session: int = 10
     p_stay: float = 0.6
+    n_favorites: int = 3
+    p_favorite: float = 0.9
+    p_taste: float = 0.4
     p_focus: float = 0.85
     zipf_a: float = 1.0
     click_gap_s: int = 60
@@ -61,23 +70,38 @@ class SyntheticClicksConfig:
         _check(self, {
             "n_users": (1, big), "n_items": (2, big), "n_clusters": (1, self.n_items),
             "sessions_per_user": (1, big), "clicks_per_session": (1, big), "p_stay": (0, 1),
+            "n_favorites": (1, self.n_clusters), "p_favorite": (0, 1), "p_taste": (0, 1),
             "p_focus": (0, 1), "zipf_a": (0, 10), "click_gap_s": (1, big),
             "session_gap_s": (1, big),
         })  # fmt: skip
 
 
+def user_favorites(rng: np.random.Generator, config: SyntheticClicksConfig) -> np.ndarray:
+    """(U, n_favorites) distinct favourite clusters per user."""
+    return rng.random((config.n_users, config.n_clusters)).argsort(axis=1)[:, : config.n_favorites]
+
+
 def _session_clusters(rng: np.random.Generator, config: SyntheticClicksConfig) -> np.ndarray:
-    """(U, S) cluster of each session: a Markov chain that stays with prob ``p_stay``."""
+    """(U, S) cluster of each session: a Markov chain that stays with prob ``p_stay`` and
+    otherwise moves to one of the user's favourites (prob ``p_favorite``) or anywhere."""
     u, s, k = config.n_users, config.sessions_per_user, config.n_clusters
+    favorites = user_favorites(rng, config)
+
+    def draw() -> np.ndarray:
+        favorite = favorites[np.arange(u), rng.integers(0, config.n_favorites, size=u)]
+        return np.where(rng.random(u) < config.p_favorite, favorite, rng.integers(0, k, size=u))
+
     clusters = np.empty((u, s), dtype=np.int64)
-    clusters[:, 0] = rng.integers(0, k, size=u)
+    clusters[:, 0] = draw()
     for j in range(1, s):  # loop over sessions (tens), vectorized over users
         stay = rng.random(u) < config.p_stay
-        clusters[:, j] = np.where(stay, clusters[:, j - 1], rng.integers(0, k, size=u))
+        clusters[:, j] = np.where(stay, clusters[:, j - 1], draw())
     return clusters
 
 
-def _cluster_items(rng: np.random.Generator, clusters: np.ndarray, config: SyntheticClicksConfig) -> np.ndarray:
+def _cluster_items(
+    rng: np.random.Generator, clusters: np.ndarray, config: SyntheticClicksConfig
+) -> np.ndarray:
     """Popularity-skewed item of each click's cluster: rank r of cluster c is item r*K + c."""
     k, n = config.n_clusters, config.n_items
     out = np.empty_like(clusters)
@@ -97,10 +121,17 @@ def synthetic_clicks(config: SyntheticClicksConfig, seed: int) -> tuple[pl.DataF
     u, s, t = config.n_users, config.sessions_per_user, config.clicks_per_session
     session_cluster = _session_clusters(rng, config)
     click_cluster = np.repeat(session_cluster[:, :, None], t, axis=2)  # (U, S, T)
+    favorites = user_favorites(np.random.default_rng([seed, 101]), config)  # same draw as above
+    taste = np.take_along_axis(
+        favorites, rng.integers(0, config.n_favorites, size=(u, s * t)), axis=1
+    )
+    click_cluster = np.where(
+        rng.random(click_cluster.shape) < config.p_taste, taste.reshape(u, s, t), click_cluster
+    )
     focused = _cluster_items(rng, click_cluster, config)
     uniform = rng.integers(0, config.n_items, size=click_cluster.shape)
     items = np.where(rng.random(click_cluster.shape) < config.p_focus, focused, uniform)
-    ts = (np.arange(s)[:, None] * config.session_gap_s + np.arange(t)[None, :] * config.click_gap_s)
+    ts = np.arange(s)[:, None] * config.session_gap_s + np.arange(t)[None, :] * config.click_gap_s
     interactions = pl.DataFrame({
         "user_id": np.repeat(np.arange(1, u + 1), s * t),
         "item_id": items.ravel() + 1,
@@ -178,7 +209,9 @@ def _stripes(config: SyntheticVideoConfig, pattern: np.ndarray, phase: np.ndarra
     return 0.5 + 0.5 * np.sin(2 * np.pi * proj / config.stripe_period + phase[:, None, None])
 
 
-def _styles(rng: np.random.Generator, config: SyntheticVideoConfig) -> tuple[np.ndarray, np.ndarray]:
+def _styles(
+    rng: np.random.Generator, config: SyntheticVideoConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """Per style: a class -> pattern permutation (K,) and a smooth texture (H, W)."""
     k, size = config.num_classes, config.image_size
     perms = np.stack([np.arange(k)] + [rng.permutation(k) if config.permute else np.arange(k)

@@ -15,7 +15,7 @@ from pipelines.synthetic import (
 
 
 def test_clicks_sessions_follow_their_cluster():
-    config = SyntheticClicksConfig(n_users=50, p_focus=0.9, p_stay=0.0)
+    config = SyntheticClicksConfig(n_users=50, p_focus=0.9, p_stay=0.0, p_taste=0.0)
     inter, items = synthetic_clicks(config, seed=1)
     assert inter.height == 50 * 24 * 10
     cluster = (inter["item_id"].to_numpy() - 1) % config.n_clusters
@@ -29,7 +29,7 @@ def test_clicks_sessions_follow_their_cluster():
 
 def test_clicks_p_stay_controls_interest_changes():
     def changes(p_stay):
-        inter, _ = synthetic_clicks(SyntheticClicksConfig(n_users=80, p_focus=1.0, p_stay=p_stay), 0)
+        inter, _ = synthetic_clicks(SyntheticClicksConfig(n_users=80, p_focus=1.0, p_stay=p_stay, p_taste=0.0, p_favorite=0.0), 0)
         modal = np.array([np.bincount(s).argmax() for s in ((inter["item_id"].to_numpy() - 1) % 12).reshape(-1, 10)])
         return (np.diff(modal.reshape(80, 24), axis=1) != 0).mean()
 
@@ -56,3 +56,12 @@ def test_video_shapes_and_style_signal():
 def test_config_validation(cls, kw, msg):
     with pytest.raises(ValueError, match=msg):
         cls(**kw)
+
+
+def test_clicks_persistent_taste_shows_in_long_windows():
+    """With p_taste, a user's clicks concentrate on its favourite clusters across sessions."""
+    config = SyntheticClicksConfig(n_users=60, n_clusters=24, n_items=960, p_taste=0.5, p_stay=0.0, p_favorite=0.0)
+    inter, _ = synthetic_clicks(config, seed=0)
+    cluster = ((inter["item_id"].to_numpy() - 1) % 24).reshape(60, -1)
+    top3 = np.array([np.sort(np.bincount(c, minlength=24))[-3:].sum() / len(c) for c in cluster])
+    assert top3.mean() > 0.5  # uniform session clusters alone would give ~3/24 + noise
