@@ -46,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_train)
 
+    d = subparsers.add_parser("demo", help="train base and DUET on the embedded synthetic data and compare")
+    d.add_argument("--out", type=Path, default=Path("runs/demo"))
+    d.add_argument("--backbone", default="din", choices=BACKBONES[:3])
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=run_demo)
+
     c = subparsers.add_parser("compare", help="print finished runs' metrics side by side")
     c.add_argument("runs", nargs="+", type=Path, help="run directories holding metrics.json")
     c.set_defaults(func=run_compare)
@@ -143,6 +149,27 @@ def _format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(
         "  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in table
     )
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """The README's first command: one shared prepared dataset, three methods, one table."""
+    from pipelines.prepare import prepare
+
+    data = args.out / "data"
+    prepare("synthetic-clicks", data, seed=0)
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    runs = []
+    for method in ("base", "duet-no-swa", "duet"):
+        run = args.out / method
+        print(f"== {method} ({args.backbone}) -> {run}")
+        argv = ["train", "--dataset", "synthetic-clicks", "--backbone", args.backbone, "--method", method,
+                "--seed", str(args.seed), "--out", str(run), "--prepared", str(data)]  # fmt: skip
+        train_args = parser.parse_args(argv)
+        train_args.func(train_args)
+        runs.append(run)
+    print("\n== comparison on the synthetic-clicks test split")
+    return run_compare(argparse.Namespace(runs=runs))
 
 
 def run_compare(args: argparse.Namespace) -> int:
