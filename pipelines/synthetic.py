@@ -32,12 +32,12 @@ class SyntheticClicksConfig:
     """Knobs of ``synthetic-clicks``.
 
     Attributes:
-        n_users (int): users (devices). Default: 300.
-        n_items (int): items; item j belongs to cluster ``j % n_clusters``. Default: 600.
-        n_clusters (int): latent interest clusters, exposed as the items' genre. Default: 12.
-        sessions_per_user (int): sessions generated per user. Default: 24.
+        n_users (int): users (devices). Default: 150.
+        n_items (int): items; item j belongs to cluster ``j % n_clusters``. Default: 960.
+        n_clusters (int): latent interest clusters, exposed as the items' genre. Default: 24.
+        sessions_per_user (int): sessions generated per user. Default: 16.
         clicks_per_session (int): clicks per session. Default: 10.
-        p_stay (float): chance a session keeps the previous session's cluster. Default: 0.6.
+        p_stay (float): chance a session keeps the previous session's cluster. Default: 0.3.
         n_favorites (int): persistent favourite clusters per user. Default: 3.
         p_favorite (float): chance a new session's cluster is one of the user's favourites
             (else uniform). Default: 0.9.
@@ -51,12 +51,12 @@ class SyntheticClicksConfig:
         session_gap_s (int): seconds between sessions (>> click gap). Default: 86400.
     """
 
-    n_users: int = 300
-    n_items: int = 600
-    n_clusters: int = 12
-    sessions_per_user: int = 24
+    n_users: int = 150
+    n_items: int = 960
+    n_clusters: int = 24
+    sessions_per_user: int = 16
     clicks_per_session: int = 10
-    p_stay: float = 0.6
+    p_stay: float = 0.3
     n_favorites: int = 3
     p_favorite: float = 0.9
     p_taste: float = 0.4

@@ -15,7 +15,15 @@ from pipelines.synthetic import (
 
 
 def test_clicks_sessions_follow_their_cluster():
-    config = SyntheticClicksConfig(n_users=50, p_focus=0.9, p_stay=0.0, p_taste=0.0)
+    config = SyntheticClicksConfig(
+        n_users=50,
+        n_items=600,
+        n_clusters=12,
+        sessions_per_user=24,
+        p_focus=0.9,
+        p_stay=0.0,
+        p_taste=0.0,
+    )
     inter, items = synthetic_clicks(config, seed=1)
     assert inter.height == 50 * 24 * 10
     cluster = (inter["item_id"].to_numpy() - 1) % config.n_clusters
@@ -29,8 +37,25 @@ def test_clicks_sessions_follow_their_cluster():
 
 def test_clicks_p_stay_controls_interest_changes():
     def changes(p_stay):
-        inter, _ = synthetic_clicks(SyntheticClicksConfig(n_users=80, p_focus=1.0, p_stay=p_stay, p_taste=0.0, p_favorite=0.0), 0)
-        modal = np.array([np.bincount(s).argmax() for s in ((inter["item_id"].to_numpy() - 1) % 12).reshape(-1, 10)])
+        inter, _ = synthetic_clicks(
+            SyntheticClicksConfig(
+                n_users=80,
+                n_items=600,
+                n_clusters=12,
+                sessions_per_user=24,
+                p_focus=1.0,
+                p_stay=p_stay,
+                p_taste=0.0,
+                p_favorite=0.0,
+            ),
+            0,
+        )
+        modal = np.array(
+            [
+                np.bincount(s).argmax()
+                for s in ((inter["item_id"].to_numpy() - 1) % 12).reshape(-1, 10)
+            ]
+        )
         return (np.diff(modal.reshape(80, 24), axis=1) != 0).mean()
 
     assert changes(0.9) < 0.2 < 0.7 < changes(0.0)
@@ -62,7 +87,9 @@ def test_clicks_persistent_taste_shows_in_long_windows():
     """With p_taste, a user's clicks concentrate on its favourite clusters across sessions."""
 
     def top3_share(p_taste):
-        config = SyntheticClicksConfig(n_users=60, n_clusters=24, n_items=960, p_taste=p_taste, p_stay=0.0, p_favorite=0.0)
+        config = SyntheticClicksConfig(
+            n_users=60, n_clusters=24, n_items=960, p_taste=p_taste, p_stay=0.0, p_favorite=0.0
+        )
         inter, _ = synthetic_clicks(config, seed=0)
         cluster = ((inter["item_id"].to_numpy() - 1) % 24).reshape(60, -1)
         return np.mean([np.sort(np.bincount(c, minlength=24))[-3:].sum() / len(c) for c in cluster])
