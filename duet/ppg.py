@@ -67,7 +67,10 @@ class SharedNeck(nn.Module):
         )
         width = cfg.hidden_dim if self.gru is not None else cfg.input_dim
         self.mlp = nn.Sequential(
-            nn.Linear(width, cfg.hidden_dim), nn.ReLU(), nn.Linear(cfg.hidden_dim, cfg.hidden_dim)
+            nn.Linear(width, cfg.hidden_dim),
+            nn.ReLU(),
+            nn.Linear(cfg.hidden_dim, cfg.hidden_dim),
+            nn.LayerNorm(cfg.hidden_dim),  # z at unit scale, so head(z) is not its bias alone
         )
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
@@ -109,13 +112,14 @@ class LayerGenerator(nn.Module):
             self.latent = nn.Parameter(torch.randn(self.blocks, Z))  # HyperNetwork's z^(n)
         self.w1 = nn.Parameter(torch.randn(P, G, Z) / math.sqrt(Z))
         self.b1 = nn.Parameter(torch.zeros(P, G))
-        # the data-dependent part starts small; the output bias starts as nn.Linear's init,
-        # so at step 0 every device gets a sensible classifier and learns its deviation
-        self.w2 = nn.Parameter(torch.randn(P, out_size, G) * cfg.init_scale / math.sqrt(G * in_dim))
-        bound = 1 / math.sqrt(in_dim)
-        b2 = torch.zeros(P, self.rows, in_dim + 1)
-        b2[..., :in_dim].uniform_(-bound, bound)
-        self.b2 = nn.Parameter(b2.flatten(1))
+        # e is layer-normed, so h = relu(w1 e) has E[h^2] = 1/2 and W^(n) starts with std
+        # init_scale/sqrt(I), all of it data-dependent. A static b2 of nn.Linear's scale
+        # would dominate the per-device part (~1e-2 of it, measured) and the generator
+        # would learn to ignore its input.
+        self.w2 = nn.Parameter(
+            torch.randn(P, out_size, G) * cfg.init_scale * math.sqrt(2 / (G * in_dim))
+        )
+        self.b2 = nn.Parameter(torch.zeros(P, out_size))
 
     def mixing(self) -> Tensor:
         """SWA probabilities p (P,); exactly [1.0] when N_p = 1."""
@@ -129,6 +133,7 @@ class LayerGenerator(nn.Module):
             e = self.latent.expand(num_devices, *self.latent.shape)  # (D, K, Z)
         else:
             e = self.head(z).view(num_devices, self.blocks, -1)  # (D, K, Z)
+            e = F.layer_norm(e, e.shape[-1:])
         h = F.relu(F.linear(e, w1, b1))  # (D, K, G)
         out = F.linear(h, w2, b2).view(num_devices, self.blocks * self.rows, self.in_dim + 1)
         out = out[:, : self.out_dim]  # drop the padding rows of the last block

@@ -33,7 +33,7 @@ def test_single_generator_reduces_to_that_generator():
     z = torch.randn(3, cfg.hidden_dim)
     w, b = layer(z, 3)
     # the same computation with the one generator's own tensors, no mixing
-    e = layer.head(z).view(3, 1, -1)
+    e = torch.nn.functional.layer_norm(layer.head(z).view(3, 1, -1), (cfg.layer_embed_dim,))
     h = torch.relu(e @ layer.w1[0].T + layer.b1[0])
     out = (h @ layer.w2[0].T + layer.b2[0]).view(3, -1, 7)
     torch.testing.assert_close(w, out[..., :6])
@@ -46,7 +46,7 @@ def test_swa_mixes_generators_with_p():
     z = torch.randn(2, 64)
     p = layer.mixing()
     w, _ = layer(z, 2)
-    e = layer.head(z).view(2, 1, -1)
+    e = torch.nn.functional.layer_norm(layer.head(z).view(2, 1, -1), (64,))
     w1 = sum(p[i] * layer.w1[i] for i in range(3))
     b1 = sum(p[i] * layer.b1[i] for i in range(3))
     w2 = sum(p[i] * layer.w2[i] for i in range(3))
@@ -95,3 +95,16 @@ def test_blockwise_generation_for_large_layers():
 def test_ppg_config_rejects_bad_values(bad):
     with pytest.raises(ValueError, match=next(iter(bad)) if "neck" not in bad else "neck"):
         PPGConfig(input_dim=8, **bad)
+
+
+def test_generated_weights_vary_between_devices_at_init():
+    """Regression: a static output bias once drowned the per-device part (~1/60 of it) and
+    the trained generator ignored its input. The device-dependent spread must be of the
+    same order as the weights themselves from step 0."""
+    torch.manual_seed(0)
+    model = DeviceModel(sequence_umn("din", "duet", NUM_ITEMS)).eval()
+    inputs, mask = model.device_inputs(torch.randint(1, NUM_ITEMS + 1, (64, 10)))
+    with torch.no_grad():
+        for w, _ in model.generate(inputs, mask, 64):
+            spread = w.std(dim=0).mean()  # across devices
+            assert spread > 0.3 * w.abs().mean(), f"per-device spread {spread:.2e} too small"
