@@ -10,7 +10,6 @@ generator cannot be reached.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -165,7 +164,3 @@ def evaluate(
     metrics["latency_ms"] = adaptation_ms(model, samples, method, ft)
     return metrics
 
-
-def mean_std(values: Iterable[float]) -> tuple[float, float]:
-    t = torch.tensor(list(values), dtype=torch.float64)
-    return float(t.mean()), float(t.std(unbiased=False)) if len(t) > 1 else 0.0
