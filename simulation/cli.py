@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "simulation.train_cmd",
     "simulation.serve_cmd",
     "pipelines.cli",
+    "simulation.dashboards_cmd",
 )
 
 

@@ -9,11 +9,18 @@ method uses (base: inference only).
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 
 METHODS = ("base", "duet", "duet-no-swa", "finetune", "hypernet")
 NETWORK_CLASSES = ("4g-5", "4g-15", "5g-50", "5g-100")
@@ -100,3 +107,160 @@ def session_rows() -> pl.DataFrame:
 @pytest.fixture
 def run_dir(tmp_path: Path, session_rows: pl.DataFrame) -> Path:
     return write_run_dir(tmp_path / "run", session_rows)
+
+
+# --- a real Prometheus --------------------------------------------------------------------------
+REPO = Path(__file__).resolve().parents[2]
+PROMETHEUS_DIR = REPO / "platform" / "prometheus"
+SCRAPE_INTERVAL_S = 1  # short, so a run of a few seconds gives every series several samples
+
+
+class Prometheus:
+    """Debian's Prometheus on 127.0.0.1, started by platform/prometheus/run-local.sh with the
+    committed config and rules; only the target and the intervals are changed for the test.
+    """
+
+    def __init__(self, workdir: Path, target: str) -> None:
+        config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+        interval = f"{SCRAPE_INTERVAL_S}s"
+        config["global"].update(scrape_interval=interval, evaluation_interval=interval)
+        config["rule_files"] = [str(PROMETHEUS_DIR / f) for f in config["rule_files"]]
+        config["scrape_configs"][0]["static_configs"] = [{"targets": [target]}]
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (workdir / "prometheus.log").open("w")
+        self.process = subprocess.Popen(
+            [str(PROMETHEUS_DIR / "run-local.sh"), "--port", str(self.port),
+             "--config", str(workdir / "prometheus.yml"), "--data", str(workdir / "data")],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self._wait_ready(workdir / "prometheus.log")
+
+    def _wait_ready(self, log: Path, attempts: int = 300) -> None:
+        for _ in range(attempts):  # bounded: 300 x 0.2 s
+            if self.process.poll() is not None:
+                raise RuntimeError(f"prometheus exited: {log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"prometheus not ready at {self.url}: {log.read_text()[-2000:]}")
+
+    def api(self, path: str, **params: str | float) -> object:
+        """GET /api/v1/<path>; returns ``data``, raising on an error status (bad PromQL)."""
+        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as r:
+                body = json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            raise AssertionError(f"{path} {params}: {e.read().decode()}") from e
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def prometheus_binary() -> str:
+    """Debian's prometheus, installed by run-local.sh when missing; skip if it can't be had."""
+    found = subprocess.run(
+        [str(PROMETHEUS_DIR / "run-local.sh"), "--install"], capture_output=True, text=True
+    )
+    if found.returncode != 0:
+        pytest.skip(f"no prometheus binary (apt-get install -y prometheus): {found.stderr[-500:]}")
+    return found.stdout.strip()
+
+
+@pytest.fixture
+def start_prometheus(prometheus_binary: str, tmp_path: Path):
+    """``start_prometheus(target)`` -> a running `Prometheus`; stopped after the test."""
+    started: list[Prometheus] = []
+
+    def start(target: str) -> Prometheus:
+        started.append(Prometheus(tmp_path / f"prometheus-{len(started)}", target))
+        return started[-1]
+
+    yield start
+    for prom in started:
+        prom.stop()
+
+
+# --- the dashboards' queries --------------------------------------------------------------------
+DASHBOARDS_DIR = REPO / "dashboards"
+
+
+def dashboard_queries() -> list[tuple[str, str, str]]:
+    """(where, kind, query) for every panel target, annotation and variable of dashboards/*.json.
+
+    kind is "range" (Grafana plots it over the time range), "instant" (tables, bar gauges) or
+    "label_values" (a variable's query).
+    """
+    found = []
+    for path in sorted(DASHBOARDS_DIR.glob("*.json")):
+        doc = json.loads(path.read_text())
+        for panel in doc["panels"]:
+            for t in panel.get("targets", []):
+                kind = "instant" if t.get("instant") else "range"
+                found.append((f"{path.name}: {panel['title']} [{t['refId']}]", kind, t["expr"]))
+        for a in doc["annotations"]["list"]:
+            found.append((f"{path.name}: annotation {a['name']}", "range", a["expr"]))
+        for v in doc["templating"]["list"]:
+            found.append((f"{path.name}: variable {v['name']}", "label_values", v["query"]))
+    return found
+
+
+def substitute(query: str, values: dict[str, str]) -> str:
+    """Replace Grafana variables as Grafana would; longest names first ($__range before $__r...)."""
+    for name in sorted(values, key=len, reverse=True):
+        query = query.replace(f"${name}", values[name])
+    assert "$" not in query, f"unsubstituted variable in {query}"
+    return query
+
+
+def assert_queries_return_data(
+    prom: Prometheus, values: dict[str, str], start: float, end: float
+) -> int:
+    """Run every dashboard query as Grafana would over [start, end]; each must return data."""
+    empty = []
+    queries = dashboard_queries()
+    for where, kind, raw in queries:
+        query = substitute(raw, values)
+        if kind == "label_values":  # label_values(selector, label) -> the label values API
+            selector, label = query.removeprefix("label_values(")[:-1].rsplit(", ", 1)
+            data = prom.api(f"label/{label}/values", **{"match[]": selector}, start=start, end=end)
+        elif kind == "instant":
+            data = prom.api("query", query=query, time=end)["result"]
+        else:
+            data = prom.api("query_range", query=query, start=start, end=end, step=1)["result"]
+        if not data:
+            empty.append(f"{where}: {query}")
+    assert not empty, "queries without data:\n" + "\n".join(empty)
+    return len(queries)
+
+
+@pytest.fixture
+def check_dashboard_queries():
+    """`assert_queries_return_data` for tests (helpers here are reached through fixtures)."""
+    return assert_queries_return_data
+
+
+@pytest.fixture
+def make_rows():
+    return make_session_rows
