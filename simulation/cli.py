@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "simulation.serve_cmd",
     "pipelines.cli",
     "simulation.dashboards_cmd",
+    "simulation.report_cmd",
 )
 
 

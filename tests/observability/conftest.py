@@ -71,7 +71,8 @@ def _row(device, k, method, network, session_auc, shifted, undefined, rng) -> di
     }
     latency = {c: (seconds[c] if c in used else 0.0) for c in seconds}
     fallback = method.startswith("duet") and rng.random() < 0.02
-    auc = np.nan if undefined else float(np.clip(session_auc + AUC_GAIN[method], 0, 1))
+    noise = rng.normal(0, 0.01)  # methods differ per session, so paired gains vary
+    auc = np.nan if undefined else float(np.clip(session_auc + AUC_GAIN[method] + noise, 0, 1))
     return {
         "run_id": "fixture-run", "scenario": "fixture", "dataset": "movielens-100k",
         "backbone": "sasrec", "method": method, "device_id": device, "user_id": 1000 + device,
@@ -264,3 +265,8 @@ def check_dashboard_queries():
 @pytest.fixture
 def make_rows():
     return make_session_rows
+
+
+@pytest.fixture
+def make_run_dir():
+    return write_run_dir
