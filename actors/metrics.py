@@ -27,9 +27,11 @@ network_class.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -73,6 +75,20 @@ class _ScrapeCounter(Collector):
         return iter(())
 
 
+@dataclass(frozen=True)
+class _SessionSeries:
+    """The metric children of one (scenario, dataset, backbone, method, network_class)."""
+
+    sessions: Counter
+    auc: Histogram
+    latency: Callable[[str], Histogram]  # per component, created on first use
+    end_to_end: Histogram
+    fallbacks: Counter
+    shifted: Counter
+    bytes_up: Counter
+    bytes_down: Counter
+
+
 class MetricsRecorder:
     """Owns one registry with the duet metric families and updates them from the fleet's calls.
 
@@ -100,6 +116,7 @@ class MetricsRecorder:
         self._scrapes = _ScrapeCounter()
         self.registry.register(self._scrapes)
         self._last_update_scrape = 0
+        self._series: dict[tuple[str, ...], _SessionSeries] = {}
         self._define_session_metrics()
         self._define_event_metrics()
         for operator in shift_operators:
@@ -220,23 +237,41 @@ class MetricsRecorder:
 
     def _record_row(self, row: Mapping[str, Any]) -> None:
         key = tuple(str(row[k]) for k in SESSION_LABELS)
-        self.sessions.labels(*key).inc()
+        series = self._series.get(key) or self._new_series(key)
+        series.sessions.inc()
         if _finite(row["auc"]):
-            self.auc.labels(*key).observe(row["auc"])
+            series.auc.observe(row["auc"])
         # a component a method does not use is 0 (base: no generate; only finetune tunes);
         # observing those zeros would drag every percentile of the component towards 0
         for component in LATENCY_COMPONENTS:
             seconds = row[f"{component}_s"]
             if _finite(seconds) and seconds > 0:
-                self.latency.labels(*key, component).observe(seconds)
+                series.latency(component).observe(seconds)
         if _finite(row["latency_s"]):
-            self.end_to_end.labels(*key).observe(row["latency_s"])
-        self.bytes.labels(*key, "up").inc(row["bytes_up"])
-        self.bytes.labels(*key, "down").inc(row["bytes_down"])
-        if row["fallback"]:
-            self.fallbacks.labels(*key).inc()
-        if row["shift_active"]:
-            self.shifted.labels(*key).inc()
+            series.end_to_end.observe(row["latency_s"])
+        series.bytes_up.inc(row["bytes_up"])
+        series.bytes_down.inc(row["bytes_down"])
+        series.fallbacks.inc(bool(row["fallback"]))
+        series.shifted.inc(bool(row["shift_active"]))
+
+    def _new_series(self, key: tuple[str, ...]) -> _SessionSeries:
+        """Resolve the children of one label set once; ``labels()`` per row costs ~5x more.
+
+        Fallback and shifted counters start at 0 with the series, so their panels show 0
+        rather than nothing in a run without fallbacks.
+        """
+        series = _SessionSeries(
+            sessions=self.sessions.labels(*key),
+            auc=self.auc.labels(*key),
+            latency=functools.cache(lambda component: self.latency.labels(*key, component)),
+            end_to_end=self.end_to_end.labels(*key),
+            fallbacks=self.fallbacks.labels(*key),
+            shifted=self.shifted.labels(*key),
+            bytes_up=self.bytes.labels(*key, "up"),
+            bytes_down=self.bytes.labels(*key, "down"),
+        )
+        self._series[key] = series
+        return series
 
     def record_shift(self, operator: str, devices: int) -> None:
         """One application of shift ``operator`` to a group of ``devices`` devices."""
