@@ -68,7 +68,7 @@ def start_exporter(
     """
     if not settings.enabled:
         return None
-    handle = MetricsExporter.options(
+    handle: Any = MetricsExporter.options(
         name=name,
         scheduling_strategy=NodeAffinitySchedulingStrategy(
             ray.get_runtime_context().get_node_id(), soft=False

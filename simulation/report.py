@@ -20,11 +20,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import polars as pl
 import pyarrow.dataset as ds
 from matplotlib.axes import Axes
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -193,7 +195,8 @@ def auc_distribution(rows: pl.DataFrame) -> Figure:
     names = series_order(rows)
     values = [rows.filter(pl.col("series") == n)["auc"].drop_nulls().to_numpy() for n in names]
     parts = ax.violinplot(values, showmedians=True, showextrema=False)
-    for body, color in zip(parts["bodies"], series_colors(rows).values(), strict=True):
+    bodies = cast(list[PolyCollection], parts["bodies"])  # matplotlib's stubs say Collection
+    for body, color in zip(bodies, series_colors(rows).values(), strict=True):
         body.set(facecolor=color, alpha=0.6)
     parts["cmedians"].set_color("0.2")
     ax.scatter(range(1, len(names) + 1), [v.mean() for v in values], marker="D", color="k", s=18, zorder=3, label="mean")  # fmt: skip
