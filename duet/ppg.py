@@ -22,13 +22,15 @@ from torch import Tensor, nn
 
 from duet.dynamic import ClassifierConfig, Params
 
+NECKS = ("gru", "mean", "gru-mean")
+
 
 @dataclass(frozen=True)
 class PPGConfig:
     input_dim: (
         int  # width of one real-time sample as the neck sees it (item embedding, image feature)
     )
-    neck: str = "gru"  # "gru" for click sequences, "mean" for pooled image features
+    neck: str = "gru"  # "gru" / "gru-mean" for click sequences, "mean" for pooled image features
     hidden_dim: int = 64  # z = E_share(S_R)
     layer_embed_dim: int = 64  # e^(n), paper Table 5
     generator_hidden: int = 64  # hidden width of each two-layer g^(n)
@@ -41,8 +43,8 @@ class PPGConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.neck not in ("gru", "mean"):
-            raise ValueError(f"neck must be 'gru' or 'mean', got {self.neck!r}")
+        if self.neck not in NECKS:
+            raise ValueError(f"neck must be one of {NECKS}, got {self.neck!r}")
         if self.num_generators < 1:
             raise ValueError(f"num_generators (N_p) must be >= 1, got {self.num_generators}")
         if self.tau <= 0:
@@ -63,9 +65,12 @@ class SharedNeck(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(cfg.input_dim)
         self.gru = (
-            nn.GRU(cfg.input_dim, cfg.hidden_dim, batch_first=True) if cfg.neck == "gru" else None
+            nn.GRU(cfg.input_dim, cfg.hidden_dim, batch_first=True) if "gru" in cfg.neck else None
         )
-        width = cfg.hidden_dim if self.gru is not None else cfg.input_dim
+        self.mean = "mean" in cfg.neck
+        width = (cfg.hidden_dim if self.gru is not None else 0) + (
+            cfg.input_dim if self.mean else 0
+        )
         self.mlp = nn.Sequential(
             nn.Linear(width, cfg.hidden_dim),
             nn.ReLU(),
@@ -75,12 +80,13 @@ class SharedNeck(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         x = self.norm(x) * mask[..., None]  # (D, R, In)
+        pooled = []
         if self.gru is not None:
             _, h = self.gru(x)  # left padding: the final state has seen every real sample
-            pooled = h[0]  # (D, H)
-        else:
-            pooled = x.sum(1) / mask.sum(1, keepdim=True).clamp(min=1)  # (D, In)
-        return self.mlp(pooled)  # (D, H)
+            pooled.append(h[0])  # (D, H)
+        if self.mean:
+            pooled.append(x.sum(1) / mask.sum(1, keepdim=True).clamp(min=1))  # (D, In)
+        return self.mlp(torch.cat(pooled, dim=-1))  # (D, H)
 
 
 def swa_weights(first_layer_weights: Tensor, tau: float) -> Tensor:

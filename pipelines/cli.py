@@ -54,17 +54,36 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="prepared directory to write")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--session-length", type=int, default=10, help="clicks per session")
-    p.add_argument("--session-gap-s", type=int, default=None,
-                   help="cut sessions at this inactivity gap instead of by length")
+    p.add_argument(
+        "--session-gap-s",
+        type=int,
+        default=None,
+        help="cut sessions at this inactivity gap instead of by length",
+    )
     p.add_argument("--test-sessions", type=int, default=1, help="each user's last N sessions")
-    p.add_argument("--history-length", type=int, default=30)
-    p.add_argument("--realtime-size", type=int, default=10, help="R real-time clicks")
+    p.add_argument(
+        "--history-length",
+        type=int,
+        default=None,
+        help="clicks of history per sample (default: 30; synthetic-clicks 10)",
+    )
+    p.add_argument(
+        "--realtime-size",
+        type=int,
+        default=None,
+        help="R real-time clicks (default: 10; synthetic-clicks 30)",
+    )
     p.add_argument("--train-negatives", type=int, default=4)
     p.add_argument("--test-negatives", type=int, default=100)
     p.add_argument("--k-core", type=int, default=0, help="0 = no k-core filter")
     p.add_argument("--image-size", type=int, default=48)
-    p.add_argument("--synthetic", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a synthetic dataset knob, e.g. --synthetic p_stay=0.3")
+    p.add_argument(
+        "--synthetic",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a synthetic dataset knob, e.g. --synthetic p_stay=0.3",
+    )
     p.set_defaults(func=_guarded(p.prog, _prepare))  # fmt: skip
 
 
@@ -76,7 +95,9 @@ def synthetic_overrides(config_cls: type, pairs: list[str]):
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or key not in known:
-            raise ValueError(f"--synthetic {pair!r}: expected KEY=VALUE with KEY in {sorted(known)}")
+            raise ValueError(
+                f"--synthetic {pair!r}: expected KEY=VALUE with KEY in {sorted(known)}"
+            )
         kind = type(getattr(defaults, key))
         try:
             kwargs[key] = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
@@ -86,14 +107,17 @@ def synthetic_overrides(config_cls: type, pairs: list[str]):
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from pipelines.prepare import prepare
+    from pipelines.prepare import default_options, prepare
     from pipelines.sessions import SessionOptions
     from pipelines.synthetic import SyntheticClicksConfig, SyntheticVideoConfig
 
+    defaults = default_options(args.dataset)
     options = SessionOptions(
         session_length=args.session_length, session_gap_s=args.session_gap_s,
-        test_sessions=args.test_sessions, history_length=args.history_length,
-        realtime_size=args.realtime_size, train_negatives=args.train_negatives,
+        test_sessions=args.test_sessions,
+        history_length=defaults.history_length if args.history_length is None else args.history_length,
+        realtime_size=defaults.realtime_size if args.realtime_size is None else args.realtime_size,
+        train_negatives=args.train_negatives,
         test_negatives=args.test_negatives, k_core=args.k_core,
     )  # fmt: skip
     configs = {}
@@ -113,9 +137,12 @@ def _prepare(args: argparse.Namespace) -> int:
 def _add_fetch(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fetch", help="download and verify an official dataset archive")
     p.add_argument("dataset", choices=FETCH_NAMES)
-    p.add_argument("--dest", type=Path, default=None,
-                   help="data root (default: $DUET_DATA_DIR, else ./data)")
-    p.add_argument("--base-url", default=None, help="mirror of files.grouplens.org/datasets/movielens")
+    p.add_argument(
+        "--dest", type=Path, default=None, help="data root (default: $DUET_DATA_DIR, else ./data)"
+    )
+    p.add_argument(
+        "--base-url", default=None, help="mirror of files.grouplens.org/datasets/movielens"
+    )
     p.add_argument("--checksum", default=None, help="md5:<hex> or sha256:<hex> override")
     p.set_defaults(func=_guarded(p.prog, _fetch))  # fmt: skip
 
@@ -157,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     from simulation.cli import OneLineErrorParser
 
     parser = OneLineErrorParser(prog="duet-sim")
-    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=OneLineErrorParser)
+    subparsers = parser.add_subparsers(
+        dest="command", required=True, parser_class=OneLineErrorParser
+    )
     register(subparsers)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)

@@ -40,6 +40,21 @@ DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# The paper's protocol (history 30, R = 10) everywhere except ``synthetic-clicks``: there a
+# real-time window of 10 clicks is a subset of the 30-click history, so conditioning on it
+# adds no information the base model lacks. A short on-device history (10) and a long
+# real-time window (30, three sessions) make the real-time samples reveal the persistent
+# taste the history cannot (pipelines/synthetic.py, ``p_taste``) -- the situation DUET is for.
+DATASET_OPTIONS: dict[str, SessionOptions] = {
+    "synthetic-clicks": SessionOptions(history_length=10, realtime_size=30),
+}
+
+
+def default_options(dataset: str) -> SessionOptions:
+    """The protocol a dataset is prepared with unless the caller overrides it."""
+    return DATASET_OPTIONS.get(dataset, SessionOptions())
+
+
 def resolve_source(dataset: str, data_dir: str | Path | None) -> Path | None:
     """Find the raw folder: ``data_dir/<known sub-folder>``, else ``data_dir`` itself.
 
@@ -79,7 +94,7 @@ def prepare(
         out (str | Path): the prepared directory to (re)create.
         data_dir (str | Path | None): raw data root. Default: ``$DUET_DATA_DIR``.
         options (SessionOptions | None): protocol knobs (clicks use all of them, images
-            only ``test_sessions``). Default: ``SessionOptions()``.
+            only ``test_sessions``). Default: :func:`default_options`.
         seed (int): seeds negatives and synthetic data; same seed, byte-identical Parquet.
         image_size (int): square side images are resized to (CK+ original layout). Default: 48.
         clicks_config (SyntheticClicksConfig | None): ``synthetic-clicks`` knobs.
@@ -91,7 +106,7 @@ def prepare(
     Raises:
         DataError: bad or missing input, naming the file.
     """
-    options = options or SessionOptions()
+    options = options or default_options(dataset)
     source = resolve_source(dataset, data_dir)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -144,7 +159,11 @@ def _prepare_images(dataset, source, tmp, options, seed, image_size, config) -> 
 
     if source is None:
         config = config or SyntheticVideoConfig()
-        frames, class_names, image_size = synthetic_video(config, seed), config.class_names, config.image_size
+        frames, class_names, image_size = (
+            synthetic_video(config, seed),
+            config.class_names,
+            config.image_size,
+        )
     else:
         frames, class_names = read_ckplus(source, image_size)
     tables = build_image_tables(frames, image_size * image_size, options.test_sessions)

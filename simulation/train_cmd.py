@@ -18,6 +18,7 @@ DATASETS = (
 )  # fmt: skip
 BACKBONES = ("sasrec", "gru4rec", "din", "mobilenet_v3_large", "mobilenet_v3_small")
 METHODS = ("base", "finetune", "duet", "duet-no-swa", "hypernet")
+NECKS = ("mean", "gru", "gru-mean")  # duet.ppg.NECKS, without importing torch for --help
 # defaults chosen so a cell trains in about a minute on a 2-core CPU (recorded in the README)
 DEFAULT_EPOCHS = {"clicks": 5, "images": 15}
 
@@ -41,12 +42,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--np", dest="num_generators", type=int, default=5, help="N_p SWA generators")
     p.add_argument("--tau", type=float, default=1.0, help="SWA temperature")
+    p.add_argument("--neck", choices=NECKS, default="mean",
+                   help="PPG neck over real-time clicks (paper: gru; README says why mean)")  # fmt: skip
     p.add_argument("--gamma", type=float, default=1.0, help="session weight γ of Eq. 7")
     p.add_argument("--finetune-steps", type=int, default=10)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_train)
 
-    d = subparsers.add_parser("demo", help="train base and DUET on the embedded synthetic data and compare")
+    d = subparsers.add_parser(
+        "demo", help="train base and DUET on the embedded synthetic data and compare"
+    )
     d.add_argument("--out", type=Path, default=Path("runs/demo"))
     d.add_argument("--backbone", default="din", choices=BACKBONES[:3])
     d.add_argument("--seed", type=int, default=0)
@@ -72,8 +77,9 @@ def _model_config(args: argparse.Namespace, meta: dict[str, Any]):
     gen = {"num_generators": args.num_generators, "tau": args.tau}
     if meta["kind"] == "clicks":
         return sequence_umn(
-            args.backbone, method, meta["num_items"], history_length=meta["history_length"], **gen
-        )
+            args.backbone, method, meta["num_items"], history_length=meta["history_length"],
+            neck=args.neck, **gen,
+        )  # fmt: skip
     variant = args.backbone.removeprefix("mobilenet_v3_")
     cfg = mobilenet_umn(
         variant, method, meta["num_classes"], in_channels=meta["channels"], head_hidden=128, **gen

@@ -6,7 +6,7 @@ import torch
 from duet.builders import sequence_umn
 from duet.dynamic import ClassifierConfig
 from duet.model import DeviceModel
-from duet.ppg import PPG, LayerGenerator, PPGConfig, swa_weights
+from duet.ppg import NECKS, PPG, LayerGenerator, PPGConfig, swa_weights
 
 NUM_ITEMS = 50
 
@@ -55,9 +55,10 @@ def test_swa_mixes_generators_with_p():
     torch.testing.assert_close(w, expected)
 
 
-def test_generated_params_depend_on_realtime_samples_only():
+@pytest.mark.parametrize("neck", NECKS)
+def test_generated_params_depend_on_realtime_samples_only(neck):
     torch.manual_seed(0)
-    model = DeviceModel(sequence_umn("sasrec", "duet", NUM_ITEMS)).eval()
+    model = DeviceModel(sequence_umn("sasrec", "duet", NUM_ITEMS, neck=neck)).eval()
     a = torch.randint(1, NUM_ITEMS + 1, (1, 10))
     b = torch.randint(1, NUM_ITEMS + 1, (1, 10))
     realtime = torch.cat([a, b, a])  # devices 0 and 2 identical, 1 different

@@ -19,7 +19,7 @@ def test_click_samples_contract(prepared_clicks):
     assert isinstance(s, ClickSamples)
     positives = pl.read_parquet(prepared_clicks / "test.parquet").height
     assert len(s) == positives * 101
-    assert s.history.shape == (len(s), 30) and s.history.dtype == torch.long
+    assert s.history.shape == (len(s), meta["history_length"]) and s.history.dtype == torch.long
     assert s.realtime.shape == (meta["counts"]["sessions"], meta["realtime_size"])
     assert int(s.target.min()) >= 1 and int(s.target.max()) <= meta["num_items"]
     assert s.label.view(-1, 101)[:, 0].eq(1).all() and s.label.view(-1, 101)[:, 1:].eq(0).all()

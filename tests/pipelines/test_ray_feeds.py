@@ -22,11 +22,13 @@ def ray_cluster():
 
 def test_training_batches(ray_cluster, prepared_clicks, prepared_video):
     from pipelines.feeds import training_batches
+    from pipelines.tensors import load_meta
 
     expected = pl.read_parquet(prepared_clicks / "train.parquet").height
+    history = load_meta(prepared_clicks)["history_length"]
     seen = 0
     for batch in training_batches(prepared_clicks, "train", 256):
-        assert batch["history"].shape[1:] == (30,) and batch["negatives"].shape[1:] == (4,)
+        assert batch["history"].shape[1:] == (history,) and batch["negatives"].shape[1:] == (4,)
         assert batch["target"].dtype == torch.int32
         seen += len(batch["target"])
     assert seen == expected
