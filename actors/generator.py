@@ -40,6 +40,7 @@ from duet.model import DeviceModel
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": np.float32, "float16": np.float16}
+TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 DEFAULT_MAX_SAMPLES = 10  # pipelines' default realtime_size, when a checkpoint does not say
 MAX_DEVICE_ID_CHARS = 128
 
@@ -193,27 +194,46 @@ class GenerateBatchRequest:
 
 @dataclass
 class GenerateBatchResponse:
-    """Stacked parameters ``params[n] = (W (D, O, I), b (D, O))``, rows in request order."""
+    """Every device's parameters in one contiguous buffer ``flat`` (D, P), rows in request order.
+
+    Row d holds device d's layers back to back: W0 (O0*I0, row-major), b0 (O0), W1, b1, ...
+    (``shapes`` gives each (O, I)). One buffer instead of two arrays per layer is what makes
+    the Serve round trip cheap: Ray ships it as a single out-of-band buffer, and the client
+    reads it zero-copy (read-only) from the object store. ``params`` and ``split`` are views.
+    """
 
     device_ids: list[str]
     model_key: str
     model_version: str
     dtype: str
-    params: list[tuple[np.ndarray, np.ndarray]]
+    flat: np.ndarray  # (D, P) in ``dtype``
+    shapes: list[tuple[int, int]]  # (O, I) of each dynamic layer
     upload_bytes: np.ndarray  # (D,) int64
     download_bytes: int  # per device
     batch_generate_s: float
 
+    @property
+    def params(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Stacked views ``[(W (D, O, I), b (D, O)), ...]`` into ``flat`` (no copy)."""
+        return layer_views(self.flat, self.shapes)
+
+    def torch_params(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Float32 tensors ``[(W (D, O, I), b (D, O)), ...]`` for `DeviceModel.score`: all D
+        devices scored in one call, no per-device split."""
+        return layer_views(torch.from_numpy(self.flat.astype(np.float32)), self.shapes)  # a copy
+
     def split(self) -> list[GenerateResponse]:
-        """One `GenerateResponse` per device (views into the stacked arrays, no copy)."""
+        """One `GenerateResponse` per device (views into ``flat``, no copy)."""
+        per_layer = [(list(w), list(b)) for w, b in self.params]  # row views, made in C
+        rows = zip(*(zip(w, b, strict=True) for w, b in per_layer), strict=True)
         return [
             GenerateResponse(
                 device_id=dev, model_key=self.model_key, model_version=self.model_version,
-                dtype=self.dtype, params=[(w[d], b[d]) for w, b in self.params],
-                upload_bytes=int(self.upload_bytes[d]), download_bytes=self.download_bytes,
-                batch_size=len(self.device_ids), batch_generate_s=self.batch_generate_s,
+                dtype=self.dtype, params=list(layers), upload_bytes=int(up),
+                download_bytes=self.download_bytes, batch_size=len(self.device_ids),
+                batch_generate_s=self.batch_generate_s,
             )
-            for d, dev in enumerate(self.device_ids)
+            for dev, layers, up in zip(self.device_ids, rows, self.upload_bytes.tolist(), strict=True)
         ]  # fmt: skip
 
 
@@ -351,13 +371,13 @@ class GeneratorCore:
         start = time.perf_counter()
         served, inputs, mask, upload = self._prepare_batch(batch)  # raw uploads: device_inputs here
         params = served.model.generate(inputs, mask, len(batch.device_ids))
-        dt = DTYPES[batch.dtype]
-        arrays = [(w.numpy().astype(dt), b.numpy().astype(dt)) for w, b in params]
+        flat = flatten_params(params, batch.dtype)
         elapsed_s = time.perf_counter() - start
         return GenerateBatchResponse(
             device_ids=list(batch.device_ids), model_key=served.key, model_version=served.version,
-            dtype=batch.dtype, params=arrays, upload_bytes=upload,
-            download_bytes=param_bytes(served, batch.dtype), batch_generate_s=elapsed_s,
+            dtype=batch.dtype, flat=flat, shapes=served.model.cfg.classifier.shapes,
+            upload_bytes=upload, download_bytes=param_bytes(served, batch.dtype),
+            batch_generate_s=elapsed_s,
         )  # fmt: skip
 
     def _prepare_batch(self, batch: GenerateBatchRequest):
@@ -453,8 +473,9 @@ class GeneratorCore:
         start = time.perf_counter()
         inputs, mask = _batch_inputs(served, group)  # (D, S, In), (D, S) or None
         params = served.model.generate(inputs, mask, len(group))  # [(W (D, O, I), b (D, O))]
-        arrays = {name: [(w.numpy().astype(dt), b.numpy().astype(dt)) for w, b in params]
-                  for name, dt in DTYPES.items() if any(p.request.dtype == name for p in group)}  # fmt: skip
+        shapes = served.model.cfg.classifier.shapes
+        arrays = {name: layer_views(flatten_params(params, name), shapes)
+                  for name in DTYPES if any(p.request.dtype == name for p in group)}  # fmt: skip
         elapsed_s = time.perf_counter() - start
         responses = []
         for d, p in enumerate(group):
@@ -479,17 +500,15 @@ def _batch_inputs(
     for mode in ("items", "pixels"):
         idx = [i for i, p in enumerate(group) if p.mode == mode]
         if idx:
-            x, m = model.device_inputs(
-                torch.stack([group[i].tensor for i in idx])
-            )  # (d, S, In), (d, S)
+            x, m = model.device_inputs(_stack([group[i].tensor for i in idx]))  # (d, S, In), (d, S)
             pieces.append((idx, x, m))
     idx = [i for i, p in enumerate(group) if p.mode == "embeddings"]
     if idx:
         pieces.append(
             (
                 idx,
-                torch.stack([group[i].tensor for i in idx]),
-                torch.stack([group[i].mask for i in idx]),
+                _stack([group[i].tensor for i in idx]),
+                _stack([group[i].mask for i in idx]),
             )
         )
     if len(pieces) == 1 and len(pieces[0][0]) == n:
@@ -500,6 +519,13 @@ def _batch_inputs(
     for idx, x, m in pieces:
         inputs[idx, width - x.shape[1] :], mask[idx, width - x.shape[1] :] = x, m  # left padding
     return inputs, mask
+
+
+def _stack(tensors: list[torch.Tensor | None]) -> torch.Tensor:
+    """Stack prepared inputs; `prepare` gives every request of a mode its tensor (and mask)."""
+    present = [t for t in tensors if t is not None]
+    assert len(present) == len(tensors), "a prepared request of this mode lacks its tensor"
+    return torch.stack(present)
 
 
 # ---- per-field checks ---------------------------------------------------------------------
@@ -716,6 +742,35 @@ def load_served_model(
     return served
 
 
+def flatten_params(params: Sequence[tuple[torch.Tensor, torch.Tensor]], dtype: str) -> np.ndarray:
+    """Generated ``[(W (D, O, I), b (D, O)), ...]`` -> one contiguous (D, P) array in ``dtype``.
+
+    The copy into the buffer is also the dtype conversion, done by torch: numpy's float16
+    cast is scalar code, ~20x slower (13 ms vs 0.6 ms for 1,024 gru4rec devices, measured).
+    """
+    D = params[0][0].shape[0]
+    width = sum(w.shape[1] * w.shape[2] + b.shape[1] for w, b in params)
+    flat = torch.empty(D, width, dtype=TORCH_DTYPES[dtype])
+    offset = 0
+    for w, b in params:
+        o, i = w.shape[1:]
+        flat[:, offset : offset + o * i].view(D, o, i).copy_(w)
+        flat[:, offset + o * i : offset + o * i + o].copy_(b)
+        offset += o * i + o
+    return flat.numpy()
+
+
+def layer_views(flat: Any, shapes: Sequence[tuple[int, int]]) -> list[tuple[Any, Any]]:
+    """The inverse of `flatten_params` without a copy: a (D, P) numpy array or tensor ->
+    ``[(W (D, O, I), b (D, O)), ...]`` views of the same type."""
+    D, out, offset = flat.shape[0], [], 0
+    for o, i in shapes:
+        w = flat[:, offset : offset + o * i].reshape(D, o, i)  # a view: rows stay contiguous
+        out.append((w, flat[:, offset + o * i : offset + o * i + o]))
+        offset += o * i + o
+    return out
+
+
 def param_bytes(served: ServedModel, dtype: str) -> int:
     """Download size of one device's parameters in ``dtype``."""
     return served.model.cfg.classifier.num_params * np.dtype(DTYPES[dtype]).itemsize
@@ -725,5 +780,5 @@ __all__ = [
     "BodyTooLargeError", "DtypeError", "GenerateBatchRequest", "GenerateBatchResponse", "GenerateRequest", "GenerateResponse", "GeneratorCore",
     "GeneratorError", "MalformedRequestError", "NonFiniteError", "SampleCountError", "ServedModel",
     "ShapeError", "UnknownModelError", "UnsupportedMediaTypeError", "VocabularyError",
-    "load_served_model", "param_bytes",
+    "flatten_params", "layer_views", "load_served_model", "param_bytes",
 ]  # fmt: skip

@@ -28,6 +28,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import ray
+import torch
 from ray import serve
 from starlette.requests import Request
 from starlette.responses import Response
@@ -79,10 +81,12 @@ class DuetGenerator:
     ):
         if max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
+        torch.set_num_threads(_replica_cpus())
         self.core = GeneratorCore.from_checkpoints(checkpoints, max_samples=max_samples)
         self.max_body_bytes = max_body_bytes
-        self._generate_batch.set_max_batch_size(max_batch_size)
-        self._generate_batch.set_batch_wait_timeout_s(batch_wait_timeout_s)
+        # @serve.batch adds these setters at runtime; its type stubs do not declare them
+        self._generate_batch.set_max_batch_size(max_batch_size)  # type: ignore[attr-defined]
+        self._generate_batch.set_batch_wait_timeout_s(batch_wait_timeout_s)  # type: ignore[attr-defined]
         log.info("serving %s", self.core.keys())
 
     # ---- handle methods -------------------------------------------------------------------
@@ -121,7 +125,7 @@ class DuetGenerator:
                     raise
                 out[i] = e
         if prepared:
-            results = await asyncio.to_thread(self.core.generate_prepared, prepared)
+            results = self.core.generate_prepared(prepared)  # inline: see generate_batch
             for i, r in zip(good, results, strict=True):
                 out[i] = r
         return out
@@ -129,10 +133,17 @@ class DuetGenerator:
     async def generate_batch(self, batch: GenerateBatchRequest) -> GenerateBatchResponse:
         """A columnar client-side batch (one model, stacked arrays): the fleet's fast path.
 
+        Runs on the replica's event loop, not in a worker thread: the caller batched already,
+        so there is nothing to gather meanwhile, and one forward at a time is what a 1-CPU
+        replica can do anyway. In a thread the forward competed for the GIL with the loop and
+        took ~2x as long on a loaded 2-core machine (1,024 devices: 15 ms inline vs 32 ms,
+        median of 60 alternating calls). Other requests wait for the forward, which is
+        ~15 ms at 1,024 devices; Serve's control plane runs on its own loop and does not.
+
         Raises:
             GeneratorError: any bad row; the field names it (``items[3]``).
         """
-        return await asyncio.to_thread(self.core.generate_batch, batch)
+        return self.core.generate_batch(batch)
 
     def models(self) -> list[dict[str, Any]]:
         return self.core.describe()
@@ -216,6 +227,14 @@ class DuetGenerator:
         return b"".join(chunks)
 
 
+def _replica_cpus() -> int:
+    """Torch threads = the CPUs Ray reserved for this replica (at least 1). Ray exports
+    OMP_NUM_THREADS only when the environment has none, so an inherited value (or torch's
+    default of every core) would oversubscribe a 1-CPU replica next to the caller."""
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    return max(1, int(cpus))
+
+
 def _as_request(request: Any, where: str = "") -> GenerateRequest:
     if isinstance(request, GenerateRequest):
         return request
@@ -254,4 +273,5 @@ def build_app(args: dict[str, Any]) -> serve.Application:
         for k in ("max_samples", "max_batch_size", "batch_wait_timeout_s", "max_body_bytes")
         if k in args
     }
-    return DuetGenerator.options(**options).bind(args["checkpoints"], **kwargs)
+    # @serve.deployment turns the class into a Deployment; mypy still sees the class
+    return DuetGenerator.options(**options).bind(args["checkpoints"], **kwargs)  # type: ignore[attr-defined]

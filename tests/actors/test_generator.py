@@ -218,3 +218,26 @@ def test_columnar_batch_errors_name_the_row(core, fields, error, field):
             GenerateBatchRequest(**({"device_ids": ["a", "b"], "model_key": CLICK_KEY} | fields))
         )
     assert info.value.field == field
+
+
+def test_batch_response_is_one_flat_buffer(core):
+    """W0, b0, W1, b1 back to back per device row; params, split and torch_params are views or
+    float32 copies of it, and float16 is the float32 result rounded."""
+    from actors.generator import GenerateBatchRequest
+
+    rows = np.array([[0, 4, 9, 2], [1, 2, 3, 4]])
+    f32, f16 = (
+        core.generate_batch(GenerateBatchRequest(["a", "b"], CLICK_KEY, items=rows, dtype=dt))
+        for dt in ("float32", "float16")
+    )
+    assert f32.flat.shape == (2, 2 * (32 * 32 + 32)) and f32.flat.flags.c_contiguous
+    assert f16.flat.dtype == np.float16 and f16.download_bytes == f16.flat[0].nbytes
+    np.testing.assert_array_equal(f16.flat, f32.flat.astype(np.float16))
+    (w0, b0), (w1, b1) = f32.params
+    np.testing.assert_array_equal(
+        f32.flat[1], np.concatenate([w0[1].ravel(), b0[1], w1[1].ravel(), b1[1]])
+    )
+    assert all(np.shares_memory(w, f32.flat) for w, _ in f32.split()[1].params)
+    for (tw, tb), (w, b) in zip(f16.torch_params(), f16.params, strict=True):
+        assert tw.dtype == torch.float32 and tw.shape == (2, *w.shape[1:])
+        np.testing.assert_array_equal(tb.numpy(), b.astype(np.float32))
