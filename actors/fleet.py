@@ -1,0 +1,377 @@
+"""A fleet: many simulated devices in one process, each an asyncio task replaying its sessions.
+
+Per session a device (1) applies the shifts active for it, (2) uploads its real-time samples
+and receives generated parameters for every generated method, (3) scores the session on
+device with every method, paired on the same data, and (4) hands one row per method to the
+sink. Devices' generator requests are micro-batched into columnar `GenerateBatchRequest`s
+(the generator's fast path) and their scoring into one batched forward per backbone.
+
+A virtual clock per device says when things happen: a session starts at the device's
+cumulative think time (`DeviceProfile.start_s`); its latency components are
+transfer = bytes / bandwidth + RTT, generate = the measured wall time of the generator call
+(including retries), inference and fine-tuning = the time measured for one session alone on
+this CPU x the compute tier (actors/ondevice.py). A row's ``sim_time_s`` is the session's end.
+
+If the generator cannot be reached (errors or timeouts past ``retries`` or ``deadline_s``,
+with exponential backoff in between) the device scores with the method's global classifier
+and its row says ``fallback``. A request the generator refuses as invalid is not retried.
+
+No Ray here: the fleet takes a `GeneratorClient` and loaded replays (STYLE item 9);
+actors/fleet_actor.py is the Ray wrapper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from actors.batching import MicroBatcher
+from actors.generator import GenerateBatchRequest, GenerateBatchResponse, GeneratorError
+from actors.generator_client import GeneratorClient
+from actors.ondevice import Costs, DeviceModels, NumpyParams, SessionScore
+from actors.profiles import DeviceProfile, NetworkClass
+from actors.replay import Replay
+from actors.sink import PartSink
+from duet.model import GENERATED_METHODS
+from pipelines.shifts import ClickSession, ShiftContext, session_rng
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard a device tries the generator before falling back to its global classifier."""
+
+    timeout_s: float = 10.0  # one attempt
+    retries: int = 3  # attempts after the first
+    backoff_s: float = 0.1  # wait before retry i is backoff_s * 2**i, at most max_backoff_s
+    max_backoff_s: float = 5.0
+    deadline_s: float = 30.0  # no attempt starts past this, counted from the first
+
+    def delay_s(self, attempt: int) -> float:
+        return min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s)
+
+
+@dataclass(frozen=True)
+class ShiftPlan:
+    """A built shift operator and the session window it covers on its devices."""
+
+    name: str
+    op: Any  # a pipelines.shifts operator
+    at_session: int = 0
+    until_session: int | None = None
+
+    def covers(self, k: int) -> bool:
+        return k >= self.at_session and (self.until_session is None or k < self.until_session)
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """Everything about a run that a fleet needs besides its devices and data."""
+
+    run_id: str
+    scenario: str
+    dataset: str
+    methods: tuple[str, ...]
+    sessions_per_device: int
+    model_keys: Mapping[str, str]  # "<backbone>/<method>" -> generator model key
+    network_classes: Mapping[str, NetworkClass]
+    compute_tiers: Mapping[str, float]
+    seed: int = 0
+    max_in_flight: int = 512
+    pace: float = 0.0  # wall seconds per virtual second of think time
+    dtype: str = "float32"
+    batch_wait_s: float = 0.01
+    max_batch_devices: int = 1024
+    score_batch_sessions: int = 64
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One device's generator outcome; ``params`` None means it fell back."""
+
+    params: NumpyParams | None
+    bytes_up: int
+    bytes_down: int
+    generate_s: float
+    server_s: float
+    attempts: int
+    version: str = ""
+
+
+# ---- the generator side ------------------------------------------------------------------------
+class GeneratorGateway:
+    """Per (model key, upload mode) micro-batchers in front of a `GeneratorClient`."""
+
+    def __init__(
+        self, client: GeneratorClient, models: Mapping[str, DeviceModels], config: FleetConfig
+    ):
+        self.client, self.models, self.config = client, models, config
+        self._batchers: dict[tuple[str, str, str], MicroBatcher] = {}
+
+    async def generate(self, device: DeviceProfile, method: str, session) -> Generated:
+        key = self.config.model_keys[f"{device.backbone}/{method}"]
+        slot = (key, device.upload, f"{device.backbone}/{method}")
+        if slot not in self._batchers:
+            self._batchers[slot] = MicroBatcher(
+                partial(self._call, slot), self.config.max_batch_devices, self.config.batch_wait_s
+            )
+        return await self._batchers[slot].submit((device.device_id, session))
+
+    async def _call(
+        self, slot: tuple[str, str, str], items: list[tuple[int, Any]]
+    ) -> list[Generated]:
+        key, mode, cell = slot
+        backbone, method = cell.split("/")
+        model = self.models[backbone].models[method]
+        conditioned = bool(model.cfg.ppg and model.cfg.ppg.conditioned)
+        sendable = [i for i, (_, s) in enumerate(items) if not conditioned or _has_samples(s)]
+        out = [Generated(None, 0, 0, 0.0, 0.0, 0)] * len(items)  # no real sample: fall back at once
+        if not sendable:
+            return out
+        request, up = await asyncio.to_thread(
+            self._request, key, mode, backbone, method, conditioned, [items[i] for i in sendable]
+        )
+        response, attempts, elapsed_s = await self._with_retries(request)
+        for j, i in enumerate(sendable):
+            if response is None:
+                out[i] = Generated(None, int(up[j]), 0, elapsed_s, 0.0, attempts)
+            else:
+                params = [(w[j], b[j]) for w, b in response.params]
+                out[i] = Generated(params, int(up[j]), response.download_bytes, elapsed_s,
+                                   response.batch_generate_s / len(sendable), attempts,
+                                   response.model_version)  # fmt: skip
+        return out
+
+    def _request(self, key: str, mode: str, backbone: str, method: str, conditioned: bool,
+                 items: list[tuple[int, Any]]) -> tuple[GenerateBatchRequest, np.ndarray]:  # fmt: skip
+        """The columnar request and each device's upload size in bytes (what it sends)."""
+        ids = [f"device-{d}" for d, _ in items]
+        sessions = [s for _, s in items]
+        req = GenerateBatchRequest(device_ids=ids, model_key=key, dtype=self.config.dtype)
+        if not conditioned:
+            return req, np.zeros(len(items), np.int64)
+        clicks = isinstance(sessions[0], ClickSession)
+        if mode == "embedding":
+            import torch
+
+            raw = np.stack([s.realtime if clicks else s.pixels[0] for s in sessions])
+            x = torch.from_numpy(raw) if clicks else torch.from_numpy(raw).float() / 255.0
+            emb, mask = self.models[backbone].embed(method, x)  # on device, batched here
+            req.embeddings, req.lengths = emb.numpy(), mask.sum(1).numpy()
+            return req, req.lengths * emb.shape[2] * 4  # float32 per value
+        if clicks:
+            req.items = np.stack([s.realtime for s in sessions])
+            return req, 4 * (req.items != 0).sum(1)  # int32 ids of real samples
+        req.pixels = np.stack([s.pixels[0] for s in sessions]).astype(np.float32) / 255.0
+        return req, np.full(len(items), req.pixels[0].nbytes, np.int64)
+
+    async def _with_retries(
+        self, request: GenerateBatchRequest
+    ) -> tuple[GenerateBatchResponse | None, int, float]:
+        """(response or None, attempts, wall seconds) under the retry policy."""
+        policy, start, attempt = self.config.retry, time.perf_counter(), 0
+        while True:
+            attempt += 1
+            remaining = policy.deadline_s - (time.perf_counter() - start)
+            try:
+                response = await asyncio.wait_for(
+                    self.client.agenerate_batch(request),
+                    min(policy.timeout_s, max(remaining, 1e-3)),
+                )
+                return response, attempt, time.perf_counter() - start
+            except GeneratorError as exc:  # the request itself is wrong: retrying cannot help
+                log.warning(
+                    "generator refused %s (%s): %s", request.model_key, exc.field, exc.message
+                )
+                return None, attempt, time.perf_counter() - start
+            except Exception as exc:  # noqa: BLE001 - unreachable, timed out, replica died
+                delay = policy.delay_s(attempt)
+                if (
+                    attempt > policy.retries
+                    or time.perf_counter() - start + delay >= policy.deadline_s
+                ):
+                    log.warning("generator %s unavailable after %d attempt(s) (%s: %s); falling back",
+                                request.model_key, attempt, type(exc).__name__, exc)  # fmt: skip
+                    return None, attempt, time.perf_counter() - start
+                await asyncio.sleep(delay)
+
+
+def _has_samples(session) -> bool:
+    return not isinstance(session, ClickSession) or bool(session.realtime.any())
+
+
+# ---- the fleet ---------------------------------------------------------------------------------
+class Fleet:
+    """Runs its devices' sessions and streams rows to a sink.
+
+    Args:
+        config (FleetConfig): run-wide settings.
+        devices (Sequence[DeviceProfile]): the devices this fleet hosts.
+        replays (Mapping[int, Sequence[Replay]]): recorded sessions by user; device session
+            k replays its user's session ``k % len``.
+        models (Mapping[str, DeviceModels]): on-device models by backbone.
+        client (GeneratorClient): the generator.
+        sink (PartSink): where finished sessions go.
+        shifts (Sequence[ShiftPlan]): indexed by `DeviceProfile.shifts`.
+        shift_context (ShiftContext | None): runtime data the shift operators need.
+        done (set[tuple[int, int]]): (device, session) keys already on disk: skipped.
+    """
+
+    def __init__(
+        self, config: FleetConfig, devices: Sequence[DeviceProfile],
+        replays: Mapping[int, Sequence[Replay]], models: Mapping[str, DeviceModels],
+        client: GeneratorClient, sink: PartSink, shifts: Sequence[ShiftPlan] = (),
+        shift_context: ShiftContext | None = None, done: set[tuple[int, int]] | None = None,
+    ):  # fmt: skip
+        missing = sorted({d.user_id for d in devices if not replays.get(d.user_id)})
+        if missing:
+            raise ValueError(f"no sessions to replay for user(s) {missing[:10]}")
+        self.config, self.devices, self.replays = config, list(devices), replays
+        self.models, self.sink, self.shifts = models, sink, list(shifts)
+        self.shift_context = shift_context or ShiftContext()
+        self.done = done or set()
+        self.gateway = GeneratorGateway(client, models, config)
+        self.costs = self._calibrate()
+        self._scorers = {  # one scoring thread at a time: the fleet has one core's worth
+            b: MicroBatcher(partial(self._score, b), config.score_batch_sessions,
+                            config.batch_wait_s, max_concurrent=1)
+            for b in models
+        }  # fmt: skip
+        self.stats: dict[str, Any] = {"sessions": 0, "fallback": 0, "auc_sum": {}, "auc_n": {},
+                                      "skipped": 0}  # fmt: skip
+
+    def _calibrate(self) -> dict[str, Costs]:
+        costs = {}
+        for backbone, models in self.models.items():
+            device = next((d for d in self.devices if d.backbone == backbone), None)
+            if device is not None:
+                costs[backbone] = models.calibrate(
+                    self.replays[device.user_id][0], self.config.methods
+                )
+        return costs
+
+    def expected_sessions(self) -> int:
+        return sum(d.num_sessions for d in self.devices)
+
+    async def run(self) -> dict[str, Any]:
+        """Replay every device's remaining sessions; returns the final `progress`."""
+        slots = asyncio.Semaphore(self.config.max_in_flight)
+        flusher = asyncio.create_task(self._flush_periodically())
+        try:
+            async with asyncio.TaskGroup() as group:
+                for device in self.devices:
+                    group.create_task(self._device(device, slots))
+        finally:
+            flusher.cancel()
+            self.sink.flush()
+        return self.progress()
+
+    async def _flush_periodically(self) -> None:
+        while True:  # slow (paced) fleets still put rows on disk every flush_interval_s
+            await asyncio.sleep(self.sink.flush_interval_s)
+            if self.sink.due():
+                self.sink.flush()
+
+    async def _device(self, device: DeviceProfile, slots: asyncio.Semaphore) -> None:
+        replays = self.replays[device.user_id]
+        previous_s = 0.0
+        for k in range(self.config.sessions_per_device):
+            if not device.active[k]:
+                continue
+            if (device.device_id, k) in self.done:
+                self.stats["skipped"] += 1
+                continue
+            if self.config.pace > 0:  # demos: wait the think time, scaled
+                await asyncio.sleep(self.config.pace * (device.start_s[k] - previous_s))
+            previous_s = device.start_s[k]
+            async with slots:
+                rows = await self._session(device, k, replays[k % len(replays)])
+            self.sink.add(rows)  # the one place finished rows leave the fleet
+            self._count(rows)
+
+    async def _session(self, device: DeviceProfile, k: int, replay: Replay) -> list[dict[str, Any]]:
+        session, shift = self._shifted(device, k, replay)
+        generated = [m for m in self.config.methods if m in GENERATED_METHODS]
+        outcomes = await asyncio.gather(
+            *(self.gateway.generate(device, m, session) for m in generated)
+        )
+        gen = dict(zip(generated, outcomes, strict=True))
+        scores = await self._scorers[device.backbone].submit(
+            (replay, session, {m: g.params for m, g in gen.items()})
+        )
+        return [
+            self._row(device, k, replay, shift, m, scores[m], gen.get(m))
+            for m in self.config.methods
+        ]
+
+    def _shifted(self, device: DeviceProfile, k: int, replay: Replay):
+        plans = [self.shifts[i] for i in device.shifts if self.shifts[i].covers(k)]
+        session = replay.session
+        rng = session_rng(self.config.seed, device.device_id, k)  # not the user: replicas differ
+        for plan in plans:
+            session = plan.op.apply(session, rng, self.shift_context)
+        return session, "+".join(p.name for p in plans)
+
+    async def _score(self, backbone: str, items: list) -> list[dict[str, SessionScore]]:
+        replays, sessions, received = zip(*items, strict=True)
+        by_method = {
+            m: [r.get(m) for r in received] for m in self.config.methods if m in GENERATED_METHODS
+        }
+        return await asyncio.to_thread(self.models[backbone].score, replays, sessions,
+                                       self.config.methods, by_method)  # fmt: skip
+
+    def _row(self, device: DeviceProfile, k: int, replay: Replay, shift: str, method: str,
+             score: SessionScore, gen: Generated | None) -> dict[str, Any]:  # fmt: skip
+        cost, tier = self.costs[device.backbone], self.config.compute_tiers[device.compute]
+        net = self.config.network_classes[device.network]
+        inference_s = cost.inference_s_per_sample[method] * score.num_samples * tier
+        finetune_s = cost.finetune_s * tier if method == "finetune" else 0.0
+        upload_s = generate_s = download_s = 0.0
+        if gen is not None:
+            if device.upload == "embedding":
+                inference_s += cost.embed_s[method] * tier
+            upload_s, generate_s = net.transfer_s(gen.bytes_up), gen.generate_s
+            download_s = net.transfer_s(gen.bytes_down) if gen.params is not None else 0.0
+        latency_s = upload_s + generate_s + download_s + inference_s + finetune_s
+        c = self.config
+        return {
+            "run_id": c.run_id, "scenario": c.scenario, "dataset": c.dataset,
+            "backbone": device.backbone, "method": method, "device_id": device.device_id,
+            "user_id": device.user_id, "session_index": k, "source_session": replay.source_session,
+            "network_class": device.network, "compute_tier": device.compute,
+            "upload_mode": device.upload, "auc": score.auc, "accuracy": score.accuracy,
+            "logloss": score.logloss, "num_samples": score.num_samples, "upload_s": upload_s,
+            "generate_s": generate_s, "download_s": download_s, "inference_s": inference_s,
+            "finetune_s": finetune_s, "latency_s": latency_s,
+            "bytes_up": gen.bytes_up if gen else 0, "bytes_down": gen.bytes_down if gen and gen.params is not None else 0,
+            "shift": shift, "shift_active": bool(shift),
+            "fallback": gen is not None and gen.params is None,
+            "sim_time_s": device.start_s[k] + latency_s, "wall_time": time.time(),
+            "generate_server_s": gen.server_s if gen else 0.0, "attempts": gen.attempts if gen else 0,
+            "model_version": gen.version if gen else "",
+        }  # fmt: skip
+
+    def _count(self, rows: list[dict[str, Any]]) -> None:
+        self.stats["sessions"] += 1
+        for row in rows:
+            self.stats["fallback"] += row["fallback"]
+            if not np.isnan(row["auc"]):
+                m = row["method"]
+                self.stats["auc_sum"][m] = self.stats["auc_sum"].get(m, 0.0) + row["auc"]
+                self.stats["auc_n"][m] = self.stats["auc_n"].get(m, 0) + 1
+
+    def progress(self) -> dict[str, Any]:
+        """Sessions done (this run and skipped as already on disk), fallbacks, running AUC."""
+        s = self.stats
+        return {"sessions": s["sessions"], "skipped": s["skipped"], "fallback": s["fallback"],
+                "expected": self.expected_sessions(), "rows_written": self.sink.rows_written,
+                "auc_sum": dict(s["auc_sum"]), "auc_n": dict(s["auc_n"])}  # fmt: skip

@@ -1,0 +1,87 @@
+"""The Ray edge of a fleet: an async actor that loads its slice (Ray Data), builds a `Fleet`
+and runs it. Restartable: a restarted actor rebuilds from the same `FleetSetup`, skips the
+sessions already on disk and carries on; its unflushed rows were never written, so nothing
+is written twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import ray
+
+from actors.fleet import Fleet, FleetConfig, ShiftPlan
+from actors.generator_client import GeneratorClient, ServeGeneratorClient
+from actors.ondevice import DeviceModels
+from actors.profiles import DeviceProfile
+from actors.replay import load_replays
+from actors.sink import PartSink, fleet_dir, flushed_sessions
+from duet.finetune import FinetuneConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FleetSetup:
+    """What one fleet actor needs, built by the runner (plain, picklable values)."""
+
+    index: int
+    config: FleetConfig
+    devices: Sequence[DeviceProfile]
+    prepared_dir: str
+    checkpoints: Mapping[str, Mapping[str, str]]  # backbone -> method -> run dir
+    sessions_dir: str
+    finetune: FinetuneConfig = FinetuneConfig()
+    shifts: Sequence[ShiftPlan] = ()
+    flush_rows: int = 2000
+    flush_interval_s: float = 2.0
+    app_name: str = "duet-generator"
+    on_rows: Sequence[Callable[[pa.Table], None]] = field(default_factory=tuple)
+
+
+def build_fleet(setup: FleetSetup, client: GeneratorClient) -> Fleet:
+    """Load this fleet's data and models and skip what is already on disk."""
+    devices = list(setup.devices)
+    done = flushed_sessions(setup.sessions_dir, [d.device_id for d in devices])
+    replays = load_replays(setup.prepared_dir, [d.user_id for d in devices])
+    models = {b: DeviceModels(ckpts, setup.finetune) for b, ckpts in setup.checkpoints.items()
+              if any(d.backbone == b for d in devices)}  # fmt: skip
+    sink = PartSink(fleet_dir(setup.sessions_dir, setup.index), setup.flush_rows,
+                    setup.flush_interval_s, on_rows=setup.on_rows)  # fmt: skip
+    context = _shift_context(setup) if setup.shifts else None
+    if done:
+        log.info("fleet %d: %d sessions already on disk, skipping them", setup.index, len(done))
+    return Fleet(setup.config, devices, replays, models, client, sink, setup.shifts, context, done)
+
+
+def _shift_context(setup: FleetSetup):
+    from pipelines.shifts import click_context, image_context
+    from pipelines.tensors import load_meta
+
+    kind = load_meta(setup.prepared_dir)["kind"]
+    build = click_context if kind == "clicks" else image_context
+    return build(Path(setup.prepared_dir))[0]
+
+
+@ray.remote
+class FleetActor:
+    """One fleet as a Ray actor. Create with ``.options(max_restarts=n, max_task_retries=n)``
+    so that a crash restarts it and re-runs `run` on the new instance."""
+
+    def __init__(self, setup: FleetSetup):
+        import torch
+
+        torch.set_num_threads(1)  # many fleets and the generator share the cores
+        self.index = setup.index
+        self.fleet = build_fleet(setup, ServeGeneratorClient(app_name=setup.app_name))
+
+    async def run(self) -> dict[str, Any]:
+        return await self.fleet.run()
+
+    async def progress(self) -> dict[str, Any]:
+        return self.fleet.progress()

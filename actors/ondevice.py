@@ -1,0 +1,222 @@
+"""What a simulated device computes locally, batched across a fleet's devices: frozen-backbone
+features, scores with the global / fine-tuned / received classifier, per-session metrics,
+and the measured cost of doing it for one session alone.
+
+A fleet computes many devices' sessions in one forward for throughput, but a phone scores
+its own session alone. So the on-device times on the virtual clock come from `calibrate`:
+one session timed alone on this CPU (median of a few runs), per sample for scoring, per
+session for fine-tuning (real Adam steps), then scaled by the device's compute tier.
+
+Notation used for tensor shapes: U sessions, B scored rows, N rows of the longest session,
+F features, E target embedding dim, C classes, O/I a dynamic layer's output/input width.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from actors.replay import Replay, build_samples
+from duet.checkpoint import load_checkpoint
+from duet.data import ClickSamples, Samples
+from duet.dynamic import Params
+from duet.finetune import FinetuneConfig, finetune_params
+from duet.metrics import grouped_auc
+from duet.model import DeviceModel
+
+MAX_ROWS = 8192  # rows per backbone forward: DIN holds (rows, L, 4E) floats at once
+NumpyParams = list[tuple[np.ndarray, np.ndarray]]  # one device's (W (O, I), b (O,)) per layer
+
+
+@dataclass(frozen=True)
+class SessionScore:
+    """One method's result on one session."""
+
+    auc: float  # NaN when the session has a single class
+    accuracy: float  # images; NaN for clicks
+    logloss: float
+    num_samples: int
+
+
+@dataclass(frozen=True)
+class Costs:
+    """On-device seconds on one core of this machine, before the compute-tier factor."""
+
+    inference_s_per_sample: dict[str, float]  # by method
+    embed_s: dict[str, float]  # computing the upload in embedding mode, by generated method
+    finetune_s: float  # k gradient steps for one session
+
+
+class DeviceModels:
+    """The checkpoints of one backbone as a device holds them: ``base`` (also used by
+    ``finetune``) and one per generated method, each with its own frozen backbone.
+
+    Args:
+        checkpoints (Mapping[str, str | Path]): method -> run directory; needs ``base``.
+        finetune (FinetuneConfig): the ``finetune`` baseline's steps and learning rate.
+        max_rows (int): rows per backbone forward. Default: 8192.
+    """
+
+    def __init__(self, checkpoints: Mapping[str, str | Path], finetune: FinetuneConfig,
+                 max_rows: int = MAX_ROWS):  # fmt: skip
+        if "base" not in checkpoints:
+            raise ValueError(f"DeviceModels needs a 'base' checkpoint, got {sorted(checkpoints)}")
+        self.models: dict[str, DeviceModel] = {}
+        for method, directory in checkpoints.items():
+            model, _ = load_checkpoint(directory)
+            self.models[method] = model.requires_grad_(False)
+        self.finetune, self.max_rows = finetune, max_rows
+
+    def model_for(self, method: str) -> DeviceModel:
+        return self.models["base" if method == "finetune" else method]
+
+    @torch.inference_mode()
+    def embed(self, method: str, realtime: Tensor) -> tuple[Tensor, Tensor]:
+        """Embedding-mode upload of U devices: (U, R, In) inputs and (U, R) mask."""
+        return self.models[method].device_inputs(realtime)
+
+    def score(
+        self, replays: Sequence[Replay], sessions: Sequence, methods: Sequence[str],
+        received: Mapping[str, Sequence[NumpyParams | None]],
+    ) -> list[dict[str, SessionScore]]:  # fmt: skip
+        """Score U sessions with every method; ``received[m][u]`` is device u's generated
+        parameters for method m, or None to use m's global classifier (the fallback)."""
+        samples = build_samples(replays, sessions)
+        U = len(sessions)
+        out: list[dict[str, SessionScore]] = [{} for _ in range(U)]
+        features = {}
+        for method in methods:
+            model = self.model_for(method)
+            key = "base" if method in ("base", "finetune") else method
+            if key not in features:
+                features[key] = self._features(model, samples)
+            params = self._params(method, model, samples, U, received.get(method))
+            logits = _score_sessions(model, *features[key], samples.session, params)
+            for u, score in enumerate(session_scores(logits, samples, U)):
+                out[u][method] = score
+        return out
+
+    def _params(self, method: str, model: DeviceModel, samples: Samples, U: int,
+                received: Sequence[NumpyParams | None] | None) -> Params:  # fmt: skip
+        """(U, O, I) per layer: global, fine-tuned here, or received (global where None)."""
+        if method == "finetune":
+            cfg = self.finetune
+            return finetune_params(model, samples, torch.arange(U), cfg)
+        params = [(w.detach().clone(), b.detach().clone()) for w, b in model.classifier.params(U)]
+        if method == "base" or received is None:
+            return params
+        for u, layers in enumerate(received):
+            if layers is not None:
+                for (w, b), (rw, rb) in zip(params, layers, strict=True):
+                    w[u], b[u] = (
+                        torch.from_numpy(rw.astype(np.float32)),
+                        torch.from_numpy(rb.astype(np.float32)),
+                    )
+        return params
+
+    @torch.inference_mode()
+    def _features(self, model: DeviceModel, samples: Samples) -> tuple[Tensor, Tensor | None]:
+        """Backbone output of every row, ``max_rows`` at a time: (B, F), (B, E) or None."""
+        chunks = [model.features(samples.index(idx))
+                  for idx in torch.arange(len(samples)).split(self.max_rows)]  # fmt: skip
+        feat = torch.cat([f for f, _ in chunks])
+        temb = None if chunks[0][1] is None else torch.cat([t for _, t in chunks])  # type: ignore[misc]
+        return feat, temb
+
+    def calibrate(self, replay: Replay, methods: Sequence[str], repeats: int = 3) -> Costs:
+        """Time one session alone per method (median of ``repeats`` after a warm-up)."""
+        one = build_samples([replay], [replay.session])
+        per_sample = {
+            m: self._scoring_s(self.model_for(m), one, repeats) / len(one) for m in methods
+        }
+        embed = {m: _median_s(partial(self.embed, m, one.realtime), repeats)
+                 for m in methods if self.model_for(m).generates}  # fmt: skip
+        finetune_s = 0.0
+        if "finetune" in methods:
+            tune = partial(
+                finetune_params, self.models["base"], one, torch.arange(1), self.finetune
+            )
+            finetune_s = _median_s(tune, repeats)
+        return Costs(per_sample, embed, finetune_s)
+
+    def _scoring_s(self, model: DeviceModel, one: Samples, repeats: int) -> float:
+        def score() -> Tensor:
+            feat, temb = self._features(model, one)
+            return _score_sessions(model, feat, temb, one.session, model.classifier.params(1))
+
+        return _median_s(score, repeats)
+
+
+def _median_s(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up: first calls allocate
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        timings.append(time.perf_counter() - start)
+    return float(np.median(timings))
+
+
+@torch.inference_mode()
+def _score_sessions(model: DeviceModel, feat: Tensor, temb: Tensor | None, session: Tensor,
+                    params: Params) -> Tensor:  # fmt: skip
+    """Logits of every row with its own session's parameters: rows are padded per session to
+    (U, N, F) so each layer is one batched matmul over sessions, not a (B, O, I) copy."""
+    U = params[0][0].shape[0]
+    counts = torch.bincount(session, minlength=U)
+    start = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(len(session)) - start[session]  # rows are grouped by session
+    N = int(counts.max())
+    pad = lambda x: x.new_zeros(U, N, x.shape[1]).index_put_((session, slot), x)  # noqa: E731
+    logits = model.score(pad(feat), None if temb is None else pad(temb), params)  # (U, N[, C])
+    return logits[session, slot]  # (B[, C])
+
+
+def session_scores(logits: Tensor, samples: Samples, U: int) -> list[SessionScore]:
+    """AUC, accuracy, logloss and sample count of each of U sessions (rows' ``session`` = u)."""
+    session = samples.session.numpy()
+    counts = np.bincount(session, minlength=U)
+    if isinstance(samples, ClickSamples):
+        y = samples.label.numpy()
+        x = logits.double()
+        loss = F.binary_cross_entropy_with_logits(
+            x, samples.label.double(), reduction="none"
+        ).numpy()
+        auc_values, dense = grouped_auc(x.numpy(), y, session)
+        groups = np.unique(session)[dense]  # grouped_auc names groups by dense rank
+        accuracy = np.full(U, np.nan)
+    else:
+        y = samples.label.numpy()
+        logp = torch.log_softmax(logits.double(), dim=1).numpy()  # (B, C)
+        loss = -logp[np.arange(len(y)), y]
+        accuracy = np.bincount(session, weights=logp.argmax(1) == y, minlength=U) / np.maximum(
+            counts, 1
+        )
+        auc_values, groups = _image_session_auc(logp, y, session, U)
+    auc = np.full(U, np.nan)
+    auc[groups] = auc_values
+    logloss = np.bincount(session, weights=loss, minlength=U) / np.maximum(counts, 1)
+    return [SessionScore(float(auc[u]), float(accuracy[u]), float(logloss[u]), int(counts[u]))
+            for u in range(U)]  # fmt: skip
+
+
+def _image_session_auc(logp: np.ndarray, y: np.ndarray, session: np.ndarray, U: int):
+    """Macro one-vs-rest AUC per session over the classes it has both ways; a video of one
+    class has none (NaN)."""
+    C = logp.shape[1]
+    onehot = np.eye(C)[y]
+    keys = np.tile(session, C) * C + np.repeat(np.arange(C), len(y))  # (session, class) groups
+    per, dense = grouped_auc(logp.T.ravel(), onehot.T.ravel(), keys)
+    owner = np.unique(keys)[dense] // C
+    sums = np.bincount(owner, weights=per, minlength=U)
+    n = np.bincount(owner, minlength=U)
+    valid = np.flatnonzero(n)
+    return sums[valid] / n[valid], valid

@@ -1,0 +1,135 @@
+"""Session rows on disk: the row schema, and a sink that flushes a fleet's finished sessions as
+small Parquet part files, each written to a hidden temp name and renamed into place.
+
+Layout: ``OUT/sessions/fleet=K/part-00000.parquet``, one Hive-partitioned dataset:
+``pq.read_table(OUT/sessions)`` or ``pl.read_parquet(OUT/sessions)`` reads every part
+(adding a ``fleet`` column). Readers skip the temp files (names start with ``.``).
+
+Row identity is (run_id, device_id, session_index, method). The rows of one session are
+always in one part file, so after a crash a session is either fully on disk or not at
+all; a restarted fleet skips the keys already flushed (`flushed_sessions`) and never
+writes a row twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+log = logging.getLogger(__name__)
+
+ROW_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("scenario", pa.string()), ("dataset", pa.string()),
+    ("backbone", pa.string()), ("method", pa.string()), ("device_id", pa.int64()),
+    ("user_id", pa.int64()), ("session_index", pa.int64()), ("source_session", pa.int64()),
+    ("network_class", pa.string()), ("compute_tier", pa.string()), ("upload_mode", pa.string()),
+    ("auc", pa.float64()), ("accuracy", pa.float64()), ("logloss", pa.float64()),
+    ("num_samples", pa.int64()), ("upload_s", pa.float64()), ("generate_s", pa.float64()),
+    ("download_s", pa.float64()), ("inference_s", pa.float64()), ("finetune_s", pa.float64()),
+    ("latency_s", pa.float64()), ("bytes_up", pa.int64()), ("bytes_down", pa.int64()),
+    ("shift", pa.string()), ("shift_active", pa.bool_()), ("fallback", pa.bool_()),
+    ("sim_time_s", pa.float64()), ("wall_time", pa.float64()),
+    # beyond the contract: server-side share of the batch forward, generator attempts,
+    # and the weights version the device used (empty when nothing was generated)
+    ("generate_server_s", pa.float64()), ("attempts", pa.int64()), ("model_version", pa.string()),
+])  # fmt: skip
+KEY_COLUMNS = ["device_id", "session_index"]
+PART_PREFIX = "part-"
+
+
+def fleet_dir(sessions_dir: str | Path, fleet: int) -> Path:
+    return Path(sessions_dir) / f"fleet={fleet}"
+
+
+class PartSink:
+    """Buffers a fleet's rows and writes them as atomic part files.
+
+    Args:
+        directory (Path): this fleet's folder (``OUT/sessions/fleet=K``).
+        flush_rows (int): write once this many rows wait. Default: 2000.
+        flush_interval_s (float): or once the oldest waiting row is this old. Default: 2.
+        on_rows (Iterable[Callable[[pa.Table], None]]): called with every written part,
+            after it is on disk (e.g. a metrics exporter); a hook that raises is logged and
+            does not stop the fleet.
+    """
+
+    def __init__(
+        self, directory: str | Path, flush_rows: int = 2000, flush_interval_s: float = 2.0,
+        on_rows: Iterable[Callable[[pa.Table], None]] = (),
+    ):  # fmt: skip
+        if flush_rows < 1 or flush_interval_s <= 0:
+            raise ValueError(f"flush_rows must be >= 1 and flush_interval_s > 0, got "
+                             f"{flush_rows}, {flush_interval_s}")  # fmt: skip
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for stale in self.directory.glob(".*.tmp"):  # a crash between write and rename
+            stale.unlink(missing_ok=True)
+        self.flush_rows, self.flush_interval_s = flush_rows, flush_interval_s
+        self.on_rows = list(on_rows)
+        self._rows: list[dict[str, Any]] = []
+        self._oldest = 0.0
+        self._next_part = 1 + max((_part_number(p) for p in self._parts()), default=-1)
+        self.rows_written = 0
+
+    def _parts(self) -> list[Path]:
+        return sorted(self.directory.glob(f"{PART_PREFIX}*.parquet"))
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        """Queue one session's rows (kept together in one part); flush when due."""
+        if not self._rows:
+            self._oldest = time.monotonic()
+        self._rows.extend(rows)
+        if len(self._rows) >= self.flush_rows or self.due():
+            self.flush()
+
+    def due(self) -> bool:
+        return bool(self._rows) and time.monotonic() - self._oldest >= self.flush_interval_s
+
+    def flush(self) -> None:
+        """Write every waiting row as the next part file (temp name, then rename)."""
+        if not self._rows:
+            return
+        table = pa.Table.from_pylist(self._rows, schema=ROW_SCHEMA)
+        name = f"{PART_PREFIX}{self._next_part:05d}.parquet"
+        tmp = self.directory / f".{name}.tmp"
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, self.directory / name)
+        self._next_part += 1
+        self._rows = []
+        self.rows_written += table.num_rows
+        for hook in self.on_rows:
+            try:
+                hook(table)
+            except Exception:  # an observer must not lose the simulation its rows
+                log.exception("on_rows hook %r failed", hook)
+
+
+def _part_number(path: Path) -> int:
+    return int(path.stem.removeprefix(PART_PREFIX))
+
+
+def read_sessions(sessions_dir: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """Every flushed row of a run (empty table with the schema when there is none)."""
+    sessions_dir = Path(sessions_dir)
+    if not any(sessions_dir.glob(f"fleet=*/{PART_PREFIX}*.parquet")):
+        schema = (
+            ROW_SCHEMA if columns is None else pa.schema([ROW_SCHEMA.field(c) for c in columns])
+        )
+        return schema.empty_table()
+    return pq.read_table(sessions_dir, columns=columns, partitioning="hive")
+
+
+def flushed_sessions(sessions_dir: str | Path, devices: Iterable[int]) -> set[tuple[int, int]]:
+    """(device_id, session_index) keys of ``devices`` already on disk, in any fleet folder
+    (so a resume may change how devices are spread over fleets)."""
+    table = read_sessions(sessions_dir, KEY_COLUMNS)
+    wanted = set(devices)
+    keys = zip(table["device_id"].to_pylist(), table["session_index"].to_pylist(), strict=True)
+    return {(d, s) for d, s in keys if d in wanted}

@@ -1,0 +1,182 @@
+"""The fleet without Ray: every expected session is written once per method, a restarted fleet
+resumes from what is on disk, and an unreachable generator means retries, then fallback rows."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from actors.fleet import Fleet, FleetConfig, RetryPolicy, ShiftPlan
+from actors.generator import GeneratorCore, ShapeError
+from actors.generator_client import GeneratorClient, LocalGeneratorClient
+from actors.ondevice import DeviceModels
+from actors.profiles import COMPUTE_TIERS, NETWORK_CLASSES, sample_profiles
+from actors.replay import load_replays, replayable_users
+from actors.sink import ROW_SCHEMA, PartSink, flushed_sessions, read_sessions
+from duet.finetune import FinetuneConfig
+from pipelines.shifts import build_shift, click_context
+
+METHODS = ("base", "duet", "finetune")
+SESSIONS = 3
+
+
+@pytest.fixture(scope="module")
+def world(prepared, checkpoints):
+    """Devices, replays, on-device models and an in-process generator, shared by the tests."""
+    users = replayable_users(prepared).tolist()
+    profiles = sample_profiles(
+        24, users, SESSIONS, network={k: 1 for k in NETWORK_CLASSES}, compute={"high": 1, "low": 1},
+        upload={"raw": 1, "embedding": 1}, backbone={"din": 1}, online=0.8, churn=0.1, seed=0,
+    )  # fmt: skip
+    profiles = [dataclasses.replace(p, shifts=(0,) if p.device_id % 2 else ()) for p in profiles]
+    models = {"din": DeviceModels({m: checkpoints[m] for m in ("base", "duet")}, FinetuneConfig())}
+    core = GeneratorCore.from_checkpoints({"din/duet": checkpoints["duet"]})
+    shifts = [ShiftPlan("genre_shift", build_shift({"type": "genre_shift", "fraction": 0.8}), 1)]
+    return {"profiles": profiles, "replays": load_replays(prepared, users), "models": models,
+            "core": core, "shifts": shifts, "context": click_context(prepared)[0]}  # fmt: skip
+
+
+def run_fleet(world, sessions_dir, client=None, retry=None, done=None) -> dict:
+    config = FleetConfig(
+        run_id="run", scenario="test", dataset="synthetic-clicks", methods=METHODS,
+        sessions_per_device=SESSIONS, model_keys={"din/duet": "din/duet"},
+        network_classes=NETWORK_CLASSES, compute_tiers=COMPUTE_TIERS, retry=retry or RetryPolicy(),
+        score_batch_sessions=8,
+    )  # fmt: skip
+    sink = PartSink(sessions_dir / "fleet=0", flush_rows=20)
+    fleet = Fleet(config, world["profiles"], world["replays"], world["models"],
+                  client or LocalGeneratorClient(world["core"]), sink, world["shifts"],
+                  world["context"], done)  # fmt: skip
+    return asyncio.run(fleet.run())
+
+
+def expected_sessions(world) -> int:
+    return sum(p.num_sessions for p in world["profiles"])
+
+
+def rows_of(sessions_dir) -> pl.DataFrame:
+    return pl.DataFrame(read_sessions(sessions_dir))
+
+
+def test_every_expected_session_once_per_method(world, tmp_path):
+    progress = run_fleet(world, tmp_path)
+    rows = rows_of(tmp_path)
+    n = expected_sessions(world)
+    assert progress["sessions"] == n and progress["fallback"] == 0
+    assert dict(rows.group_by("method").len().iter_rows()) == dict.fromkeys(METHODS, n)
+    assert rows.select("device_id", "session_index", "method").is_unique().all()
+    assert set(ROW_SCHEMA.names) <= set(rows.columns)
+    parts = rows.select(
+        pl.sum_horizontal("upload_s", "generate_s", "download_s", "inference_s", "finetune_s")
+    )
+    assert np.allclose(parts.to_series().to_numpy(), rows["latency_s"].to_numpy())
+    # only generated methods transfer; only finetune fine-tunes; nothing fell back
+    assert (rows.filter(pl.col("method") != "duet")["bytes_up"] == 0).all()
+    duet = rows.filter(pl.col("method") == "duet")
+    assert (duet["bytes_down"] == 2112 * 4).all() and (duet["attempts"] == 1).all()
+    assert (rows.filter(pl.col("method") == "finetune")["finetune_s"] > 0).all()
+    assert not rows["fallback"].any()
+
+
+def test_rows_record_profiles_shifts_and_the_virtual_clock(world, tmp_path):
+    run_fleet(world, tmp_path)
+    rows = rows_of(tmp_path).filter(pl.col("method") == "duet")
+    by_id = {p.device_id: p for p in world["profiles"]}
+    for row in rows.iter_rows(named=True):
+        p = by_id[row["device_id"]]
+        assert (row["network_class"], row["compute_tier"], row["upload_mode"]) == (
+            p.network,
+            p.compute,
+            p.upload,
+        )
+        assert row["user_id"] == p.user_id and p.active[row["session_index"]]
+        shifted = p.device_id % 2 == 1 and row["session_index"] >= 1
+        assert row["shift_active"] == shifted and row["shift"] == ("genre_shift" if shifted else "")
+        assert row["sim_time_s"] == pytest.approx(
+            p.start_s[row["session_index"]] + row["latency_s"]
+        )
+        realtime = 30  # embedding upload: 30 real clicks x 32 floats; raw: 30 int32 ids
+        assert row["bytes_up"] == (realtime * 32 * 4 if p.upload == "embedding" else realtime * 4)
+
+
+def test_restarted_fleet_resumes_without_duplicates(world, tmp_path):
+    run_fleet(world, tmp_path)
+    parts = sorted((tmp_path / "fleet=0").glob("part-*.parquet"))
+    lost = parts[1::2]  # as if those flushes never happened
+    lost_rows = sum(pl.read_parquet(p).height for p in lost)
+    for p in lost:
+        p.unlink()
+    done = flushed_sessions(tmp_path, [p.device_id for p in world["profiles"]])
+    progress = run_fleet(world, tmp_path, done=done)
+    rows = rows_of(tmp_path)
+    assert progress["skipped"] == len(done) and progress["sessions"] * len(METHODS) == lost_rows
+    assert rows.height == expected_sessions(world) * len(METHODS)
+    assert rows.select("device_id", "session_index", "method").is_unique().all()
+
+
+class Unreachable(GeneratorClient):
+    """Every call fails like a dead replica; counts calls."""
+
+    def __init__(self, failures: int = 10**9, then: GeneratorClient | None = None):
+        self.failures, self.then, self.calls = failures, then, 0
+
+    def generate(self, requests):
+        raise NotImplementedError
+
+    async def agenerate(self, requests):
+        raise NotImplementedError
+
+    async def agenerate_batch(self, batch):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionError("replica unreachable")
+        return await self.then.agenerate_batch(batch)
+
+
+class Refusing(Unreachable):
+    async def agenerate_batch(self, batch):
+        self.calls += 1
+        raise ShapeError("items must have shape (D, R)", "items")
+
+
+FAST = RetryPolicy(timeout_s=5.0, retries=2, backoff_s=0.001, deadline_s=60.0)
+
+
+def test_unreachable_generator_falls_back_to_the_global_classifier(world, tmp_path):
+    progress = run_fleet(world, tmp_path, client=Unreachable(), retry=FAST)
+    rows = rows_of(tmp_path)
+    duet = rows.filter(pl.col("method") == "duet")
+    assert progress["fallback"] == duet.height == expected_sessions(world)
+    assert duet["fallback"].all() and (duet["attempts"] == FAST.retries + 1).all()
+    assert (duet["bytes_down"] == 0).all() and (duet["download_s"] == 0).all()
+    assert not rows.filter(pl.col("method") != "duet")["fallback"].any()
+    # the fallback is the duet checkpoint's own global head: same AUC as scoring with it directly
+    replay = world["replays"][duet["user_id"][0]][0]
+    score = world["models"]["din"].score([replay], [replay.session], ["duet"], {"duet": [None]})[0][
+        "duet"
+    ]
+    first = duet.filter((pl.col("user_id") == duet["user_id"][0]) & ~pl.col("shift_active"))
+    assert math.isclose(
+        first.filter(pl.col("source_session") == replay.source_session)["auc"][0], score.auc
+    )
+
+
+def test_transient_failures_are_retried(world, tmp_path):
+    client = Unreachable(failures=2, then=LocalGeneratorClient(world["core"]))
+    run_fleet(world, tmp_path, client=client, retry=FAST)
+    duet = rows_of(tmp_path).filter(pl.col("method") == "duet")
+    assert (
+        not duet["fallback"].any() and duet["attempts"].max() >= 2
+    )  # two batches may share the failures
+
+
+def test_refused_request_is_not_retried(world, tmp_path):
+    client = Refusing()
+    run_fleet(world, tmp_path, client=client, retry=FAST)
+    duet = rows_of(tmp_path).filter(pl.col("method") == "duet")
+    assert duet["fallback"].all() and (duet["attempts"] == 1).all()
