@@ -12,6 +12,7 @@ from typing import NoReturn
 COMMAND_MODULES = (
     "simulation.train_cmd",
     "simulation.serve_cmd",
+    "simulation.run_cmd",
     "pipelines.cli",
     "simulation.dashboards_cmd",
     "simulation.report_cmd",

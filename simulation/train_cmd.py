@@ -157,22 +157,35 @@ def _format_table(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def train_cell(out: Path, *, dataset: str, backbone: str, method: str, **options: Any) -> int:
+    """Train one cell exactly as `duet-sim train` does, defaults included.
+
+    ``options`` override the train parser's destinations (``prepared``, ``epochs``,
+    ``num_generators``, ``seed``, ``no_progress``...); an unknown name is a TypeError.
+    """
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["train", "--dataset", dataset, "--backbone", backbone,
+                              "--method", method, "--out", str(out)])  # fmt: skip
+    unknown = sorted(set(options) - set(vars(args)))
+    if unknown:
+        raise TypeError(f"unknown train option(s) {unknown}; accepted: {sorted(vars(args))}")
+    vars(args).update(options)
+    return run_train(args)
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """The README's first command: one shared prepared dataset, three methods, one table."""
     from pipelines.prepare import prepare
 
     data = args.out / "data"
     prepare("synthetic-clicks", data, seed=0)
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers())
     runs = []
     for method in ("base", "duet-no-swa", "duet"):
         run = args.out / method
         print(f"== {method} ({args.backbone}) -> {run}")
-        argv = ["train", "--dataset", "synthetic-clicks", "--backbone", args.backbone, "--method", method,
-                "--seed", str(args.seed), "--out", str(run), "--prepared", str(data)]  # fmt: skip
-        train_args = parser.parse_args(argv)
-        train_args.func(train_args)
+        train_cell(run, dataset="synthetic-clicks", backbone=args.backbone, method=method,
+                   seed=args.seed, prepared=data)  # fmt: skip
         runs.append(run)
     print("\n== comparison on the synthetic-clicks test split")
     return run_compare(argparse.Namespace(runs=runs))

@@ -1,0 +1,397 @@
+"""The `duet-sim run` recipe: scenario -> prepared data -> checkpoints -> Serve generator ->
+fleet actors -> session rows and ``summary.json``.
+
+One class in the torchtune recipe shape (STYLE item 4): ``__init__`` cross-checks and fails
+early, ``setup`` prepares data, models, Ray, the generator and the fleets, ``run`` drives them
+with a progress bar, ``cleanup`` tears down what this run started. It is the only code that
+reads the scenario; everything below it gets plain values.
+
+Output directory (``OUT``):
+
+    run.json          run id, expected sessions per method, status
+    scenario.yaml     the scenario as resolved (defaults filled in, overrides applied)
+    devices.parquet   one row per device: profile, fleet, active sessions, shift groups
+    data/             the prepared dataset (unless ``data.prepared`` names one)
+    models/           trained checkpoints ``<backbone>-<method>`` (unless given)
+    sessions/         the session rows: ``fleet=K/part-NNNNN.parquet`` (actors/sink.py)
+    summary.json      simulation/run_summary.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import secrets
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+from actors.profiles import COMPUTE_TIERS, MB, NETWORK_CLASSES, DeviceProfile, NetworkClass
+from simulation.scenario import Scenario, ScenarioError, synthetic_config_class
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.5  # progress refresh
+GENERATED = ("duet", "duet-no-swa", "hypernet")
+
+
+class RunError(RuntimeError):
+    """A run that cannot start or finish, with the reason and what to do."""
+
+
+def resolve_path(value: Path, base: Path | None = None) -> Path:
+    """A scenario path: relative ones are taken from ``base`` (default: the CWD) and may not
+    climb out of it; absolute ones are kept."""
+    base = (base or Path.cwd()).resolve()
+    if value.is_absolute():
+        return value
+    resolved = (base / value).resolve()
+    if not resolved.is_relative_to(base):
+        raise ScenarioError([f"path {str(value)!r} leaves {base}; give an absolute path instead"])
+    return resolved
+
+
+class Runner:
+    """Run one scenario into ``out``.
+
+    Args:
+        scenario (Scenario): the validated scenario.
+        out (Path | None): output directory. Default: the scenario's ``output.dir``.
+        resume (bool): continue the run already in ``out``, skipping flushed sessions.
+        address (str | None): Ray cluster to join. Default: ``$RAY_ADDRESS`` (set inside
+            ``ray job submit``), else a new local Ray.
+        num_cpus (int | None): CPUs of a new local Ray. Default: all.
+        progress (bool): show the progress bar.
+
+    Raises:
+        RunError: ``out`` holds another run and ``resume`` is off, or ``resume`` is on and
+            ``out`` holds no run or one of a different scenario.
+    """
+
+    def __init__(self, scenario: Scenario, out: Path | None = None, *, resume: bool = False,
+                 address: str | None = None, num_cpus: int | None = None, progress: bool = True):  # fmt: skip
+        self.scenario = scenario
+        self.out = resolve_path(out or scenario.output.dir)
+        self.resume, self.address, self.num_cpus, self.progress = (
+            resume,
+            address,
+            num_cpus,
+            progress,
+        )
+        self.run_id = self._check_output()
+        self._started_ray = False
+        self._app_name: str | None = None
+        self.actors: list[Any] = []
+
+    def _check_output(self) -> str:
+        run_json = self.out / "run.json"
+        if not self.resume:
+            if run_json.exists() or any((self.out / "sessions").glob("fleet=*/part-*.parquet")):
+                raise RunError(f"{self.out} already holds a run; pass --resume to continue it "
+                               "or --out to start a new one")  # fmt: skip
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+            return f"{self.scenario.name}-{stamp}-{secrets.token_hex(2)}"
+        if not run_json.is_file():
+            raise RunError(f"--resume: {run_json} not found; nothing to resume")
+        saved = yaml.safe_load((self.out / "scenario.yaml").read_text())
+        if _comparable(saved) != _comparable(self._dump_scenario()):
+            raise RunError(f"--resume: the scenario differs from the one {self.out} was started "
+                           "with (see its scenario.yaml); resume needs the same scenario")  # fmt: skip
+        return json.loads(run_json.read_text())["run_id"]
+
+    def _dump_scenario(self) -> dict[str, Any]:
+        return self.scenario.model_dump(mode="json")
+
+    # ---- setup -------------------------------------------------------------------------------
+    def setup(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "scenario.yaml").write_text(
+            yaml.safe_dump(self._dump_scenario(), sort_keys=False)
+        )
+        self.prepared = self._setup_data()
+        self.checkpoints = self._setup_models()
+        self._setup_ray()
+        self._setup_generator()
+        self._setup_fleet()
+
+    def _setup_data(self) -> Path:
+        from pipelines.prepare import default_options, prepare
+        from pipelines.tensors import load_meta
+
+        spec = self.scenario.data
+        if spec.prepared is not None:
+            path = resolve_path(spec.prepared)
+            meta = load_meta(path)
+            if meta["dataset"] != spec.dataset:
+                raise RunError(f"data.prepared {path} holds {meta['dataset']}, not {spec.dataset}")
+            return path
+        path = self.out / "data"
+        options = dataclasses.replace(default_options(spec.dataset), **spec.options)  # type: ignore[arg-type]
+        config_cls = synthetic_config_class(spec.dataset)
+        config = config_cls(**spec.synthetic) if config_cls else None
+        if (path / "meta.json").is_file() and _same_data(
+            load_meta(path), options, spec.seed, config
+        ):
+            return path
+        print(f"preparing {spec.dataset} -> {path}", flush=True)
+        kwargs = (
+            {"clicks_config" if spec.dataset == "synthetic-clicks" else "video_config": config}
+            if config
+            else {}
+        )
+        data_dir = resolve_path(spec.data_dir) if spec.data_dir else None
+        prepare(spec.dataset, path, data_dir=data_dir, options=options, seed=spec.seed, **kwargs)
+        return path
+
+    def _setup_models(self) -> dict[str, dict[str, str]]:
+        """backbone -> method -> checkpoint dir; trains the cells not given (finetune reuses base)."""
+        from simulation.train_cmd import train_cell
+
+        spec = self.scenario.model
+        out: dict[str, dict[str, str]] = {}
+        needed = ["base"] + [m for m in self.scenario.methods if m in GENERATED]
+        for backbone in spec.backbones:
+            out[backbone] = {}
+            for method in needed:
+                given = spec.checkpoints.get(f"{backbone}/{method}")
+                path = (
+                    resolve_path(given) if given else self.out / "models" / f"{backbone}-{method}"
+                )
+                if given is None and not (path / "metrics.json").is_file():
+                    print(f"training {backbone}/{method} -> {path}", flush=True)
+                    t = spec.train
+                    options = {k: v for k, v in t.model_dump().items() if v is not None}
+                    train_cell(path, dataset=self.scenario.data.dataset, backbone=backbone,
+                               method=method, prepared=self.prepared, no_progress=not self.progress,
+                               finetune_steps=spec.finetune_steps, **options)  # fmt: skip
+                _check_checkpoint(path, backbone, method)
+                out[backbone][method] = str(path)
+        return out
+
+    def _setup_ray(self) -> None:
+        import ray
+
+        if ray.is_initialized():
+            return
+        address = self.address or os.environ.get("RAY_ADDRESS")
+        if address:
+            ray.init(address=address)
+        else:
+            ray.init(num_cpus=self.num_cpus, include_dashboard=False)
+        self._started_ray = True
+
+    def _setup_generator(self) -> None:
+        from ray import serve
+
+        from actors.serve_app import APP_NAME, build_app
+
+        cells = {f"{b}/{m}": d for b, ckpts in self.checkpoints.items() for m, d in ckpts.items()
+                 if m in GENERATED}  # fmt: skip
+        self.model_keys = {cell: cell for cell in cells}
+        if not cells:
+            return
+        spec = self.scenario.generator
+        if spec.http_port is None:
+            serve.start(proxy_location="Disabled")
+        else:
+            serve.start(http_options={"host": "127.0.0.1", "port": spec.http_port})
+        self._app_name = f"{APP_NAME}-{self.run_id}"
+        args = {"checkpoints": cells, "num_replicas": spec.replicas, "num_cpus": spec.num_cpus}
+        print(
+            f"deploying the generator ({', '.join(cells)}) as Serve app {self._app_name}",
+            flush=True,
+        )
+        serve.run(build_app(args), name=self._app_name,
+                  route_prefix=None if spec.http_port is None else f"/{self._app_name}",
+                  logging_config={"enable_access_log": False})  # fmt: skip
+
+    def _setup_fleet(self) -> None:
+        from actors.fleet_actor import FleetActor
+
+        self.profiles = self._profiles()
+        self.expected = {
+            m: sum(p.num_sessions for p in self.profiles) for m in self.scenario.methods
+        }
+        fleets = self.scenario.fleet.actors
+        self._write_devices(fleets)
+        if not self.resume:
+            self._write_run_json({"status": "running"})
+        spec = self.scenario.fleet
+        options = {"max_restarts": spec.max_restarts, "max_task_retries": spec.max_restarts,
+                   "num_cpus": spec.num_cpus}  # fmt: skip
+        for k in range(fleets):
+            setup = self._fleet_setup(k, self.profiles[k::fleets])
+            self.actors.append(FleetActor.options(**options).remote(setup))  # type: ignore[attr-defined]
+
+    def _profiles(self) -> list[DeviceProfile]:
+        from actors.profiles import sample_profiles, select_group
+        from actors.replay import replayable_users
+
+        fleet, profiles = self.scenario.fleet, self.scenario.fleet.profiles
+        users = replayable_users(self.prepared).tolist()
+        if len(users) == 0:
+            raise RunError(f"{self.prepared} has no test sessions to replay")
+        devices = sample_profiles(
+            fleet.devices, users, fleet.sessions_per_device, network=profiles.network,
+            compute=profiles.compute, upload=profiles.upload, backbone=self.scenario.backbone_weights,
+            online=profiles.availability.online, churn=profiles.availability.churn,
+            session_gap_s=profiles.session_gap_s, seed=self.scenario.seed,
+        )  # fmt: skip
+        # the salt is the group's own spec: identical `devices:` blocks pick the same devices
+        groups = [select_group(devices, seed=self.scenario.seed, **shift.devices.model_dump(),
+                               salt=zlib.crc32(shift.devices.model_dump_json().encode()))
+                  for shift in self.scenario.shifts]  # fmt: skip
+        return [dataclasses.replace(d, shifts=tuple(i for i, g in enumerate(groups) if d.device_id in g))
+                for d in devices]  # fmt: skip
+
+    def _fleet_setup(self, index: int, devices: list[DeviceProfile]):
+        from actors.fleet import FleetConfig, RetryPolicy, ShiftPlan
+        from actors.fleet_actor import FleetSetup
+        from duet.finetune import FinetuneConfig
+        from pipelines.shifts import build_shift
+
+        s, g = self.scenario, self.scenario.generator
+        networks = dict(NETWORK_CLASSES) | {
+            name: NetworkClass(name, n.bandwidth_mb_s * MB, n.rtt_s)
+            for name, n in s.fleet.network_classes.items()
+        }  # fmt: skip
+        config = FleetConfig(
+            run_id=self.run_id, scenario=s.name, dataset=s.data.dataset, methods=tuple(s.methods),
+            sessions_per_device=s.fleet.sessions_per_device, model_keys=self.model_keys,
+            network_classes=networks, compute_tiers=COMPUTE_TIERS, seed=s.seed,
+            max_in_flight=s.fleet.max_in_flight, pace=s.fleet.pace, dtype=g.dtype,
+            batch_wait_s=g.batch_wait_s, max_batch_devices=g.max_batch_devices,
+            retry=RetryPolicy(g.timeout_s, g.retries, g.backoff_s, deadline_s=g.deadline_s),
+        )  # fmt: skip
+        shifts = [ShiftPlan(sh.operator, build_shift({"type": sh.operator, **sh.params}),
+                            sh.at_session, sh.until_session) for sh in s.shifts]  # fmt: skip
+        return FleetSetup(
+            index=index, config=config, devices=devices, prepared_dir=str(self.prepared),
+            checkpoints=self.checkpoints, sessions_dir=str(self.out / "sessions"),
+            finetune=FinetuneConfig(steps=s.model.finetune_steps, lr=s.model.finetune_lr, seed=s.seed),
+            shifts=shifts, flush_rows=s.output.flush_rows, flush_interval_s=s.output.flush_interval_s,
+            app_name=self._app_name or "",
+        )  # fmt: skip
+
+    def _write_devices(self, fleets: int) -> None:
+        table = pl.DataFrame([
+            {"device_id": p.device_id, "user_id": p.user_id, "fleet": p.device_id % fleets,
+             "network_class": p.network, "compute_tier": p.compute, "upload_mode": p.upload,
+             "backbone": p.backbone, "sessions": p.num_sessions, "shifts": list(p.shifts)}
+            for p in self.profiles
+        ], schema_overrides={"shifts": pl.List(pl.Int64)})  # fmt: skip
+        table.write_parquet(self.out / "devices.parquet")
+
+    def _write_run_json(self, extra: dict[str, Any]) -> None:
+        path = self.out / "run.json"
+        doc = json.loads(path.read_text()) if path.is_file() else {
+            "run_id": self.run_id, "scenario": self.scenario.name, "dataset": self.scenario.data.dataset,
+            "methods": list(self.scenario.methods), "devices": len(self.profiles),
+            "expected_sessions": self.expected, "started": time.time(),
+        }  # fmt: skip
+        doc.update(extra)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+        os.replace(tmp, path)
+
+    # ---- run -----------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Drive the fleets to the end, then write and return the summary."""
+        import ray
+        from tqdm.auto import tqdm
+
+        start = time.perf_counter()
+        refs = [a.run.remote() for a in self.actors]
+        total = sum(self.expected.values()) // len(self.expected)
+        with tqdm(total=total, unit="session", desc=self.scenario.name, disable=not self.progress,
+                  dynamic_ncols=True) as bar:  # fmt: skip
+            pending = refs
+            while pending:
+                _, pending = ray.wait(pending, timeout=POLL_S, num_returns=len(pending))
+                self._show(bar)
+        results = ray.get(refs)  # a fleet that failed for good raises here
+        wall_s = time.perf_counter() - start
+        summary = self._summary(wall_s, sum(r["sessions"] for r in results))
+        self._write_run_json({"status": "finished" if summary["accounting"]["complete"] else "incomplete",
+                              "finished": time.time()})  # fmt: skip
+        return summary
+
+    def _show(self, bar) -> None:
+        """Sessions done (this run + already on disk), rate, running AUC per method."""
+        import ray
+
+        refs = [a.progress.remote() for a in self.actors]
+        ready, _ = ray.wait(refs, timeout=POLL_S, num_returns=len(refs))
+        stats = ray.get(ready)
+        done = sum(s["sessions"] + s["skipped"] for s in stats)
+        bar.update(max(0, done - bar.n))
+        auc = {}
+        for m in self.scenario.methods:
+            n = sum(s["auc_n"].get(m, 0) for s in stats)
+            if n:
+                auc[m] = f"{sum(s['auc_sum'].get(m, 0.0) for s in stats) / n:.3f}"
+        bar.set_postfix(auc, refresh=False)
+
+    def _summary(self, wall_s: float, simulated: int) -> dict[str, Any]:
+        from actors.sink import read_sessions
+        from simulation.run_summary import summarize
+
+        rows = pl.DataFrame(read_sessions(self.out / "sessions"))
+        devices = pl.read_parquet(self.out / "devices.parquet")
+        shifts = [s.model_dump() for s in self.scenario.shifts]
+        summary = {"run_id": self.run_id, "scenario": self.scenario.name,
+                   "dataset": self.scenario.data.dataset, "devices": len(self.profiles),
+                   "wall_s": wall_s, "sessions_simulated": simulated,
+                   "sessions_per_s": simulated / wall_s if wall_s > 0 else float("nan"),
+                   **summarize(rows, devices, self.expected, shifts, self.scenario.seed)}  # fmt: skip
+        path = self.out / "summary.json"
+        path.write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
+        return summary
+
+    # ---- cleanup -------------------------------------------------------------------------------
+    def cleanup(self) -> None:
+        """Stop the fleets and the generator of this run; stop Ray only if this run started it."""
+        import ray
+
+        if not ray.is_initialized():
+            return
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        if self._app_name is not None:
+            from ray import serve
+
+            serve.delete(self._app_name)
+        if self._started_ray:
+            if not self.address and not os.environ.get("RAY_ADDRESS"):
+                from ray import serve
+
+                serve.shutdown()
+            ray.shutdown()
+
+
+def _same_data(meta: dict[str, Any], options, seed: int, synthetic) -> bool:
+    """A prepared dir in OUT can be reused if it was prepared with the same protocol."""
+    same = meta.get("options") == dataclasses.asdict(options) and meta.get("seed") == seed
+    return same and meta.get("synthetic") == (dataclasses.asdict(synthetic) if synthetic else None)
+
+
+def _check_checkpoint(path: Path, backbone: str, method: str) -> None:
+    config = path / "config.json"
+    if not config.is_file():
+        raise RunError(f"checkpoint {path} has no config.json (a `duet-sim train` run directory?)")
+    model = json.loads(config.read_text())["model"]
+    expect = "base" if method == "finetune" else method
+    if (model["backbone"], model["method"]) != (backbone, expect):
+        raise RunError(f"checkpoint {path} is {model['backbone']}/{model['method']}, "
+                       f"not {backbone}/{expect}")  # fmt: skip
+
+
+def _comparable(doc: dict[str, Any]) -> dict[str, Any]:
+    """A scenario as far as resuming cares: where the output goes may differ."""
+    return {k: v for k, v in doc.items() if k != "output"}

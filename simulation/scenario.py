@@ -1,0 +1,456 @@
+"""Scenario files: a versioned pydantic schema and a YAML loader whose errors name the field's
+path and line (``quickstart.yaml: fleet.devices (line 12): Input should be greater than 0``).
+
+Only the runner reads a scenario; it hands plain values down to the actors (STYLE item 3).
+
+Paths in a scenario (``data.prepared``, ``data.data_dir``, ``model.checkpoints``,
+``output.dir``) are resolved against the current working directory, which is the repository
+root for ``make`` and the uploaded working dir for ``ray job submit --working-dir .``. A
+relative path may not climb out of that directory (``..``); absolute paths are taken as given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from actors.profiles import COMPUTE_TIERS, NETWORK_CLASSES, UPLOAD_MODES
+from simulation.train_cmd import BACKBONES, DATASETS, METHODS, NECKS
+
+SCHEMA_VERSION = 1
+MAX_SCENARIO_BYTES = 256 * 1024  # a scenario is a page of YAML; bigger is a mistake or an attack
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+Weights = dict[str, Annotated[float, Field(ge=0)]]
+
+
+class ScenarioError(ValueError):
+    """Every problem of a scenario, one per line: ``file: path (line n): message``."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Section(BaseModel):
+    """Unknown keys are errors (a typo must not silently fall back to a default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---- data and model --------------------------------------------------------------------------
+class DataSpec(Section):
+    dataset: Literal[DATASETS]  # type: ignore[valid-type]
+    prepared: Path | None = None  # reuse a `duet-sim data prepare` output; else OUT/data
+    data_dir: Path | None = None  # raw datasets root; default $DUET_DATA_DIR
+    seed: int = 0  # negative sampling and synthetic data
+    options: dict[str, int | None] = {}  # SessionOptions overrides of the dataset's defaults
+    synthetic: dict[str, int | float | bool] = {}  # synthetic dataset knobs
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from pipelines.sessions import SessionOptions
+
+        _bind(SessionOptions, value)
+        return value
+
+    @model_validator(mode="after")
+    def _synthetic(self) -> DataSpec:
+        config = synthetic_config_class(self.dataset)
+        if self.synthetic and config is None:
+            raise ValueError(f"synthetic knobs apply to synthetic datasets, not {self.dataset}")
+        if config is not None:
+            _bind(config, self.synthetic)
+        return self
+
+
+class TrainSpec(Section):
+    """How missing checkpoints are trained (the options of `duet-sim train`)."""
+
+    epochs: PositiveInt | None = None  # default: simulation.train_cmd.DEFAULT_EPOCHS
+    batch_size: PositiveInt = 256
+    lr: Annotated[float, Field(gt=0)] = 1e-3
+    seed: int = 0
+    num_generators: PositiveInt = 5
+    tau: Annotated[float, Field(gt=0)] = 1.0
+    gamma: Annotated[float, Field(gt=0, le=1)] = 1.0
+    neck: Literal[NECKS] | None = None  # type: ignore[valid-type]  # default: train's default
+
+
+class ModelSpec(Section):
+    backbones: Annotated[list[Literal[BACKBONES]], Field(min_length=1)]  # type: ignore[valid-type]
+    checkpoints: dict[str, Path] = {}  # "<backbone>/<method>" -> run dir; the rest is trained
+    train: TrainSpec = TrainSpec()
+    finetune_steps: PositiveInt = 10
+    finetune_lr: Annotated[float, Field(gt=0)] = 1e-2
+
+    @field_validator("checkpoints")
+    @classmethod
+    def _keys(cls, value: dict[str, Path]) -> dict[str, Path]:
+        for key in value:
+            backbone, _, method = key.partition("/")
+            if backbone not in BACKBONES or method not in METHODS or method == "finetune":
+                raise ValueError(
+                    f"checkpoint key {key!r}: expected '<backbone>/<method>' with backbone in "
+                    f"{list(BACKBONES)} and method in {[m for m in METHODS if m != 'finetune']}"
+                )
+        return value
+
+
+# ---- fleet ---------------------------------------------------------------------------------
+class NetworkSpec(Section):
+    bandwidth_mb_s: Annotated[float, Field(gt=0)]  # megabytes per second (paper Table 3)
+    rtt_s: Annotated[float, Field(ge=0)]
+
+
+class AvailabilitySpec(Section):
+    online: Fraction = 1.0  # chance the device shows up for each of its sessions
+    churn: Annotated[float, Field(ge=0, lt=1)] = 0.0  # chance it leaves for good after a session
+
+
+class ProfilesSpec(Section):
+    """Shares of devices per profile value (normalized; need not sum to 1)."""
+
+    network: Weights = {name: 1.0 for name in NETWORK_CLASSES}
+    compute: Weights = {name: 1.0 for name in COMPUTE_TIERS}
+    upload: Weights = {"raw": 1.0}
+    backbone: Weights | None = None  # default: model.backbones, equal shares
+    availability: AvailabilitySpec = AvailabilitySpec()
+    session_gap_s: Annotated[float, Field(ge=0)] = 3600.0  # mean virtual think time
+
+    @field_validator("upload")
+    @classmethod
+    def _upload(cls, value: dict[str, float]) -> dict[str, float]:
+        return _known(value, UPLOAD_MODES, "upload mode")
+
+    @field_validator("compute")
+    @classmethod
+    def _compute(cls, value: dict[str, float]) -> dict[str, float]:
+        return _known(value, COMPUTE_TIERS, "compute tier")
+
+    @field_validator("network", "compute", "upload", "backbone")
+    @classmethod
+    def _positive_total(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None and sum(value.values()) <= 0:
+            raise ValueError(f"weights must have a positive sum, got {value}")
+        return value
+
+
+class FleetSpec(Section):
+    devices: PositiveInt
+    sessions_per_device: PositiveInt = 3
+    actors: PositiveInt = 2  # fleet actors; devices are spread by device_id % actors
+    max_in_flight: PositiveInt = 512  # concurrent device sessions per actor
+    max_restarts: Annotated[int, Field(ge=0)] = 3
+    num_cpus: Annotated[float, Field(ge=0)] = 0.25  # logical CPUs per actor (Serve takes 1)
+    pace: Annotated[float, Field(ge=0)] = 0.0  # wall s per virtual s of think time; 0 = no pacing
+    network_classes: dict[str, NetworkSpec] = {}  # extra or redefined classes
+    profiles: ProfilesSpec = ProfilesSpec()
+
+    @field_validator("profiles")
+    @classmethod
+    def _networks(cls, value: ProfilesSpec, info: ValidationInfo) -> ProfilesSpec:
+        known = set(NETWORK_CLASSES) | set(info.data.get("network_classes", {}))
+        unknown = sorted(set(value.network) - known)
+        if unknown:
+            raise ValueError(
+                f"network: unknown network class(es) {unknown}; known: {sorted(known)}"
+            )
+        return value
+
+
+class GeneratorSpec(Section):
+    replicas: PositiveInt = 1
+    num_cpus: Annotated[float, Field(gt=0)] = 1.0
+    dtype: Literal["float32", "float16"] = "float32"  # of the downloaded parameters
+    batch_wait_s: Annotated[float, Field(ge=0)] = 0.01  # fleet-side window that fills a request
+    max_batch_devices: PositiveInt = 1024  # devices per columnar request
+    timeout_s: Annotated[float, Field(gt=0)] = 10.0  # one attempt
+    retries: Annotated[int, Field(ge=0)] = 3
+    backoff_s: Annotated[float, Field(gt=0)] = 0.1  # doubles per retry
+    deadline_s: Annotated[float, Field(gt=0)] = 30.0  # past this, fall back to the global head
+    http_port: Annotated[int, Field(ge=1, le=65535)] | None = None  # None: handle only, no proxy
+
+
+# ---- shifts, output, metrics -----------------------------------------------------------------
+class DeviceGroup(Section):
+    """Devices a shift hits: those matching every given profile filter, then ``fraction`` of
+    them. Shifts with identical blocks hit the same devices (to stack operators)."""
+
+    fraction: Fraction = 1.0
+    network: list[str] | None = None
+    compute: list[str] | None = None
+    upload: list[str] | None = None
+    backbone: list[str] | None = None
+
+
+class ShiftSpec(Section):
+    operator: str  # a key of pipelines.shifts.SHIFTS
+    params: dict[str, Any] = {}
+    devices: DeviceGroup = DeviceGroup()
+    at_session: Annotated[int, Field(ge=0)] = 0  # first shifted session_index
+    until_session: PositiveInt | None = None  # first unshifted one again; None: to the end
+
+    @field_validator("operator")
+    @classmethod
+    def _operator(cls, value: str) -> str:
+        from pipelines.shifts import SHIFTS
+
+        if value not in SHIFTS:
+            raise ValueError(f"unknown shift operator {value!r}; known: {sorted(SHIFTS)}")
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        from pipelines.shifts import build_shift
+
+        if "operator" in info.data:  # else the operator's own error is reported
+            try:
+                build_shift({"type": info.data["operator"], **value})
+            except TypeError as exc:  # pydantic reports ValueErrors only
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _window(self) -> ShiftSpec:
+        if self.until_session is not None and self.until_session <= self.at_session:
+            raise ValueError(
+                f"until_session ({self.until_session}) must be > at_session ({self.at_session})"
+            )
+        return self
+
+
+class OutputSpec(Section):
+    dir: Path = Path("runs/scenario")
+    flush_rows: PositiveInt = 2000  # rows per Parquet part file at most
+    flush_interval_s: Annotated[float, Field(gt=0)] = 2.0  # and at least this often
+
+
+class MetricsSpec(Section):
+    """Where the Prometheus exporter listens (observability; off by default)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 9108
+
+
+class Scenario(Section):
+    version: Literal[1]
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    description: str = ""
+    seed: int = 0  # profiles, device groups, virtual clocks, shift randomness
+    data: DataSpec
+    model: ModelSpec
+    methods: Annotated[list[Literal[METHODS]], Field(min_length=1)]  # type: ignore[valid-type]
+    fleet: FleetSpec
+    generator: GeneratorSpec = GeneratorSpec()
+    shifts: list[ShiftSpec] = []
+    output: OutputSpec = OutputSpec()
+    metrics: MetricsSpec = MetricsSpec()
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, value: list[str]) -> list[str]:
+        if "base" not in value:
+            raise ValueError("methods must include 'base', the paired reference of every gain")
+        if len(set(value)) != len(value):
+            raise ValueError(f"methods must be distinct, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Scenario:
+        from pipelines.prepare import DATASETS as KINDS
+        from pipelines.shifts import SHIFTS
+
+        kind = KINDS[self.data.dataset][0]
+        for backbone in self.model.backbones:
+            if backbone.startswith("mobilenet") != (kind == "images"):
+                raise ValueError(f"model.backbones: {backbone!r} does not fit {kind} dataset "
+                                 f"{self.data.dataset!r}")  # fmt: skip
+        extra = set(self.fleet.profiles.backbone or {}) - set(self.model.backbones)
+        if extra:
+            raise ValueError(
+                f"fleet.profiles.backbone names {sorted(extra)}, not in model.backbones"
+            )
+        for i, shift in enumerate(self.shifts):
+            acts_on = getattr(SHIFTS[shift.operator], "kind", kind)
+            if acts_on != kind:
+                raise ValueError(f"shifts[{i}].operator: {shift.operator!r} acts on {acts_on}, "
+                                 f"dataset {self.data.dataset!r} is {kind}")  # fmt: skip
+        return self
+
+    @property
+    def kind(self) -> str:
+        from pipelines.prepare import DATASETS as KINDS
+
+        return KINDS[self.data.dataset][0]
+
+    @property
+    def backbone_weights(self) -> dict[str, float]:
+        return self.fleet.profiles.backbone or {b: 1.0 for b in self.model.backbones}
+
+
+def _bind(config_cls: type, kwargs: dict[str, Any]) -> None:
+    """Build ``config_cls(**kwargs)`` once so its own checks run; name unknown keys."""
+    known = [f.name for f in dataclasses.fields(config_cls)]
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown}; accepted: {known}")
+    try:
+        config_cls(**kwargs)
+    except TypeError as exc:  # pydantic reports ValueErrors only
+        raise ValueError(str(exc)) from None
+
+
+def _known(value: dict[str, float], known, what: str) -> dict[str, float]:
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what}(s) {unknown}; known: {sorted(known)}")
+    return value
+
+
+def synthetic_config_class(dataset: str) -> type | None:
+    from pipelines.synthetic import SyntheticClicksConfig, SyntheticVideoConfig
+
+    return {"synthetic-clicks": SyntheticClicksConfig,
+            "synthetic-video": SyntheticVideoConfig}.get(dataset)  # fmt: skip
+
+
+# ---- loading ---------------------------------------------------------------------------------
+def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
+    """Read, check and validate a scenario file; ``overrides`` are ``key.sub=value`` strings.
+
+    Raises:
+        ScenarioError: every problem found, each naming the YAML path and line.
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError([f"{path}: cannot read ({exc.strerror})"]) from None
+    if len(text) > MAX_SCENARIO_BYTES:
+        raise ScenarioError([f"{path}: {len(text)} bytes, more than {MAX_SCENARIO_BYTES}"])
+    root, data = _parse(path.name, text.decode("utf-8", errors="replace"))
+    for item in overrides:
+        _apply_override(data, item)
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(
+            [_problem(path.name, root, e, overrides) for e in exc.errors()]
+        ) from None
+
+
+def _parse(name: str, text: str) -> tuple[yaml.Node | None, dict[str, Any]]:
+    """Compose the node tree (kept for line numbers) and construct plain data from it."""
+    loader = _ScenarioLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise ScenarioError([f"{name}{where}: invalid YAML: {problem}"]) from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise ScenarioError([f"{name}: expected a mapping at the top, got {type(data).__name__}"])
+    return root, data
+
+
+class _ScenarioLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors, aliases and duplicate keys.
+
+    Aliases are how a small file expands into a huge document ("billion laughs") and a
+    scenario never needs them; YAML silently keeps the last of duplicate keys, which hides
+    a typo'd override.
+    """
+
+    def compose_node(self, parent, index):  # noqa: ANN001, ANN201
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases are not accepted in scenarios", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+    def compose_mapping_node(self, anchor):  # noqa: ANN001, ANN201
+        node = super().compose_mapping_node(anchor)
+        seen: set[Any] = set()
+        for key, _ in node.value:
+            if key.value in seen:
+                raise yaml.composer.ComposerError(
+                    None, None, f"duplicate key {key.value!r}", key.start_mark
+                )
+            seen.add(key.value)
+        return node
+
+
+def _apply_override(data: dict[str, Any], item: str) -> None:
+    """``a.b.0.c=value``: set one field; the value is parsed as YAML (``3``, ``true``, ``[a]``)."""
+    key, sep, raw = item.partition("=")
+    parts = key.split(".")
+    if not sep or not all(parts):
+        raise ScenarioError([f"override {item!r}: expected KEY.SUB=VALUE"])
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {})
+        else:
+            raise ScenarioError([f"override {item!r}: {'.'.join(parts[: i + 1])} is not a section"])
+    last = parts[-1]
+    value = yaml.safe_load(raw) if raw else None
+    if isinstance(node, list) and last.isdigit() and int(last) < len(node):
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ScenarioError([f"override {item!r}: {'.'.join(parts[:-1])} is not a section"])
+
+
+def _problem(name: str, root: yaml.Node | None, error: Any, overrides: Sequence[str]) -> str:
+    """One error as ``file: a.b[2] (line n): message``, the line of the deepest node present."""
+    parts, line, node = [], 1, root
+    for part in error["loc"]:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            match = next(((k, v) for k, v in node.value if k.value == part), None)
+            parts.append(part)
+            if match is None:  # a missing field: report the enclosing section's key
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            parts.append(f"[{part}]")
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:  # a scalar reached: the rest of loc names pydantic's union member, not YAML
+            if node is None or not isinstance(node, yaml.ScalarNode):
+                parts.append(f"[{part}]" if isinstance(part, int) else str(part))
+            break
+    path = "".join(p if p.startswith("[") or i == 0 else f".{p}" for i, p in enumerate(parts))
+    dotted = path.replace("[", ".").replace("]", "")
+    keys = [o.partition("=")[0] for o in overrides]
+    overridden = any(k == dotted or k.startswith(dotted + ".") for k in keys)
+    where = "override" if overridden else f"line {line}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{name}: {path or '<top>'} ({where}): {message}"

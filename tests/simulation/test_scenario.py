@@ -1,0 +1,138 @@
+"""Scenario files: the shipped examples validate; errors name the YAML path and its line;
+aliases, duplicate keys and escaping paths are refused; overrides are typed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulation.run import resolve_path
+from simulation.scenario import MAX_SCENARIO_BYTES, ScenarioError, load_scenario
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "configs" / "scenarios").glob("*.yaml"))
+
+GOOD = """\
+version: 1
+name: t
+data:
+  dataset: synthetic-clicks
+model:
+  backbones: [din]
+methods: [base, duet]
+fleet:
+  devices: 10
+  profiles:
+    network:
+      4g-5: 1
+      5g-100: 2
+shifts:
+  - operator: genre_shift
+    params: {fraction: 0.5}
+    at_session: 1
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    return path
+
+
+def problems(tmp_path: Path, text: str, overrides=()) -> list[str]:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, text), overrides)
+    return info.value.problems
+
+
+def test_shipped_scenarios_validate():
+    assert {p.stem for p in EXAMPLES} >= {"quickstart", "ml100k-genre-shift", "ml100k-user-swap",
+                                          "ckplus-corruption", "scale-10k"}  # fmt: skip
+    for path in EXAMPLES:
+        scenario = load_scenario(path)
+        assert scenario.name == path.stem and scenario.version == 1
+    assert load_scenario(EXAMPLES[0].with_name("scale-10k.yaml")).fleet.devices == 10_000
+
+
+def test_good_scenario_gets_defaults(tmp_path):
+    s = load_scenario(write(tmp_path, GOOD))
+    assert s.fleet.sessions_per_device == 3 and s.generator.retries == 3
+    assert s.metrics.enabled is False and (s.metrics.host, s.metrics.port) == ("127.0.0.1", 9108)
+    assert s.backbone_weights == {"din": 1.0} and s.kind == "clicks"
+
+
+def test_errors_name_path_and_line(tmp_path):
+    text = (GOOD.replace("devices: 10", "devices: 0").replace("5g-100: 2", "5g-100: -2")
+            .replace("fraction: 0.5", "fraction: 1.5"))  # fmt: skip
+    assert problems(tmp_path, text) == [
+        "s.yaml: fleet.devices (line 9): Input should be greater than 0",
+        "s.yaml: fleet.profiles.network.5g-100 (line 13): Input should be greater than or equal to 0",
+        "s.yaml: shifts[0].params (line 16): fraction: expected number in (0, 1], got 1.5",
+    ]
+
+
+def test_missing_and_unknown_fields(tmp_path):
+    text = GOOD.replace("  devices: 10\n", "  devcies: 10\n")
+    assert problems(tmp_path, text) == [
+        "s.yaml: fleet.devices (line 8): Field required",
+        "s.yaml: fleet.devcies (line 9): Extra inputs are not permitted",
+    ]
+
+
+def test_values_checked_against_their_rules(tmp_path):
+    text = GOOD.replace("methods: [base, duet]", "methods: [duet]").replace(
+        "operator: genre_shift", "operator: blurr"
+    )
+    found = problems(tmp_path, text)
+    assert (
+        found[0]
+        == "s.yaml: methods (line 7): methods must include 'base', the paired reference of every gain"
+    )
+    assert found[1].startswith(
+        "s.yaml: shifts[0].operator (line 15): unknown shift operator 'blurr'"
+    )
+
+
+def test_cross_checks(tmp_path):
+    text = GOOD.replace("operator: genre_shift", "operator: blur").replace("{fraction: 0.5}", "{}")
+    [problem] = problems(tmp_path, text)
+    assert "'blur' acts on images, dataset 'synthetic-clicks' is clicks" in problem
+    [problem] = problems(tmp_path, GOOD.replace("[din]", "[mobilenet_v3_small]"))
+    assert "'mobilenet_v3_small' does not fit clicks dataset" in problem
+
+
+@pytest.mark.parametrize("text, message", [
+    ("version: 1\na: &x [1, 2]\nb: *x\n", "s.yaml (line 2): invalid YAML: anchors and aliases are not accepted"),
+    ("version: 1\nversion: 1\n", "s.yaml (line 2): invalid YAML: duplicate key 'version'"),
+    ("version: 1\n  name: [\n", "s.yaml (line 2): invalid YAML"),
+    ("- 1\n- 2\n", "s.yaml: expected a mapping at the top, got list"),
+])  # fmt: skip
+def test_unsafe_or_broken_yaml_is_refused(tmp_path, text, message):
+    [problem] = problems(tmp_path, text)
+    assert problem.startswith(message)
+
+
+def test_oversized_file_is_refused(tmp_path):
+    [problem] = problems(tmp_path, GOOD + "#" * MAX_SCENARIO_BYTES)
+    assert "more than" in problem
+
+
+def test_overrides_are_typed_and_marked(tmp_path):
+    path = write(tmp_path, GOOD)
+    s = load_scenario(
+        path, ["fleet.devices=25", "shifts.0.at_session=2", "generator.dtype=float16"]
+    )
+    assert (s.fleet.devices, s.shifts[0].at_session, s.generator.dtype) == (25, 2, "float16")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path, ["fleet.devices=many"])
+    assert info.value.problems == ["s.yaml: fleet.devices (override): Input should be a valid "
+                                   "integer, unable to parse string as an integer"]  # fmt: skip
+    with pytest.raises(ScenarioError, match="expected KEY.SUB=VALUE"):
+        load_scenario(path, ["fleet.devices"])
+
+
+def test_relative_paths_stay_inside_the_base(tmp_path):
+    assert resolve_path(Path("runs/x"), tmp_path) == tmp_path.resolve() / "runs" / "x"
+    assert resolve_path(Path("/abs/elsewhere"), tmp_path) == Path("/abs/elsewhere")
+    with pytest.raises(ScenarioError, match="leaves"):
+        resolve_path(Path("../../etc"), tmp_path)
