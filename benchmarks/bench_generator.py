@@ -1,12 +1,23 @@
-"""Generator service benchmark: in-process PPG ceiling vs Ray Serve handle (per-device calls,
-served by @serve.batch; and client-side batches), plus download sizes per backbone.
+"""Generator service benchmark: in-process ceilings vs the Ray Serve handle (per-device calls
+served by @serve.batch, a list of requests, and a columnar batch), plus download sizes.
 
-    .venv/bin/python benchmarks/bench_generator.py            # ~2 min on 2 cores
+    .venv/bin/python benchmarks/bench_generator.py            # ~3 min on 2 cores
     .venv/bin/python benchmarks/bench_generator.py --quick    # fewer rounds
+    .venv/bin/python benchmarks/bench_generator.py --neck gru # the paper's PPG neck
 
-Throughput is parameter sets (devices) per second; latency is per device, from the call
-to its parameters being in the caller's hands. "N concurrent devices" means N requests in
-flight at once: N tasks awaiting one handle call each, or one client-side batch of N.
+Throughput is parameter sets (devices) per second in the median round; latency is per
+device, from the call to its parameters being in the caller's hands (every device of a
+batch waits for the whole batch). "N devices in flight" means N requests outstanding at
+once: N tasks awaiting one handle call each, or one client-side batch of N.
+
+Two ceilings, both in this process with the replica's torch thread count:
+    forward only       `device_inputs` + `generate` + `.numpy()` views: the PPG's own cost,
+                       no validation, no output copy.
+    core in-process    `GeneratorCore.generate_batch`, the exact code the replica runs on a
+                       columnar batch (validation, forward, conversion into one buffer).
+The ceilings and the columnar Serve path are measured in alternating rounds after Ray and
+Serve are up, so all three see the same background load (Serve's controller, the raylet,
+other processes on a shared machine); the ratios are what to read, not absolute numbers.
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +42,12 @@ from duet.model import DeviceModel
 # ---------------------------------------------------------------------------------------------
 NUM_ITEMS = 3706  # MovieLens-1M's item count; generation cost does not depend on it
 REALTIME_SIZE = 10  # R, the pipelines' default
-CONCURRENCY = (1, 64, 1024)
+CONCURRENCY = (1, 64, 1024, 4096)
+PER_DEVICE_MAX = 1024  # per-device calls and lists beyond this take minutes (~200 calls/s)
 MAX_BATCH_SIZE = 64  # the deployment's default @serve.batch window
 KEY = "ml/gru4rec/duet"
+FORWARD, CORE = "forward only, in-process (ceiling)", "core.generate_batch, in-process (ceiling)"
+SERVE = "Serve handle, columnar batch (generate_batch)"
 NETWORKS_MBPS = {
     "4G 5 MB/s": 5,
     "4G 15 MB/s": 15,
@@ -42,52 +57,92 @@ NETWORKS_MBPS = {
 # ---------------------------------------------------------------------------------------------
 
 
-def make_checkpoint(root: Path) -> Path:
+def make_checkpoint(root: Path, neck: str = "mean") -> Path:
     torch.manual_seed(0)
     meta = {"dataset": "ml", "num_items": NUM_ITEMS, "realtime_size": REALTIME_SIZE}
-    model = DeviceModel(sequence_umn("gru4rec", "duet", NUM_ITEMS))
+    model = DeviceModel(sequence_umn("gru4rec", "duet", NUM_ITEMS, neck=neck))
     return save_checkpoint(model, root / "gru4rec", info={"dataset_meta": meta})
 
 
-def requests(n: int, seed: int = 0, dtype: str = "float32") -> list[GenerateRequest]:
+def requests(n: int, seed: int = 0) -> list[GenerateRequest]:
     rng = np.random.default_rng(seed)
     items = rng.integers(1, NUM_ITEMS + 1, (n, REALTIME_SIZE))
-    return [GenerateRequest(f"d{i}", KEY, items=items[i], dtype=dtype) for i in range(n)]
+    return [GenerateRequest(f"d{i}", KEY, items=items[i]) for i in range(n)]
 
 
-def stats(name: str, n: int, devices: int, wall_s: float, lat_s: list[float]) -> dict:
-    lat_ms = np.asarray(lat_s) * 1e3
-    return {"way": name, "n": n, "devices": devices, "sets_per_s": devices / wall_s,
-            "p50_ms": float(np.percentile(lat_ms, 50)), "p99_ms": float(np.percentile(lat_ms, 99))}  # fmt: skip
+def columnar(n: int, dtype: str) -> GenerateBatchRequest:
+    reqs = requests(n)
+    items = np.stack([r.items for r in reqs])
+    return GenerateBatchRequest([r.device_id for r in reqs], KEY, items=items, dtype=dtype)
+
+
+def stats(
+    way: str, n: int, round_s: list[float], dtype: str = "float32", lat_s: list[float] | None = None
+) -> dict:
+    """Throughput from the median round (n devices each): the machine is shared, and a
+    neighbour's burst in one round should not decide the row. Latency percentiles are per
+    device; in a batch every device waits for the whole round, so they default to it."""
+    ms = np.asarray(round_s if lat_s is None else lat_s) * 1e3
+    return {"way": way, "n": n, "dtype": dtype, "sets_per_s": n / float(np.median(round_s)),
+            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}  # fmt: skip
 
 
 def rounds_for(n: int, quick: bool) -> int:
-    return max(2, (400 if quick else 1500) // n) if n > 1 else (100 if quick else 300)
+    """~6,000 device sets per way and batch size, within 20..300 rounds (quick: a quarter)."""
+    low, high, sets = (10, 100, 1500) if quick else (20, 300, 6000)
+    return min(high, max(low, sets // n))
 
 
-# ---- 1. the ceiling: one batched forward in this process ----------------------------------------
-@torch.inference_mode()
-def bench_ceiling(ckpt: Path, n: int, rounds: int) -> dict:
-    model = GeneratorCore.from_checkpoints({KEY: ckpt}).models[KEY].model
-    items = torch.from_numpy(np.stack([r.items for r in requests(n)]))  # (N, R)
-    model.generate(*model.device_inputs(items), n)  # warm-up
-    lat = []
-    for _ in range(rounds):
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+# ---- ceilings and the columnar path, in alternating rounds ---------------------------------------
+async def bench_columnar(
+    core: GeneratorCore, handle, n: int, rounds: int, server_ms: dict, breakdown: list
+):
+    model = core.models[KEY].model
+    batches = {dt: columnar(n, dt) for dt in ("float32", "float16")}
+    items = torch.from_numpy(batches["float32"].items)
+
+    @torch.inference_mode()
+    def forward():
+        [(w.numpy(), b.numpy()) for w, b in model.generate(*model.device_inputs(items), n)]
+
+    async def serve_call(dtype: str) -> float:
         start = time.perf_counter()
-        params = model.generate(*model.device_inputs(items), n)
-        [(w.numpy(), b.numpy()) for w, b in params]
-        lat.append(time.perf_counter() - start)  # every device of the batch waits for all of it
-    return stats(
-        "in-process batched PPG (ceiling)",
-        n,
-        n * rounds,
-        sum(lat),
-        [t for t in lat for _ in range(n)],
-    )
+        resp = await handle.generate_batch.remote(batches[dtype])  # stacked params in hand
+        elapsed = time.perf_counter() - start
+        server.setdefault(dtype, []).append(resp.batch_generate_s)
+        return elapsed
+
+    ways: dict[tuple[str, str], list[float]] = {}
+    server: dict[str, list[float]] = {}
+    for _ in range(2):  # warm-up
+        forward()
+        core.generate_batch(batches["float32"])
+        await serve_call("float32")
+    server.clear()
+    for _ in range(rounds):
+        ways.setdefault((FORWARD, "float32"), []).append(timed(forward))
+        for dt, batch in batches.items():
+            ways.setdefault((CORE, dt), []).append(timed(lambda b=batch: core.generate_batch(b)))
+            ways.setdefault((SERVE, dt), []).append(await serve_call(dt))
+    for dt, s in server.items():
+        if n >= 64:
+            server_ms[f"columnar batch of {n}, {dt} (incl. validation)"] = 1e3 * np.median(s) / n
+        p50 = {way: 1e3 * np.median(lat) for (way, d), lat in ways.items() if d == dt}
+        breakdown.append({"n": n, "dtype": dt, "replica_ms": 1e3 * np.median(s),
+                          "forward_ms": 1e3 * np.median(ways[(FORWARD, "float32")]),
+                          "core_ms": p50[CORE], "rt_ms": p50[SERVE]})  # fmt: skip
+    split_s = timed((await handle.generate_batch.remote(batches["float32"])).split)
+    return [stats(way, n, lat, dt) for (way, dt), lat in ways.items()], split_s
 
 
-# ---- 2./3. through the Serve handle --------------------------------------------------------------
-async def bench_per_device(handle, n: int, rounds: int) -> tuple[dict, list]:
+# ---- the other Serve ways ------------------------------------------------------------------------
+async def bench_per_device(handle, n: int, rounds: int, server_ms: dict) -> dict:
     reqs, lat, responses = requests(n), [], []
 
     async def one(r):
@@ -98,49 +153,27 @@ async def bench_per_device(handle, n: int, rounds: int) -> tuple[dict, list]:
 
     await asyncio.gather(*[one(r) for r in reqs[: min(n, 64)]])  # warm-up
     lat.clear()
-    start = time.perf_counter()
+    round_s = []
     for _ in range(rounds):
+        start = time.perf_counter()
         responses = await asyncio.gather(*[one(r) for r in reqs])
-    wall = time.perf_counter() - start
-    return stats(
-        "Serve handle, per-device calls (@serve.batch)", n, n * rounds, wall, lat
-    ), responses
+        round_s.append(time.perf_counter() - start)
+    if n >= 64:
+        batches = {(r.batch_size, r.batch_generate_s) for r in responses}
+        ms = 1e3 * sum(s for _, s in batches) / sum(b for b, _ in batches)
+        server_ms[f"@serve.batch, {n} per-device calls in flight"] = ms
+    return stats("Serve handle, per-device calls (@serve.batch)", n, round_s, lat_s=lat)
 
 
-async def bench_client_batched(handle, n: int, rounds: int) -> tuple[dict, list]:
-    reqs, lat = requests(n), []
-    await handle.generate_many.remote(reqs)  # warm-up
-    start = time.perf_counter()
-    for _ in range(rounds):
-        t = time.perf_counter()
-        responses = await handle.generate_many.remote(reqs)
-        lat.extend([time.perf_counter() - t] * n)
-    wall = time.perf_counter() - start
-    return stats(
-        "Serve handle, client-side list of requests (generate_many)", n, n * rounds, wall, lat
-    ), responses
-
-
-async def bench_columnar(handle, n: int, rounds: int) -> tuple[dict, list]:
+async def bench_list(handle, n: int, rounds: int) -> dict:
     reqs = requests(n)
-    batch = GenerateBatchRequest(
-        [r.device_id for r in reqs], KEY, items=np.stack([r.items for r in reqs])
-    )
-    await handle.generate_batch.remote(batch)  # warm-up
-    lat, start = [], time.perf_counter()
+    await handle.generate_many.remote(reqs)  # warm-up
+    lat = []
     for _ in range(rounds):
-        t = time.perf_counter()
-        responses = (await handle.generate_batch.remote(batch)).split()
-        lat.extend([time.perf_counter() - t] * n)
-    wall = time.perf_counter() - start
-    return stats(
-        "Serve handle, client-side columnar batch (generate_batch)", n, n * rounds, wall, lat
-    ), responses
-
-
-def server_ms_per_device(responses) -> float:
-    batches = {(r.batch_size, r.batch_generate_s) for r in responses}
-    return 1e3 * sum(s for _, s in batches) / sum(b for b, _ in batches)
+        start = time.perf_counter()
+        await handle.generate_many.remote(reqs)
+        lat.append(time.perf_counter() - start)
+    return stats("Serve handle, list of requests (generate_many)", n, lat)
 
 
 # ---- download sizes --------------------------------------------------------------------------
@@ -168,19 +201,33 @@ def download_sizes() -> list[tuple[str, int, int, int]]:
 
 
 # ---- report -------------------------------------------------------------------------------------
-def print_report(rows: list[dict], server_ms: dict, sizes, args) -> None:
+def print_report(
+    rows: list[dict], server_ms: dict, breakdown: list, split_ms: dict, sizes, args
+) -> None:
     print(f"\n## generator service ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, "
-          f"CPython {platform.python_version()}, torch {torch.__version__})\n")  # fmt: skip
-    print("| devices in flight | way | sets/s | p50 (ms) | p99 (ms) | ratio to ceiling |")
-    print("|---:|---|---:|---:|---:|---:|")
-    ceiling = {r["n"]: r["sets_per_s"] for r in rows if r["way"].startswith("in-process")}
+          f"CPython {platform.python_version()}, torch {torch.__version__}, "
+          f"gru4rec DUET, {args.neck} neck, replica and ceilings with {args.replica_cpus} torch "
+          f"thread(s))\n")  # fmt: skip
+    print("| devices in flight | way | dtype | sets/s | p50 (ms) | p99 (ms) | vs forward only | vs core in-process |")  # fmt: skip
+    print("|---:|---|---|---:|---:|---:|---:|---:|")
+    ceiling = {(r["n"], r["way"], r["dtype"]): r["sets_per_s"] for r in rows}
     for r in rows:
-        print(
-            f"| {r['n']} | {r['way']} | {r['sets_per_s']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['sets_per_s'] / ceiling[r['n']]:.0%} |"
-        )
+        fwd = r["sets_per_s"] / ceiling[(r["n"], FORWARD, "float32")]
+        core = r["sets_per_s"] / ceiling[(r["n"], CORE, r["dtype"])]
+        print(f"| {r['n']} | {r['way']} | {r['dtype']} | {r['sets_per_s']:,.0f} | "
+              f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {fwd:.0%} | {core:.0%} |")  # fmt: skip
     print("\nServer-side generation time per device (replica, `batch_generate_s / batch_size`):\n")
     for label, ms in server_ms.items():
         print(f"- {label}: {ms:.3f} ms")
+    print("\nWhere a columnar round trip goes (medians, ms; the replica time is the same "
+          "`generate_batch` measured inside the replica):\n")  # fmt: skip
+    print("| devices | dtype | forward only | core in-process | core in the replica | Serve round trip | round trip - replica |")  # fmt: skip
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for b in breakdown:
+        print(f"| {b['n']} | {b['dtype']} | {b['forward_ms']:.1f} | {b['core_ms']:.1f} | "
+              f"{b['replica_ms']:.1f} | {b['rt_ms']:.1f} | {b['rt_ms'] - b['replica_ms']:.1f} |")  # fmt: skip
+    print("\n`GenerateBatchResponse.split()` into per-device responses (client side, not in the "
+          "columnar rows above): " + ", ".join(f"{ms:.1f} ms at {n}" for n, ms in split_ms.items()))  # fmt: skip
     print(
         "\n| backbone (dynamic layers) | params | float32 bytes | float16 bytes | "
         + " | ".join(f"f16 at {k} (ms)" for k in NETWORKS_MBPS)
@@ -196,48 +243,45 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--replica-cpus", type=int, default=1, help="torch threads = Ray CPUs")
+    parser.add_argument(
+        "--neck", choices=("mean", "gru", "gru-mean"), default="mean",
+        help="PPG neck over the clicks: mean (the project default) or gru (the paper's)",
+    )  # fmt: skip
     args = parser.parse_args()
     import ray
     from ray import serve
 
     from actors.serve_app import APP_NAME, build_app
 
-    ckpt = make_checkpoint(Path(tempfile.mkdtemp(prefix="bench_generator_")))
-    torch.set_num_threads(args.replica_cpus)  # the ceiling gets what one replica gets
-    rows = [bench_ceiling(ckpt, n, rounds_for(n, args.quick)) for n in CONCURRENCY]
+    ckpt = make_checkpoint(Path(tempfile.mkdtemp(prefix="bench_generator_")), args.neck)
+    torch.set_num_threads(args.replica_cpus)  # the ceilings get what one replica gets
+    core = GeneratorCore.from_checkpoints({KEY: ckpt})
     ray.init(
         num_cpus=2, include_dashboard=False, object_store_memory=300 * 1024**2, log_to_driver=False
     )
     app = build_app(
-        {
-            "checkpoints": {KEY: str(ckpt)},
-            "max_batch_size": MAX_BATCH_SIZE,
-            "num_cpus": args.replica_cpus,
-        }
-    )
+        {"checkpoints": {KEY: str(ckpt)}, "max_batch_size": MAX_BATCH_SIZE,
+         "num_cpus": args.replica_cpus}
+    )  # fmt: skip
     handle = serve.run(
         app, name=APP_NAME, route_prefix=None, logging_config={"enable_access_log": False}
     )
-    server_ms = {}
+    rows: list[dict] = []
+    server_ms: dict[str, float] = {}
+    breakdown: list[dict] = []
+    split_ms: dict[int, float] = {}
 
     async def serve_rows():
         for n in CONCURRENCY:
-            row, resp = await bench_per_device(handle, n, rounds_for(n, args.quick))
-            rows.append(row)
-            if n >= 64:
-                server_ms[f"@serve.batch, {n} in flight (max_batch_size {MAX_BATCH_SIZE})"] = (
-                    server_ms_per_device(resp)
-                )
-            row, resp = await bench_client_batched(handle, n, rounds_for(n, args.quick))
-            rows.append(row)
-            if n >= 64:
-                server_ms[f"client-side list of {n} (generate_many)"] = server_ms_per_device(resp)
-            row, resp = await bench_columnar(handle, n, rounds_for(n, args.quick))
-            rows.append(row)
-            if n >= 64:
-                server_ms[
-                    f"client-side columnar batch of {n} (generate_batch, incl. validation)"
-                ] = server_ms_per_device(resp)
+            got, split_s = await bench_columnar(
+                core, handle, n, rounds_for(n, args.quick), server_ms, breakdown
+            )
+            rows.extend(got)
+            split_ms[n] = 1e3 * split_s
+            if n <= PER_DEVICE_MAX:
+                rounds = max(2, rounds_for(n, args.quick) // 10)
+                rows.append(await bench_per_device(handle, n, rounds, server_ms))
+                rows.append(await bench_list(handle, n, rounds_for(n, args.quick)))
 
     try:
         asyncio.run(serve_rows())
@@ -245,8 +289,8 @@ def main() -> None:
         serve.shutdown()
         ray.shutdown()
     order = {w: i for i, w in enumerate(dict.fromkeys(r["way"] for r in rows))}
-    rows.sort(key=lambda r: (r["n"], order[r["way"]]))
-    print_report(rows, server_ms, download_sizes(), args)
+    rows.sort(key=lambda r: (r["n"], order[r["way"]], r["dtype"] != "float32"))
+    print_report(rows, server_ms, breakdown, split_ms, download_sizes(), args)
 
 
 if __name__ == "__main__":
