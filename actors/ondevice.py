@@ -131,12 +131,15 @@ class DeviceModels:
         temb = None if chunks[0][1] is None else torch.cat([t for _, t in chunks])  # type: ignore[misc]
         return feat, temb
 
-    def calibrate(self, replay: Replay, methods: Sequence[str], repeats: int = 3) -> Costs:
+    def calibrate(self, replay: Replay, methods: Sequence[str], repeats: int = 5) -> Costs:
         """Time one session alone per method (median of ``repeats`` after a warm-up)."""
         one = build_samples([replay], [replay.session])
-        per_sample = {
-            m: self._scoring_s(self.model_for(m), one, repeats) / len(one) for m in methods
-        }
+        timed: dict[int, float] = {}  # base and finetune score with the same model: time it once
+        for m in methods:
+            model = self.model_for(m)
+            if id(model) not in timed:
+                timed[id(model)] = self._scoring_s(model, one, repeats) / len(one)
+        per_sample = {m: timed[id(self.model_for(m))] for m in methods}
         embed = {m: _median_s(partial(self.embed, m, one.realtime), repeats)
                  for m in methods if self.model_for(m).generates}  # fmt: skip
         finetune_s = 0.0

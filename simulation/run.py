@@ -88,6 +88,7 @@ class Runner:
         self._started_ray = False
         self._app_name: str | None = None
         self.actors: list[Any] = []
+        self._setups: list[Any] = []  # ObjectRefs of the actors' FleetSetup
 
     def _check_output(self) -> str:
         run_json = self.out / "run.json"
@@ -212,6 +213,8 @@ class Runner:
                   logging_config={"enable_access_log": False})  # fmt: skip
 
     def _setup_fleet(self) -> None:
+        import ray
+
         from actors.fleet_actor import FleetActor
 
         self.profiles = self._profiles()
@@ -226,8 +229,9 @@ class Runner:
         options = {"max_restarts": spec.max_restarts, "max_task_retries": spec.max_restarts,
                    "num_cpus": spec.num_cpus}  # fmt: skip
         for k in range(fleets):
-            setup = self._fleet_setup(k, self.profiles[k::fleets])
-            self.actors.append(FleetActor.options(**options).remote(setup))  # type: ignore[attr-defined]
+            # held here for the run: a restarted actor is rebuilt from this object (ray#53727)
+            self._setups.append(ray.put(self._fleet_setup(k, self.profiles[k::fleets])))
+            self.actors.append(FleetActor.options(**options).remote(self._setups[-1]))  # type: ignore[attr-defined]
 
     def _profiles(self) -> list[DeviceProfile]:
         from actors.profiles import sample_profiles, select_group
