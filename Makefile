@@ -19,8 +19,10 @@ $(BIN)/duet-sim: pyproject.toml
 
 venv: $(BIN)/duet-sim
 
+# the quickstart scenario: trains base and DUET, then 300 simulated phones x 4 sessions
 demo: venv
-	$(BIN)/duet-sim demo --out runs/demo
+	rm -rf runs/demo
+	$(BIN)/duet-sim run configs/scenarios/quickstart.yaml --out runs/demo
 
 test: venv
 	$(BIN)/python -m pytest -m "not slow" -q
