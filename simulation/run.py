@@ -353,7 +353,8 @@ class Runner:
                    "dataset": self.scenario.data.dataset, "devices": len(self.profiles),
                    "wall_s": wall_s, "sessions_simulated": simulated,
                    "sessions_per_s": simulated / wall_s if wall_s > 0 else float("nan"),
-                   **summarize(rows, devices, self.expected, shifts, self.scenario.seed)}  # fmt: skip
+                   **summarize(rows, devices, self.expected, shifts, self.scenario.seed,
+                               metric="auc" if self.scenario.kind == "clicks" else "accuracy")}  # fmt: skip
         path = self.out / "summary.json"
         path.write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
         return summary

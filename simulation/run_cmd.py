@@ -72,24 +72,26 @@ def run_scenario(args: argparse.Namespace) -> int:
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """The end-of-run table: per method AUC and latency, gains over base, shift phases."""
+    """The end-of-run table: per method AUC (accuracy for videos) and latency, gains over base,
+    shift phases."""
+    metric = summary["metric"]
     f = lambda x: "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"  # noqa: E731
     lines = [f"{summary['scenario']}: {summary['sessions_simulated']} sessions in "
              f"{summary['wall_s']:.1f} s ({summary['sessions_per_s']:.1f} sessions/s)", "",
-             f"{'method':<12} {'sessions':>8} {'auc':>7} {'± std':>7} {'gain':>8} {'95% CI':>19} "
+             f"{'method':<12} {'sessions':>8} {metric[:8]:>8} {'± std':>7} {'gain':>8} {'95% CI':>19} "
              f"{'p50 s':>8} {'p95 s':>8} {'fallback':>8}"]  # fmt: skip
     for method, m in summary["methods"].items():
         g = summary["gains"].get(method)
         gain = f"{g['mean']:+.4f}" if g else ""
         ci = f"[{g['ci95'][0]:+.4f}, {g['ci95'][1]:+.4f}]" if g else ""
-        lines.append(f"{method:<12} {m['sessions']:>8} {f(m['auc_mean']):>7} {f(m['auc_std']):>7} "
+        lines.append(f"{method:<12} {m['sessions']:>8} {f(m[metric + '_mean']):>8} {f(m[metric + '_std']):>7} "
                      f"{gain:>8} {ci:>19} {m['latency_s']['p50']:>8.4f} {m['latency_s']['p95']:>8.4f} "
                      f"{m['fallback']:>8}")  # fmt: skip
     for shift in summary["shifts"]:
         lines += ["", f"shift {shift['operator']} at session {shift['at_session']} "
-                      f"({shift['devices']} devices): mean AUC shifted group / control"]  # fmt: skip
+                      f"({shift['devices']} devices): mean {metric}, shifted group / control"]  # fmt: skip
         for phase, part in shift["shifted"].items():
-            control = shift["control"][phase]["auc"]
-            cells = "  ".join(f"{m} {f(v)} / {f(control.get(m))}" for m, v in part["auc"].items())
+            control = shift["control"][phase][metric]
+            cells = "  ".join(f"{m} {f(v)} / {f(control.get(m))}" for m, v in part[metric].items())
             lines.append(f"  {phase:<7} {cells}")
     return "\n".join(lines)

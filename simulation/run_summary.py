@@ -19,7 +19,8 @@ KEY = ["device_id", "session_index"]
 
 
 def summarize(rows: pl.DataFrame, devices: pl.DataFrame, expected: Mapping[str, int],
-              shifts: Sequence[Mapping[str, Any]], seed: int = 0) -> dict[str, Any]:  # fmt: skip
+              shifts: Sequence[Mapping[str, Any]], seed: int = 0,
+              metric: str = "auc") -> dict[str, Any]:  # fmt: skip
     """Everything ``summary.json`` holds, from the session rows and the device table.
 
     Args:
@@ -29,17 +30,21 @@ def summarize(rows: pl.DataFrame, devices: pl.DataFrame, expected: Mapping[str, 
         shifts (Sequence[Mapping]): the scenario's shifts (``operator``, ``at_session``,
             ``until_session``), indexed like ``devices.shifts``.
         seed (int): bootstrap seed.
+        metric (str): what gains and phases compare: ``auc`` (clicks), or ``accuracy``
+            for videos, whose sessions often hold one class and so have no AUC.
     """
     methods = list(expected)
     rng = np.random.default_rng([seed, 0xB007])
     return {
+        "metric": metric,
         "accounting": accounting(rows, expected),
         "methods": {m: method_stats(rows.filter(pl.col("method") == m)) for m in methods},
-        "gains": {m: paired_gain(rows, m, rng) for m in methods if m != "base"},
-        "by_session_index": by_session_index(rows, methods),
+        "gains": {m: paired_gain(rows, m, rng, metric) for m in methods if m != "base"},
+        "by_session_index": by_session_index(rows, methods, metric),
         "shifts": [
-            shift_phases(rows, devices, i, spec, methods, rng) for i, spec in enumerate(shifts)
-        ],
+            shift_phases(rows, devices, i, spec, methods, rng, metric)
+            for i, spec in enumerate(shifts)
+        ],  # fmt: skip
         "latency_comparison": latency_comparison(rows),
     }
 
@@ -62,19 +67,23 @@ def _percentiles(values: pl.Series) -> dict[str, float]:
 
 
 def method_stats(rows: pl.DataFrame) -> dict[str, Any]:
-    auc = rows["auc"].fill_nan(None).drop_nulls()
     components = ("upload_s", "generate_s", "download_s", "inference_s", "finetune_s")
     return {
-        "sessions": rows.height,
-        "auc_mean": _mean(auc), "auc_std": float(auc.to_numpy().std(ddof=1)) if len(auc) > 1 else float("nan"),
-        "auc_sessions": len(auc),
-        "accuracy_mean": _mean(rows["accuracy"].fill_nan(None).drop_nulls()),
+        "sessions": rows.height, **_mean_std(rows, "auc"), **_mean_std(rows, "accuracy"),
         "logloss_mean": _mean(rows["logloss"]),
         "fallback": int(rows["fallback"].sum()),
         "latency_s": _percentiles(rows["latency_s"]),
         "components_mean_s": {c: _mean(rows[c]) for c in components},
         "bytes_up_mean": _mean(rows["bytes_up"]), "bytes_down_mean": _mean(rows["bytes_down"]),
     }  # fmt: skip
+
+
+def _mean_std(rows: pl.DataFrame, metric: str) -> dict[str, Any]:
+    """Mean, std and count over the sessions where ``metric`` is defined (not NaN)."""
+    v = rows[metric].fill_nan(None).drop_nulls().to_numpy()
+    return {f"{metric}_mean": float(v.mean()) if len(v) else float("nan"),
+            f"{metric}_std": float(v.std(ddof=1)) if len(v) > 1 else float("nan"),
+            f"{metric}_sessions": len(v)}  # fmt: skip
 
 
 def _mean(values: pl.Series) -> float:
@@ -112,13 +121,14 @@ def _bootstrap(pairs: pl.DataFrame, rng: np.random.Generator) -> dict[str, Any]:
             "ci95": [float(low), float(high)], "interval": "device-cluster bootstrap"}  # fmt: skip
 
 
-def by_session_index(rows: pl.DataFrame, methods: Sequence[str]) -> dict[str, list[float]]:
-    """Mean AUC per session index (the x axis of the paper's Figure 4), per method."""
+def by_session_index(rows: pl.DataFrame, methods: Sequence[str],
+                     metric: str = "auc") -> dict[str, list[float]]:  # fmt: skip
+    """Mean ``metric`` per session index (the x axis of the paper's Figure 4), per method."""
     if rows.height == 0:
         return {m: [] for m in methods}
     top = int(rows["session_index"].to_numpy().max()) + 1
-    table = (rows.with_columns(pl.col("auc").fill_nan(None))
-             .group_by("method", "session_index").agg(pl.col("auc").mean()))  # fmt: skip
+    table = (rows.with_columns(pl.col(metric).fill_nan(None))
+             .group_by("method", "session_index").agg(pl.col(metric).mean()))  # fmt: skip
     out = {m: [float("nan")] * top for m in methods}
     for method, k, value in table.iter_rows():
         if method in out:
@@ -127,9 +137,10 @@ def by_session_index(rows: pl.DataFrame, methods: Sequence[str]) -> dict[str, li
 
 
 def shift_phases(rows: pl.DataFrame, devices: pl.DataFrame, index: int, spec: Mapping[str, Any],
-                 methods: Sequence[str], rng: np.random.Generator) -> dict[str, Any]:  # fmt: skip
-    """Per-method AUC and paired gains before, during and after one shift, for the shifted
-    group and for the devices outside it (the control)."""
+                 methods: Sequence[str], rng: np.random.Generator,
+                 metric: str = "auc") -> dict[str, Any]:  # fmt: skip
+    """Per-method mean ``metric`` and paired gains before, during and after one shift, for
+    the shifted group and for the devices outside it (the control)."""
     at, until = spec["at_session"], spec.get("until_session")
     group = devices.filter(pl.col("shifts").list.contains(index))["device_id"]
     k = pl.col("session_index")
@@ -142,9 +153,9 @@ def shift_phases(rows: pl.DataFrame, devices: pl.DataFrame, index: int, spec: Ma
         part = rows.filter(where)
         return {
             "sessions": part.filter(pl.col("method") == "base").height,
-            "auc": {m: _mean(part.filter(pl.col("method") == m)["auc"].fill_nan(None).drop_nulls())
-                    for m in methods},
-            "gain": {m: _bootstrap(_pairs(part, m, "auc"), rng) for m in methods if m != "base"},
+            metric: {m: _mean(part.filter(pl.col("method") == m)[metric].fill_nan(None).drop_nulls())
+                     for m in methods},
+            "gain": {m: _bootstrap(_pairs(part, m, metric), rng) for m in methods if m != "base"},
         }  # fmt: skip
 
     return {

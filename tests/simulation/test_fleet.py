@@ -180,3 +180,52 @@ def test_refused_request_is_not_retried(world, tmp_path):
     run_fleet(world, tmp_path, client=client, retry=FAST)
     duet = rows_of(tmp_path).filter(pl.col("method") == "duet")
     assert duet["fallback"].all() and (duet["attempts"] == 1).all()
+
+
+def test_video_fleet_uploads_frames_or_features(tmp_path):
+    """The image path: raw first frames or frozen-backbone features go up, accuracy comes back."""
+    import torch
+
+    from duet.builders import mobilenet_umn
+    from duet.checkpoint import save_checkpoint
+    from duet.model import DeviceModel
+    from pipelines.prepare import prepare
+    from pipelines.shifts import image_context
+    from pipelines.synthetic import SyntheticVideoConfig
+
+    config = SyntheticVideoConfig(n_subjects=4, sessions_per_subject=3, frames_per_session=4)
+    meta = prepare("synthetic-video", tmp_path / "data", video_config=config)
+    info = {
+        "dataset_meta": {k: meta[k] for k in ("dataset", "kind", "height", "width", "channels")}
+    }
+    torch.manual_seed(0)
+    ckpts = {m: save_checkpoint(DeviceModel(mobilenet_umn("small", m, meta["num_classes"], in_channels=1,
+                                                          head_hidden=32)), tmp_path / m, info=info)
+             for m in ("base", "duet")}  # fmt: skip
+    users = replayable_users(tmp_path / "data").tolist()
+    profiles = sample_profiles(8, users, 2, network={"5g-50": 1}, compute={"mid": 1},
+                               upload={"raw": 1, "embedding": 1}, backbone={"mobilenet_v3_small": 1})  # fmt: skip
+    profiles = [dataclasses.replace(p, shifts=(0,)) for p in profiles]
+    world = {
+        "profiles": profiles, "replays": load_replays(tmp_path / "data", users),
+        "models": {"mobilenet_v3_small": DeviceModels(ckpts, FinetuneConfig(steps=2))},
+        "core": GeneratorCore.from_checkpoints({"mobilenet_v3_small/duet": ckpts["duet"]}),
+        "shifts": [ShiftPlan("blur", build_shift({"type": "blur", "sigma": 1.0}), 1)],
+        "context": image_context(tmp_path / "data")[0],
+    }  # fmt: skip
+    config = FleetConfig(
+        run_id="run", scenario="video", dataset="synthetic-video", methods=METHODS,
+        sessions_per_device=2, model_keys={"mobilenet_v3_small/duet": "mobilenet_v3_small/duet"},
+        network_classes=NETWORK_CLASSES, compute_tiers=COMPUTE_TIERS,
+    )  # fmt: skip
+    sink = PartSink(tmp_path / "sessions" / "fleet=0")
+    fleet = Fleet(config, profiles, world["replays"], world["models"],
+                  LocalGeneratorClient(world["core"]), sink, world["shifts"], world["context"])  # fmt: skip
+    asyncio.run(fleet.run())
+    rows = rows_of(tmp_path / "sessions")
+    assert rows.height == 8 * 2 * len(METHODS) and not rows["fallback"].any()
+    assert rows["accuracy"].is_between(0, 1).all()
+    duet = rows.filter(pl.col("method") == "duet")
+    frame_bytes = 48 * 48 * 4  # one float32 1x48x48 frame; features: 576 floats
+    assert set(duet["bytes_up"].to_list()) <= {frame_bytes, 576 * 4}
+    assert duet.filter(pl.col("session_index") == 1)["shift"].to_list() == ["blur"] * 8
