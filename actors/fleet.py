@@ -31,6 +31,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+import torch
 
 from actors.batching import MicroBatcher
 from actors.generator import GenerateBatchRequest, GenerateBatchResponse, GeneratorError
@@ -118,8 +119,7 @@ class GeneratorGateway:
         self._batchers: dict[tuple[str, str, str], MicroBatcher] = {}
 
     async def generate(self, device: DeviceProfile, method: str, session) -> Generated:
-        key = self.config.model_keys[f"{device.backbone}/{method}"]
-        slot = (key, device.upload, f"{device.backbone}/{method}")
+        slot = (device.backbone, method, device.upload)  # one columnar request per slot
         if slot not in self._batchers:
             self._batchers[slot] = MicroBatcher(
                 partial(self._call, slot), self.config.max_batch_devices, self.config.batch_wait_s
@@ -129,8 +129,8 @@ class GeneratorGateway:
     async def _call(
         self, slot: tuple[str, str, str], items: list[tuple[int, Any]]
     ) -> list[Generated]:
-        key, mode, cell = slot
-        backbone, method = cell.split("/")
+        backbone, method, mode = slot
+        key = self.config.model_keys[f"{backbone}/{method}"]
         model = self.models[backbone].models[method]
         conditioned = bool(model.cfg.ppg and model.cfg.ppg.conditioned)
         sendable = [i for i, (_, s) in enumerate(items) if not conditioned or _has_samples(s)]
@@ -161,8 +161,6 @@ class GeneratorGateway:
             return req, np.zeros(len(items), np.int64)
         clicks = isinstance(sessions[0], ClickSession)
         if mode == "embedding":
-            import torch
-
             raw = np.stack([s.realtime if clicks else s.pixels[0] for s in sessions])
             x = torch.from_numpy(raw) if clicks else torch.from_numpy(raw).float() / 255.0
             emb, mask = self.models[backbone].embed(method, x)  # on device, batched here

@@ -33,14 +33,14 @@ def prepared(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def checkpoints(prepared, tmp_path_factory) -> dict[str, Path]:
-    """``{"base": dir, "duet": dir}`` for DIN, keyed like `duet-sim train` keys its runs."""
+    """``{"base": dir, "duet": dir, "hypernet": dir}`` for DIN."""
     meta = load_meta(prepared)
     info = {"dataset_meta": {k: meta[k] for k in ("dataset", "kind", "num_items", "realtime_size",
                                                   "history_length")}}  # fmt: skip
     root = tmp_path_factory.mktemp("ckpt")
     torch.manual_seed(0)
     out = {}
-    for method in ("base", "duet"):
+    for method in ("base", "duet", "hypernet"):
         cfg = sequence_umn("din", method, meta["num_items"], history_length=meta["history_length"])
         out[method] = save_checkpoint(DeviceModel(cfg), root / f"din-{method}", info=info)
     return out
@@ -56,7 +56,7 @@ def scenario_file(prepared, checkpoints, tmp_path):
             "version": 1, "name": "tiny", "seed": 0,
             "data": {"dataset": "synthetic-clicks", "prepared": str(prepared)},
             "model": {"backbones": ["din"],
-                      "checkpoints": {f"din/{m}": str(d) for m, d in checkpoints.items()}},
+                      "checkpoints": {f"din/{m}": str(checkpoints[m]) for m in ("base", "duet")}},
             "methods": ["base", "duet", "finetune"],
             "fleet": {"devices": 30, "sessions_per_device": 3, "actors": 2,
                       "profiles": {"upload": {"raw": 1, "embedding": 1},

@@ -34,17 +34,19 @@ def world(prepared, checkpoints):
         upload={"raw": 1, "embedding": 1}, backbone={"din": 1}, online=0.8, churn=0.1, seed=0,
     )  # fmt: skip
     profiles = [dataclasses.replace(p, shifts=(0,) if p.device_id % 2 else ()) for p in profiles]
-    models = {"din": DeviceModels({m: checkpoints[m] for m in ("base", "duet")}, FinetuneConfig())}
-    core = GeneratorCore.from_checkpoints({"din/duet": checkpoints["duet"]})
+    models = {"din": DeviceModels(checkpoints, FinetuneConfig())}
+    core = GeneratorCore.from_checkpoints(
+        {f"din/{m}": checkpoints[m] for m in ("duet", "hypernet")}
+    )
     shifts = [ShiftPlan("genre_shift", build_shift({"type": "genre_shift", "fraction": 0.8}), 1)]
     return {"profiles": profiles, "replays": load_replays(prepared, users), "models": models,
             "core": core, "shifts": shifts, "context": click_context(prepared)[0]}  # fmt: skip
 
 
-def run_fleet(world, sessions_dir, client=None, retry=None, done=None) -> dict:
+def run_fleet(world, sessions_dir, client=None, retry=None, done=None, methods=METHODS) -> dict:
     config = FleetConfig(
-        run_id="run", scenario="test", dataset="synthetic-clicks", methods=METHODS,
-        sessions_per_device=SESSIONS, model_keys={"din/duet": "din/duet"},
+        run_id="run", scenario="test", dataset="synthetic-clicks", methods=methods,
+        sessions_per_device=SESSIONS, model_keys={"din/duet": "din/duet", "din/hypernet": "din/hypernet"},
         network_classes=NETWORK_CLASSES, compute_tiers=COMPUTE_TIERS, retry=retry or RetryPolicy(),
         score_batch_sessions=8,
     )  # fmt: skip
@@ -117,6 +119,13 @@ def test_restarted_fleet_resumes_without_duplicates(world, tmp_path):
     assert progress["skipped"] == len(done) and progress["sessions"] * len(METHODS) == lost_rows
     assert rows.height == expected_sessions(world) * len(METHODS)
     assert rows.select("device_id", "session_index", "method").is_unique().all()
+
+
+def test_unconditioned_hypernet_uploads_nothing(world, tmp_path):
+    run_fleet(world, tmp_path, methods=("base", "hypernet"))
+    hyper = rows_of(tmp_path).filter(pl.col("method") == "hypernet")
+    assert hyper.height == expected_sessions(world) and not hyper["fallback"].any()
+    assert (hyper["bytes_up"] == 0).all() and (hyper["bytes_down"] == 2112 * 4).all()
 
 
 class Unreachable(GeneratorClient):
