@@ -11,10 +11,23 @@ import pytest
 
 from simulation.cli import main
 
-pytest.importorskip("ray")
+ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
 
 ARGS = ["--num-cpus", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the module: a run joins a Ray that is already up and leaves it up."""
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        yield
+    finally:
+        from ray import serve
+
+        serve.shutdown()
+        ray.shutdown()
 
 
 def written(out) -> dict[str, int]:
@@ -23,7 +36,7 @@ def written(out) -> dict[str, int]:
     return dict(rows.group_by("method").len().iter_rows())
 
 
-def test_run_then_resume_after_lost_parts(scenario_file, tmp_path, capsys):
+def test_run_then_resume_after_lost_parts(local_ray, scenario_file, tmp_path, capsys):
     path, out = scenario_file(), tmp_path / "out"
     assert main(["run", str(path), *ARGS]) == 0
     run = json.loads((out / "run.json").read_text())
