@@ -45,10 +45,10 @@ class RunError(RuntimeError):
     """A run that cannot start or finish, with the reason and what to do."""
 
 
-def resolve_path(value: Path, base: Path | None = None) -> Path:
+def resolve_path(value: str | Path, base: Path | None = None) -> Path:
     """A scenario path: relative ones are taken from ``base`` (default: the CWD) and may not
     climb out of it; absolute ones are kept."""
-    base = (base or Path.cwd()).resolve()
+    base, value = (base or Path.cwd()).resolve(), Path(value)
     if value.is_absolute():
         return value
     resolved = (base / value).resolve()
@@ -74,7 +74,7 @@ class Runner:
             ``out`` holds no run or one of a different scenario.
     """
 
-    def __init__(self, scenario: Scenario, out: Path | None = None, *, resume: bool = False,
+    def __init__(self, scenario: Scenario, out: str | Path | None = None, *, resume: bool = False,
                  address: str | None = None, num_cpus: int | None = None, progress: bool = True):  # fmt: skip
         self.scenario = scenario
         self.out = resolve_path(out or scenario.output.dir)
@@ -319,7 +319,12 @@ class Runner:
             while pending:
                 _, pending = ray.wait(pending, timeout=POLL_S, num_returns=len(pending))
                 self._show(bar)
-        results = ray.get(refs)  # a fleet that failed for good raises here
+        try:
+            results = ray.get(refs)
+        except ray.exceptions.RayError as exc:  # a fleet failed past its restarts
+            self._write_run_json({"status": "failed", "error": str(exc).splitlines()[0]})
+            raise RunError(f"a fleet actor failed ({type(exc).__name__}); rows on disk are kept, "
+                           f"`--resume` continues: {str(exc).splitlines()[0]}") from exc  # fmt: skip
         wall_s = time.perf_counter() - start
         summary = self._summary(wall_s, sum(r["sessions"] for r in results))
         self._write_run_json({"status": "finished" if summary["accounting"]["complete"] else "incomplete",
@@ -332,7 +337,12 @@ class Runner:
 
         refs = [a.progress.remote() for a in self.actors]
         ready, _ = ray.wait(refs, timeout=POLL_S, num_returns=len(refs))
-        stats = ray.get(ready)
+        stats = []
+        for ref in ready:  # a restarting fleet answers nothing this time
+            try:
+                stats.append(ray.get(ref))
+            except ray.exceptions.RayError:
+                continue
         done = sum(s["sessions"] + s["skipped"] for s in stats)
         bar.update(max(0, done - bar.n))
         auc = {}
