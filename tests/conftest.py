@@ -1,14 +1,24 @@
-"""Shared fixtures: tiny random samples in the duet/data.py layout ("baby" configs)."""
+"""Shared fixtures: tiny random samples in the duet/data.py layout ("baby" configs), and a
+tiny fleet world (a prepared synthetic dataset, untrained checkpoints, scenario files that use
+them) for the fleet, run and end-to-end observability tests."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
+from duet.builders import sequence_umn
+from duet.checkpoint import save_checkpoint
 from duet.data import ClickSamples, ImageSamples
+from duet.model import DeviceModel
+from pipelines.prepare import default_options, prepare
+from pipelines.synthetic import SyntheticClicksConfig
+from pipelines.tensors import load_meta
 
 NUM_ITEMS = 50
 
@@ -71,3 +81,60 @@ def make_clicks():
 @pytest.fixture
 def make_images():
     return random_images
+
+
+# --- a tiny fleet world: scoring and generation need weights, not good ones --------------------
+USERS, SESSIONS_PER_USER, TEST_SESSIONS = 12, 5, 2
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("fleet") / "data"
+    options = dataclasses.replace(default_options("synthetic-clicks"), test_sessions=TEST_SESSIONS,
+                                  test_negatives=20)  # fmt: skip
+    config = SyntheticClicksConfig(n_users=USERS, n_items=120, n_clusters=6,
+                                   sessions_per_user=SESSIONS_PER_USER)  # fmt: skip
+    prepare("synthetic-clicks", out, options=options, clicks_config=config)
+    return out
+
+
+@pytest.fixture(scope="session")
+def checkpoints(prepared, tmp_path_factory) -> dict[str, Path]:
+    """``{"base": dir, "duet": dir, "hypernet": dir}`` for DIN."""
+    meta = load_meta(prepared)
+    info = {"dataset_meta": {k: meta[k] for k in ("dataset", "kind", "num_items", "realtime_size",
+                                                  "history_length")}}  # fmt: skip
+    root = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    out = {}
+    for method in ("base", "duet", "hypernet"):
+        cfg = sequence_umn("din", method, meta["num_items"], history_length=meta["history_length"])
+        out[method] = save_checkpoint(DeviceModel(cfg), root / f"din-{method}", info=info)
+    return out
+
+
+@pytest.fixture
+def scenario_file(prepared, checkpoints, tmp_path):
+    """Write a tiny scenario (given data and checkpoints: nothing to train) and return its path;
+    keyword arguments replace top-level sections."""
+
+    def write(**sections) -> Path:
+        doc = {
+            "version": 1, "name": "tiny", "seed": 0,
+            "data": {"dataset": "synthetic-clicks", "prepared": str(prepared)},
+            "model": {"backbones": ["din"],
+                      "checkpoints": {f"din/{m}": str(checkpoints[m]) for m in ("base", "duet")}},
+            "methods": ["base", "duet", "finetune"],
+            "fleet": {"devices": 30, "sessions_per_device": 3, "actors": 2,
+                      "profiles": {"upload": {"raw": 1, "embedding": 1},
+                                   "availability": {"online": 0.8, "churn": 0.1}}},
+            "shifts": [{"operator": "genre_shift", "params": {"fraction": 0.8},
+                        "devices": {"fraction": 0.5}, "at_session": 1}],
+            "output": {"dir": str(tmp_path / "out"), "flush_rows": 30},
+        }  # fmt: skip
+        doc.update(sections)
+        path = tmp_path / "tiny.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return path
+
+    return write

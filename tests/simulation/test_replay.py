@@ -15,7 +15,7 @@ from duet.data import ImageSamples
 from duet.metrics import auc
 from pipelines.shifts import build_shift, click_context, session_rng
 
-from .conftest import TEST_SESSIONS, USERS
+from ..conftest import TEST_SESSIONS, USERS
 
 
 def test_loads_every_users_test_sessions_in_order(prepared):
