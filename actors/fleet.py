@@ -16,6 +16,12 @@ If the generator cannot be reached (errors or timeouts past ``retries`` or ``dea
 with exponential backoff in between) the device scores with the method's global classifier
 and its row says ``fallback``. A request the generator refuses as invalid is not retried.
 
+Metrics go to an optional `FleetMetrics` (the run's exporter through
+`actors.metrics_actor.ExporterClient`, or an in-process `MetricsRecorder`): one generator
+request per attempt with its status, one shift event per (fleet, shift) when the fleet
+plays its first session under it, and the devices still to simulate. Session rows reach
+the exporter through the sink's ``on_rows`` hook, once they are on disk.
+
 No Ray here: the fleet takes a `GeneratorClient` and loaded replays (STYLE item 9);
 actors/fleet_actor.py is the Ray wrapper.
 """
@@ -25,10 +31,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -44,6 +51,29 @@ from duet.model import GENERATED_METHODS
 from pipelines.shifts import ClickSession, ShiftContext, session_rng
 
 log = logging.getLogger(__name__)
+
+
+class FleetMetrics(Protocol):
+    """What a fleet reports besides its rows (`actors.metrics.MetricsRecorder` has these)."""
+
+    def record_shift(self, operator: str, devices: int) -> object: ...
+
+    def set_active_devices(self, fleet_id: str | int, n: int) -> object: ...
+
+    def record_generator(self, status: str, batch_size: int, seconds: float) -> object: ...
+
+
+class NoMetrics:
+    """The `FleetMetrics` of a run without an exporter: every report is dropped."""
+
+    def record_shift(self, operator: str, devices: int) -> None:
+        pass
+
+    def set_active_devices(self, fleet_id: str | int, n: int) -> None:
+        pass
+
+    def record_generator(self, status: str, batch_size: int, seconds: float) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -110,12 +140,16 @@ class Generated:
 
 # ---- the generator side ------------------------------------------------------------------------
 class GeneratorGateway:
-    """Per (model key, upload mode) micro-batchers in front of a `GeneratorClient`."""
+    """Per (model key, upload mode) micro-batchers in front of a `GeneratorClient`; every
+    attempt is reported to ``metrics`` with its status: "ok", "timeout", "error" (unreachable,
+    replica died) or "refused" (an invalid request, not retried)."""
 
     def __init__(
-        self, client: GeneratorClient, models: Mapping[str, DeviceModels], config: FleetConfig
-    ):
+        self, client: GeneratorClient, models: Mapping[str, DeviceModels], config: FleetConfig,
+        metrics: FleetMetrics | None = None,
+    ):  # fmt: skip
         self.client, self.models, self.config = client, models, config
+        self.metrics = metrics or NoMetrics()
         self._batchers: dict[tuple[str, str, str], MicroBatcher] = {}
 
     async def generate(self, device: DeviceProfile, method: str, session) -> Generated:
@@ -177,21 +211,27 @@ class GeneratorGateway:
     ) -> tuple[GenerateBatchResponse | None, int, float]:
         """(response or None, attempts, wall seconds) under the retry policy."""
         policy, start, attempt = self.config.retry, time.perf_counter(), 0
+        report = partial(self.metrics.record_generator, batch_size=len(request.device_ids))
         while True:
             attempt += 1
-            remaining = policy.deadline_s - (time.perf_counter() - start)
+            began = time.perf_counter()
+            remaining = policy.deadline_s - (began - start)
             try:
                 response = await asyncio.wait_for(
                     self.client.agenerate_batch(request),
                     min(policy.timeout_s, max(remaining, 1e-3)),
                 )
+                report("ok", seconds=time.perf_counter() - began)
                 return response, attempt, time.perf_counter() - start
             except GeneratorError as exc:  # the request itself is wrong: retrying cannot help
+                report("refused", seconds=time.perf_counter() - began)
                 log.warning(
                     "generator refused %s (%s): %s", request.model_key, exc.field, exc.message
                 )
                 return None, attempt, time.perf_counter() - start
             except Exception as exc:  # noqa: BLE001 - unreachable, timed out, replica died
+                status = "timeout" if isinstance(exc, TimeoutError) else "error"
+                report(status, seconds=time.perf_counter() - began)
                 delay = policy.delay_s(attempt)
                 if (
                     attempt > policy.retries
@@ -222,6 +262,9 @@ class Fleet:
         shifts (Sequence[ShiftPlan]): indexed by `DeviceProfile.shifts`.
         shift_context (ShiftContext | None): runtime data the shift operators need.
         done (set[tuple[int, int]]): (device, session) keys already on disk: skipped.
+        metrics (FleetMetrics | None): where generator requests, shift events and active
+            devices go. Default: nowhere.
+        fleet_id (int): this fleet's label in ``set_active_devices``. Default: 0.
     """
 
     def __init__(
@@ -229,6 +272,7 @@ class Fleet:
         replays: Mapping[int, Sequence[Replay]], models: Mapping[str, DeviceModels],
         client: GeneratorClient, sink: PartSink, shifts: Sequence[ShiftPlan] = (),
         shift_context: ShiftContext | None = None, done: set[tuple[int, int]] | None = None,
+        metrics: FleetMetrics | None = None, fleet_id: int = 0,
     ):  # fmt: skip
         missing = sorted({d.user_id for d in devices if not replays.get(d.user_id)})
         if missing:
@@ -237,7 +281,11 @@ class Fleet:
         self.models, self.sink, self.shifts = models, sink, list(shifts)
         self.shift_context = shift_context or ShiftContext()
         self.done = done or set()
-        self.gateway = GeneratorGateway(client, models, config)
+        self.metrics, self.fleet_id = metrics or NoMetrics(), fleet_id
+        self.gateway = GeneratorGateway(client, models, config, self.metrics)
+        self._shift_devices = Counter(i for d in self.devices for i in d.shifts)
+        self._shifts_started: set[int] = set()
+        self._active = 0
         self.costs = self._calibrate()
         self._scorers = {  # one scoring thread at a time: the fleet has one core's worth
             b: MicroBatcher(partial(self._score, b), config.score_batch_sessions,
@@ -263,6 +311,8 @@ class Fleet:
     async def run(self) -> dict[str, Any]:
         """Replay every device's remaining sessions; returns the final `progress`."""
         slots = asyncio.Semaphore(self.config.max_in_flight)
+        self._active = len(self.devices)
+        self.metrics.set_active_devices(self.fleet_id, self._active)
         flusher = asyncio.create_task(self._flush_periodically())
         try:
             async with asyncio.TaskGroup() as group:
@@ -280,6 +330,13 @@ class Fleet:
                 self.sink.flush()
 
     async def _device(self, device: DeviceProfile, slots: asyncio.Semaphore) -> None:
+        try:
+            await self._play(device, slots)
+        finally:  # finished, failed or cancelled: the device is no longer simulated
+            self._active -= 1
+            self.metrics.set_active_devices(self.fleet_id, self._active)
+
+    async def _play(self, device: DeviceProfile, slots: asyncio.Semaphore) -> None:
         replays = self.replays[device.user_id]
         previous_s = 0.0
         for k in range(self.config.sessions_per_device):
@@ -312,7 +369,11 @@ class Fleet:
         ]
 
     def _shifted(self, device: DeviceProfile, k: int, replay: Replay):
-        plans = [self.shifts[i] for i in device.shifts if self.shifts[i].covers(k)]
+        covering = [i for i in device.shifts if self.shifts[i].covers(k)]
+        for i in set(covering) - self._shifts_started:  # the shift reaches this fleet now
+            self._shifts_started.add(i)
+            self.metrics.record_shift(self.shifts[i].name, self._shift_devices[i])
+        plans = [self.shifts[i] for i in covering]
         session = replay.session
         rng = session_rng(self.config.seed, device.device_id, k)  # not the user: replicas differ
         for plan in plans:

@@ -1,7 +1,8 @@
 """The Ray edge of a fleet: an async actor that loads its slice (Ray Data), builds a `Fleet`
 and runs it. Restartable: a restarted actor rebuilds from the same `FleetSetup`, skips the
 sessions already on disk and carries on; its unflushed rows were never written, so nothing
-is written twice.
+is written twice. With metrics on, the setup carries an `ExporterClient`: the fleet reports
+through it and the runner puts its ``record_part`` among the sink's ``on_rows`` hooks.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import ray
 
 from actors.fleet import Fleet, FleetConfig, ShiftPlan
 from actors.generator_client import GeneratorClient, ServeGeneratorClient
+from actors.metrics_actor import ExporterClient
 from actors.ondevice import DeviceModels
 from actors.profiles import DeviceProfile
 from actors.replay import load_replays
@@ -42,6 +44,7 @@ class FleetSetup:
     flush_interval_s: float = 2.0
     app_name: str = "duet-generator"
     on_rows: Sequence[Callable[[pa.Table], None]] = field(default_factory=tuple)
+    metrics: ExporterClient | None = None  # None: metrics off
 
 
 def build_fleet(setup: FleetSetup, client: GeneratorClient) -> Fleet:
@@ -56,7 +59,8 @@ def build_fleet(setup: FleetSetup, client: GeneratorClient) -> Fleet:
     context = _shift_context(setup) if setup.shifts else None
     if done:
         log.info("fleet %d: %d sessions already on disk, skipping them", setup.index, len(done))
-    return Fleet(setup.config, devices, replays, models, client, sink, setup.shifts, context, done)
+    return Fleet(setup.config, devices, replays, models, client, sink, setup.shifts, context, done,
+                 metrics=setup.metrics, fleet_id=setup.index)  # fmt: skip
 
 
 def _shift_context(setup: FleetSetup):
@@ -78,10 +82,18 @@ class FleetActor:
 
         torch.set_num_threads(1)  # many fleets and the generator share the cores
         self.index = setup.index
+        self.metrics = setup.metrics
         self.fleet = build_fleet(setup, ServeGeneratorClient(app_name=setup.app_name))
 
     async def run(self) -> dict[str, Any]:
-        return await self.fleet.run()
+        try:
+            return await self.fleet.run()
+        finally:  # the exporter has this fleet's last rows before the runner closes it
+            if self.metrics is not None:
+                try:
+                    await self.metrics.drain()
+                except ray.exceptions.RayError as exc:  # metrics never fail a simulation
+                    log.warning("fleet %d: metrics exporter unreachable: %s", self.index, exc)
 
     async def progress(self) -> dict[str, Any]:
         return self.fleet.progress()

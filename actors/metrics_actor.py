@@ -23,10 +23,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import pyarrow as pa
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from actors.metrics import MetricsServer
+from actors.metrics import ROW_COLUMNS, MetricsServer
 
 EXPORTER_NAME = "duet-metrics"
 
@@ -81,6 +82,43 @@ def start_exporter(
             f"metrics exporter could not listen on {settings.host}:{settings.port}: {e}"
         ) from e
     return handle
+
+
+class ExporterClient:
+    """The exporter as a fleet uses it: every call is fire-and-forget (``.remote()``, no
+    ``ray.get``) so metrics never slow or fail a simulation. It only holds the actor handle,
+    so it pickles into a `FleetSetup` and works from any node.
+
+    Args:
+        handle (ActorHandle): the run's exporter, from `start_exporter`.
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def record_part(self, table: pa.Table) -> None:
+        """`PartSink` ``on_rows`` hook: one part file's rows, cut to the columns metrics read
+        (a third of a row's columns, so a third of what crosses to the exporter)."""
+        self.handle.record_sessions.remote(table.select(sorted(ROW_COLUMNS)).to_pylist())
+
+    def record_shift(self, operator: str, devices: int) -> None:
+        self.handle.record_shift.remote(operator, devices)
+
+    def set_active_devices(self, fleet_id: str | int, n: int) -> None:
+        self.handle.set_active_devices.remote(fleet_id, n)
+
+    def record_generator(self, status: str, batch_size: int, seconds: float) -> None:
+        self.handle.record_generator.remote(status, batch_size, seconds)
+
+    async def drain(self) -> None:
+        """Return once the exporter has handled every call made through this client.
+
+        The exporter is a plain (not async, not threaded) actor, so it runs one caller's calls
+        in the order they were made: awaiting one more call is enough. A fleet drains before
+        it reports done, so the runner's ``close()`` (a call from another caller, which Ray
+        does not order) never overtakes the fleet's last rows.
+        """
+        await self.handle.address.remote()
 
 
 def get_exporter(name: str = EXPORTER_NAME) -> Any | None:

@@ -2,9 +2,9 @@
 fleet actors -> session rows and ``summary.json``.
 
 One class in the torchtune recipe shape (STYLE item 4): ``__init__`` cross-checks and fails
-early, ``setup`` prepares data, models, Ray, the generator and the fleets, ``run`` drives them
-with a progress bar, ``cleanup`` tears down what this run started. It is the only code that
-reads the scenario; everything below it gets plain values.
+early, ``setup`` prepares data, models, Ray, the metrics exporter, the generator and the fleets,
+``run`` drives them with a progress bar, ``cleanup`` tears down what this run started. It is the
+only code that reads the scenario; everything below it gets plain values.
 
 Output directory (``OUT``):
 
@@ -15,6 +15,7 @@ Output directory (``OUT``):
     models/           trained checkpoints ``<backbone>-<method>`` (unless given)
     sessions/         the session rows: ``fleet=K/part-NNNNN.parquet`` (actors/sink.py)
     summary.json      simulation/run_summary.py
+    report.md         simulation/report.py, with report/*.png (written by `duet-sim run`)
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import polars as pl
 import yaml
 
 from actors.profiles import COMPUTE_TIERS, MB, NETWORK_CLASSES, DeviceProfile, NetworkClass
-from simulation.scenario import Scenario, ScenarioError, synthetic_config_class
+from simulation.scenario import Scenario, resolve_path, synthetic_config_class
 
 log = logging.getLogger(__name__)
 
@@ -45,24 +46,13 @@ class RunError(RuntimeError):
     """A run that cannot start or finish, with the reason and what to do."""
 
 
-def resolve_path(value: str | Path, base: Path | None = None) -> Path:
-    """A scenario path: relative ones are taken from ``base`` (default: the CWD) and may not
-    climb out of it; absolute ones are kept."""
-    base, value = (base or Path.cwd()).resolve(), Path(value)
-    if value.is_absolute():
-        return value
-    resolved = (base / value).resolve()
-    if not resolved.is_relative_to(base):
-        raise ScenarioError([f"path {str(value)!r} leaves {base}; give an absolute path instead"])
-    return resolved
-
-
 class Runner:
     """Run one scenario into ``out``.
 
     Args:
         scenario (Scenario): the validated scenario.
-        out (Path | None): output directory. Default: the scenario's ``output.dir``.
+        out (Path | None): output directory, the operator's choice (not confined to the
+            scenario path roots). Default: the scenario's ``output.dir``.
         resume (bool): continue the run already in ``out``, skipping flushed sessions.
         address (str | None): Ray cluster to join. Default: ``$RAY_ADDRESS`` (set inside
             ``ray job submit``), else a new local Ray.
@@ -77,7 +67,7 @@ class Runner:
     def __init__(self, scenario: Scenario, out: str | Path | None = None, *, resume: bool = False,
                  address: str | None = None, num_cpus: int | None = None, progress: bool = True):  # fmt: skip
         self.scenario = scenario
-        self.out = resolve_path(out or scenario.output.dir)
+        self.out = Path(out).resolve() if out is not None else resolve_path(scenario.output.dir)
         self.resume, self.address, self.num_cpus, self.progress = (
             resume,
             address,
@@ -87,6 +77,7 @@ class Runner:
         self.run_id = self._check_output()
         self._started_ray = False
         self._app_name: str | None = None
+        self._exporter: Any = None  # the metrics exporter's actor handle, when metrics are on
         self.actors: list[Any] = []
         self._setups: list[Any] = []  # ObjectRefs of the actors' FleetSetup
 
@@ -118,6 +109,7 @@ class Runner:
         self.prepared = self._setup_data()
         self.checkpoints = self._setup_models()
         self._setup_ray()
+        self._setup_metrics()
         self._setup_generator()
         self._setup_fleet()
 
@@ -187,6 +179,22 @@ class Runner:
             ray.init(num_cpus=self.num_cpus, include_dashboard=False)
         self._started_ray = True
 
+    def _setup_metrics(self) -> None:
+        """Start the exporter (``metrics.enabled``) before anything else runs on Ray, so a
+        port that is taken stops the run here rather than after the generator is deployed."""
+        from actors.metrics_actor import start_exporter
+
+        spec = self.scenario.metrics
+        operators = list(dict.fromkeys(s.operator for s in self.scenario.shifts))
+        try:
+            self._exporter = start_exporter(spec, self.scenario.name, operators)
+        except OSError as exc:
+            raise RunError(f"{exc}; is another run exporting there? Choose a free port with "
+                           "--set metrics.port=N or turn metrics off with "
+                           "--set metrics.enabled=false") from exc  # fmt: skip
+        if self._exporter is not None:
+            print(f"metrics at http://{spec.host}:{spec.port}/metrics", flush=True)
+
     def _setup_generator(self) -> None:
         from ray import serve
 
@@ -201,7 +209,7 @@ class Runner:
         if spec.http_port is None:
             serve.start(proxy_location="Disabled")
         else:
-            serve.start(http_options={"host": "127.0.0.1", "port": spec.http_port})
+            serve.start(http_options={"host": spec.http_host, "port": spec.http_port})
         self._app_name = f"{APP_NAME}-{self.run_id}"
         args = {"checkpoints": cells, "num_replicas": spec.replicas, "num_cpus": spec.num_cpus}
         print(
@@ -226,8 +234,9 @@ class Runner:
         if not self.resume:
             self._write_run_json({"status": "running"})
         spec = self.scenario.fleet
+        # SPREAD: on a multi-node cluster losing one node loses few fleets (each restarts)
         options = {"max_restarts": spec.max_restarts, "max_task_retries": spec.max_restarts,
-                   "num_cpus": spec.num_cpus}  # fmt: skip
+                   "num_cpus": spec.num_cpus, "scheduling_strategy": "SPREAD"}  # fmt: skip
         for k in range(fleets):
             # held here for the run: a restarted actor is rebuilt from this object (ray#53727)
             self._setups.append(ray.put(self._fleet_setup(k, self.profiles[k::fleets])))
@@ -257,6 +266,7 @@ class Runner:
     def _fleet_setup(self, index: int, devices: list[DeviceProfile]):
         from actors.fleet import FleetConfig, RetryPolicy, ShiftPlan
         from actors.fleet_actor import FleetSetup
+        from actors.metrics_actor import ExporterClient
         from duet.finetune import FinetuneConfig
         from pipelines.shifts import build_shift
 
@@ -275,12 +285,14 @@ class Runner:
         )  # fmt: skip
         shifts = [ShiftPlan(sh.operator, build_shift({"type": sh.operator, **sh.params}),
                             sh.at_session, sh.until_session) for sh in s.shifts]  # fmt: skip
+        metrics = ExporterClient(self._exporter) if self._exporter is not None else None
         return FleetSetup(
             index=index, config=config, devices=devices, prepared_dir=str(self.prepared),
             checkpoints=self.checkpoints, sessions_dir=str(self.out / "sessions"),
             finetune=FinetuneConfig(steps=s.model.finetune_steps, lr=s.model.finetune_lr, seed=s.seed),
             shifts=shifts, flush_rows=s.output.flush_rows, flush_interval_s=s.output.flush_interval_s,
-            app_name=self._app_name or "",
+            app_name=self._app_name or "", metrics=metrics,
+            on_rows=(metrics.record_part,) if metrics is not None else (),
         )  # fmt: skip
 
     def _write_devices(self, fleets: int) -> None:
@@ -319,6 +331,7 @@ class Runner:
             while pending:
                 _, pending = ray.wait(pending, timeout=POLL_S, num_returns=len(pending))
                 self._show(bar)
+        self._close_exporter()
         try:
             results = ray.get(refs)
         except ray.exceptions.RayError as exc:  # a fleet failed past its restarts
@@ -330,6 +343,18 @@ class Runner:
         self._write_run_json({"status": "finished" if summary["accounting"]["complete"] else "incomplete",
                               "finished": time.time()})  # fmt: skip
         return summary
+
+    def _close_exporter(self) -> None:
+        """Let Prometheus scrape the final values (twice, see `MetricsServer.close`), then stop
+        serving; every fleet drained its calls before it returned."""
+        import ray
+
+        if self._exporter is None:
+            return
+        if not ray.get(self._exporter.close.remote()):
+            log.warning("metrics: Prometheus did not scrape the final values before the exporter "
+                        "closed (is it scraping %s:%d?)", self.scenario.metrics.host,
+                        self.scenario.metrics.port)  # fmt: skip
 
     def _show(self, bar) -> None:
         """Sessions done (this run + already on disk), rate, running AUC per method."""
@@ -378,6 +403,8 @@ class Runner:
             return
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
+        if self._exporter is not None:  # named: a later run in this Ray takes the name again
+            ray.kill(self._exporter)
         if self._app_name is not None:
             from ray import serve
 
@@ -397,14 +424,17 @@ def _same_data(meta: dict[str, Any], options, seed: int, synthetic) -> bool:
 
 
 def _check_checkpoint(path: Path, backbone: str, method: str) -> None:
-    config = path / "config.json"
-    if not config.is_file():
-        raise RunError(f"checkpoint {path} has no config.json (a `duet-sim train` run directory?)")
-    model = json.loads(config.read_text())["model"]
+    """Load it here, before Ray starts: a corrupt file fails the run naming the file, instead
+    of failing every fleet actor and the generator replica that would load it."""
+    from duet.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        cfg = load_checkpoint(path)[0].cfg
+    except CheckpointError as exc:
+        raise RunError(f"checkpoint {exc}") from exc
     expect = "base" if method == "finetune" else method
-    if (model["backbone"], model["method"]) != (backbone, expect):
-        raise RunError(f"checkpoint {path} is {model['backbone']}/{model['method']}, "
-                       f"not {backbone}/{expect}")  # fmt: skip
+    if (cfg.backbone, cfg.method) != (backbone, expect):
+        raise RunError(f"checkpoint {path} is {cfg.backbone}/{cfg.method}, not {backbone}/{expect}")
 
 
 def _comparable(doc: dict[str, Any]) -> dict[str, Any]:

@@ -68,7 +68,21 @@ def run_scenario(args: argparse.Namespace) -> int:
         runner.cleanup()
     print(format_summary(summary))
     print(f"rows: {runner.out / 'sessions'}  summary: {runner.out / 'summary.json'}")
+    report_run(runner.out)
     return 0 if summary["accounting"]["complete"] else 1
+
+
+def report_run(out: Path) -> None:
+    """Write the run's report.md (`duet-sim report`) and print its path. The report is a view
+    of rows already on disk, so lacking the ``report`` extra (matplotlib) costs a warning, not
+    the run."""
+    try:
+        from simulation.report import write_report
+    except ImportError as exc:
+        print(f"duet-sim run: warning: no report.md ({exc}); pip install 'duet-sim[report]' "
+              f"and run `duet-sim report {out}`", file=sys.stderr)  # fmt: skip
+        return
+    print(f"report: {write_report(out)}")
 
 
 def format_summary(summary: dict[str, Any]) -> str:

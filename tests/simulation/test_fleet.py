@@ -14,6 +14,7 @@ import pytest
 from actors.fleet import Fleet, FleetConfig, RetryPolicy, ShiftPlan
 from actors.generator import GeneratorCore, ShapeError
 from actors.generator_client import GeneratorClient, LocalGeneratorClient
+from actors.metrics import MetricsRecorder
 from actors.ondevice import DeviceModels
 from actors.profiles import COMPUTE_TIERS, NETWORK_CLASSES, sample_profiles
 from actors.replay import load_replays, replayable_users
@@ -43,7 +44,8 @@ def world(prepared, checkpoints):
             "core": core, "shifts": shifts, "context": click_context(prepared)[0]}  # fmt: skip
 
 
-def run_fleet(world, sessions_dir, client=None, retry=None, done=None, methods=METHODS) -> dict:
+def run_fleet(world, sessions_dir, client=None, retry=None, done=None, methods=METHODS,
+              metrics=None) -> dict:  # fmt: skip
     config = FleetConfig(
         run_id="run", scenario="test", dataset="synthetic-clicks", methods=methods,
         sessions_per_device=SESSIONS, model_keys={"din/duet": "din/duet", "din/hypernet": "din/hypernet"},
@@ -53,7 +55,7 @@ def run_fleet(world, sessions_dir, client=None, retry=None, done=None, methods=M
     sink = PartSink(sessions_dir / "fleet=0", flush_rows=20)
     fleet = Fleet(config, world["profiles"], world["replays"], world["models"],
                   client or LocalGeneratorClient(world["core"]), sink, world["shifts"],
-                  world["context"], done)  # fmt: skip
+                  world["context"], done, metrics=metrics)  # fmt: skip
     return asyncio.run(fleet.run())
 
 
@@ -189,6 +191,26 @@ def test_refused_request_is_not_retried(world, tmp_path):
     run_fleet(world, tmp_path, client=client, retry=FAST)
     duet = rows_of(tmp_path).filter(pl.col("method") == "duet")
     assert duet["fallback"].all() and (duet["attempts"] == 1).all()
+
+
+def test_fleet_reports_attempts_shift_events_and_active_devices(world, tmp_path):
+    rec = MetricsRecorder("test", shift_operators=["genre_shift"])
+    client = Unreachable(failures=2, then=LocalGeneratorClient(world["core"]))
+    run_fleet(world, tmp_path, client=client, retry=FAST, metrics=rec)
+
+    def value(name: str, **labels: str) -> float | None:
+        return rec.registry.get_sample_value(name, {"scenario": "test", **labels})
+
+    assert value("duet_generator_requests_total", status="error") == 2  # then retried: "ok"
+    assert value("duet_generator_requests_total", status="ok") >= 1
+    # every attempt carried its batch's devices, and each device's row counts its batch's attempts
+    duet = rows_of(tmp_path).filter(pl.col("method") == "duet")
+    assert value("duet_generator_batch_size_sum") == duet["attempts"].sum()
+    # one event when the shift reaches the fleet, touching every device of its group
+    shifted = sum(1 for p in world["profiles"] if p.shifts)
+    assert value("duet_shift_events_total", operator="genre_shift") == 1
+    assert value("duet_shifted_devices_total", operator="genre_shift") == shifted
+    assert value("duet_active_devices", fleet="0") == 0  # set (not absent) and back to 0
 
 
 def test_video_fleet_uploads_frames_or_features(tmp_path):
