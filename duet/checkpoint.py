@@ -7,6 +7,7 @@ and rebuilds the model from JSON, so no pickled Python class crosses a trust bou
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,36 @@ def save_checkpoint(
     return directory
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, truncated or not what its config says; names the file.
+
+    torch's own messages (``PytorchStreamReader failed reading zip archive``) and json's
+    (``Expecting value: line 1 column 1``) do not say which of many checkpoints was bad.
+    """
+
+    def __init__(self, path: Path, message: str):
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
 def load_checkpoint(directory: str | Path) -> tuple[DeviceModel, dict[str, Any]]:
-    """Rebuild the model from ``config.json`` and load ``model.pt``; returns (model in eval mode, info)."""
+    """Rebuild the model from ``config.json`` and load ``model.pt``; returns (model in eval mode, info).
+
+    Raises:
+        CheckpointError: a file is missing or cannot be read, naming it.
+    """
     directory = Path(directory)
     for name in (WEIGHTS, CONFIG):
         if not (directory / name).is_file():
-            raise FileNotFoundError(f"checkpoint {directory} has no {name}")
-    payload = json.loads((directory / CONFIG).read_text())
-    model = DeviceModel(ModelConfig.from_dict(payload["model"]))
-    state = torch.load(directory / WEIGHTS, map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
+            raise CheckpointError(directory / name, "not found (a `duet-sim train` run directory?)")
+    try:
+        payload = json.loads((directory / CONFIG).read_text())
+        model = DeviceModel(ModelConfig.from_dict(payload["model"]))
+    except (ValueError, KeyError, TypeError) as exc:  # bad JSON, missing or wrong fields
+        raise CheckpointError(directory / CONFIG, f"not a model config ({exc!r})") from exc
+    try:
+        state = torch.load(directory / WEIGHTS, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
+        raise CheckpointError(directory / WEIGHTS, f"cannot load weights ({exc})") from exc
     return model.eval(), payload.get("info", {})

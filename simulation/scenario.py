@@ -5,19 +5,23 @@ Only the runner reads a scenario; it hands plain values down to the actors (STYL
 
 Paths in a scenario (``data.prepared``, ``data.data_dir``, ``model.checkpoints``,
 ``output.dir``) are resolved against the current working directory, which is the repository
-root for ``make`` and the uploaded working dir for ``ray job submit --working-dir .``. A
-relative path may not climb out of that directory (``..``); absolute paths are taken as given.
+root for ``make`` and the uploaded working dir for ``ray job submit --working-dir .``. Relative
+or absolute, a path must resolve (symlinks followed) inside one of the roots the operator
+configured (`path_roots`): a scenario file can name data, but cannot make a run read or
+write anywhere else. Input folders must exist, so a typo fails validation, not a run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -32,10 +36,51 @@ from simulation.train_cmd import BACKBONES, DATASETS, METHODS, NECKS
 
 SCHEMA_VERSION = 1
 MAX_SCENARIO_BYTES = 256 * 1024  # a scenario is a page of YAML; bigger is a mistake or an attack
+ROOTS_ENV = "DUET_SIM_ROOTS"  # extra folders scenario paths may point into, os.pathsep-separated
 
 PositiveInt = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 Weights = dict[str, Annotated[float, Field(ge=0)]]
+
+
+def path_roots() -> list[Path]:
+    """Folders a scenario's paths may resolve into: the working directory (where relative paths
+    start), ``$DUET_DATA_DIR`` and each folder of ``$DUET_SIM_ROOTS``. They come from the
+    operator's environment, never from the scenario, which is the input being confined."""
+    from pipelines.prepare import DATA_DIR_ENV
+
+    extra = [os.environ.get(DATA_DIR_ENV, ""), *os.environ.get(ROOTS_ENV, "").split(os.pathsep)]
+    return [Path.cwd().resolve(), *(Path(p).resolve() for p in extra if p)]
+
+
+def resolve_path(value: str | Path, roots: Sequence[Path] | None = None) -> Path:
+    """A scenario path made absolute: relative ones start at the first root (default: the
+    working directory). ``..`` and symlinks are resolved before the check.
+
+    Raises:
+        ValueError: the path resolves outside every root.
+    """
+    roots = path_roots() if roots is None else [Path(r).resolve() for r in roots]
+    resolved = (roots[0] / value).resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise ValueError(f"{str(value)!r} resolves to {resolved}, outside the allowed roots "
+                         f"{[str(r) for r in roots]}; add a root with ${ROOTS_ENV}")  # fmt: skip
+    return resolved
+
+
+def _rooted(value: Path) -> Path:
+    resolve_path(value)
+    return value
+
+
+def _existing_dir(value: Path) -> Path:
+    if not resolve_path(value).is_dir():
+        raise ValueError(f"directory {str(value)!r} not found")
+    return value
+
+
+RootedPath = Annotated[Path, AfterValidator(_rooted)]  # may not exist yet (outputs)
+InputDir = Annotated[Path, AfterValidator(_existing_dir)]  # must exist (data, checkpoints)
 
 
 class ScenarioError(ValueError):
@@ -55,8 +100,8 @@ class Section(BaseModel):
 # ---- data and model --------------------------------------------------------------------------
 class DataSpec(Section):
     dataset: Literal[DATASETS]  # type: ignore[valid-type]
-    prepared: Path | None = None  # reuse a `duet-sim data prepare` output; else OUT/data
-    data_dir: Path | None = None  # raw datasets root; default $DUET_DATA_DIR
+    prepared: InputDir | None = None  # reuse a `duet-sim data prepare` output; else OUT/data
+    data_dir: InputDir | None = None  # raw datasets root; default $DUET_DATA_DIR
     seed: int = 0  # negative sampling and synthetic data
     options: dict[str, int | None] = {}  # SessionOptions overrides of the dataset's defaults
     synthetic: dict[str, int | float | bool] = {}  # synthetic dataset knobs
@@ -94,7 +139,7 @@ class TrainSpec(Section):
 
 class ModelSpec(Section):
     backbones: Annotated[list[Literal[BACKBONES]], Field(min_length=1)]  # type: ignore[valid-type]
-    checkpoints: dict[str, Path] = {}  # "<backbone>/<method>" -> run dir; the rest is trained
+    checkpoints: dict[str, InputDir] = {}  # "<backbone>/<method>" -> run dir; the rest is trained
     train: TrainSpec = TrainSpec()
     finetune_steps: PositiveInt = 10
     finetune_lr: Annotated[float, Field(gt=0)] = 1e-2
@@ -185,6 +230,7 @@ class GeneratorSpec(Section):
     backoff_s: Annotated[float, Field(gt=0)] = 0.1  # doubles per retry
     deadline_s: Annotated[float, Field(gt=0)] = 30.0  # past this, fall back to the global head
     http_port: Annotated[int, Field(ge=1, le=65535)] | None = None  # None: handle only, no proxy
+    http_host: str = "127.0.0.1"  # the proxy's bind address; README "Deployment" before changing
 
 
 # ---- shifts, output, metrics -----------------------------------------------------------------
@@ -237,7 +283,7 @@ class ShiftSpec(Section):
 
 
 class OutputSpec(Section):
-    dir: Path = Path("runs/scenario")
+    dir: RootedPath = Path("runs/scenario")
     flush_rows: PositiveInt = 2000  # rows per Parquet part file at most
     flush_interval_s: Annotated[float, Field(gt=0)] = 2.0  # and at least this often
 
@@ -346,7 +392,14 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
         raise ScenarioError([f"{path}: cannot read ({exc.strerror})"]) from None
     if len(text) > MAX_SCENARIO_BYTES:
         raise ScenarioError([f"{path}: {len(text)} bytes, more than {MAX_SCENARIO_BYTES}"])
-    root, data = _parse(path.name, text.decode("utf-8", errors="replace"))
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError as exc:  # replacement characters would hide a wrong encoding
+        line = text[: exc.start].count(b"\n") + 1
+        raise ScenarioError(
+            [f"{path.name} (line {line}): not valid UTF-8 ({exc.reason})"]
+        ) from None
+    root, data = _parse(path.name, decoded)
     for item in overrides:
         _apply_override(data, item)
     try:
@@ -371,7 +424,9 @@ def _parse(name: str, text: str) -> tuple[yaml.Node | None, dict[str, Any]]:
     finally:
         loader.dispose()
     if not isinstance(data, dict):
-        raise ScenarioError([f"{name}: expected a mapping at the top, got {type(data).__name__}"])
+        line = root.start_mark.line + 1 if root is not None else 1
+        raise ScenarioError([f"{name}: <top> (line {line}): expected a mapping, "
+                             f"got {type(data).__name__}"])  # fmt: skip
     return root, data
 
 

@@ -19,6 +19,7 @@ from duet.model import DeviceModel
 from pipelines.prepare import default_options, prepare
 from pipelines.synthetic import SyntheticClicksConfig
 from pipelines.tensors import load_meta
+from simulation.scenario import ROOTS_ENV
 
 NUM_ITEMS = 50
 
@@ -85,6 +86,30 @@ def make_images():
 
 # --- a tiny fleet world: scoring and generation need weights, not good ones --------------------
 USERS, SESSIONS_PER_USER, TEST_SESSIONS = 12, 5, 2
+
+
+@pytest.fixture(scope="session", autouse=True)
+def scenario_roots(tmp_path_factory):
+    """Scenario paths must resolve inside the operator's roots (simulation/scenario.py); the
+    tests' data, checkpoints and outputs live under pytest's temp dir, so that is one. Set in
+    the environment, so `duet-sim` subprocesses and Ray jobs the tests start inherit it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(ROOTS_ENV, str(tmp_path_factory.getbasetemp()))
+        yield
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for a module: a run joins a Ray that is already up and leaves it up."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        yield ray
+    finally:
+        from ray import serve
+
+        serve.shutdown()
+        ray.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -17,19 +17,6 @@ pytestmark = pytest.mark.ray
 ARGS = ["--num-cpus", "2", "--no-progress"]
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray for the module: a run joins a Ray that is already up and leaves it up."""
-    ray.init(num_cpus=2, include_dashboard=False)
-    try:
-        yield
-    finally:
-        from ray import serve
-
-        serve.shutdown()
-        ray.shutdown()
-
-
 def written(out) -> dict[str, int]:
     rows = pl.read_parquet(out / "sessions")
     assert rows.select("device_id", "session_index", "method").is_unique().all()

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from simulation.run import resolve_path
-from simulation.scenario import MAX_SCENARIO_BYTES, ScenarioError, load_scenario
+from simulation.scenario import MAX_SCENARIO_BYTES, ScenarioError, load_scenario, resolve_path
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "configs" / "scenarios").glob("*.yaml"))
 
@@ -105,7 +104,7 @@ def test_cross_checks(tmp_path):
     ("version: 1\na: &x [1, 2]\nb: *x\n", "s.yaml (line 2): invalid YAML: anchors and aliases are not accepted"),
     ("version: 1\nversion: 1\n", "s.yaml (line 2): invalid YAML: duplicate key 'version'"),
     ("version: 1\n  name: [\n", "s.yaml (line 2): invalid YAML"),
-    ("- 1\n- 2\n", "s.yaml: expected a mapping at the top, got list"),
+    ("- 1\n- 2\n", "s.yaml: <top> (line 1): expected a mapping, got list"),
 ])  # fmt: skip
 def test_unsafe_or_broken_yaml_is_refused(tmp_path, text, message):
     [problem] = problems(tmp_path, text)
@@ -131,8 +130,12 @@ def test_overrides_are_typed_and_marked(tmp_path):
         load_scenario(path, ["fleet.devices"])
 
 
-def test_relative_paths_stay_inside_the_base(tmp_path):
-    assert resolve_path(Path("runs/x"), tmp_path) == tmp_path.resolve() / "runs" / "x"
-    assert resolve_path(Path("/abs/elsewhere"), tmp_path) == Path("/abs/elsewhere")
-    with pytest.raises(ScenarioError, match="leaves"):
-        resolve_path(Path("../../etc"), tmp_path)
+def test_paths_stay_inside_the_roots(tmp_path):
+    base, other = tmp_path / "base", tmp_path / "other"
+    assert resolve_path(Path("runs/x"), [base]) == base.resolve() / "runs" / "x"
+    assert resolve_path(other / "data", [base, other]) == other.resolve() / "data"
+    (base / "link").parent.mkdir()
+    (base / "link").symlink_to("/etc")
+    for escape in (Path("../../etc"), Path("/abs/elsewhere"), Path("link/passwd")):
+        with pytest.raises(ValueError, match="outside the allowed roots"):
+            resolve_path(escape, [base, other])
