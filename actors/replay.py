@@ -92,6 +92,7 @@ def _read(prepared_dir: str | Path, name: str, users: list[int], split: str | No
     import pyarrow.dataset as pads
 
     from pipelines.errors import DataError
+    from pipelines.tensors import read_table
 
     path = Path(prepared_dir) / f"{name}.parquet"
     if not path.is_file():
@@ -99,7 +100,7 @@ def _read(prepared_dir: str | Path, name: str, users: list[int], split: str | No
     predicate = pads.field("user").isin(users)
     if split is not None:
         predicate = predicate & (pads.field("split") == split)
-    return pl.from_arrow(pads.dataset(path).to_table(filter=predicate))  # type: ignore[return-value]
+    return pl.from_arrow(read_table(path, filters=predicate))  # type: ignore[return-value]
 
 
 def _click_replays(sessions: pl.DataFrame, rows: pl.DataFrame) -> list[ClickReplay]:

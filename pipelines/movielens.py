@@ -82,13 +82,27 @@ def read_movielens(directory: str | Path) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def _text(path: Path) -> bytes:
-    """File bytes, refusing a missing or empty file up front (polars' message names neither)."""
+    """File bytes, refusing a missing, empty or UTF-16 file up front (polars' message names
+    none of them, and UTF-16's NUL bytes would otherwise surface as "not a number")."""
     if not path.is_file():
         raise DataError(path, "file not found")
     data = path.read_bytes()
     if not data.strip():
         raise DataError(path, "file is empty")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:4096]:
+        raise DataError(path, "looks like UTF-16 (byte-order mark or NUL bytes); MovieLens files "
+                        "are ASCII, latin-1 or UTF-8: re-encode it, e.g. iconv -f UTF-16 -t UTF-8")  # fmt: skip
     return data
+
+
+def _legacy_text(data: bytes) -> str:
+    """GroupLens ships ``u.item`` and ``movies.dat`` in latin-1, but re-saved copies are often
+    UTF-8. Non-ASCII latin-1 text is almost never valid UTF-8, so UTF-8 is tried first:
+    decoding a UTF-8 file as latin-1 would silently garble every accented title."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 def read_ratings(path: Path, *, sep: str, header: bool) -> pl.DataFrame:
@@ -142,9 +156,9 @@ def _locate(path: Path, sep: str, header: bool) -> DataError:
 
 
 def read_u_item(path: Path) -> pl.DataFrame:
-    """Parse 100K's ``u.item``: latin-1, ``|``-separated, 19 trailing 0/1 genre flags."""
+    """Parse 100K's ``u.item``: latin-1 (or UTF-8), ``|``-separated, 19 trailing 0/1 genre flags."""
     rows = []
-    for number, line in enumerate(_text(path).decode("latin-1").splitlines(), start=1):
+    for number, line in enumerate(_legacy_text(_text(path)).splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split("|")
@@ -159,12 +173,12 @@ def read_u_item(path: Path) -> pl.DataFrame:
 
 
 def read_movies(path: Path, *, sep: str, header: bool) -> pl.DataFrame:
-    """Parse ``movies.dat`` (latin-1, ``::``) or ``movies.csv`` (UTF-8, quoted titles)."""
+    """Parse ``movies.dat`` (latin-1 or UTF-8, ``::``) or ``movies.csv`` (UTF-8, quoted titles)."""
     data = _text(path)
     if sep == ",":
         return _read_movies_csv(path, data)
     rows = []
-    for number, line in enumerate(data.decode("latin-1").splitlines(), start=1):
+    for number, line in enumerate(_legacy_text(data).splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split("::")

@@ -121,7 +121,7 @@ def prepare(
         meta = {"schema_version": SCHEMA_VERSION, "dataset": dataset, "seed": seed,
                 "source": str(source) if source else None,
                 "options": dataclasses.asdict(options), **meta,
-                "files": {p.name: _sha256(p) for p in sorted(tmp.glob("*.parquet"))}}  # fmt: skip
+                "files": {p.name: sha256(p) for p in sorted(tmp.glob("*.parquet"))}}  # fmt: skip
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         _replace_dir(tmp, out)
     finally:
@@ -182,7 +182,7 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, compression="zstd", row_group_size=1 << 20)
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -433,7 +433,9 @@ def click_context(prepared_dir: str | Path) -> tuple[ShiftContext, list[ClickSes
     """Item genres and popularity from ``items.parquet``; every session as the swap pool."""
     import polars as pl
 
-    items = pl.read_parquet(Path(prepared_dir) / "items.parquet")
+    from pipelines.tensors import read_table
+
+    items = pl.DataFrame(read_table(Path(prepared_dir) / "items.parquet"))
     names = tuple(sorted({g for gs in items["genres"].to_list() for g in gs}))
     genres = np.zeros((items["item"].max() + 1, len(names)), dtype=bool)
     col = {g: i for i, g in enumerate(names)}
@@ -441,7 +443,7 @@ def click_context(prepared_dir: str | Path) -> tuple[ShiftContext, list[ClickSes
         genres[item, [col[g] for g in gs]] = True
     popularity = np.zeros(len(genres), dtype=np.int64)
     popularity[items["item"].to_numpy()] = items["popularity"].to_numpy()
-    sessions = pl.read_parquet(Path(prepared_dir) / "sessions.parquet")
+    sessions = pl.DataFrame(read_table(Path(prepared_dir) / "sessions.parquet"))
     pool = [ClickSession(u, i, np.asarray(it, dtype=np.int64), np.asarray(rt, dtype=np.int64))
             for u, i, it, rt in sessions.select("user", "session_index", "items", "realtime").iter_rows()]  # fmt: skip
     return ShiftContext(genres, names, popularity, pool), pool

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -38,10 +39,34 @@ def load_meta(prepared_dir: str | Path) -> dict:
     return meta
 
 
-def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
-    """Read one Parquet file; a missing or truncated file becomes a DataError naming it."""
+def verify_prepared(prepared_dir: str | Path) -> dict:
+    """``meta.json``, after checking every Parquet file against the SHA-256 it records.
+
+    A run reads the prepared files in many processes (fleet actors, the generator); checking
+    once up front turns a truncated or edited file into one error naming it, before any of
+    them start, instead of a crashed actor with the reason buried in its traceback.
+
+    Raises:
+        DataError: unreadable ``meta.json``, or a file missing or not as prepared.
+    """
+    from pipelines.prepare import sha256
+
+    meta = load_meta(prepared_dir)
+    for name, digest in meta.get("files", {}).items():
+        path = Path(prepared_dir) / name
+        if not path.is_file():
+            raise DataError(path, "missing (listed in meta.json); prepare the data again")
+        if sha256(path) != digest:
+            raise DataError(path, "SHA-256 differs from meta.json: the file was truncated or "
+                            "changed after `duet-sim data prepare`; prepare the data again")  # fmt: skip
+    return meta
+
+
+def read_table(path: str | Path, columns: list[str] | None = None, filters: Any = None) -> pa.Table:
+    """Read one Parquet file (``filters``: a pyarrow expression, pushed down); a missing or
+    truncated file becomes a DataError naming it."""
     try:
-        return pq.read_table(path, columns=columns)
+        return pq.read_table(path, columns=columns, filters=filters)
     except (OSError, pa.ArrowException) as exc:
         raise DataError(path, f"cannot read Parquet ({exc})") from exc
 

@@ -115,12 +115,12 @@ class Runner:
 
     def _setup_data(self) -> Path:
         from pipelines.prepare import default_options, prepare
-        from pipelines.tensors import load_meta
+        from pipelines.tensors import verify_prepared
 
         spec = self.scenario.data
         if spec.prepared is not None:
             path = resolve_path(spec.prepared)
-            meta = load_meta(path)
+            meta = verify_prepared(path)
             if meta["dataset"] != spec.dataset:
                 raise RunError(f"data.prepared {path} holds {meta['dataset']}, not {spec.dataset}")
             return path
@@ -129,7 +129,7 @@ class Runner:
         config_cls = synthetic_config_class(spec.dataset)
         config = config_cls(**spec.synthetic) if config_cls else None
         if (path / "meta.json").is_file() and _same_data(
-            load_meta(path), options, spec.seed, config
+            verify_prepared(path), options, spec.seed, config
         ):
             return path
         print(f"preparing {spec.dataset} -> {path}", flush=True)
