@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -321,6 +322,8 @@ class Scenario(Section):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
+        """Checks across sections; each message starts with the field it blames (``a.b[0].c:``),
+        which `_problem` turns into that field's line."""
         from pipelines.prepare import DATASETS as KINDS
         from pipelines.shifts import SHIFTS
 
@@ -332,7 +335,7 @@ class Scenario(Section):
         extra = set(self.fleet.profiles.backbone or {}) - set(self.model.backbones)
         if extra:
             raise ValueError(
-                f"fleet.profiles.backbone names {sorted(extra)}, not in model.backbones"
+                f"fleet.profiles.backbone: names {sorted(extra)}, not in model.backbones"
             )
         for i, shift in enumerate(self.shifts):
             acts_on = getattr(SHIFTS[shift.operator], "kind", kind)
@@ -387,18 +390,20 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     """
     path = Path(path)
     try:
-        text = path.read_bytes()
+        with path.open("rb") as fh:  # never more than the limit: it may be /dev/zero or 10 GB
+            text = fh.read(MAX_SCENARIO_BYTES + 1)
     except OSError as exc:
         raise ScenarioError([f"{path}: cannot read ({exc.strerror})"]) from None
     if len(text) > MAX_SCENARIO_BYTES:
-        raise ScenarioError([f"{path}: {len(text)} bytes, more than {MAX_SCENARIO_BYTES}"])
+        line = text.count(b"\n") + 1
+        raise ScenarioError([f"{path.name}: <top> (line {line}): more than {MAX_SCENARIO_BYTES} "
+                             "bytes; a scenario is a page of YAML"])  # fmt: skip
     try:
         decoded = text.decode("utf-8")
     except UnicodeDecodeError as exc:  # replacement characters would hide a wrong encoding
         line = text[: exc.start].count(b"\n") + 1
-        raise ScenarioError(
-            [f"{path.name} (line {line}): not valid UTF-8 ({exc.reason})"]
-        ) from None
+        raise ScenarioError([f"{path.name}: <top> (line {line}): not valid UTF-8 "
+                             f"({exc.reason})"]) from None  # fmt: skip
     root, data = _parse(path.name, decoded)
     for item in overrides:
         _apply_override(data, item)
@@ -420,7 +425,8 @@ def _parse(name: str, text: str) -> tuple[yaml.Node | None, dict[str, Any]]:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or exc
-        raise ScenarioError([f"{name}{where}: invalid YAML: {problem}"]) from None
+        path = _dotted(loader.path) or "<top>"  # the field being read when it failed
+        raise ScenarioError([f"{name}: {path}{where}: invalid YAML: {problem}"]) from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):
@@ -431,26 +437,44 @@ def _parse(name: str, text: str) -> tuple[yaml.Node | None, dict[str, Any]]:
 
 
 class _ScenarioLoader(yaml.SafeLoader):
-    """SafeLoader that refuses anchors, aliases and duplicate keys.
+    """SafeLoader that refuses anchors, aliases, explicit tags and duplicate keys, and knows
+    the path of the node it is composing (``path``), so a YAML-level error can name its field.
 
     Aliases are how a small file expands into a huge document ("billion laughs") and a
-    scenario never needs them; YAML silently keeps the last of duplicate keys, which hides
+    scenario never needs them, nor tags (``!!python/object`` is refused by SafeLoader anyway,
+    here with the field's path); YAML silently keeps the last of duplicate keys, which hides
     a typo'd override.
     """
 
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.path: list[str | int] = []  # left as it was when composing fails
+
     def compose_node(self, parent, index):  # noqa: ANN001, ANN201
+        # PyYAML passes a mapping value's key node, a sequence item's position, or None (a key)
+        step = index.value if isinstance(index, yaml.ScalarNode) else index
+        if step is not None:
+            self.path.append(step)
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             raise yaml.composer.ComposerError(
                 None, None, "anchors and aliases are not accepted in scenarios", event.start_mark
             )
-        return super().compose_node(parent, index)
+        if getattr(event, "tag", None) is not None:  # only explicit ones: plain nodes have none
+            raise yaml.composer.ComposerError(
+                None, None, f"tags ({event.tag}) are not accepted in scenarios", event.start_mark
+            )
+        node = super().compose_node(parent, index)
+        if step is not None:
+            self.path.pop()
+        return node
 
     def compose_mapping_node(self, anchor):  # noqa: ANN001, ANN201
         node = super().compose_mapping_node(anchor)
         seen: set[Any] = set()
         for key, _ in node.value:
             if key.value in seen:
+                self.path.append(key.value)
                 raise yaml.composer.ComposerError(
                     None, None, f"duplicate key {key.value!r}", key.start_mark
                 )
@@ -484,28 +508,43 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
 
 def _problem(name: str, root: yaml.Node | None, error: Any, overrides: Sequence[str]) -> str:
     """One error as ``file: a.b[2] (line n): message``, the line of the deepest node present."""
-    parts, line, node = [], 1, root
-    for part in error["loc"]:
+    loc, message = list(error["loc"]), str(error["msg"]).removeprefix("Value error, ")
+    blamed = _BLAMED.match(message) if not loc else None
+    if blamed:  # a cross-section check names the field it blames (Scenario._cross_checks)
+        loc = [int(p) if p.isdigit() else p for p in re.split(r"[.\[\]]", blamed[1]) if p]
+        message = message[blamed.end() :]
+    parts: list[str | int] = []
+    line, node = 1, root
+    for depth, part in enumerate(loc):
         if isinstance(node, yaml.MappingNode) and isinstance(part, str):
             match = next(((k, v) for k, v in node.value if k.value == part), None)
-            parts.append(part)
-            if match is None:  # a missing field: report the enclosing section's key
+            if match is None:  # not in the file (missing, or set by --set): the section's line
+                parts.extend(loc[depth:])
                 break
+            parts.append(part)
             line, node = match[0].start_mark.line + 1, match[1]
         elif (
             isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
         ):
-            parts.append(f"[{part}]")
+            parts.append(part)
             node = node.value[part]
             line = node.start_mark.line + 1
         else:  # a scalar reached: the rest of loc names pydantic's union member, not YAML
             if node is None or not isinstance(node, yaml.ScalarNode):
-                parts.append(f"[{part}]" if isinstance(part, int) else str(part))
+                parts.append(part)
             break
-    path = "".join(p if p.startswith("[") or i == 0 else f".{p}" for i, p in enumerate(parts))
-    dotted = path.replace("[", ".").replace("]", "")
+    dotted = ".".join(str(p) for p in parts)
     keys = [o.partition("=")[0] for o in overrides]
     overridden = any(k == dotted or k.startswith(dotted + ".") for k in keys)
     where = "override" if overridden else f"line {line}"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{name}: {path or '<top>'} ({where}): {message}"
+    return f"{name}: {_dotted(parts) or '<top>'} ({where}): {message}"
+
+
+_BLAMED = re.compile(r"^([A-Za-z_][\w-]*(?:\.[\w/-]+|\[\d+\])*): ")  # "shifts[0].operator: "
+
+
+def _dotted(parts: Sequence[str | int]) -> str:
+    """``["shifts", 0, "operator"]`` -> ``shifts[0].operator``."""
+    return "".join(
+        f"[{p}]" if isinstance(p, int) else f".{p}" if i else p for i, p in enumerate(parts)
+    )

@@ -101,9 +101,9 @@ def test_cross_checks(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("version: 1\na: &x [1, 2]\nb: *x\n", "s.yaml (line 2): invalid YAML: anchors and aliases are not accepted"),
-    ("version: 1\nversion: 1\n", "s.yaml (line 2): invalid YAML: duplicate key 'version'"),
-    ("version: 1\n  name: [\n", "s.yaml (line 2): invalid YAML"),
+    ("version: 1\na: &x [1, 2]\nb: *x\n", "s.yaml: a (line 2): invalid YAML: anchors and aliases are not accepted"),
+    ("version: 1\nversion: 1\n", "s.yaml: version (line 2): invalid YAML: duplicate key 'version'"),
+    ("version: 1\n  name: [\n", "s.yaml: <top> (line 2): invalid YAML"),
     ("- 1\n- 2\n", "s.yaml: <top> (line 1): expected a mapping, got list"),
 ])  # fmt: skip
 def test_unsafe_or_broken_yaml_is_refused(tmp_path, text, message):
