@@ -250,8 +250,9 @@ def load_cells(results: Path, table: str, dataset: str) -> dict[str, dict[str, A
 def mean_std(values: Sequence[float]) -> str:
     if not values:
         return "pending"
-    std = statistics.stdev(values) if len(values) > 1 else float("nan")
-    return f"{statistics.mean(values):.4f} ± {std:.4f}"
+    if len(values) == 1:
+        return f"{values[0]:.4f} (1 seed)"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
 def _seeds_of(cells: dict[str, dict[str, Any]], backbone: str, variant: str,

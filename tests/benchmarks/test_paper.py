@@ -69,7 +69,7 @@ def test_write_renders_finished_cells_and_marks_the_rest_pending(paper, tmp_path
     text = paper.render(tmp_path, "movielens-100k", [0, 1], "{{TABLE1}}\n{{TABLE3}}")
     rows = {tuple(r.split(" | ")[:2]): r for r in text.splitlines() if r.startswith("| din")}
     assert "0.8100 ± 0.0141 | 2/2" in rows[("| din", "base")]
-    assert "0.8400 ± nan | 1/2 | +3.70%" in rows[("| din", "duet")]
+    assert "0.8400 (1 seed) | 1/2 | +3.70%" in rows[("| din", "duet")]
     assert "| pending | 0/2 | pending |" in rows[("| din", "hypernet")]
     assert "| sasrec | base | pending | 0/2 |" in text
     assert "| pending |" in text.splitlines()[-1]  # Table 3 not computed yet
