@@ -288,6 +288,31 @@ def table1_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int]) -> list[st
     return lines
 
 
+def claim_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int]) -> list[str]:
+    """The issue's claim, per backbone: DUET's mean AUC minus base's over the seeds both have
+    finished (paired, so an unfinished seed does not bias the difference), next to the
+    spread across seeds (a gain inside one std is weak evidence)."""
+    lines = ["| backbone | duet − base (mean AUC, paired seeds) | std base / duet | paired seeds | DUET above base |",
+             "|---|---:|---:|---:|---|"]  # fmt: skip
+    for backbone in CLICK_BACKBONES:
+        paired = [
+            s for s in seeds if {f"{backbone}-base-s{s}", f"{backbone}-duet-s{s}"} <= cells.keys()
+        ]
+        if not paired:
+            lines.append(f"| {backbone} | pending | pending | 0/{len(seeds)} | pending |")
+            continue
+        base = [cells[f"{backbone}-base-s{s}"]["auc"] for s in paired]
+        duet = [cells[f"{backbone}-duet-s{s}"]["auc"] for s in paired]
+        diff = statistics.mean(duet) - statistics.mean(base)
+        std = lambda v: f"{statistics.stdev(v):.4f}" if len(v) > 1 else "—"  # noqa: E731
+        verdict = "yes" if diff > 0 else "no"
+        if len(paired) < len(seeds):
+            verdict += " (provisional: seeds missing)"
+        lines.append(f"| {backbone} | {diff:+.4f} | {std(base)} / {std(duet)} | "
+                     f"{len(paired)}/{len(seeds)} | {verdict} |")  # fmt: skip
+    return lines
+
+
 def swa_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int], metric: str,
            backbones: Sequence[str], duet: str) -> list[str]:  # fmt: skip
     """SWA's effect on the spread across seeds: std of duet-no-swa next to duet's."""
@@ -374,6 +399,7 @@ def render(results: Path, dataset: str, seeds: Sequence[int], template: str) -> 
     t2 = load_cells(results, "table2", "ckplus")
     parts = {
         "TABLE1": table1_md(t1, seeds),
+        "CLAIM": claim_md(t1, seeds),
         "SWA1": swa_md(t1, seeds, "auc", CLICK_BACKBONES, "duet"),
         "TABLE2": table2_md(t2, seeds),
         "SWA2": swa_md(t2, seeds, "accuracy", IMAGE_BACKBONES, "duet-np5"),

@@ -73,3 +73,6 @@ def test_write_renders_finished_cells_and_marks_the_rest_pending(paper, tmp_path
     assert "| pending | 0/2 | pending |" in rows[("| din", "hypernet")]
     assert "| sasrec | base | pending | 0/2 |" in text
     assert "| pending |" in text.splitlines()[-1]  # Table 3 not computed yet
+    # the claim pairs seeds: base's seed 1 has no duet partner, so only seed 0 counts
+    claim = paper.render(tmp_path, "movielens-100k", [0, 1], "{{CLAIM}}")
+    assert "| din | +0.0400 | — / — | 1/2 | yes (provisional: seeds missing) |" in claim
