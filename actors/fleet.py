@@ -12,9 +12,10 @@ transfer = bytes / bandwidth + RTT, generate = the measured wall time of the gen
 (including retries), inference and fine-tuning = the time measured for one session alone on
 this CPU x the compute tier (actors/ondevice.py). A row's ``sim_time_s`` is the session's end.
 
-If the generator cannot be reached (errors or timeouts past ``retries`` or ``deadline_s``,
-with exponential backoff in between) the device scores with the method's global classifier
-and its row says ``fallback``. A request the generator refuses as invalid is not retried.
+If the generator cannot be reached (errors, timeouts or backpressure past ``retries`` or
+``deadline_s``, with exponential backoff in between, or the server's Retry-After when longer)
+the device scores with the method's global classifier and its row says ``fallback``. A
+request the generator refuses as invalid is not retried.
 
 Metrics go to an optional `FleetMetrics` (the run's exporter through
 `actors.metrics_actor.ExporterClient`, or an in-process `MetricsRecorder`): one generator
@@ -86,8 +87,10 @@ class RetryPolicy:
     max_backoff_s: float = 5.0
     deadline_s: float = 30.0  # no attempt starts past this, counted from the first
 
-    def delay_s(self, attempt: int) -> float:
-        return min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s)
+    def delay_s(self, attempt: int, retry_after_s: float | None = None) -> float:
+        """Exponential backoff, or the server's ``Retry-After`` when longer; capped either way."""
+        backoff = self.backoff_s * 2 ** (attempt - 1)
+        return min(max(backoff, retry_after_s or 0.0), self.max_backoff_s)
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ class Generated:
 class GeneratorGateway:
     """Per (model key, upload mode) micro-batchers in front of a `GeneratorClient`; every
     attempt is reported to ``metrics`` with its status: "ok", "timeout", "error" (unreachable,
-    replica died) or "refused" (an invalid request, not retried)."""
+    replica died, overloaded: all retried) or "refused" (an invalid request, not retried)."""
 
     def __init__(
         self, client: GeneratorClient, models: Mapping[str, DeviceModels], config: FleetConfig,
@@ -229,10 +232,11 @@ class GeneratorGateway:
                     "generator refused %s (%s): %s", request.model_key, exc.field, exc.message
                 )
                 return None, attempt, time.perf_counter() - start
-            except Exception as exc:  # noqa: BLE001 - unreachable, timed out, replica died
+            except Exception as exc:  # noqa: BLE001 - unreachable, timed out, replica died, overloaded
                 status = "timeout" if isinstance(exc, TimeoutError) else "error"
                 report(status, seconds=time.perf_counter() - began)
-                delay = policy.delay_s(attempt)
+                # Serve's BackPressureError (queue full) says when to come back
+                delay = policy.delay_s(attempt, getattr(exc, "retry_after_s", None))
                 if (
                     attempt > policy.retries
                     or time.perf_counter() - start + delay >= policy.deadline_s

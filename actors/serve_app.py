@@ -11,6 +11,13 @@ Bad requests answer 400 (malformed), 413 (body over ``max_body_bytes``), 415 (co
 type) or 422 (valid JSON, invalid values) with {"error", "field", "message"}; through a
 handle the same `GeneratorError` subclass is raised. The replica keeps serving.
 
+Overload is refused, not queued without end: a replica takes ``max_ongoing_requests`` at
+once, each caller (the HTTP proxy, every handle) queues at most ``max_queued_requests`` more,
+and past that Serve answers HTTP 503 with ``Retry-After`` (a handle raises
+``BackPressureError``, which the fleet retries). Memory is then bounded by those two numbers
+times the largest request (``max_body_bytes`` over HTTP); benchmarks/bench_overload.py
+measures it.
+
 Why a dict of models in one replica and not ``@serve.multiplexed``: a DUET checkpoint is
 small (a PPG of a few MB; the backbone is only needed for raw uploads), so every model
 fits in every replica and is loaded once at start, with no cold-load on a request path.
@@ -31,6 +38,7 @@ from typing import Any
 import ray
 import torch
 from ray import serve
+from ray.serve.config import BackpressureConfig
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -54,11 +62,20 @@ APP_NAME = "duet-generator"
 MAX_BATCH_SIZE = 64  # devices per PPG forward; server time per device flattens out by ~64
 BATCH_WAIT_TIMEOUT_S = 0.005  # a lone device waits at most this long for company
 MAX_ONGOING_REQUESTS = 1024  # >= MAX_BATCH_SIZE, so a replica admits enough calls to fill batches
+MAX_QUEUED_REQUESTS = 1024  # per caller, beyond the ongoing ones; then 503 / BackPressureError
+RETRY_AFTER_S = 1.0  # Retry-After of a 503: about one more replica's worth of batches
+HEALTH_CHECK_PERIOD_S = 2.0  # a dead replica is found (and replaced) within this; Serve's is 10
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: 10 float32 embeddings are 1.3 kB, a 3x224x224 frame 602 kB
 # ---------------------------------------------------------------------------------------------
 
 
-@serve.deployment(max_ongoing_requests=MAX_ONGOING_REQUESTS, ray_actor_options={"num_cpus": 1})
+@serve.deployment(
+    max_ongoing_requests=MAX_ONGOING_REQUESTS,
+    max_queued_requests=MAX_QUEUED_REQUESTS,
+    backpressure_config=BackpressureConfig(retry_after_s=RETRY_AFTER_S),
+    health_check_period_s=HEALTH_CHECK_PERIOD_S,
+    ray_actor_options={"num_cpus": 1},
+)
 class DuetGenerator:
     """One replica: every served checkpoint, one shared batch window.
 
@@ -251,13 +268,15 @@ def build_app(args: dict[str, Any]) -> serve.Application:
     Args:
         args (dict): ``checkpoints`` (list of run dirs, or {key: dir}; required) and optional
             ``max_samples``, ``max_batch_size``, ``batch_wait_timeout_s``, ``max_body_bytes``,
-            ``max_ongoing_requests``, ``num_replicas``, ``num_cpus``.
+            ``max_ongoing_requests``, ``max_queued_requests`` (-1: no bound), ``retry_after_s``,
+            ``num_replicas``, ``num_cpus``.
 
     Raises:
         ValueError: missing ``checkpoints`` or an unknown key.
     """
     known = {"checkpoints", "max_samples", "max_batch_size", "batch_wait_timeout_s", "max_body_bytes",
-             "max_ongoing_requests", "num_replicas", "num_cpus"}  # fmt: skip
+             "max_ongoing_requests", "max_queued_requests", "retry_after_s", "num_replicas",
+             "num_cpus"}  # fmt: skip
     unknown = sorted(set(args) - known)
     if unknown or not args.get("checkpoints"):
         raise ValueError(
@@ -265,6 +284,10 @@ def build_app(args: dict[str, Any]) -> serve.Application:
         )
     options = {
         "max_ongoing_requests": int(args.get("max_ongoing_requests", MAX_ONGOING_REQUESTS)),
+        "max_queued_requests": int(args.get("max_queued_requests", MAX_QUEUED_REQUESTS)),
+        "backpressure_config": BackpressureConfig(
+            retry_after_s=float(args.get("retry_after_s", RETRY_AFTER_S))
+        ),
         "num_replicas": int(args.get("num_replicas", 1)),
         "ray_actor_options": {"num_cpus": float(args.get("num_cpus", 1))},
     }
