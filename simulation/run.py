@@ -176,7 +176,9 @@ class Runner:
         if address:
             ray.init(address=address)
         else:
-            ray.init(num_cpus=self.num_cpus, include_dashboard=False)
+            # "local": a new Ray even when a `ray start` cluster runs on this machine, which
+            # ray.init() would otherwise join (and refuse num_cpus for)
+            ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False)
         self._started_ray = True
 
     def _setup_metrics(self) -> None:

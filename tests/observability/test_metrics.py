@@ -144,7 +144,9 @@ def test_exporter_actor_reachable_by_name_and_port_conflict(session_rows) -> Non
     ray = pytest.importorskip("ray")
     from actors.metrics_actor import get_exporter, start_exporter
 
-    ray.init(num_cpus=1, include_dashboard=False, object_store_memory=100 * 1024**2)
+    ray.init(
+        address="local", num_cpus=1, include_dashboard=False, object_store_memory=100 * 1024**2
+    )
     taken = MetricsServer("other", port=0)
     try:
         assert start_exporter(SimpleNamespace(enabled=False, host="x", port=0), "s") is None
