@@ -4,6 +4,7 @@ figure before saving, non-blank PNGs, both Parquet layouts, the CLI."""
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,14 @@ def test_cli_writes_report_with_nontrivial_plots(run_dir: Path, tmp_path: Path, 
     assert "genre_shift" in text
     with pytest.raises(SystemExit, match="report: error: .*no sessions.parquet"):
         main(["report", str(tmp_path / "missing")])
+
+
+def test_run_without_the_report_extra_warns_in_one_line(run_dir: Path, monkeypatch, capsys) -> None:
+    from simulation.run_cmd import report_run
+
+    report_run(run_dir)  # what `duet-sim run` does at its end
+    assert capsys.readouterr().out.strip() == f"report: {run_dir / 'report.md'}"
+    monkeypatch.setitem(sys.modules, "simulation.report", None)  # matplotlib not installed
+    report_run(run_dir)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "warning: no report.md" in err and "duet-sim[report]" in err
