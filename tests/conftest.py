@@ -102,7 +102,7 @@ def scenario_roots(tmp_path_factory):
 def local_ray():
     """One local Ray for a module: a run joins a Ray that is already up and leaves it up."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False)  # never a `ray start` cluster
     try:
         yield ray
     finally:
