@@ -20,7 +20,8 @@ network_class.
     duet_shift_events_total{scenario, operator}     counter: operator applications
     duet_shifted_devices_total{scenario, operator}  counter: devices those applications touched
     duet_active_devices{scenario, fleet}            gauge: devices a fleet is simulating now
-    duet_generator_requests_total{scenario, status} counter
+    duet_generator_requests_total{scenario, status} counter, one per attempt; status "ok",
+                                                    "timeout", "error" or "refused" (actors/fleet.py)
     duet_generator_request_duration_seconds{scenario, status}  histogram
     duet_generator_batch_size{scenario}             histogram: devices per generator request
 """
@@ -285,7 +286,7 @@ class MetricsRecorder:
         self._touched()
 
     def record_generator(self, status: str, batch_size: int, seconds: float) -> None:
-        """One generator request of ``batch_size`` devices that ended with ``status`` ("ok", ...)."""
+        """One generator attempt for ``batch_size`` devices that ended with ``status`` ("ok", ...)."""
         self.generator_requests.labels(self.scenario, status).inc()
         self.generator_seconds.labels(self.scenario, status).observe(seconds)
         self.generator_batch.labels(self.scenario).observe(batch_size)
