@@ -257,8 +257,9 @@ def main() -> None:
     torch.set_num_threads(args.replica_cpus)  # the ceilings get what one replica gets
     core = GeneratorCore.from_checkpoints({KEY: ckpt})
     ray.init(
-        num_cpus=2, include_dashboard=False, object_store_memory=300 * 1024**2, log_to_driver=False
-    )
+        address="local", num_cpus=2, include_dashboard=False,
+        object_store_memory=300 * 1024**2, log_to_driver=False,
+    )  # fmt: skip
     app = build_app(
         {"checkpoints": {KEY: str(ckpt)}, "max_batch_size": MAX_BATCH_SIZE,
          "num_cpus": args.replica_cpus}

@@ -49,7 +49,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise SystemExit(f"duet-sim serve: error: {e}; pip install 'duet-sim[ray]'") from e
     from actors.serve_app import APP_NAME, build_app
 
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False)
+    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False)
     serve.start(http_options={"host": args.host, "port": args.port})
     app_args = {"checkpoints": checkpoints, "max_batch_size": args.max_batch_size,
                 "batch_wait_timeout_s": args.batch_wait_timeout_s}  # fmt: skip

@@ -40,7 +40,9 @@ def app(checkpoints):
     from actors.serve_app import APP_NAME, build_app
 
     port = free_port()
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=300 * 1024**2)
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, object_store_memory=300 * 1024**2
+    )
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         args = {
