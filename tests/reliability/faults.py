@@ -4,6 +4,8 @@ mid-run, a fault injector, part-file snapshots and the session accounting every 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -85,3 +87,23 @@ def wait_until(predicate: Callable[[], bool], give_up_s: float = 180) -> None:
     while not predicate():
         assert time.monotonic() < end, f"still not true after {give_up_s} s: {predicate}"
         time.sleep(POLL_S * 10)
+
+
+def listen_addresses(port: int) -> set[str]:
+    """Local addresses with a TCP socket listening on ``port``, any process (Linux /proc)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)  # 32-bit words in host (little-endian) order
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                found.add(str(ipaddress.ip_address(words)))
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -13,7 +13,15 @@ from actors.generator import GenerateRequest
 from simulation.run import Runner
 from simulation.scenario import load_scenario
 
-from .faults import Fault, assert_accounting, paced_scenario, parts, wait_until
+from .faults import (
+    Fault,
+    assert_accounting,
+    free_port,
+    listen_addresses,
+    paced_scenario,
+    parts,
+    wait_until,
+)
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
@@ -31,8 +39,14 @@ def runner(local_ray, scenario_file, tmp_path, request):
         run.cleanup()
 
 
+HTTP_PORT = free_port()
+
+
+@pytest.mark.parametrize("runner", [{"generator": {"http_port": HTTP_PORT}}], indirect=True,
+                         ids=["with HTTP"])  # fmt: skip
 def test_killed_fleet_actor_resumes_from_its_flushed_sessions(runner):
     out = runner.out
+    assert listen_addresses(HTTP_PORT) == {"127.0.0.1"}  # the run's Serve proxy: loopback
 
     def kill() -> dict:
         before = parts(out, "0")

@@ -4,14 +4,12 @@ its fleets restart on the nodes left, and the run still writes every expected se
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from simulation.run import Runner
 from simulation.scenario import load_scenario
 
-from .faults import PACED_FLEET, Fault, assert_accounting, paced_scenario, parts
+from .faults import PACED_FLEET, Fault, assert_accounting, free_port, paced_scenario, parts
 
 ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.slow, pytest.mark.ray]  # three raylets on two cores: about 75 s here
@@ -19,12 +17,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray]  # three raylets on two cores: 
 # four fleets over three nodes, sessions for long enough that a node can go mid-run
 FLEET = PACED_FLEET | {"actors": 4, "sessions_per_device": 6,
                        "profiles": PACED_FLEET["profiles"] | {"session_gap_s": 1.0}}  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ from actors.fleet import FleetConfig, GeneratorGateway, RetryPolicy
 from actors.generator import GenerateBatchRequest, GenerateRequest
 from actors.profiles import COMPUTE_TIERS, NETWORK_CLASSES
 
+from .faults import free_port
+
 ray = pytest.importorskip("ray")
 httpx = pytest.importorskip("httpx")
 from ray.serve.exceptions import BackPressureError  # noqa: E402 - after the skip
@@ -70,12 +72,6 @@ def test_backpressure_past_the_retries_falls_back():
 
 
 # ---- Serve: bounded queues, 503 + Retry-After, still serving -------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app(checkpoints):
     """A generator that admits one request and queues one: each waits 0.3 s in the batch
