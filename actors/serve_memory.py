@@ -32,16 +32,17 @@ def serve_processes(app_name: str) -> dict[str, Any]:
 
 def memory(handles: dict[str, Any]) -> dict[str, dict[str, int]]:
     """``{process: {"rss_bytes", "peak_rss_bytes"}}``, read in each actor's own process."""
-    refs = {k: h.__ray_call__.remote(_own_memory) for k, h in handles.items()}
+    refs = {k: h.__ray_call__.remote(process_memory) for k, h in handles.items()}
     return {k: ray.get(ref) for k, ref in refs.items()}
 
 
 def reset_peak(handles: dict[str, Any]) -> None:
     """Start a new peak (VmHWM := VmRSS) in each process: ``echo 5 > /proc/self/clear_refs``."""
-    ray.get([h.__ray_call__.remote(_reset_own_peak) for h in handles.values()])
+    ray.get([h.__ray_call__.remote(reset_process_peak) for h in handles.values()])
 
 
-def _own_memory(_actor: object) -> dict[str, int]:
+def process_memory(_actor: object = None) -> dict[str, int]:
+    """This process's ``{"rss_bytes", "peak_rss_bytes"}`` (``_actor``: `__ray_call__`'s self)."""
     fields = {}
     with open("/proc/self/status") as status:
         for line in status:
@@ -51,6 +52,7 @@ def _own_memory(_actor: object) -> dict[str, int]:
     return {"rss_bytes": fields["VmRSS"], "peak_rss_bytes": fields["VmHWM"]}
 
 
-def _reset_own_peak(_actor: object) -> None:
+def reset_process_peak(_actor: object = None) -> None:
+    """Start a new peak in this process (``_actor``: `__ray_call__`'s self)."""
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")
