@@ -17,20 +17,11 @@ import pytest
 from simulation.cli import main
 from simulation.scenario import MAX_SCENARIO_BYTES
 
+from ..simulation.test_scenario import GOOD
+
 ray = pytest.importorskip("ray")
 
 CORPUS = sorted((Path(__file__).parent / "bad_scenarios").glob("*.yaml"))
-GOOD = """\
-version: 1
-name: fine
-data:
-  dataset: synthetic-clicks
-model:
-  backbones: [din]
-methods: [base, duet]
-fleet:
-  devices: 10
-"""
 # every problem line: "  <file>: <field path> (line n): message" (or "(override)" for --set)
 PROBLEM = re.compile(r"^  \S+\.yaml: \S+ \((line \d+|override)\): \S")
 
@@ -41,7 +32,9 @@ def _huge(work: Path) -> tuple[Path, list[str]]:
 
 
 def _latin1(work: Path) -> tuple[Path, list[str]]:
-    (work / "latin1.yaml").write_bytes(GOOD.replace("fine", "caf\xe9").encode("latin-1"))
+    (work / "latin1.yaml").write_bytes(
+        GOOD.replace("name: t\n", "name: caf\xe9\n").encode("latin-1")
+    )
     return work / "latin1.yaml", []
 
 
