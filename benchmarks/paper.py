@@ -17,6 +17,7 @@ command skips cached cells. Checkpoints stay under ``runs/paper/`` (git-ignored)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -58,11 +59,14 @@ class Cell:
     method: str
     seed: int
     np: int | None = None
+    tag: str = ""  # ablation cells: what differs from the Table 1 cell of the same name
+    options: tuple[tuple[str, Any], ...] = ()  # train options behind ``tag``
 
     @property
     def variant(self) -> str:
-        """The method column: ``duet`` cells carry their N_p (``duet-np3``)."""
-        return self.method if self.np is None else f"{self.method}-np{self.np}"
+        """The method column: ``duet`` cells carry their N_p (``duet-np3``), ablations a tag."""
+        variant = self.method if self.np is None else f"{self.method}-np{self.np}"
+        return f"{variant}-{self.tag}" if self.tag else variant
 
     @property
     def name(self) -> str:
@@ -88,21 +92,26 @@ def grid(table: str, dataset: str, backbones: Sequence[str], methods: Sequence[s
     return cells
 
 
-def prepared(dataset: str, data_dir: Path | None, runs: Path) -> Path:
-    """Prepare ``dataset`` once under ``runs/data`` (every cell of a table reuses it)."""
-    from pipelines.prepare import prepare
+def prepared(dataset: str, data_dir: Path | None, runs: Path, protocol: str = "") -> Path:
+    """Prepare ``dataset`` once under ``runs/data`` (every cell of a table reuses it);
+    ``protocol`` names a :data:`PROTOCOLS` entry other than the dataset's default."""
+    from pipelines.prepare import default_options, prepare
 
-    out = runs / "data" / dataset
+    out = runs / "data" / (f"{dataset}-{protocol}" if protocol else dataset)
     if not (out / "meta.json").is_file():
-        prepare(dataset, out, data_dir=data_dir)
+        options = default_options(dataset)
+        if protocol:
+            options = dataclasses.replace(options, **PROTOCOLS[protocol])
+        prepare(dataset, out, data_dir=data_dir, options=options)
     return out
 
 
 def train_command(cell: Cell, epochs: int, data: Path) -> str:
     """The equivalent `duet-sim train` command line, stored with the cell for the docs."""
     np_flag = f" --np {cell.np}" if cell.np is not None else ""
+    extra = "".join(f" --{k.replace('_', '-')} {v}" for k, v in cell.options)
     return (f"duet-sim train --dataset {cell.dataset} --backbone {cell.backbone} "
-            f"--method {cell.method}{np_flag} --seed {cell.seed} --epochs {epochs} "
+            f"--method {cell.method}{np_flag}{extra} --seed {cell.seed} --epochs {epochs} "
             f"--prepared {data} --out OUT")  # fmt: skip
 
 
@@ -119,6 +128,7 @@ def run_cells(cells: Sequence[Cell], epochs: int, data: Path, results: Path, run
         options: dict[str, Any] = {"seed": cell.seed, "epochs": epochs, "prepared": data}
         if cell.np is not None:
             options["num_generators"] = cell.np
+        options |= dict(cell.options)
         start = time.perf_counter()
         train_cell(cell.run_dir(runs), dataset=cell.dataset, backbone=cell.backbone,
                    method=cell.method, no_progress=True, **options)  # fmt: skip
@@ -139,6 +149,33 @@ def cmd_train_table(args: argparse.Namespace) -> int:
     data = prepared(args.dataset, args.data_dir, args.runs)
     cells = grid(args.table, args.dataset, args.backbones, args.methods, args.seeds)
     run_cells(cells, args.epochs or EPOCHS[args.table], data, args.results, args.runs)
+    return 0
+
+
+# ---- Ablations ---------------------------------------------------------------------------
+# Protocols other than the paper's, by name: the synthetic-clicks one (README "Quality
+# claim"), where the real-time clicks are not a subset of the history the backbone sees.
+PROTOCOLS: dict[str, dict[str, int]] = {"h10-r30": {"history_length": 10, "realtime_size": 30}}
+ABLATION_NOTES = {
+    "gru-neck": "paper protocol, GRU neck (the paper's)",
+    "h10-r30": "history 10, R 30 (real-time clicks reach beyond the history), mean neck",
+}
+# (tag, method, train options, protocol): each is compared with the Table 1 cell of the same
+# backbone, method and seed (or its own base, for another protocol). Why each: docs/results.md.
+ABLATIONS: tuple[tuple[str, str, tuple[tuple[str, Any], ...], str], ...] = (
+    ("gru-neck", "duet", (("neck", "gru"),), ""),
+    ("h10-r30", "base", (), "h10-r30"),
+    ("h10-r30", "duet", (), "h10-r30"),
+)
+
+
+def cmd_ablation(args: argparse.Namespace) -> int:
+    """Variants of Table 1's DUET cells that test why DUET does or does not beat base."""
+    for tag, method, options, protocol in ABLATIONS:
+        data = prepared(args.dataset, args.data_dir, args.runs, protocol)
+        cells = [Cell("ablation", args.dataset, backbone, method, seed, tag=tag, options=options)
+                 for seed in args.seeds for backbone in args.backbones]  # fmt: skip
+        run_cells(cells, EPOCHS["table1"], data, args.results, args.runs)
     return 0
 
 
@@ -368,14 +405,86 @@ def table3_md(results: Path) -> list[str]:
     return lines
 
 
-def figure4_md(results: Path) -> list[str]:
+def figure4_md(results: Path, plot: Path | None = None) -> list[str]:
+    """Figure 4 as tables (mean AUC per replayed session, gains per shift phase with their
+    95% intervals) and, when ``plot`` is given, the per-session curve as a PNG next to the doc."""
     f = results / "figure4" / "ml100k-genre-shift.json"
     if not f.is_file():
         return ["pending: `.venv/bin/python benchmarks/paper.py figure4`."]
     d = json.loads(f.read_text())
-    return ["Per-session-index summary of the fleet run (`by_session_index` of its summary.json):",
-            "", "```json", json.dumps(d.get("by_session_index"), indent=1)[:6000], "```",
-            "", f"Command: `{d['command']}`"]  # fmt: skip
+    curves: dict[str, list[float]] = d["by_session_index"]
+    methods = list(curves)
+    lines = ["Mean session AUC by replayed session index (all devices; the shift starts at "
+             "session 1):", "", "| session index | " + " | ".join(methods) + " |",
+             "|---:|" + "---:|" * len(methods)]  # fmt: skip
+    for k in range(max(len(v) for v in curves.values())):
+        lines.append(f"| {k} | " + " | ".join(f"{curves[m][k]:.4f}" for m in methods) + " |")
+    lines += ["", "Paired gains over base (mean session AUC difference, device-cluster "
+              "bootstrap 95% interval), shifted devices vs the unshifted control:", "",
+              "| shift | group | phase | sessions | " + " | ".join(
+                  f"{m} − base" for m in methods if m != "base") + " |",
+              "|---|---|---|---:|" + "---:|" * (len(methods) - 1)]  # fmt: skip
+    for shift in d.get("shifts", []):
+        for group in ("shifted", "control"):
+            for phase, part in shift[group].items():
+                gains = [part["gain"][m] for m in methods if m != "base"]
+                cells = [f"{g['mean']:+.4f} [{g['ci95'][0]:+.4f}, {g['ci95'][1]:+.4f}]"
+                         if g.get("pairs") else "—" for g in gains]  # fmt: skip
+                lines.append(f"| {shift['operator']} @ {shift['at_session']} | {group} | "
+                             f"{phase} | {part['sessions']} | " + " | ".join(cells) + " |")  # fmt: skip
+    if plot is not None:
+        _plot_figure4(curves, plot)
+        lines += ["", f"![Figure 4]({plot.name})"]
+    return lines + ["", f"Command: `{d['command']}`"]
+
+
+def _plot_figure4(curves: dict[str, list[float]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for method, values in curves.items():
+        ax.plot(range(len(values)), values, marker="o", label=method)
+    ax.axvline(0.5, color="grey", linestyle=":", label="genre shift")
+    ax.set(xlabel="replayed session index", ylabel="mean session AUC",
+           title="ML-100K, DIN: per-session AUC across a genre shift")  # fmt: skip
+    ax.set_xticks(range(max(len(v) for v in curves.values())))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def ablation_md(
+    table1: dict[str, dict[str, Any]], ablation: dict[str, dict[str, Any]]
+) -> list[str]:
+    """DUET − base in each ablation, paired by seed with the base of the same protocol
+    (Table 1's for a train option, the ablation's own for another protocol), next to Table
+    1's DUET − base on the same seeds."""
+    lines = ["| setting | backbone | seeds | base AUC | DUET AUC | DUET − base |",
+             "|---|---|---|---:|---:|---:|"]  # fmt: skip
+    settings = [
+        ("paper protocol (history 30, R 10), mean neck: Table 1", table1, "base", table1, "duet")
+    ]
+    for tag, method, _, protocol in ABLATIONS:
+        if method == "duet":
+            base_cells, base = (ablation, f"base-{tag}") if protocol else (table1, "base")
+            settings.append((ABLATION_NOTES[tag], base_cells, base, ablation, f"duet-{tag}"))
+    for backbone in sorted({c["backbone"] for c in ablation.values()}):
+        seeds = sorted({c["seed"] for c in ablation.values() if c["backbone"] == backbone})
+        for label, base_cells, base, duet_cells, duet in settings:
+            names = [(f"{backbone}-{base}-s{s}", f"{backbone}-{duet}-s{s}", s) for s in seeds]
+            pairs = [(base_cells[b]["auc"], duet_cells[d]["auc"], s) for b, d, s in names
+                     if b in base_cells and d in duet_cells]  # fmt: skip
+            if pairs:
+                b_auc = statistics.mean(x for x, _, _ in pairs)
+                d_auc = statistics.mean(y for _, y, _ in pairs)
+                used = ", ".join(str(s) for _, _, s in pairs)
+                lines.append(f"| {label} | {backbone} | {used} | {b_auc:.4f} | {d_auc:.4f} | "
+                             f"{d_auc - b_auc:+.4f} |")  # fmt: skip
+    return lines
 
 
 def throughput_md(tables: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
@@ -393,7 +502,9 @@ def throughput_md(tables: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     return lines
 
 
-def render(results: Path, dataset: str, seeds: Sequence[int], template: str) -> str:
+def render(
+    results: Path, dataset: str, seeds: Sequence[int], template: str, plot: Path | None = None
+) -> str:
     """docs/results.md: the static discussion (``template``) with every table filled in."""
     t1 = load_cells(results, "table1", dataset)
     t2 = load_cells(results, "table2", "ckplus")
@@ -404,7 +515,8 @@ def render(results: Path, dataset: str, seeds: Sequence[int], template: str) -> 
         "TABLE2": table2_md(t2, seeds),
         "SWA2": swa_md(t2, seeds, "accuracy", IMAGE_BACKBONES, "duet-np5"),
         "TABLE3": table3_md(results),
-        "FIGURE4": figure4_md(results),
+        "FIGURE4": figure4_md(results, plot),
+        "ABLATION": ablation_md(t1, load_cells(results, "ablation", dataset)),
         "THROUGHPUT": throughput_md({"table1": t1, "table2": t2}),
     }
     text = template
@@ -415,7 +527,8 @@ def render(results: Path, dataset: str, seeds: Sequence[int], template: str) -> 
 
 def cmd_write(args: argparse.Namespace) -> int:
     template = (ROOT / "benchmarks" / "paper_results.md.in").read_text()
-    args.out.write_text(render(args.results, args.dataset, args.seeds, template))
+    plot = args.out.with_name("figure4.png")
+    args.out.write_text(render(args.results, args.dataset, args.seeds, template, plot))
     print(f"written {args.out}")
     return 0
 
@@ -439,6 +552,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         t.add_argument("--backbones", nargs="+", default=list(backbones), choices=backbones)
         t.add_argument("--methods", nargs="+", default=list(methods), choices=methods)
         t.set_defaults(func=cmd_train_table, table=table)
+    ab = sub.add_parser("ablation", help="Table 1 variants behind the DUET-vs-base analysis")
+    ab.add_argument("--dataset", default="movielens-100k")
+    ab.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
+    ab.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ab.add_argument("--backbones", nargs="+", default=["din"], choices=CLICK_BACKBONES)
+    ab.set_defaults(func=cmd_ablation)
     t3 = sub.add_parser("table3", help="upload/download sizes and delays")
     t3.add_argument("--dataset", default="movielens-100k", help="Table 1's dataset")
     t3.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")

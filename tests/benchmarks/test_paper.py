@@ -76,3 +76,41 @@ def test_write_renders_finished_cells_and_marks_the_rest_pending(paper, tmp_path
     # the claim pairs seeds: base's seed 1 has no duet partner, so only seed 0 counts
     claim = paper.render(tmp_path, "movielens-100k", [0, 1], "{{CLAIM}}")
     assert "| din | +0.0400 | — / — | 1/2 | yes (provisional: seeds missing) |" in claim
+
+
+def test_ablation_cells_carry_their_options_and_compare_with_the_right_base(paper, tmp_path):
+    """An ablation's train option reaches train_cell and its command; its DUET − base pairs
+    with Table 1's base (same protocol) or with its own base (another protocol)."""
+    tag, method, options, _ = paper.ABLATIONS[0]
+    cell = paper.Cell("ablation", "movielens-100k", "din", method, 0, tag=tag, options=options)
+    assert cell.name == f"din-duet-{tag}-s0"
+    assert "--neck gru" in paper.train_command(cell, 2, tmp_path)
+    t1 = {"din-base-s0": {"auc": 0.80, "seed": 0}, "din-duet-s0": {"auc": 0.81, "seed": 0}}
+    ablation = {
+        "din-duet-gru-neck-s0": {"auc": 0.79, "seed": 0, "backbone": "din"},
+        "din-base-h10-r30-s0": {"auc": 0.70, "seed": 0, "backbone": "din"},
+        "din-duet-h10-r30-s0": {"auc": 0.75, "seed": 0, "backbone": "din"},
+    }
+    lines = paper.ablation_md(t1, ablation)
+    assert lines[2].endswith("| din | 0 | 0.8000 | 0.8100 | +0.0100 |")
+    assert lines[3].endswith("| din | 0 | 0.8000 | 0.7900 | -0.0100 |")  # Table 1's base
+    assert lines[4].endswith("| din | 0 | 0.7000 | 0.7500 | +0.0500 |")  # its own base
+    assert len(lines) == 5
+
+
+def test_figure4_renders_curves_gains_and_a_plot(paper, tmp_path):
+    gain = {"pairs": 10, "mean": 0.02, "ci95": [0.01, 0.03]}
+    phase = {"sessions": 10, "auc": {}, "gain": {"duet": gain}}
+    summary = {
+        "by_session_index": {"base": [0.8, 0.7], "duet": [0.82, 0.75]},
+        "shifts": [{"operator": "genre_shift", "at_session": 1,
+                    "shifted": {"before": phase, "during": phase}, "control": {"before": phase}}],
+        "command": "-m simulation.cli run x.yaml",
+    }  # fmt: skip
+    (tmp_path / "figure4").mkdir()
+    (tmp_path / "figure4" / "ml100k-genre-shift.json").write_text(json.dumps(summary))
+    lines = paper.figure4_md(tmp_path, tmp_path / "figure4.png")
+    assert "| 1 | 0.7000 | 0.7500 |" in lines
+    assert "| genre_shift @ 1 | shifted | during | 10 | +0.0200 [+0.0100, +0.0300] |" in lines
+    assert sum(line.startswith("| genre_shift") for line in lines) == 3
+    assert (tmp_path / "figure4.png").stat().st_size > 1000
