@@ -129,7 +129,7 @@ class TrainSpec(Section):
     """How missing checkpoints are trained (the options of `duet-sim train`)."""
 
     epochs: PositiveInt | None = None  # default: simulation.train_cmd.DEFAULT_EPOCHS
-    batch_size: PositiveInt = 256
+    batch_size: PositiveInt | None = None  # default: simulation.train_cmd.DEFAULT_BATCH_SIZE
     lr: Annotated[float, Field(gt=0)] = 1e-3
     seed: int = 0
     num_generators: PositiveInt = 5

@@ -21,6 +21,9 @@ METHODS = ("base", "finetune", "duet", "duet-no-swa", "hypernet")
 NECKS = ("mean", "gru", "gru-mean")  # duet.ppg.NECKS, without importing torch for --help
 # defaults chosen so a cell trains in about a minute on a 2-core CPU (recorded in the README)
 DEFAULT_EPOCHS = {"clicks": 5, "images": 15}
+# CK+48 has 690 training frames: at 256 a 15-epoch run is 45 optimizer steps, too few to fit
+# the augmented frames (test accuracy 0.41 against 0.56 at 32; docs/results.md).
+DEFAULT_BATCH_SIZE = {"clicks": 256, "images": 32}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prepared", type=Path, default=None, help="reuse a `data prepare` output")
     p.add_argument("--data-seed", type=int, default=0, help="negative sampling / synthetic data")
     p.add_argument("--epochs", type=int, default=None, help="default: 5 clicks, 15 images")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=None, help="default: 256 clicks, 32 images")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--np", dest="num_generators", type=int, default=5, help="N_p SWA generators")
     p.add_argument("--tau", type=float, default=1.0, help="SWA temperature")
@@ -46,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="PPG neck over real-time clicks (paper: gru; README says why mean)")  # fmt: skip
     p.add_argument("--gamma", type=float, default=1.0, help="session weight γ of Eq. 7")
     p.add_argument("--finetune-steps", type=int, default=10)
+    p.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="images: train without random flips and shifts")  # fmt: skip
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_train)
 
@@ -115,9 +120,9 @@ def run_train(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     model = DeviceModel(_model_config(args, meta))
     epochs = args.epochs or DEFAULT_EPOCHS[meta["kind"]]
-    tcfg = TrainConfig(
-        epochs=epochs, batch_size=args.batch_size, lr=args.lr, gamma=args.gamma, seed=args.seed
-    )
+    batch_size = args.batch_size or DEFAULT_BATCH_SIZE[meta["kind"]]
+    tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=args.lr, gamma=args.gamma,
+                       augment=args.augment, seed=args.seed)  # fmt: skip
     start = time.perf_counter()
     losses = train(model, train_set, tcfg, progress=not args.no_progress)
     train_s = time.perf_counter() - start

@@ -6,7 +6,16 @@ import torch
 from duet.builders import mobilenet_umn, sequence_umn
 from duet.finetune import FinetuneConfig, click_finetune_rows, finetune_params
 from duet.model import DeviceModel
-from duet.train import TrainConfig, evaluate, row_loss, train, weighted_loss
+from duet.train import (
+    MAX_SHIFT,
+    TrainConfig,
+    augment_images,
+    evaluate,
+    recalibrate_batchnorm,
+    row_loss,
+    train,
+    weighted_loss,
+)
 
 NUM_ITEMS = 50
 
@@ -70,3 +79,45 @@ def test_finetune_evaluation_reports_latency(clicks):
     m = evaluate(model, clicks, "finetune", FinetuneConfig(steps=2))
     assert 0 <= m["auc"] <= 1 and m["latency_ms"] > 0
     assert evaluate(model, clicks, "base")["latency_ms"] == 0.0
+
+
+def test_augmented_frames_are_flips_and_bounded_shifts_of_their_own_frame(images):
+    """Each frame becomes itself, flipped or not, moved by at most MAX_SHIFT pixels with
+    replicated edges; labels, sessions and the PPG's real-time frames are untouched."""
+    g = torch.Generator().manual_seed(0)
+    out = augment_images(images, g)
+    assert out.pixels.shape == images.pixels.shape
+    assert torch.equal(out.label, images.label) and out.realtime is images.realtime
+    h, w = images.pixels.shape[-2:]
+    changed = 0
+    for x, y in zip(images.pixels, out.pixels, strict=True):
+        found = False
+        for flipped in (x, x.flip(-1)):
+            for dy in range(-MAX_SHIFT, MAX_SHIFT + 1):
+                for dx in range(-MAX_SHIFT, MAX_SHIFT + 1):
+                    r = (torch.arange(h) + dy).clamp(0, h - 1)
+                    c = (torch.arange(w) + dx).clamp(0, w - 1)
+                    found = found or torch.equal(flipped[:, r][:, :, c], y)
+        assert found, "an augmented frame is not a flip/shift of its source"
+        changed += not torch.equal(x, y)
+    assert changed > len(images) // 2  # the draws do move most frames
+
+
+def test_recalibrated_batchnorm_matches_the_final_weights_statistics(images):
+    """After training, eval mode must use statistics of the final weights: the running
+    means equal the average of the per-batch means of one train-mode pass."""
+    torch.manual_seed(0)
+    model = DeviceModel(mobilenet_umn("small", "base", 3, in_channels=1, head_hidden=16))
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in norms:  # stale statistics, as after a short training from init
+        m.running_mean.fill_(5.0)
+    seen: dict[torch.nn.Module, list[torch.Tensor]] = {m: [] for m in norms}
+    hooks = [m.register_forward_hook(lambda mod, inp, out: seen[mod].append(inp[0].mean((0, 2, 3))))
+             for m in norms]  # fmt: skip
+    recalibrate_batchnorm(model, images, batch_size=len(images))
+    for h in hooks:
+        h.remove()
+    for m in norms:
+        torch.testing.assert_close(m.running_mean, seen[m][0], rtol=1e-4, atol=1e-5)
+        assert m.momentum == 0.1  # restored
+    assert not model.training
