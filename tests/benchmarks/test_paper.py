@@ -57,6 +57,9 @@ def test_np_sweep_cells_and_seed_major_order(paper):
         "mobilenet_v3_small-duet-np3-s0", "mobilenet_v3_small-duet-np5-s0",
     ]  # fmt: skip
     assert {c.seed for c in cells[4:]} == {1}
+    # --n-p 5: Table 2's own DUET cell alone, the rest of the sweep left for later
+    only5 = paper.grid("table2", "ckplus", ["mobilenet_v3_small"], ["duet"], [0], [5])
+    assert [c.name for c in only5] == ["mobilenet_v3_small-duet-np5-s0"]
 
 
 def test_write_renders_finished_cells_and_marks_the_rest_pending(paper, tmp_path):
