@@ -81,16 +81,13 @@ def test_finetune_evaluation_reports_latency(clicks):
     assert evaluate(model, clicks, "base")["latency_ms"] == 0.0
 
 
-def test_augmented_frames_are_flips_and_bounded_shifts_of_their_own_frame(images):
-    """Each frame becomes itself, flipped or not, moved by at most MAX_SHIFT pixels with
-    replicated edges; labels, sessions and the PPG's real-time frames are untouched."""
-    g = torch.Generator().manual_seed(0)
-    out = augment_images(images, g)
-    assert out.pixels.shape == images.pixels.shape
-    assert torch.equal(out.label, images.label) and out.realtime is images.realtime
-    h, w = images.pixels.shape[-2:]
+def assert_flips_and_bounded_shifts(before: torch.Tensor, after: torch.Tensor) -> None:
+    """Each frame became itself, flipped or not, moved by at most MAX_SHIFT pixels with
+    replicated edges; and the draws did move most frames."""
+    assert after.shape == before.shape
+    h, w = before.shape[-2:]
     changed = 0
-    for x, y in zip(images.pixels, out.pixels, strict=True):
+    for x, y in zip(before, after, strict=True):
         found = False
         for flipped in (x, x.flip(-1)):
             for dy in range(-MAX_SHIFT, MAX_SHIFT + 1):
@@ -100,7 +97,25 @@ def test_augmented_frames_are_flips_and_bounded_shifts_of_their_own_frame(images
                     found = found or torch.equal(flipped[:, r][:, :, c], y)
         assert found, "an augmented frame is not a flip/shift of its source"
         changed += not torch.equal(x, y)
-    assert changed > len(images) // 2  # the draws do move most frames
+    assert changed > len(before) // 2
+
+
+def test_augmented_frames_are_flips_and_bounded_shifts_of_their_own_frame(images):
+    """Labels, sessions and (without a real-time stream) the PPG's frames are untouched."""
+    out = augment_images(images, torch.Generator().manual_seed(0))
+    assert torch.equal(out.label, images.label) and out.realtime is images.realtime
+    assert_flips_and_bounded_shifts(images.pixels, out.pixels)
+
+
+def test_realtime_frames_are_augmented_from_their_own_stream(images):
+    """With a real-time stream the PPG's frames are flipped and shifted too, and the
+    scored frames get exactly the draws they get without it (base training unchanged)."""
+    alone = augment_images(images, torch.Generator().manual_seed(0))
+    both = augment_images(
+        images, torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
+    )
+    assert torch.equal(both.pixels, alone.pixels)
+    assert_flips_and_bounded_shifts(images.realtime, both.realtime)
 
 
 def test_recalibrated_batchnorm_matches_the_final_weights_statistics(images):
