@@ -327,28 +327,41 @@ def table1_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int]) -> list[st
     return lines
 
 
+# Two-sided 95% quantiles of Student's t by degrees of freedom (paired seeds − 1): a
+# five-seed table needs no statistics package.
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306}
+
+
 def claim_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int]) -> list[str]:
     """The issue's claim, per backbone: DUET's mean AUC minus base's over the seeds both have
-    finished (paired, so an unfinished seed does not bias the difference), next to the
-    spread across seeds (a gain inside one std is weak evidence)."""
-    lines = ["| backbone | duet − base (mean AUC, paired seeds) | std base / duet | paired seeds | DUET above base |",
-             "|---|---:|---:|---:|---|"]  # fmt: skip
+    finished (paired, so an unfinished seed does not bias the difference), how many of
+    those seeds DUET wins, and the paired t statistic: a gain inside the seed-to-seed noise
+    is reported as such, not as a win."""
+    lines = ["| backbone | duet − base (mean AUC, paired seeds) | std base / duet | seeds DUET wins | paired t (95% bound) | DUET above base |",
+             "|---|---:|---:|---:|---:|---|"]  # fmt: skip
     for backbone in CLICK_BACKBONES:
         paired = [
             s for s in seeds if {f"{backbone}-base-s{s}", f"{backbone}-duet-s{s}"} <= cells.keys()
         ]
         if not paired:
-            lines.append(f"| {backbone} | pending | pending | 0/{len(seeds)} | pending |")
+            lines.append(f"| {backbone} | pending | pending | 0/{len(seeds)} | pending | pending |")
             continue
         base = [cells[f"{backbone}-base-s{s}"]["auc"] for s in paired]
         duet = [cells[f"{backbone}-duet-s{s}"]["auc"] for s in paired]
-        diff = statistics.mean(duet) - statistics.mean(base)
+        gains = [d - b for d, b in zip(duet, base, strict=True)]
+        diff = statistics.mean(gains)
         std = lambda v: f"{statistics.stdev(v):.4f}" if len(v) > 1 else "—"  # noqa: E731
-        verdict = "yes" if diff > 0 else "no"
+        t, verdict = "—", "yes" if diff > 0 else "no"
+        if len(gains) > 1 and len(gains) - 1 in T_975:
+            t_stat = diff / (statistics.stdev(gains) / math.sqrt(len(gains)))
+            t = f"{t_stat:+.1f} ({T_975[len(gains) - 1]:.2f})"
+            if diff > 0:
+                verdict += ", significant" if t_stat > T_975[len(gains) - 1] else ", within noise"
         if len(paired) < len(seeds):
             verdict += " (provisional: seeds missing)"
+        wins = sum(g > 0 for g in gains)
         lines.append(f"| {backbone} | {diff:+.4f} | {std(base)} / {std(duet)} | "
-                     f"{len(paired)}/{len(seeds)} | {verdict} |")  # fmt: skip
+                     f"{wins}/{len(paired)} | {t} | {verdict} |")  # fmt: skip
     return lines
 
 

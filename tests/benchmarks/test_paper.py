@@ -78,7 +78,7 @@ def test_write_renders_finished_cells_and_marks_the_rest_pending(paper, tmp_path
     assert "| pending |" in text.splitlines()[-1]  # Table 3 not computed yet
     # the claim pairs seeds: base's seed 1 has no duet partner, so only seed 0 counts
     claim = paper.render(tmp_path, "movielens-100k", [0, 1], "{{CLAIM}}")
-    assert "| din | +0.0400 | — / — | 1/2 | yes (provisional: seeds missing) |" in claim
+    assert "| din | +0.0400 | — / — | 1/1 | — | yes (provisional: seeds missing) |" in claim
 
 
 def test_ablation_cells_carry_their_options_and_compare_with_the_right_base(paper, tmp_path):
@@ -117,3 +117,18 @@ def test_figure4_renders_curves_gains_and_a_plot(paper, tmp_path):
     assert "| genre_shift @ 1 | shifted | during | 10 | +0.0200 [+0.0100, +0.0300] |" in lines
     assert sum(line.startswith("| genre_shift") for line in lines) == 3
     assert (tmp_path / "figure4.png").stat().st_size > 1000
+
+
+def test_claim_reports_wins_and_whether_the_gain_beats_seed_noise(paper):
+    """Paired t over seeds: a steady gain is significant, a gain one seed reverses is not."""
+    steady = {0: (0.80, 0.82), 1: (0.81, 0.83), 2: (0.79, 0.82)}  # seed: (base, duet)
+    noisy = {0: (0.80, 0.83), 1: (0.81, 0.80), 2: (0.79, 0.80)}
+    cells = {}
+    for backbone, runs in (("din", steady), ("sasrec", noisy)):
+        for seed, (base, duet) in runs.items():
+            cells[f"{backbone}-base-s{seed}"] = {"auc": base}
+            cells[f"{backbone}-duet-s{seed}"] = {"auc": duet}
+    rows = {r.split(" | ")[0]: r for r in paper.claim_md(cells, [0, 1, 2])}
+    assert "| 3/3 | +7.0 (4.30) | yes, significant |" in rows["| din"]
+    assert "| 2/3 | +0.9 (4.30) | yes, within noise |" in rows["| sasrec"]
+    assert "| pending |" in rows["| gru4rec"]
