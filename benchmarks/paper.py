@@ -150,7 +150,8 @@ def run_cells(cells: Sequence[Cell], epochs: int, data: Path, results: Path, run
 def cmd_train_table(args: argparse.Namespace) -> int:
     data = prepared(args.dataset, args.data_dir, args.runs)
     cells = grid(args.table, args.dataset, args.backbones, args.methods, args.seeds, args.n_p)
-    run_cells(cells, args.epochs or EPOCHS[args.table], data, args.results, args.runs)
+    epochs = EPOCHS[args.table] if args.epochs is None else args.epochs
+    run_cells(cells, epochs, data, args.results, args.runs)
     return 0
 
 

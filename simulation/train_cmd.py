@@ -26,6 +26,15 @@ DEFAULT_EPOCHS = {"clicks": 5, "images": 15}
 DEFAULT_BATCH_SIZE = {"clicks": 256, "images": 32}
 
 
+def positive_int(text: str) -> int:
+    """argparse type for counts: refuses 0 and negatives at parse time, before any data is
+    prepared, with the option's name in the message."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train and evaluate one method on one dataset")
     p.add_argument("--dataset", required=True, choices=DATASETS)
@@ -40,10 +49,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--prepared", type=Path, default=None, help="reuse a `data prepare` output")
     p.add_argument("--data-seed", type=int, default=0, help="negative sampling / synthetic data")
-    p.add_argument("--epochs", type=int, default=None, help="default: 5 clicks, 15 images")
-    p.add_argument("--batch-size", type=int, default=None, help="default: 256 clicks, 32 images")
+    p.add_argument("--epochs", type=positive_int, default=None, help="default: 5 clicks, 15 images")
+    p.add_argument(
+        "--batch-size", type=positive_int, default=None, help="default: 256 clicks, 32 images"
+    )
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--np", dest="num_generators", type=int, default=5, help="N_p SWA generators")
+    p.add_argument(
+        "--np", dest="num_generators", type=positive_int, default=5, help="N_p SWA generators"
+    )
     p.add_argument("--tau", type=float, default=1.0, help="SWA temperature")
     p.add_argument("--neck", choices=NECKS, default="mean",
                    help="PPG neck over real-time clicks (paper: gru; README says why mean)")  # fmt: skip
@@ -119,8 +132,9 @@ def run_train(args: argparse.Namespace) -> int:
     train_set, test_set = load_samples(data, "train"), load_samples(data, "test")
     torch.manual_seed(args.seed)
     model = DeviceModel(_model_config(args, meta))
-    epochs = args.epochs or DEFAULT_EPOCHS[meta["kind"]]
-    batch_size = args.batch_size or DEFAULT_BATCH_SIZE[meta["kind"]]
+    # `is None`, not `or`: an explicit 0 must reach TrainConfig's check, not become a default
+    epochs = DEFAULT_EPOCHS[meta["kind"]] if args.epochs is None else args.epochs
+    batch_size = DEFAULT_BATCH_SIZE[meta["kind"]] if args.batch_size is None else args.batch_size
     tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=args.lr, gamma=args.gamma,
                        augment=args.augment, seed=args.seed)  # fmt: skip
     start = time.perf_counter()
