@@ -113,8 +113,8 @@ def augment_images(
 
     Why the real-time frames: the PPG reads one per session, about 230 in all; left
     unchanged, they are the same 230 inputs every epoch, and the generator learns them
-    (DUET 0.46 against base 0.53 on MobileNetV3-Large, seeds 0-1; with them augmented 0.52,
-    docs/results.md). Their own stream leaves the scored frames' draws, and so any method
+    (MobileNetV3-Large DUET, seeds 0-2: 0.451, and 0.536 with them augmented, against base
+    0.568; docs/results.md). Their own stream leaves the scored frames' draws, and so any method
     without a PPG, exactly as before.
     """
     s = dataclasses.replace(s, pixels=flip_and_shift(s.pixels, g))
