@@ -11,6 +11,7 @@ command skips cached cells. Checkpoints stay under ``runs/paper/`` (git-ignored)
     .venv/bin/python benchmarks/paper.py table2            # CK+48, includes the N_p sweep (Table 4)
     .venv/bin/python benchmarks/paper.py table3            # sizes and delays of the DUET models (no training)
     .venv/bin/python benchmarks/paper.py figure4           # fleet run of the genre-shift scenario (per-session AUC)
+    .venv/bin/python benchmarks/paper.py finetune-sweep    # finetune's steps/lr on Table 1's base models
     .venv/bin/python benchmarks/paper.py write             # docs/results.md from the cached cells
 """
 
@@ -179,6 +180,70 @@ def cmd_ablation(args: argparse.Namespace) -> int:
         cells = [Cell("ablation", args.dataset, backbone, method, seed, tag=tag, options=options)
                  for seed in args.seeds for backbone in args.backbones]  # fmt: skip
         run_cells(cells, EPOCHS["table1"], data, args.results, args.runs)
+    return 0
+
+
+# ---- finetune sweep -----------------------------------------------------------------------
+# Table 1's finetune cells use FinetuneConfig's defaults (10 Adam steps at lr 1e-2), never
+# tuned, and land below base on every backbone. The sweep asks whether a gentler update
+# recovers base. A finetune cell adapts its seed's base model bit for bit, so the sweep
+# re-fine-tunes Table 1's base checkpoints rather than retraining: (steps, lr) per variant.
+FINETUNE_SWEEP = ((10, 1e-3), (10, 1e-4), (3, 1e-3))
+
+
+def finetune_variant(steps: int, lr: float) -> str:
+    return f"finetune-k{steps}-lr{lr:g}"
+
+
+def base_checkpoint(dataset: str, backbone: str, seed: int, data: Path, runs: Path) -> Path:
+    """Table 1's base run directory for (backbone, seed), trained here if this clone lacks
+    it: cached cell JSONs carry no weights, and a base cell retrains deterministically."""
+    from simulation.train_cmd import train_cell
+
+    run = Cell("table1", dataset, backbone, "base", seed).run_dir(runs)
+    if not (run / "model.pt").is_file():
+        print(f"finetune-sweep: training {run.name} (no checkpoint under {run})", flush=True)
+        train_cell(run, dataset=dataset, backbone=backbone, method="base", seed=seed,
+                   epochs=EPOCHS["table1"], prepared=data, no_progress=True)  # fmt: skip
+    return run
+
+
+def cmd_finetune_sweep(args: argparse.Namespace) -> int:
+    from duet.checkpoint import load_checkpoint
+    from duet.finetune import FinetuneConfig
+    from duet.train import evaluate
+    from pipelines.tensors import load_samples
+
+    data = prepared(args.dataset, args.data_dir, args.runs)
+    test = load_samples(data, "test")
+    folder = args.results / "finetune-sweep" / args.dataset
+    for seed in args.seeds:
+        for backbone in args.backbones:
+            todo = [(k, lr) for k, lr in FINETUNE_SWEEP
+                    if not (folder / f"{backbone}-{finetune_variant(k, lr)}-s{seed}.json").is_file()]  # fmt: skip
+            if not todo:
+                print(f"finetune-sweep {backbone} s{seed}: cached", flush=True)
+                continue
+            # fine-tuning clones the classifier's parameters: one loaded model serves all
+            model, _ = load_checkpoint(
+                base_checkpoint(args.dataset, backbone, seed, data, args.runs)
+            )
+            for steps, lr in todo:
+                variant = finetune_variant(steps, lr)
+                start = time.perf_counter()
+                metrics = evaluate(model, test, "finetune", FinetuneConfig(steps, lr, seed=seed))
+                metrics |= {
+                    "backbone": backbone, "seed": seed, "steps": steps, "lr": lr, "variant": variant,
+                    "wall_seconds": time.perf_counter() - start,
+                    "command": f"duet-sim train --dataset {args.dataset} --backbone {backbone} "
+                               f"--method finetune --finetune-steps {steps} --finetune-lr {lr:g} "
+                               f"--seed {seed} --epochs {EPOCHS['table1']} --prepared {data} --out OUT",
+                }  # fmt: skip
+                folder.mkdir(parents=True, exist_ok=True)
+                out = folder / f"{backbone}-{variant}-s{seed}.json"
+                out.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+                print(f"finetune-sweep {out.stem}: {metrics['auc']:.4f} "
+                      f"({metrics['wall_seconds']:.0f} s)", flush=True)  # fmt: skip
     return 0
 
 
@@ -491,15 +556,42 @@ def ablation_md(
     for backbone in sorted({c["backbone"] for c in ablation.values()}):
         seeds = sorted({c["seed"] for c in ablation.values() if c["backbone"] == backbone})
         for label, base_cells, base, duet_cells, duet in settings:
-            names = [(f"{backbone}-{base}-s{s}", f"{backbone}-{duet}-s{s}", s) for s in seeds]
-            pairs = [(base_cells[b]["auc"], duet_cells[d]["auc"], s) for b, d, s in names
-                     if b in base_cells and d in duet_cells]  # fmt: skip
-            if pairs:
-                b_auc = statistics.mean(x for x, _, _ in pairs)
-                d_auc = statistics.mean(y for _, y, _ in pairs)
-                used = ", ".join(str(s) for _, _, s in pairs)
-                lines.append(f"| {label} | {backbone} | {used} | {b_auc:.4f} | {d_auc:.4f} | "
-                             f"{d_auc - b_auc:+.4f} |")  # fmt: skip
+            lines += _paired_row(label, backbone, seeds, (base_cells, base), (duet_cells, duet))
+    return lines
+
+
+def _paired_row(label: str, backbone: str, seeds: Sequence[int],
+                base: tuple[dict[str, dict[str, Any]], str],
+                other: tuple[dict[str, dict[str, Any]], str]) -> list[str]:  # fmt: skip
+    """One "| label | backbone | seeds | base AUC | other AUC | other − base |" row over the
+    seeds both (cells, variant) have finished, or no row when they share none."""
+    (base_cells, b), (cells, o) = base, other
+    names = [(f"{backbone}-{b}-s{s}", f"{backbone}-{o}-s{s}", s) for s in seeds]
+    pairs = [(base_cells[x]["auc"], cells[y]["auc"], s) for x, y, s in names
+             if x in base_cells and y in cells]  # fmt: skip
+    if not pairs:
+        return []
+    b_auc = statistics.mean(x for x, _, _ in pairs)
+    o_auc = statistics.mean(y for _, y, _ in pairs)
+    used = ", ".join(str(s) for _, _, s in pairs)
+    return [f"| {label} | {backbone} | {used} | {b_auc:.4f} | {o_auc:.4f} | {o_auc - b_auc:+.4f} |"]
+
+
+def finetune_md(
+    table1: dict[str, dict[str, Any]], sweep: dict[str, dict[str, Any]], seeds: Sequence[int]
+) -> list[str]:
+    """finetune − base for Table 1's setting and each swept (steps, lr), paired by seed."""
+    lines = ["| finetune setting | backbone | seeds | base AUC | finetune AUC | finetune − base |",
+             "|---|---|---|---:|---:|---:|"]  # fmt: skip
+    settings = [("10 steps, lr 1e-2 (Table 1)", table1, "finetune")]
+    settings += [
+        (f"{k} steps, lr {lr:g}", sweep, finetune_variant(k, lr)) for k, lr in FINETUNE_SWEEP
+    ]
+    for backbone in CLICK_BACKBONES:
+        for label, cells, variant in settings:
+            lines += _paired_row(label, backbone, seeds, (table1, "base"), (cells, variant))
+    if len(lines) == 2:
+        lines.append("| pending: `.venv/bin/python benchmarks/paper.py finetune-sweep` | | | | | |")
     return lines
 
 
@@ -533,6 +625,7 @@ def render(
         "TABLE3": table3_md(results),
         "FIGURE4": figure4_md(results, plot),
         "ABLATION": ablation_md(t1, load_cells(results, "ablation", dataset)),
+        "FINETUNE": finetune_md(t1, load_cells(results, "finetune-sweep", dataset), seeds),
         "THROUGHPUT": throughput_md({"table1": t1, "table2": t2}),
     }
     text = template
@@ -576,6 +669,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ab.add_argument("--seeds", type=int, nargs="+", default=[0])
     ab.add_argument("--backbones", nargs="+", default=["din"], choices=CLICK_BACKBONES)
     ab.set_defaults(func=cmd_ablation)
+    ft = sub.add_parser("finetune-sweep", help="finetune's steps and lr on Table 1's base models")
+    ft.add_argument("--dataset", default="movielens-100k")
+    ft.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
+    ft.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ft.add_argument(
+        "--backbones", nargs="+", default=list(CLICK_BACKBONES), choices=CLICK_BACKBONES
+    )
+    ft.set_defaults(func=cmd_finetune_sweep)
     t3 = sub.add_parser("table3", help="upload/download sizes and delays")
     t3.add_argument("--dataset", default="movielens-100k", help="Table 1's dataset")
     t3.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")

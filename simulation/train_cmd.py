@@ -61,7 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--neck", choices=NECKS, default="mean",
                    help="PPG neck over real-time clicks (paper: gru; README says why mean)")  # fmt: skip
     p.add_argument("--gamma", type=float, default=1.0, help="session weight γ of Eq. 7")
-    p.add_argument("--finetune-steps", type=int, default=10)
+    p.add_argument("--finetune-steps", type=int, default=10,
+                   help="finetune: Adam steps per session on its real-time samples")  # fmt: skip
+    p.add_argument("--finetune-lr", type=float, default=1e-2, help="finetune: Adam learning rate")
     p.add_argument("--no-augment", dest="augment", action="store_false",
                    help="images: train without random flips and shifts")  # fmt: skip
     p.add_argument("--no-progress", action="store_true")
@@ -140,9 +142,8 @@ def run_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     losses = train(model, train_set, tcfg, progress=not args.no_progress)
     train_s = time.perf_counter() - start
-    metrics = evaluate(
-        model, test_set, args.method, FinetuneConfig(steps=args.finetune_steps, seed=args.seed)
-    )
+    finetune = FinetuneConfig(steps=args.finetune_steps, lr=args.finetune_lr, seed=args.seed)
+    metrics = evaluate(model, test_set, args.method, finetune)
     metrics |= {
         "method": args.method, "backbone": args.backbone, "dataset": args.dataset, "seed": args.seed,
         "params": on_device_params(model), "flops": on_device_flops(model, test_set),

@@ -132,3 +132,46 @@ def test_claim_reports_wins_and_whether_the_gain_beats_seed_noise(paper):
     assert "| 3/3 | +7.0 (4.30) | yes, significant |" in rows["| din"]
     assert "| 2/3 | +0.9 (4.30) | yes, within noise |" in rows["| sasrec"]
     assert "| pending |" in rows["| gru4rec"]
+
+
+def test_finetune_sweep_refinetunes_the_base_checkpoint_and_caches(paper, tmp_path, monkeypatch):
+    """The sweep trains the missing base checkpoint once, fine-tunes it per (steps, lr), and
+    caches each result; 0 steps must score exactly as the base model it loaded."""
+    from duet.checkpoint import load_checkpoint
+    from duet.train import evaluate
+    from pipelines.tensors import load_samples
+    from simulation.cli import main as cli_main
+
+    monkeypatch.setitem(paper.EPOCHS, "table1", 1)
+    monkeypatch.setattr(paper, "FINETUNE_SWEEP", ((0, 1e-3), (3, 3e-2)))
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    argv = ["--results", str(results), "--runs", str(runs), "finetune-sweep",
+            "--dataset", "synthetic-clicks", "--seeds", "0", "--backbones", "din"]  # fmt: skip
+    assert paper.cmd_finetune_sweep(paper.parse_args(argv)) == 0
+    sweep = paper.load_cells(results, "finetune-sweep", "synthetic-clicks")
+    assert set(sweep) == {"din-finetune-k0-lr0.001-s0", "din-finetune-k3-lr0.03-s0"}
+    base_run = runs / "table1" / "synthetic-clicks" / "din-base-s0"
+    model, _ = load_checkpoint(base_run)
+    base = evaluate(model, load_samples(runs / "data" / "synthetic-clicks", "test"), "base")
+    assert sweep["din-finetune-k0-lr0.001-s0"]["auc"] == pytest.approx(base["auc"], abs=1e-6)
+    assert sweep["din-finetune-k3-lr0.03-s0"]["auc"] != pytest.approx(base["auc"], abs=1e-6)
+    # the cached command reproduces the cell: `duet-sim train` retrains base and fine-tunes
+    command = sweep["din-finetune-k3-lr0.03-s0"]["command"].split()
+    assert "--finetune-steps" in command and command[-1] == "OUT"
+    assert cli_main([*command[1:-1], str(tmp_path / "cli")]) == 0
+    cli = json.loads((tmp_path / "cli" / "metrics.json").read_text())
+    assert cli["auc"] == pytest.approx(sweep["din-finetune-k3-lr0.03-s0"]["auc"], abs=1e-9)
+    # a rerun finds every result cached: the base model is neither retrained nor reloaded
+    trained_at = (base_run / "model.pt").stat().st_mtime_ns
+    monkeypatch.setattr("duet.checkpoint.load_checkpoint", lambda *_: pytest.fail("reloaded"))
+    assert paper.cmd_finetune_sweep(paper.parse_args(argv)) == 0
+    assert (base_run / "model.pt").stat().st_mtime_ns == trained_at
+    # docs: each setting paired by seed with Table 1's base
+    t1 = {"din-base-s0": base, "din-finetune-s0": {"auc": base["auc"] - 0.02}}
+    lines = paper.finetune_md(t1, sweep, [0])
+    assert lines[2].endswith(
+        f"| din | 0 | {base['auc']:.4f} | {base['auc'] - 0.02:.4f} | -0.0200 |"
+    )
+    assert lines[3].startswith("| 0 steps, lr 0.001 | din | 0 |") and lines[3].endswith("0.0000 |")
+    assert len(lines) == 5
+    assert "pending" in paper.finetune_md({}, {}, [0])[2]
