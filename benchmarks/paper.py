@@ -186,25 +186,34 @@ def cmd_ablation(args: argparse.Namespace) -> int:
 # ---- finetune sweep -----------------------------------------------------------------------
 # Table 1's finetune cells use FinetuneConfig's defaults (10 Adam steps at lr 1e-2), never
 # tuned, and land below base on every backbone. The sweep asks whether a gentler update
-# recovers base. A finetune cell adapts its seed's base model bit for bit, so the sweep
-# re-fine-tunes Table 1's base checkpoints rather than retraining: (steps, lr) per variant.
-FINETUNE_SWEEP = ((10, 1e-3), (10, 1e-4), (3, 1e-3))
+# recovers base, and, under the h10-r30 protocol (real-time clicks beyond the history),
+# whether fine-tuning gains where DUET does. A finetune cell adapts its seed's base model
+# bit for bit, so the sweep re-fine-tunes the base checkpoints rather than retraining; its
+# (10, 1e-2) cells must reproduce Table 1's finetune cells. (steps, lr) per variant.
+FINETUNE_SWEEP = ((10, 1e-2), (10, 1e-3), (10, 1e-4), (3, 1e-3))
 
 
-def finetune_variant(steps: int, lr: float) -> str:
-    return f"finetune-k{steps}-lr{lr:g}"
+def finetune_variant(steps: int, lr: float, protocol: str = "") -> str:
+    return f"finetune-k{steps}-lr{lr:g}" + (f"-{protocol}" if protocol else "")
 
 
-def base_checkpoint(dataset: str, backbone: str, seed: int, data: Path, runs: Path) -> Path:
-    """Table 1's base run directory for (backbone, seed), trained here if this clone lacks
-    it: cached cell JSONs carry no weights, and a base cell retrains deterministically."""
+def base_cell(dataset: str, backbone: str, seed: int, protocol: str) -> Cell:
+    """The base cell a finetune of this protocol adapts: Table 1's, or the ablation's."""
+    if protocol:
+        return Cell("ablation", dataset, backbone, "base", seed, tag=protocol)
+    return Cell("table1", dataset, backbone, "base", seed)
+
+
+def base_checkpoint(cell: Cell, data: Path, runs: Path) -> Path:
+    """``cell``'s run directory, trained here if this clone lacks it: cached cell JSONs carry
+    no weights, and a base cell retrains deterministically."""
     from simulation.train_cmd import train_cell
 
-    run = Cell("table1", dataset, backbone, "base", seed).run_dir(runs)
+    run = cell.run_dir(runs)
     if not (run / "model.pt").is_file():
         print(f"finetune-sweep: training {run.name} (no checkpoint under {run})", flush=True)
-        train_cell(run, dataset=dataset, backbone=backbone, method="base", seed=seed,
-                   epochs=EPOCHS["table1"], prepared=data, no_progress=True)  # fmt: skip
+        train_cell(run, dataset=cell.dataset, backbone=cell.backbone, method="base",
+                   seed=cell.seed, epochs=EPOCHS["table1"], prepared=data, no_progress=True)  # fmt: skip
     return run
 
 
@@ -214,27 +223,27 @@ def cmd_finetune_sweep(args: argparse.Namespace) -> int:
     from duet.train import evaluate
     from pipelines.tensors import load_samples
 
-    data = prepared(args.dataset, args.data_dir, args.runs)
+    data = prepared(args.dataset, args.data_dir, args.runs, args.protocol)
     test = load_samples(data, "test")
     folder = args.results / "finetune-sweep" / args.dataset
     for seed in args.seeds:
         for backbone in args.backbones:
-            todo = [(k, lr) for k, lr in FINETUNE_SWEEP
-                    if not (folder / f"{backbone}-{finetune_variant(k, lr)}-s{seed}.json").is_file()]  # fmt: skip
+            variants = [(k, lr, finetune_variant(k, lr, args.protocol)) for k, lr in FINETUNE_SWEEP]
+            todo = [
+                v for v in variants if not (folder / f"{backbone}-{v[2]}-s{seed}.json").is_file()
+            ]
             if not todo:
                 print(f"finetune-sweep {backbone} s{seed}: cached", flush=True)
                 continue
             # fine-tuning clones the classifier's parameters: one loaded model serves all
-            model, _ = load_checkpoint(
-                base_checkpoint(args.dataset, backbone, seed, data, args.runs)
-            )
-            for steps, lr in todo:
-                variant = finetune_variant(steps, lr)
+            base = base_cell(args.dataset, backbone, seed, args.protocol)
+            model, _ = load_checkpoint(base_checkpoint(base, data, args.runs))
+            for steps, lr, variant in todo:
                 start = time.perf_counter()
                 metrics = evaluate(model, test, "finetune", FinetuneConfig(steps, lr, seed=seed))
                 metrics |= {
                     "backbone": backbone, "seed": seed, "steps": steps, "lr": lr, "variant": variant,
-                    "wall_seconds": time.perf_counter() - start,
+                    "protocol": args.protocol, "wall_seconds": time.perf_counter() - start,
                     "command": f"duet-sim train --dataset {args.dataset} --backbone {backbone} "
                                f"--method finetune --finetune-steps {steps} --finetune-lr {lr:g} "
                                f"--seed {seed} --epochs {EPOCHS['table1']} --prepared {data} --out OUT",
@@ -578,18 +587,22 @@ def _paired_row(label: str, backbone: str, seeds: Sequence[int],
 
 
 def finetune_md(
-    table1: dict[str, dict[str, Any]], sweep: dict[str, dict[str, Any]], seeds: Sequence[int]
+    table1: dict[str, dict[str, Any]],
+    ablation: dict[str, dict[str, Any]],
+    sweep: dict[str, dict[str, Any]],
+    seeds: Sequence[int],
 ) -> list[str]:
-    """finetune − base for Table 1's setting and each swept (steps, lr), paired by seed."""
-    lines = ["| finetune setting | backbone | seeds | base AUC | finetune AUC | finetune − base |",
+    """finetune − base for each swept (steps, lr), paired by seed with the base it adapted
+    (Table 1's under the paper protocol, the ablation's under another)."""
+    lines = ["| protocol, finetune setting | backbone | seeds | base AUC | finetune AUC | finetune − base |",
              "|---|---|---|---:|---:|---:|"]  # fmt: skip
-    settings = [("10 steps, lr 1e-2 (Table 1)", table1, "finetune")]
-    settings += [
-        (f"{k} steps, lr {lr:g}", sweep, finetune_variant(k, lr)) for k, lr in FINETUNE_SWEEP
-    ]
-    for backbone in CLICK_BACKBONES:
-        for label, cells, variant in settings:
-            lines += _paired_row(label, backbone, seeds, (table1, "base"), (cells, variant))
+    for protocol, base_cells in (("", table1), *((p, ablation) for p in PROTOCOLS)):
+        base = f"base-{protocol}" if protocol else "base"
+        for backbone in CLICK_BACKBONES:
+            for k, lr in FINETUNE_SWEEP:
+                label = f"{protocol or 'paper'}, {k} steps, lr {lr:g}"
+                other = (sweep, finetune_variant(k, lr, protocol))
+                lines += _paired_row(label, backbone, seeds, (base_cells, base), other)
     if len(lines) == 2:
         lines.append("| pending: `.venv/bin/python benchmarks/paper.py finetune-sweep` | | | | | |")
     return lines
@@ -616,6 +629,7 @@ def render(
     """docs/results.md: the static discussion (``template``) with every table filled in."""
     t1 = load_cells(results, "table1", dataset)
     t2 = load_cells(results, "table2", "ckplus")
+    ablation = load_cells(results, "ablation", dataset)
     parts = {
         "TABLE1": table1_md(t1, seeds),
         "CLAIM": claim_md(t1, seeds),
@@ -624,8 +638,10 @@ def render(
         "SWA2": swa_md(t2, seeds, "accuracy", IMAGE_BACKBONES, "duet-np5"),
         "TABLE3": table3_md(results),
         "FIGURE4": figure4_md(results, plot),
-        "ABLATION": ablation_md(t1, load_cells(results, "ablation", dataset)),
-        "FINETUNE": finetune_md(t1, load_cells(results, "finetune-sweep", dataset), seeds),
+        "ABLATION": ablation_md(t1, ablation),
+        "FINETUNE": finetune_md(
+            t1, ablation, load_cells(results, "finetune-sweep", dataset), seeds
+        ),
         "THROUGHPUT": throughput_md({"table1": t1, "table2": t2}),
     }
     text = template
@@ -672,7 +688,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ft = sub.add_parser("finetune-sweep", help="finetune's steps and lr on Table 1's base models")
     ft.add_argument("--dataset", default="movielens-100k")
     ft.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
-    ft.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ft.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    ft.add_argument("--protocol", default="", choices=["", *PROTOCOLS],
+                    help="data protocol of the base models (default: the paper's, Table 1)")  # fmt: skip
     ft.add_argument(
         "--backbones", nargs="+", default=list(CLICK_BACKBONES), choices=CLICK_BACKBONES
     )

@@ -136,7 +136,8 @@ def test_claim_reports_wins_and_whether_the_gain_beats_seed_noise(paper):
 
 def test_finetune_sweep_refinetunes_the_base_checkpoint_and_caches(paper, tmp_path, monkeypatch):
     """The sweep trains the missing base checkpoint once, fine-tunes it per (steps, lr), and
-    caches each result; 0 steps must score exactly as the base model it loaded."""
+    caches each result; 0 steps must score exactly as the base model it loaded, and a cached
+    command must reproduce its cell through `duet-sim train`."""
     from duet.checkpoint import load_checkpoint
     from duet.train import evaluate
     from pipelines.tensors import load_samples
@@ -166,12 +167,13 @@ def test_finetune_sweep_refinetunes_the_base_checkpoint_and_caches(paper, tmp_pa
     monkeypatch.setattr("duet.checkpoint.load_checkpoint", lambda *_: pytest.fail("reloaded"))
     assert paper.cmd_finetune_sweep(paper.parse_args(argv)) == 0
     assert (base_run / "model.pt").stat().st_mtime_ns == trained_at
-    # docs: each setting paired by seed with Table 1's base
-    t1 = {"din-base-s0": base, "din-finetune-s0": {"auc": base["auc"] - 0.02}}
-    lines = paper.finetune_md(t1, sweep, [0])
-    assert lines[2].endswith(
-        f"| din | 0 | {base['auc']:.4f} | {base['auc'] - 0.02:.4f} | -0.0200 |"
-    )
-    assert lines[3].startswith("| 0 steps, lr 0.001 | din | 0 |") and lines[3].endswith("0.0000 |")
+    # docs: each setting paired by seed with the base it adapted, per protocol
+    ablation = {"din-base-h10-r30-s0": {"auc": 0.70}}
+    sweep["din-finetune-k3-lr0.03-h10-r30-s0"] = {"auc": 0.72}
+    lines = paper.finetune_md({"din-base-s0": base}, ablation, sweep, [0])
+    assert lines[2].startswith("| paper, 0 steps, lr 0.001 | din | 0 |")
+    assert lines[2].endswith("0.0000 |")  # 0 steps: the base model itself
+    assert lines[3].startswith("| paper, 3 steps, lr 0.03 | din | 0 |")
+    assert lines[4] == "| h10-r30, 3 steps, lr 0.03 | din | 0 | 0.7000 | 0.7200 | +0.0200 |"
     assert len(lines) == 5
-    assert "pending" in paper.finetune_md({}, {}, [0])[2]
+    assert "pending" in paper.finetune_md({}, {}, {}, [0])[2]
