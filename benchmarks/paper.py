@@ -240,7 +240,8 @@ def cmd_finetune_sweep(args: argparse.Namespace) -> int:
             model, _ = load_checkpoint(base_checkpoint(base, data, args.runs))
             for steps, lr, variant in todo:
                 start = time.perf_counter()
-                metrics = evaluate(model, test, "finetune", FinetuneConfig(steps, lr, seed=seed))
+                ft = FinetuneConfig(steps, lr, seed=seed)
+                metrics: dict[str, Any] = dict(evaluate(model, test, "finetune", ft))
                 metrics |= {
                     "backbone": backbone, "seed": seed, "steps": steps, "lr": lr, "variant": variant,
                     "protocol": args.protocol, "wall_seconds": time.perf_counter() - start,
