@@ -193,8 +193,13 @@ def cmd_ablation(args: argparse.Namespace) -> int:
 FINETUNE_SWEEP = ((10, 1e-2), (10, 1e-3), (10, 1e-4), (3, 1e-3))
 
 
-def finetune_variant(steps: int, lr: float, protocol: str = "") -> str:
-    return f"finetune-k{steps}-lr{lr:g}" + (f"-{protocol}" if protocol else "")
+def sweep_cell(dataset: str, backbone: str, seed: int, steps: int, lr: float,
+               protocol: str = "") -> Cell:  # fmt: skip
+    """One swept finetune, named and cached like any cell (``<backbone>-finetune-k10-lr0.001
+    [-h10-r30]-s0``) and reproducible as one `duet-sim train` command."""
+    tag = f"k{steps}-lr{lr:g}" + (f"-{protocol}" if protocol else "")
+    options = (("finetune_steps", steps), ("finetune_lr", lr))
+    return Cell("finetune-sweep", dataset, backbone, "finetune", seed, tag=tag, options=options)
 
 
 def base_cell(dataset: str, backbone: str, seed: int, protocol: str) -> Cell:
@@ -225,34 +230,30 @@ def cmd_finetune_sweep(args: argparse.Namespace) -> int:
 
     data = prepared(args.dataset, args.data_dir, args.runs, args.protocol)
     test = load_samples(data, "test")
-    folder = args.results / "finetune-sweep" / args.dataset
     for seed in args.seeds:
         for backbone in args.backbones:
-            variants = [(k, lr, finetune_variant(k, lr, args.protocol)) for k, lr in FINETUNE_SWEEP]
-            todo = [
-                v for v in variants if not (folder / f"{backbone}-{v[2]}-s{seed}.json").is_file()
-            ]
+            cells = [sweep_cell(args.dataset, backbone, seed, k, lr, args.protocol)
+                     for k, lr in FINETUNE_SWEEP]  # fmt: skip
+            todo = [c for c in cells if not c.cached(args.results).is_file()]
             if not todo:
                 print(f"finetune-sweep {backbone} s{seed}: cached", flush=True)
                 continue
             # fine-tuning clones the classifier's parameters: one loaded model serves all
             base = base_cell(args.dataset, backbone, seed, args.protocol)
             model, _ = load_checkpoint(base_checkpoint(base, data, args.runs))
-            for steps, lr, variant in todo:
+            for cell in todo:
+                options = dict(cell.options)
                 start = time.perf_counter()
-                ft = FinetuneConfig(steps, lr, seed=seed)
+                ft = FinetuneConfig(options["finetune_steps"], options["finetune_lr"], seed=seed)
                 metrics: dict[str, Any] = dict(evaluate(model, test, "finetune", ft))
-                metrics |= {
-                    "backbone": backbone, "seed": seed, "steps": steps, "lr": lr, "variant": variant,
-                    "protocol": args.protocol, "wall_seconds": time.perf_counter() - start,
-                    "command": f"duet-sim train --dataset {args.dataset} --backbone {backbone} "
-                               f"--method finetune --finetune-steps {steps} --finetune-lr {lr:g} "
-                               f"--seed {seed} --epochs {EPOCHS['table1']} --prepared {data} --out OUT",
-                }  # fmt: skip
-                folder.mkdir(parents=True, exist_ok=True)
-                out = folder / f"{backbone}-{variant}-s{seed}.json"
+                metrics |= {"backbone": backbone, "seed": seed, "steps": ft.steps, "lr": ft.lr,
+                            "variant": cell.variant, "protocol": args.protocol,
+                            "wall_seconds": time.perf_counter() - start,
+                            "command": train_command(cell, EPOCHS["table1"], data)}  # fmt: skip
+                out = cell.cached(args.results)
+                out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-                print(f"finetune-sweep {out.stem}: {metrics['auc']:.4f} "
+                print(f"finetune-sweep {cell.name}: {metrics['auc']:.4f} "
                       f"({metrics['wall_seconds']:.0f} s)", flush=True)  # fmt: skip
     return 0
 
@@ -602,7 +603,7 @@ def finetune_md(
         for backbone in CLICK_BACKBONES:
             for k, lr in FINETUNE_SWEEP:
                 label = f"{protocol or 'paper'}, {k} steps, lr {lr:g}"
-                other = (sweep, finetune_variant(k, lr, protocol))
+                other = (sweep, sweep_cell("", backbone, 0, k, lr, protocol).variant)
                 lines += _paired_row(label, backbone, seeds, (base_cells, base), other)
     if len(lines) == 2:
         lines.append("| pending: `.venv/bin/python benchmarks/paper.py finetune-sweep` | | | | | |")
