@@ -26,13 +26,20 @@ DEFAULT_EPOCHS = {"clicks": 5, "images": 15}
 DEFAULT_BATCH_SIZE = {"clicks": 256, "images": 32}
 
 
-def positive_int(text: str) -> int:
-    """argparse type for counts: refuses 0 and negatives at parse time, before any data is
-    prepared, with the option's name in the message."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def int_at_least(minimum: int):
+    """argparse type for counts: refuses values below ``minimum`` at parse time, before any
+    data is prepared, with the option's name in the message."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+positive_int = int_at_least(1)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,8 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--neck", choices=NECKS, default="mean",
                    help="PPG neck over real-time clicks (paper: gru; README says why mean)")  # fmt: skip
     p.add_argument("--gamma", type=float, default=1.0, help="session weight γ of Eq. 7")
-    p.add_argument("--finetune-steps", type=int, default=10,
-                   help="finetune: Adam steps per session on its real-time samples")  # fmt: skip
+    p.add_argument("--finetune-steps", type=int_at_least(0), default=10,
+                   help="finetune: Adam steps per session on its real-time samples (0: base)")  # fmt: skip
     p.add_argument("--finetune-lr", type=float, default=1e-2, help="finetune: Adam learning rate")
     p.add_argument("--no-augment", dest="augment", action="store_false",
                    help="images: train without random flips and shifts")  # fmt: skip
