@@ -13,12 +13,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from pipelines.argtypes import int_in_range
 from pipelines.errors import DataError
+from pipelines.names import DATASET_NAMES, IMAGE_CHANNELS, IMAGE_SIZES, SPLITS
 
-DATASET_NAMES = (
-    "movielens-100k", "movielens-1m", "movielens-10m", "movielens-20m", "movielens-25m",
-    "movielens-latest", "ckplus", "synthetic-clicks", "synthetic-video",
-)  # fmt: skip
 FETCH_NAMES = (
     "movielens-100k", "movielens-1m", "movielens-10m", "movielens-20m", "movielens-25m",
     "movielens-latest", "movielens-latest-small", "ckplus",
@@ -61,6 +59,8 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
         help="cut sessions at this inactivity gap instead of by length",
     )
     p.add_argument("--test-sessions", type=int, default=1, help="each user's last N sessions")
+    p.add_argument("--val-sessions", type=int_in_range(0), default=1,
+                   help="the N sessions before a user's test sessions: validation (0: none)")  # fmt: skip
     p.add_argument(
         "--history-length",
         type=int,
@@ -76,7 +76,10 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-negatives", type=int, default=4)
     p.add_argument("--test-negatives", type=int, default=100)
     p.add_argument("--k-core", type=int, default=0, help="0 = no k-core filter")
-    p.add_argument("--image-size", type=int, default=48)
+    p.add_argument("--image-size", type=int_in_range(IMAGE_SIZES.start, IMAGE_SIZES.stop - 1),
+                   default=48, help="square side of CK+ frames (paper: 224)")
+    p.add_argument("--image-channels", type=int, choices=IMAGE_CHANNELS, default=1,
+                   help="3 repeats the gray plane: the paper's 224x224x3 input")  # fmt: skip
     p.add_argument(
         "--synthetic",
         action="append",
@@ -114,7 +117,7 @@ def _prepare(args: argparse.Namespace) -> int:
     defaults = default_options(args.dataset)
     options = SessionOptions(
         session_length=args.session_length, session_gap_s=args.session_gap_s,
-        test_sessions=args.test_sessions,
+        test_sessions=args.test_sessions, val_sessions=args.val_sessions,
         history_length=defaults.history_length if args.history_length is None else args.history_length,
         realtime_size=defaults.realtime_size if args.realtime_size is None else args.realtime_size,
         train_negatives=args.train_negatives,
@@ -128,7 +131,8 @@ def _prepare(args: argparse.Namespace) -> int:
     elif args.synthetic:
         raise ValueError(f"--synthetic applies to synthetic datasets, not {args.dataset}")
     meta = prepare(args.dataset, args.out, data_dir=args.data_dir, options=options,
-                   seed=args.seed, image_size=args.image_size, **configs)  # fmt: skip
+                   seed=args.seed, image_size=args.image_size,
+                   image_channels=args.image_channels, **configs)  # fmt: skip
     counts = ", ".join(f"{k}={v}" for k, v in meta["counts"].items())
     print(f"prepared {args.dataset} -> {args.out} ({counts})")
     return 0
@@ -163,7 +167,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export-duet", help="prepared clicks -> DUET reference text format")
     p.add_argument("--prepared", required=True, type=Path, help="a prepared directory")
     p.add_argument("--dest", required=True, type=Path, help="folder for <split>.txt")
-    p.add_argument("--split", nargs="+", default=["train", "test"], choices=["train", "test"])
+    p.add_argument("--split", nargs="+", default=list(SPLITS), choices=SPLITS)
     p.set_defaults(func=_guarded(p.prog, _export))
 
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from pipelines.errors import DataError
 from pipelines.samples import sample_negatives, seen_keys, windows
-from pipelines.sessions import SessionOptions, protocol
+from pipelines.sessions import SessionOptions, protocol, split_counts
 
 
 def click_sessions_schema(realtime_size: int) -> pa.Schema:
@@ -45,6 +45,7 @@ class ClickTables:
 
     sessions: pa.Table
     train: pa.Table
+    val: pa.Table
     test: pa.Table
     items: pa.Table
     counts: dict[str, int]
@@ -78,9 +79,12 @@ def build_click_tables(
     seen = seen_keys(users, item_arr, num_items)
     sessions = _sessions_table(df, item_arr, user_start, options.realtime_size)
     splits = {}
+    # streams 0 and 1 are train and test as before validation existed; val is scored like
+    # test (same number of negatives) so that its metrics estimate the test metrics
     for stream, (split, k) in enumerate(
-        (("train", options.train_negatives), ("test", options.test_negatives))
-    ):
+        (("train", options.train_negatives), ("test", options.test_negatives),
+         ("val", options.test_negatives))
+    ):  # fmt: skip
         rows = np.flatnonzero(df["split"].to_numpy() == split)
         rng = np.random.default_rng([seed, stream])
         splits[split] = _samples_table(df, rows, item_arr, user_start, seen, rng, options, k)
@@ -88,12 +92,11 @@ def build_click_tables(
     counts = {
         "users": int(users.max()) + 1, "items": num_items, "interactions": df.height,
         "sessions": sessions.num_rows,
-        "train_sessions": int(pa.compute.sum(pa.compute.equal(sessions["split"], "train")).as_py()),
-        "test_sessions": int(pa.compute.sum(pa.compute.equal(sessions["split"], "test")).as_py() or 0),
-        "train_rows": splits["train"].num_rows, "test_rows": splits["test"].num_rows,
+        **split_counts(sessions["split"], splits),
         "genres": len({g for gs in items_table["genres"].to_pylist() for g in gs}),
     }  # fmt: skip
-    return ClickTables(sessions, splits["train"], splits["test"], items_table, counts)
+    return ClickTables(sessions, splits["train"], splits["val"], splits["test"], items_table,
+                       counts)  # fmt: skip
 
 
 def _sessions_table(

@@ -9,7 +9,7 @@ import polars as pl
 import pyarrow as pa
 
 from pipelines.errors import DataError
-from pipelines.sessions import assign_split
+from pipelines.sessions import SPLITS, assign_split, split_counts
 
 
 def image_sessions_schema(frame_bytes: int) -> pa.Schema:
@@ -37,6 +37,7 @@ class ImageTables:
 
     sessions: pa.Table
     train: pa.Table
+    val: pa.Table
     test: pa.Table
     counts: dict[str, int]
 
@@ -53,43 +54,54 @@ def index_sessions(frames: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _fixed_bytes(column: pl.Series, frame_bytes: int, path: str) -> pa.FixedSizeListArray:
-    """Binary pixel column -> fixed-size uint8 list (Ray Data reads it as a (B, CHW) tensor)."""
+def _fixed_bytes(
+    column: pl.Series, plane_bytes: int, channels: int, path: str
+) -> pa.FixedSizeListArray:
+    """Binary gray pixel column -> fixed-size uint8 list of ``channels`` copies of each
+    plane, (C, H, W) order (Ray Data reads it as a (B, CHW) tensor)."""
     flat = np.frombuffer(b"".join(column.to_list()), dtype=np.uint8)
-    if flat.size != frame_bytes * len(column):
-        raise DataError(path, f"frames are not all {frame_bytes} bytes")
-    return pa.FixedSizeListArray.from_arrays(pa.array(flat), frame_bytes)
+    if flat.size != plane_bytes * len(column):
+        raise DataError(path, f"frames are not all {plane_bytes} bytes")
+    planes = flat.reshape(len(column), 1, plane_bytes)
+    flat = np.broadcast_to(planes, (len(column), channels, plane_bytes)).ravel()
+    return pa.FixedSizeListArray.from_arrays(pa.array(flat), channels * plane_bytes)
 
 
-def build_image_tables(frames: pl.DataFrame, frame_bytes: int, test_sessions: int) -> ImageTables:
+def build_image_tables(
+    frames: pl.DataFrame, plane_bytes: int, test_sessions: int, val_sessions: int = 0,
+    channels: int = 1,
+) -> ImageTables:  # fmt: skip
     """Split videos by time per subject and build the session and frame tables.
 
     Args:
-        frames (pl.DataFrame): :data:`pipelines.ckplus.FRAMES_SCHEMA` rows.
-        frame_bytes (int): C*H*W of every frame.
+        frames (pl.DataFrame): :data:`pipelines.ckplus.FRAMES_SCHEMA` rows (gray planes).
+        plane_bytes (int): H*W of every frame.
         test_sessions (int): each subject's last sessions that go to test (see assign_split).
+        val_sessions (int): the sessions before those that go to validation.
+        channels (int): copies of the gray plane per frame: 3 is the paper's RGB-shaped
+            input (Table 5, 224x224x3), 1 keeps gray.
     """
-    df = assign_split(index_sessions(frames.lazy()), test_sessions).collect()
+    frame_bytes = channels * plane_bytes
+    df = assign_split(index_sessions(frames.lazy()), test_sessions, val_sessions).collect()
     sessions = df.group_by("session", maintain_order=True).agg(
         pl.col("user", "subject", "sequence", "session_index", "split").first(),
         label=pl.col("label").max(), n_frames=pl.len().cast(pl.Int32),
         realtime=pl.col("pixels").first(),
     )  # fmt: skip
     table = sessions.drop("realtime").to_arrow().append_column(
-        "realtime", _fixed_bytes(sessions["realtime"], frame_bytes, "<sessions>")
+        "realtime", _fixed_bytes(sessions["realtime"], plane_bytes, channels, "<sessions>")
     )
     splits = {}
-    for split in ("train", "test"):
+    for split in SPLITS:
         part = df.filter(pl.col("split") == split)
         cols = part.select("user", "session", "position", "label").to_arrow()
-        cols = cols.append_column("pixels", _fixed_bytes(part["pixels"], frame_bytes, split))
+        pixels = _fixed_bytes(part["pixels"], plane_bytes, channels, split)
+        cols = cols.append_column("pixels", pixels)
         cols = cols.append_column("source", part["source"].to_arrow())
         splits[split] = cols.cast(image_frames_schema(frame_bytes))
     counts = {
         "users": int(df["user"].max()) + 1, "sessions": table.num_rows, "frames": df.height,
-        "train_sessions": int((sessions["split"] == "train").sum()),
-        "test_sessions": int((sessions["split"] == "test").sum()),
-        "train_rows": splits["train"].num_rows, "test_rows": splits["test"].num_rows,
+        **split_counts(table["split"], splits),
     }  # fmt: skip
     return ImageTables(table.cast(image_sessions_schema(frame_bytes)), splits["train"],
-                       splits["test"], counts)  # fmt: skip
+                       splits["val"], splits["test"], counts)  # fmt: skip

@@ -1,7 +1,7 @@
 """``duet-sim data prepare``: raw dataset -> a prepared directory, written atomically.
 
-A prepared directory holds ``sessions.parquet``, ``train.parquet``, ``test.parquet``,
-``meta.json`` and, for clicks, ``items.parquet`` (schemas in docs/data.md).
+A prepared directory holds ``sessions.parquet``, ``train.parquet``, ``val.parquet``,
+``test.parquet``, ``meta.json`` and, for clicks, ``items.parquet`` (schemas in docs/data.md).
 """
 
 from __future__ import annotations
@@ -18,27 +18,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.errors import DataError
+from pipelines.names import DATASETS, SPLITS, check_image_input
 from pipelines.sessions import SessionOptions
 from pipelines.synthetic import SyntheticClicksConfig, SyntheticVideoConfig
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: a validation split (val.parquet) and image channels
 DATA_DIR_ENV = "DUET_DATA_DIR"
-
-# dataset -> (kind, sub-folders of the data dir to try, in order)
-DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "movielens-100k": ("clicks", ("ml-100k",)),
-    "movielens-1m": ("clicks", ("ml-1m",)),
-    "movielens-10m": ("clicks", ("ml-10M100K", "ml-10m")),
-    "movielens-20m": ("clicks", ("ml-20m",)),
-    "movielens-25m": ("clicks", ("ml-25m",)),
-    "movielens-latest": ("clicks", ("ml-latest", "ml-latest-small")),
-    "ckplus": ("images", ("ck-plus-48", "CK+48", "ckplus", "CK+")),
-    "synthetic-clicks": ("clicks", ()),
-    "synthetic-video": ("images", ()),
-}
-
 
 # The paper's protocol (history 30, R = 10) everywhere except ``synthetic-clicks``: there a
 # real-time window of 10 clicks is a subset of the 30-click history, so conditioning on it
@@ -66,7 +53,7 @@ def resolve_source(dataset: str, data_dir: str | Path | None) -> Path | None:
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset: expected one of {', '.join(DATASETS)}, got {dataset!r}")
-    folders = DATASETS[dataset][1]
+    folders = DATASETS[dataset].folders
     if not folders:
         return None
     data_dir = data_dir or os.environ.get(DATA_DIR_ENV)
@@ -84,7 +71,7 @@ def resolve_source(dataset: str, data_dir: str | Path | None) -> Path | None:
 def prepare(
     dataset: str, out: str | Path, *, data_dir: str | Path | None = None,
     options: SessionOptions | None = None, seed: int = 0, image_size: int = 48,
-    clicks_config: SyntheticClicksConfig | None = None,
+    image_channels: int = 1, clicks_config: SyntheticClicksConfig | None = None,
     video_config: SyntheticVideoConfig | None = None,
 ) -> dict:  # fmt: skip
     """Prepare ``dataset`` into ``out``; on any failure ``out`` is left as it was.
@@ -96,7 +83,10 @@ def prepare(
         options (SessionOptions | None): protocol knobs (clicks use all of them, images
             only ``test_sessions``). Default: :func:`default_options`.
         seed (int): seeds negatives and synthetic data; same seed, byte-identical Parquet.
-        image_size (int): square side images are resized to (CK+ original layout). Default: 48.
+        image_size (int): square side CK+ frames are resized to (bilinear). Default: 48,
+            CK+48's own size; the paper's input is 224 (Table 5).
+        image_channels (int): 1 (gray) or 3 (the gray plane repeated, the paper's
+            224x224x3 input). Default: 1.
         clicks_config (SyntheticClicksConfig | None): ``synthetic-clicks`` knobs.
         video_config (SyntheticVideoConfig | None): ``synthetic-video`` knobs.
 
@@ -104,8 +94,10 @@ def prepare(
         dict: the ``meta.json`` content.
 
     Raises:
+        ValueError: an image size or channel count out of range, before anything is read.
         DataError: bad or missing input, naming the file.
     """
+    check_image_input(image_size, image_channels)
     options = options or default_options(dataset)
     source = resolve_source(dataset, data_dir)
     out = Path(out)
@@ -114,10 +106,11 @@ def prepare(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        if DATASETS[dataset][0] == "clicks":
+        if DATASETS[dataset].kind == "clicks":
             meta = _prepare_clicks(dataset, source, tmp, options, seed, clicks_config)
         else:
-            meta = _prepare_images(dataset, source, tmp, options, seed, image_size, video_config)
+            image = (image_size, image_channels)
+            meta = _prepare_images(dataset, source, tmp, options, seed, image, video_config)
         meta = {"schema_version": SCHEMA_VERSION, "dataset": dataset, "seed": seed,
                 "source": str(source) if source else None,
                 "options": dataclasses.asdict(options), **meta,
@@ -141,7 +134,7 @@ def _prepare_clicks(dataset, source, tmp, options, seed, config) -> dict:
     else:
         interactions, items = read_movielens(source)
     tables = build_click_tables(interactions, items, options, seed)
-    for name in ("sessions", "train", "test", "items"):
+    for name in ("sessions", *SPLITS, "items"):
         write_parquet(getattr(tables, name), tmp / f"{name}.parquet")
     genres = sorted({g for gs in tables.items["genres"].to_pylist() for g in gs})
     return {
@@ -152,26 +145,25 @@ def _prepare_clicks(dataset, source, tmp, options, seed, config) -> dict:
     }  # fmt: skip
 
 
-def _prepare_images(dataset, source, tmp, options, seed, image_size, config) -> dict:
+def _prepare_images(dataset, source, tmp, options, seed, image, config) -> dict:
     from pipelines.ckplus import read_ckplus
     from pipelines.images import build_image_tables
     from pipelines.synthetic import synthetic_video
 
+    image_size, channels = image
     if source is None:
         config = config or SyntheticVideoConfig()
-        frames, class_names, image_size = (
-            synthetic_video(config, seed),
-            config.class_names,
-            config.image_size,
-        )
+        frames, class_names = synthetic_video(config, seed), config.class_names
+        image_size = config.image_size
     else:
         frames, class_names = read_ckplus(source, image_size)
-    tables = build_image_tables(frames, image_size * image_size, options.test_sessions)
-    for name in ("sessions", "train", "test"):
+    tables = build_image_tables(frames, image_size * image_size, options.test_sessions,
+                                options.val_sessions, channels)  # fmt: skip
+    for name in ("sessions", *SPLITS):
         write_parquet(getattr(tables, name), tmp / f"{name}.parquet")
     return {
         "kind": "images", "counts": tables.counts, "num_users": tables.counts["users"],
-        "height": image_size, "width": image_size, "channels": 1,
+        "height": image_size, "width": image_size, "channels": channels,
         "num_classes": len(class_names), "class_names": class_names,
         "synthetic": dataclasses.asdict(config) if source is None else None,
     }  # fmt: skip

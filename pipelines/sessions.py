@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.names import SPLITS
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,10 @@ class SessionOptions:
             inactivity instead (sessions then have varying lengths). Default: None.
         test_sessions (int): each user's last ``test_sessions`` sessions are test; a user
             always keeps at least one train session. Default: 1.
+        val_sessions (int): the ``val_sessions`` sessions before those are validation, for
+            model selection (epochs, settings), so the test split is read once, for the final
+            numbers; a user keeps at least one train session first. 0: no validation split.
+            Default: 1.
         history_length (int): previous clicks kept as a sample's history (paper: 30).
         realtime_size (int): R, the user's most recent clicks before a session. Default: 10.
         train_negatives (int): sampled negatives per training positive (paper: 4).
@@ -33,6 +40,7 @@ class SessionOptions:
     session_length: int = 10
     session_gap_s: int | None = None
     test_sessions: int = 1
+    val_sessions: int = 1
     history_length: int = 30
     realtime_size: int = 10
     train_negatives: int = 4
@@ -46,8 +54,10 @@ class SessionOptions:
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key}: expected int >= 1, got {value!r}")
-        if self.k_core < 0:
-            raise ValueError(f"k_core: expected int >= 0, got {self.k_core!r}")
+        for key in ("k_core", "val_sessions"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{key}: expected int >= 0, got {value!r}")
         if self.session_gap_s is not None and self.session_gap_s <= 0:
             raise ValueError(f"session_gap_s: expected seconds > 0, got {self.session_gap_s!r}")
 
@@ -126,27 +136,42 @@ def sessionize(lf: pl.LazyFrame, session_length: int, session_gap_s: int | None)
 SPLIT_SCHEMA = pa.schema(list(SESSIONIZED_SCHEMA) + [("split", pa.string()), ("session", pa.int64())])
 
 
-def assign_split(lf: pl.LazyFrame, test_sessions: int) -> pl.LazyFrame:
-    """Time-based split: a user's last ``test_sessions`` sessions are test, earlier ones train.
+def assign_split(lf: pl.LazyFrame, test_sessions: int, val_sessions: int = 0) -> pl.LazyFrame:
+    """Time-based split: a user's last ``test_sessions`` sessions are test, the
+    ``val_sessions`` before them validation, earlier ones train.
 
-    A user with n sessions gets ``min(test_sessions, n - 1)`` test sessions, so everyone keeps
-    train history and single-session users are train only. Also numbers sessions globally
-    (``session``) in (user, session_index) order; rows must arrive sorted that way.
+    A user with n sessions gets ``n_test = min(test_sessions, n - 1)`` test sessions and
+    ``min(val_sessions, n - n_test - 1)`` validation sessions, so everyone keeps train
+    history, single-session users are train only, and validation is taken before test
+    (a user short of sessions loses validation, never test, so the test split is the same
+    with or without validation). Also numbers sessions globally (``session``) in
+    (user, session_index) order; rows must arrive sorted that way.
     """
     n_sessions = pl.col("session_index").max().over("user") + 1
     n_test = pl.min_horizontal(pl.lit(test_sessions), n_sessions - 1)
+    n_val = pl.min_horizontal(pl.lit(val_sessions), n_sessions - n_test - 1)
     is_test = pl.col("session_index") >= n_sessions - n_test
+    is_val = pl.col("session_index") >= n_sessions - n_test - n_val
     new = (pl.col("user") != pl.col("user").shift(1)) | (
         pl.col("session_index") != pl.col("session_index").shift(1)
     )
+    split = pl.when(is_test).then(pl.lit("test")).when(is_val).then(pl.lit("val"))
     return lf.with_columns(
-        split=pl.when(is_test).then(pl.lit("test")).otherwise(pl.lit("train")),
+        split=split.otherwise(pl.lit("train")),
         session=(new.fill_null(True).cast(pl.Int64).cum_sum() - 1),
     )
+
+
+def split_counts(session_split: pa.ChunkedArray, splits: dict[str, pa.Table]) -> dict[str, int]:
+    """``<split>_sessions`` and ``<split>_rows`` for every split, for ``meta.json``."""
+    names, counts = pc.value_counts(session_split).flatten()
+    per_split = dict(zip(names.to_pylist(), counts.to_pylist(), strict=True))
+    out = {f"{s}_sessions": int(per_split.get(s, 0)) for s in SPLITS}
+    return out | {f"{s}_rows": splits[s].num_rows for s in SPLITS}
 
 
 def protocol(lf: pl.LazyFrame, options: SessionOptions) -> pl.LazyFrame:
     """All click stages in order: k-core, dense ids, sessions, split."""
     lf = k_core_filter(lf, options.k_core)
     lf = sessionize(encode_ids(lf), options.session_length, options.session_gap_s)
-    return assign_split(lf, options.test_sessions)
+    return assign_split(lf, options.test_sessions, options.val_sessions)

@@ -16,8 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.errors import DataError
-
-SPLITS = ("train", "test")
+from pipelines.names import SPLITS
 
 
 def load_meta(prepared_dir: str | Path) -> dict:
@@ -83,7 +82,7 @@ def load_samples(prepared_dir: str | Path, split: str):
 
     Args:
         prepared_dir (str | Path): output of :func:`pipelines.prepare.prepare`.
-        split (str): ``"train"`` or ``"test"``.
+        split (str): one of :data:`pipelines.names.SPLITS` (``"train"``, ``"val"``, ``"test"``).
 
     Returns:
         ClickSamples | ImageSamples: ``session`` indexes ``realtime``, which holds every

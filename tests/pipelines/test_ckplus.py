@@ -45,8 +45,10 @@ def test_prepare_original_layout(tmp_path, cli):
     import json
 
     meta = json.loads((tmp_path / "o" / "meta.json").read_text())
+    # S005 has 2 sequences (train, test), S011 one (train): neither can spare a validation one
     assert meta["counts"] == {"users": 2, "sessions": 3, "frames": 18, "train_sessions": 2,
-                              "test_sessions": 1, "train_rows": 12, "test_rows": 6}  # fmt: skip
+                              "val_sessions": 0, "test_sessions": 1, "train_rows": 12,
+                              "val_rows": 0, "test_rows": 6}  # fmt: skip
     assert meta["num_classes"] == 8
 
 

@@ -31,7 +31,8 @@ def test_prepare_dat_and_csv_layouts(tmp_path, movielens_fixture, cli, layout):
     assert cli("data", "prepare", "--dataset", dataset, "--data-dir", tmp_path,
                "--out", tmp_path / "out", "--test-negatives", "10") == 0  # fmt: skip
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "items.parquet", "meta.json", "sessions.parquet", "test.parquet", "train.parquet"]  # fmt: skip
+        "items.parquet", "meta.json", "sessions.parquet", "test.parquet", "train.parquet",
+        "val.parquet"]  # fmt: skip
 
 
 def _bad(directory, name: str, content: bytes):

@@ -32,7 +32,7 @@ def test_history_realtime_and_sessions_follow_the_stream():
     t = _build(rows, session_length=10, history_length=30, realtime_size=4, test_negatives=5)
     sessions = t.sessions.filter(pa.compute.equal(t.sessions["user"], 0)).to_pylist()
     assert [s["n_clicks"] for s in sessions] == [5, 10, 10]  # aligned to the latest click
-    assert [s["split"] for s in sessions] == ["train", "train", "test"]
+    assert [s["split"] for s in sessions] == ["train", "val", "test"]
     assert sessions[2]["items"] == list(range(16, 26))
     assert sessions[2]["realtime"] == [12, 13, 14, 15]  # R clicks strictly before the session
     assert sessions[0]["realtime"] == [0, 0, 0, 0]
@@ -48,7 +48,29 @@ def test_gap_sessions_and_test_sessions():
     t = _build(rows, session_gap_s=100, test_sessions=2, test_negatives=3, train_negatives=2)
     s = t.sessions.filter(pa.compute.equal(t.sessions["user"], 0)).to_pylist()
     assert [x["n_clicks"] for x in s] == [3, 2, 3, 1]
-    assert [x["split"] for x in s] == ["train", "train", "test", "test"]
+    assert [x["split"] for x in s] == ["train", "val", "test", "test"]
+
+
+@pytest.mark.parametrize(
+    ("n_sessions", "val_sessions", "expected"),
+    [
+        (1, 1, ["train"]),
+        (2, 1, ["train", "test"]),  # a short user loses validation, never test
+        (3, 1, ["train", "val", "test"]),
+        (5, 2, ["train", "train", "val", "val", "test"]),
+        (3, 0, ["train", "train", "test"]),  # no validation split: the old protocol
+    ],
+)
+def test_validation_sessions_come_before_test_and_leave_a_train_session(
+    n_sessions, val_sessions, expected
+):
+    rows = [(7, i, 100 * i) for i in range(1, 10 * n_sessions + 1)]
+    t = _build(rows, val_sessions=val_sessions, test_negatives=5)
+    sessions = t.sessions.filter(pa.compute.equal(t.sessions["user"], 0)).to_pylist()
+    assert [s["split"] for s in sessions] == expected
+    val = t.val.filter(pa.compute.equal(t.val["user"], 0))
+    assert val.num_rows == 10 * expected.count("val")
+    assert val.schema.field("negatives").type.list_size == 5  # scored like test
 
 
 def test_single_session_user_is_train_only():
