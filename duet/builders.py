@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from duet.dynamic import ClassifierConfig
 from duet.mobilenet import MobileNetConfig
-from duet.model import GENERATED_METHODS, ModelConfig
+from duet.model import ModelConfig
+from duet.names import DEFAULT_CONDITION, DEFAULT_NECK, GENERATED_METHODS
 from duet.ppg import PPGConfig
 from duet.sequence import SEQUENCE_BACKBONES, SequenceConfig
 
@@ -22,6 +23,7 @@ def ppg(
     tau: float = 1.0,
     embed_dim: int = 64,
     max_block_params: int = 16384,
+    condition: str = DEFAULT_CONDITION,
 ) -> PPGConfig | None:
     """PPG for a method: SWA with N_p generators (duet), one (duet-no-swa), latent-only (hypernet)."""
     if method not in GENERATED_METHODS:
@@ -34,6 +36,7 @@ def ppg(
         num_generators=num_generators if method == "duet" else 1,
         tau=tau,
         conditioned=method != "hypernet",
+        condition=condition,
     )
 
 
@@ -48,7 +51,8 @@ def sequence_umn(
     classifier_hidden: int = 32,
     num_generators: int = 5,
     tau: float = 1.0,
-    neck: str = "mean",
+    neck: str = DEFAULT_NECK,
+    condition: str = DEFAULT_CONDITION,
 ) -> ModelConfig:
     """SASRec / GRU4Rec / DIN with a 2-layer dynamic MLP whose output is dotted with the target.
 
@@ -56,7 +60,8 @@ def sequence_umn(
     GRU: on synthetic-clicks (din, seed 0, 5 epochs) DUET reached test AUC 0.831 with the
     mean, 0.815 with GRU + mean and 0.803 with the GRU, against 0.806 for base. Interests
     are sets of items; a GRU must learn to forget order before it can pool them. ``neck="gru"``
-    is the paper's.
+    is the paper's. ``condition="history"`` makes the PPG read each scored impression's own
+    history instead of the session's real-time clicks (the authors' public code).
     """
     if backbone not in SEQUENCE_BACKBONES:
         raise ValueError(f"backbone must be one of {sorted(SEQUENCE_BACKBONES)}, got {backbone!r}")
@@ -65,7 +70,8 @@ def sequence_umn(
         method=method,
         sequence=SequenceConfig(num_items, embed_dim, history_length, num_heads),
         classifier=ClassifierConfig((embed_dim, classifier_hidden, embed_dim), "relu"),
-        ppg=ppg(method, embed_dim, neck, num_generators=num_generators, tau=tau),
+        ppg=ppg(method, embed_dim, neck, num_generators=num_generators, tau=tau,
+                condition=condition),
     )
 
 

@@ -93,6 +93,13 @@ class ImageSamples:
 Samples = ClickSamples | ImageSamples
 
 
+def first_of_groups(inverse: Tensor) -> Tensor:
+    """(G,) index of the first row of each group, for ``inverse`` (B,) group ids 0..G-1."""
+    rows = torch.arange(len(inverse), device=inverse.device)
+    first = torch.full_like(rows[: int(inverse.max()) + 1], len(inverse))
+    return first.scatter_reduce(0, inverse, rows, "amin")
+
+
 def iterate_batches(
     samples: Samples, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None
 ):

@@ -17,15 +17,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from duet.data import ClickSamples, Samples
+from duet.data import ClickSamples, Samples, first_of_groups
 from duet.dynamic import ClassifierConfig, GlobalClassifier, Params, functional_forward
 from duet.mobilenet import MobileNetConfig, MobileNetV3
+from duet.names import BACKBONE_NAMES, GENERATED_METHODS, METHODS
 from duet.ppg import PPG, PPGConfig
 from duet.sequence import SEQUENCE_BACKBONES, SequenceConfig
-
-METHODS = ("base", "finetune", "duet", "duet-no-swa", "hypernet")
-GENERATED_METHODS = ("duet", "duet-no-swa", "hypernet")
-BACKBONES = (*SEQUENCE_BACKBONES, "mobilenet_v3_large", "mobilenet_v3_small")
 
 
 @dataclass(frozen=True)
@@ -43,12 +40,14 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        if self.backbone not in BACKBONE_NAMES:
+            raise ValueError(f"backbone must be one of {BACKBONE_NAMES}, got {self.backbone!r}")
         if (self.method in GENERATED_METHODS) != (self.ppg is not None):
             raise ValueError(
                 f"method {self.method!r} {'needs' if self.ppg is None else 'takes no'} a ppg config"
             )
+        if self.ppg is not None and self.ppg.condition == "history" and self.sequence is None:
+            raise ValueError("condition 'history' reads click histories: images have none")
 
     @property
     def kind(self) -> str:
@@ -134,20 +133,36 @@ class DeviceModel(nn.Module):
         )[0]
         if self.ppg is None:
             return global_logits, None
-        params = self.session_params(s)
+        params = self.generated_params(s)
         gen_logits = self.score(feat[:, None], None if temb is None else temb[:, None], params)[
             :, 0
         ]
         return global_logits, gen_logits
 
-    def session_params(self, s: Samples) -> Params:
-        """Generate once per distinct session in the batch, then give every row its session's set."""
+    @property
+    def condition(self) -> str | None:
+        """What the PPG reads (``"session"`` / ``"history"``), None for a model without one."""
+        return None if self.cfg.ppg is None else self.cfg.ppg.condition
+
+    def conditioning_inputs(self, s: Samples) -> tuple[Tensor, Tensor]:
+        """(inverse (B,), samples (K, R) or (K, C, H, W)): the K distinct inputs the PPG reads
+        for this batch, one per session (its real-time samples) or, with ``condition
+        "history"``, one per impression (its own click history), and each row's index in them."""
+        if self.condition == "history":
+            assert isinstance(s, ClickSamples)
+            _, inverse = s.group.unique(return_inverse=True)
+            return inverse, s.history[first_of_groups(inverse)]
         sessions, inverse = s.session.unique(return_inverse=True)
+        return inverse, s.realtime[sessions]
+
+    def generated_params(self, s: Samples) -> Params:
+        """Generate once per distinct conditioning input in the batch (session or impression),
+        then give every row its set."""
+        inverse, samples = self.conditioning_inputs(s)
         if self.cfg.ppg is not None and self.cfg.ppg.conditioned:
-            inputs, mask = self.device_inputs(s.realtime[sessions])
-            params = self.generate(inputs, mask, len(sessions))
+            params = self.generate(*self.device_inputs(samples), len(samples))
         else:
-            params = self.generate(None, None, len(sessions))
+            params = self.generate(None, None, len(samples))
         return [(w[inverse], b[inverse]) for w, b in params]  # (B, O, I), (B, O)
 
 

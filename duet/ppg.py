@@ -21,8 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from duet.dynamic import ClassifierConfig, Params
-
-NECKS = ("gru", "mean", "gru-mean")
+from duet.names import CONDITIONS, DEFAULT_CONDITION, DEFAULT_NECK, NECKS
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class PPGConfig:
     input_dim: (
         int  # width of one real-time sample as the neck sees it (item embedding, image feature)
     )
-    neck: str = "gru"  # "gru" / "gru-mean" for click sequences, "mean" for pooled image features
+    neck: str = DEFAULT_NECK  # "gru" / "gru-mean" over click sequences; images pool by mean
     hidden_dim: int = 64  # z = E_share(S_R)
     layer_embed_dim: int = 64  # e^(n), paper Table 5
     generator_hidden: int = 64  # hidden width of each two-layer g^(n)
@@ -38,6 +37,7 @@ class PPGConfig:
     tau: float = 1.0  # SWA temperature
     max_block_params: int = 16384  # Eq. 4: a layer with more weights is generated in row blocks
     conditioned: bool = True  # False: plain HyperNetwork, a learned latent per layer, no data
+    condition: str = DEFAULT_CONDITION  # "session": real-time samples; "history": each row's own
     init_scale: float = (
         1.0  # std of the data-dependent part of W^(n) at init, in units of 1/sqrt(I)
     )
@@ -45,6 +45,8 @@ class PPGConfig:
     def __post_init__(self) -> None:
         if self.neck not in NECKS:
             raise ValueError(f"neck must be one of {NECKS}, got {self.neck!r}")
+        if self.condition not in CONDITIONS:
+            raise ValueError(f"condition must be one of {CONDITIONS}, got {self.condition!r}")
         if self.num_generators < 1:
             raise ValueError(f"num_generators (N_p) must be >= 1, got {self.num_generators}")
         if self.tau <= 0:

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from duet.data import first_of_groups
+
 
 @dataclass(frozen=True)
 class SequenceConfig:
@@ -74,10 +76,7 @@ class SequenceBackbone(nn.Module):
         if group is None or self.target_aware:
             return self.encode(history, target_emb), target_emb
         _, inverse = group.unique(return_inverse=True)
-        rows = torch.arange(len(group), device=group.device)
-        first = torch.full_like(rows[: int(inverse.max()) + 1], len(group)).scatter_reduce(
-            0, inverse, rows, "amin"
-        )
+        first = first_of_groups(inverse)
         state = self.encode(history[first], target_emb[first])  # (G, E)
         return state[inverse], target_emb
 

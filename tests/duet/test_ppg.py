@@ -1,5 +1,7 @@
 """PPG and SWA: Eq. 8-9 semantics, per-device conditioning, block-wise generation."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -109,3 +111,31 @@ def test_generated_weights_vary_between_devices_at_init():
         for w, _ in model.generate(inputs, mask, 64):
             spread = w.std(dim=0).mean()  # across devices
             assert spread > 0.3 * w.abs().mean(), f"per-device spread {spread:.2e} too small"
+
+
+def test_history_conditioning_generates_per_impression_from_its_own_history(make_clicks):
+    """condition="history": rows of one impression share one parameter set, generated from
+    their history; the session's real-time samples are not read at all."""
+    torch.manual_seed(0)
+    model = DeviceModel(sequence_umn("gru4rec", "duet", NUM_ITEMS, condition="history")).eval()
+    s = make_clicks(rows=40, sessions=4)
+    s.history = s.history[s.group]  # rows of one impression share a history, as in the data
+    params = model.generated_params(s)
+    w = params[0][0]  # (B, O, I)
+    same_group = s.group[:, None] == s.group[None, :]
+    equal = (w[:, None] == w[None, :]).flatten(2).all(-1)
+    assert torch.equal(equal, same_group)  # distinct histories: distinct parameters
+    moved = dataclasses.replace(s, realtime=torch.randint(1, NUM_ITEMS + 1, s.realtime.shape))
+    assert torch.equal(model.generated_params(moved)[0][0], w)
+    # the same history in another impression, elsewhere: the same parameters
+    twin = dataclasses.replace(s, history=s.history.clone())
+    twin.history[s.group == 1] = s.history[s.group == 0][0]
+    torch.testing.assert_close(model.generated_params(twin)[0][0][s.group == 1][0], w[0])
+
+
+def test_history_conditioning_is_refused_for_images():
+    from duet.builders import mobilenet_umn
+
+    cfg = mobilenet_umn("small", "duet", 3, in_channels=1)
+    with pytest.raises(ValueError, match="condition 'history'"):
+        dataclasses.replace(cfg, ppg=dataclasses.replace(cfg.ppg, condition="history"))

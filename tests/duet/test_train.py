@@ -7,7 +7,7 @@ from duet.builders import mobilenet_umn, sequence_umn
 from duet.finetune import FinetuneConfig, click_finetune_rows, finetune_params
 from duet.model import DeviceModel
 from duet.train import (
-    MAX_SHIFT,
+    SHIFT_FRACTION,
     TrainConfig,
     augment_images,
     evaluate,
@@ -36,8 +36,8 @@ def test_training_reduces_loss(make_clicks):
     s = make_clicks(rows=600, sessions=30)
     s.label = (s.target % 2 == 0).float()  # learnable from the target alone
     model = DeviceModel(sequence_umn("din", "duet", NUM_ITEMS))
-    losses = train(model, s, TrainConfig(epochs=8, batch_size=64), progress=False)
-    assert losses[-1] < 0.7 * losses[0]
+    log = train(model, s, TrainConfig(epochs=8, batch_size=64), progress=False)
+    assert log.losses[-1] < 0.7 * log.losses[0] and log.selected_epoch == 8
     assert evaluate(model, s, "duet")["auc"] > 0.9
 
 
@@ -82,16 +82,17 @@ def test_finetune_evaluation_reports_latency(clicks):
 
 
 def assert_flips_and_bounded_shifts(before: torch.Tensor, after: torch.Tensor) -> None:
-    """Each frame became itself, flipped or not, moved by at most MAX_SHIFT pixels with
-    replicated edges; and the draws did move most frames."""
+    """Each frame became itself, flipped or not, moved by at most SHIFT_FRACTION of its
+    side with replicated edges; and the draws did move most frames."""
     assert after.shape == before.shape
     h, w = before.shape[-2:]
+    max_shift = max(1, round(min(h, w) * SHIFT_FRACTION))
     changed = 0
     for x, y in zip(before, after, strict=True):
         found = False
         for flipped in (x, x.flip(-1)):
-            for dy in range(-MAX_SHIFT, MAX_SHIFT + 1):
-                for dx in range(-MAX_SHIFT, MAX_SHIFT + 1):
+            for dy in range(-max_shift, max_shift + 1):
+                for dx in range(-max_shift, max_shift + 1):
                     r = (torch.arange(h) + dy).clamp(0, h - 1)
                     c = (torch.arange(w) + dx).clamp(0, w - 1)
                     found = found or torch.equal(flipped[:, r][:, :, c], y)
@@ -136,3 +137,67 @@ def test_recalibrated_batchnorm_matches_the_final_weights_statistics(images):
         torch.testing.assert_close(m.running_mean, seen[m][0], rtol=1e-4, atol=1e-5)
         assert m.momentum == 0.1  # restored
     assert not model.training
+
+
+@pytest.fixture
+def one_thread():
+    """Bit-for-bit comparisons need one thread: with several, CPU reductions split their
+    work by thread and memory alignment, and two identical runs differ in the last bit."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_the_epoch_kept_is_the_best_on_validation_and_validating_changes_no_weights(
+    make_clicks, one_thread
+):
+    """train(val=...) keeps the epoch with the best validation AUC, and that model is the
+    very one a run stopped at that epoch ends with: validating every epoch (BatchNorm
+    recalibration and eval passes) draws nothing from the training run's random streams.
+    SASRec has dropout, so a stray draw would show."""
+    s, val = make_clicks(rows=400, sessions=20), make_clicks(rows=200, sessions=10)
+    s.label = (s.target % 2 == 0).float()
+    val.label = (val.target % 2 == 1).float()  # the opposite rule: validation AUC falls
+
+    cfg = TrainConfig(epochs=4, batch_size=64)
+    torch.manual_seed(1)
+    selected = DeviceModel(sequence_umn("sasrec", "duet", NUM_ITEMS))
+    log = train(selected, s, cfg, progress=False, val=val)
+    curve = [m["auc"] for m in log.val]
+    assert len(curve) == 4 and log.selected_epoch == 1 + curve.index(max(curve)) < 4
+    assert log.selected_val["auc"] == max(curve) == evaluate(selected, val, "duet")["auc"]
+    torch.manual_seed(1)
+    stopped = DeviceModel(sequence_umn("sasrec", "duet", NUM_ITEMS))
+    stop_cfg = TrainConfig(epochs=log.selected_epoch, batch_size=64)
+    train(stopped, s, stop_cfg, progress=False)
+    for (name, a), b in zip(selected.state_dict().items(), stopped.state_dict().values(),
+                            strict=True):  # fmt: skip
+        assert torch.equal(a, b), name
+
+
+def test_select_last_keeps_the_last_epoch_and_still_records_validation(make_clicks):
+    s, val = make_clicks(rows=200, sessions=10), make_clicks(rows=100, sessions=5)
+    model = DeviceModel(sequence_umn("gru4rec", "base", NUM_ITEMS))
+    log = train(model, s, TrainConfig(epochs=3, select="last"), progress=False, val=val)
+    assert log.selected_epoch == 3 and len(log.val) == 3
+    assert log.selected_val == log.val[-1]
+
+
+def test_weight_decay_shrinks_the_weights(make_clicks):
+    s = make_clicks(rows=200, sessions=10)
+    norms = {}
+    for wd in (0.0, 0.5):
+        torch.manual_seed(0)
+        model = DeviceModel(sequence_umn("gru4rec", "base", NUM_ITEMS))
+        train(model, s, TrainConfig(epochs=3, weight_decay=wd), progress=False)
+        norms[wd] = float(sum(p.norm() ** 2 for p in model.parameters()))
+    assert norms[0.5] < 0.97 * norms[0.0]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("weight_decay", -1e-4), ("weight_decay", float("nan")), ("select", "x")]
+)
+def test_train_config_refuses_bad_values_by_name(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value})
