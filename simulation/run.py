@@ -34,12 +34,12 @@ import polars as pl
 import yaml
 
 from actors.profiles import COMPUTE_TIERS, MB, NETWORK_CLASSES, DeviceProfile, NetworkClass
+from duet.names import GENERATED_METHODS
 from simulation.scenario import Scenario, resolve_path, synthetic_config_class
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5  # progress refresh
-GENERATED = ("duet", "duet-no-swa", "hypernet")
 
 
 class RunError(RuntimeError):
@@ -128,8 +128,9 @@ class Runner:
         options = dataclasses.replace(default_options(spec.dataset), **spec.options)  # type: ignore[arg-type]
         config_cls = synthetic_config_class(spec.dataset)
         config = config_cls(**spec.synthetic) if config_cls else None
+        image = {"image_size": spec.image_size, "image_channels": spec.image_channels}
         if (path / "meta.json").is_file() and _same_data(
-            verify_prepared(path), options, spec.seed, config
+            verify_prepared(path), options, spec.seed, config, image
         ):
             return path
         print(f"preparing {spec.dataset} -> {path}", flush=True)
@@ -139,16 +140,18 @@ class Runner:
             else {}
         )
         data_dir = resolve_path(spec.data_dir) if spec.data_dir else None
+        if self.scenario.kind == "images":
+            kwargs |= image
         prepare(spec.dataset, path, data_dir=data_dir, options=options, seed=spec.seed, **kwargs)
         return path
 
     def _setup_models(self) -> dict[str, dict[str, str]]:
         """backbone -> method -> checkpoint dir; trains the cells not given (finetune reuses base)."""
-        from simulation.train_cmd import train_cell
+        from simulation.train_recipe import TrainOptions, TrainRecipe
 
         spec = self.scenario.model
         out: dict[str, dict[str, str]] = {}
-        needed = ["base"] + [m for m in self.scenario.methods if m in GENERATED]
+        needed = ["base"] + [m for m in self.scenario.methods if m in GENERATED_METHODS]
         for backbone in spec.backbones:
             out[backbone] = {}
             for method in needed:
@@ -160,9 +163,12 @@ class Runner:
                     print(f"training {backbone}/{method} -> {path}", flush=True)
                     t = spec.train
                     options = {k: v for k, v in t.model_dump().items() if v is not None}
-                    train_cell(path, dataset=self.scenario.data.dataset, backbone=backbone,
-                               method=method, prepared=self.prepared, no_progress=not self.progress,
-                               finetune_steps=spec.finetune_steps, **options)  # fmt: skip
+                    TrainRecipe(
+                        TrainOptions(self.scenario.data.dataset, backbone, method,
+                                     prepared=self.prepared, progress=self.progress,
+                                     finetune_steps=spec.finetune_steps, **options),
+                        path,
+                    ).run()  # fmt: skip
                 _check_checkpoint(path, backbone, method)
                 out[backbone][method] = str(path)
         return out
@@ -203,7 +209,7 @@ class Runner:
         from actors.serve_app import APP_NAME, build_app
 
         cells = {f"{b}/{m}": d for b, ckpts in self.checkpoints.items() for m, d in ckpts.items()
-                 if m in GENERATED}  # fmt: skip
+                 if m in GENERATED_METHODS}  # fmt: skip
         self.model_keys = {cell: cell for cell in cells}
         if not cells:
             return
@@ -419,9 +425,12 @@ class Runner:
             ray.shutdown()
 
 
-def _same_data(meta: dict[str, Any], options, seed: int, synthetic) -> bool:
+def _same_data(meta: dict[str, Any], options, seed: int, synthetic, image: dict[str, int]) -> bool:
     """A prepared dir in OUT can be reused if it was prepared with the same protocol."""
     same = meta.get("options") == dataclasses.asdict(options) and meta.get("seed") == seed
+    if meta.get("kind") == "images" and meta.get("synthetic") is None:
+        same &= (meta.get("height"), meta.get("channels")) == (
+            image["image_size"], image["image_channels"])
     return same and meta.get("synthetic") == (dataclasses.asdict(synthetic) if synthetic else None)
 
 

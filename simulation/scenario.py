@@ -33,13 +33,19 @@ from pydantic import (
 )
 
 from actors.profiles import COMPUTE_TIERS, NETWORK_CLASSES, UPLOAD_MODES
-from simulation.train_cmd import BACKBONES, DATASETS, METHODS, NECKS
+from duet.names import BACKBONE_NAMES as BACKBONES
+from duet.names import BACKBONES as BACKBONE_KINDS
+from duet.names import METHODS, NECKS
+from pipelines.names import DATASET_NAMES as DATASETS
+from pipelines.names import DATASETS as DATASET_KINDS
+from pipelines.names import IMAGE_CHANNELS, IMAGE_SIZES
 
 SCHEMA_VERSION = 1
 MAX_SCENARIO_BYTES = 256 * 1024  # a scenario is a page of YAML; bigger is a mistake or an attack
 ROOTS_ENV = "DUET_SIM_ROOTS"  # extra folders scenario paths may point into, os.pathsep-separated
 
 PositiveInt = Annotated[int, Field(gt=0)]
+ImageSize = Annotated[int, Field(ge=IMAGE_SIZES.start, le=IMAGE_SIZES.stop - 1)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 Weights = dict[str, Annotated[float, Field(ge=0)]]
 
@@ -106,6 +112,8 @@ class DataSpec(Section):
     seed: int = 0  # negative sampling and synthetic data
     options: dict[str, int | None] = {}  # SessionOptions overrides of the dataset's defaults
     synthetic: dict[str, int | float | bool] = {}  # synthetic dataset knobs
+    image_size: ImageSize = 48  # CK+: square side frames are resized to (paper: 224)
+    image_channels: Literal[IMAGE_CHANNELS] = 1  # type: ignore[valid-type]  # 3: the paper's
 
     @field_validator("options")
     @classmethod
@@ -122,15 +130,19 @@ class DataSpec(Section):
             raise ValueError(f"synthetic knobs apply to synthetic datasets, not {self.dataset}")
         if config is not None:
             _bind(config, self.synthetic)
+        image = (self.image_size, self.image_channels) != (48, 1)
+        if image and DATASET_KINDS[self.dataset].kind != "images":
+            raise ValueError(f"image_size/image_channels apply to image datasets, not {self.dataset}")
         return self
 
 
 class TrainSpec(Section):
     """How missing checkpoints are trained (the options of `duet-sim train`)."""
 
-    epochs: PositiveInt | None = None  # default: simulation.train_cmd.DEFAULT_EPOCHS
-    batch_size: PositiveInt | None = None  # default: simulation.train_cmd.DEFAULT_BATCH_SIZE
+    epochs: PositiveInt | None = None  # default: simulation.train_recipe.DEFAULT_EPOCHS
+    batch_size: PositiveInt | None = None  # default: simulation.train_recipe.DEFAULT_BATCH_SIZE
     lr: Annotated[float, Field(gt=0)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0)] | None = None  # default: per data kind
     seed: int = 0
     num_generators: PositiveInt = 5
     tau: Annotated[float, Field(gt=0)] = 1.0
@@ -324,12 +336,11 @@ class Scenario(Section):
     def _cross_checks(self) -> Scenario:
         """Checks across sections; each message starts with the field it blames (``a.b[0].c:``),
         which `_problem` turns into that field's line."""
-        from pipelines.prepare import DATASETS as KINDS
         from pipelines.shifts import SHIFTS
 
-        kind = KINDS[self.data.dataset][0]
+        kind = self.kind
         for backbone in self.model.backbones:
-            if backbone.startswith("mobilenet") != (kind == "images"):
+            if BACKBONE_KINDS[backbone] != kind:
                 raise ValueError(f"model.backbones: {backbone!r} does not fit {kind} dataset "
                                  f"{self.data.dataset!r}")  # fmt: skip
         extra = set(self.fleet.profiles.backbone or {}) - set(self.model.backbones)
@@ -346,9 +357,7 @@ class Scenario(Section):
 
     @property
     def kind(self) -> str:
-        from pipelines.prepare import DATASETS as KINDS
-
-        return KINDS[self.data.dataset][0]
+        return DATASET_KINDS[self.data.dataset].kind
 
     @property
     def backbone_weights(self) -> dict[str, float]:

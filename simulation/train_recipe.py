@@ -1,0 +1,249 @@
+"""The training recipe: one (dataset, backbone, method, seed) cell from prepared data to a
+checkpoint and ``metrics.json``. `duet-sim train`, the fleet runner and the paper
+benchmarks all call it; the CLI only parses its options.
+
+Shaped like a torchtune recipe: ``TrainRecipe(options, out)`` checks the options,
+``setup()`` reads the data and builds the model, ``train()`` fits it on the train split and
+selects an epoch on the validation split, ``test()`` reads the test split (only then, and
+only once) and evaluates, ``save()`` writes the run directory. ``run()`` does all four.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from duet.names import (
+    ADAPTED_METHODS,
+    BACKBONES,
+    CONDITIONS,
+    DEFAULT_CONDITION,
+    DEFAULT_NECK,
+    METHODS,
+    NECKS,
+    SELECTIONS,
+    check_backbone_fits,
+)
+from pipelines.names import DATASETS
+
+# defaults chosen so a click cell trains in about a minute on a 2-core CPU; images follow
+# the paper's Table 5 (batch 64, weight decay 5e-4) except for the input size, which
+# `duet-sim data prepare --image-size` sets (docs/results.md, Table 2's protocol)
+DEFAULT_EPOCHS = {"clicks": 5, "images": 15}
+DEFAULT_BATCH_SIZE = {"clicks": 256, "images": 64}
+DEFAULT_WEIGHT_DECAY = {"clicks": 0.0, "images": 5e-4}
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Every option of `duet-sim train` (its flags are these names with dashes).
+
+    ``epochs``, ``batch_size`` and ``weight_decay`` default per data kind
+    (:data:`DEFAULT_EPOCHS`, ...) when left None. ``epochs`` is the most trained: the
+    epoch kept is the one with the best validation score (``select="best"``).
+    """
+
+    dataset: str
+    backbone: str
+    method: str
+    seed: int = 0  # model initialisation and batch order
+    data_dir: Path | None = None  # raw datasets; default $DUET_DATA_DIR
+    prepared: Path | None = None  # a `duet-sim data prepare` output; else prepared into OUT/data
+    data_seed: int = 0  # negative sampling and synthetic data, when preparing here
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float = 1e-3  # Adam, paper Table 5
+    weight_decay: float | None = None
+    num_generators: int = 5  # N_p, SWA's generators (duet only)
+    tau: float = 1.0  # SWA temperature
+    neck: str = DEFAULT_NECK
+    condition: str = DEFAULT_CONDITION  # what the PPG reads: "session" or "history" (clicks)
+    gamma: float = 1.0  # session weight γ of Eq. 7
+    finetune_steps: int = 10
+    finetune_lr: float = 1e-2
+    augment: bool = True  # images: random flips and shifts
+    select: str = "best"  # "best" validation epoch, or "last"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        names = {"dataset": DATASETS, "backbone": BACKBONES, "method": METHODS, "neck": NECKS,
+                 "condition": CONDITIONS, "select": SELECTIONS}  # fmt: skip
+        for key, known in names.items():
+            if getattr(self, key) not in known:
+                raise ValueError(
+                    f"{key}: expected one of {', '.join(known)}, got {getattr(self, key)!r}"
+                )
+        check_backbone_fits(self.backbone, DATASETS[self.dataset].kind)
+        if self.condition == "history" and self.kind != "clicks":
+            raise ValueError(f"condition: 'history' reads click histories, {self.dataset} has none")
+        for key, minimum in (("epochs", 1), ("batch_size", 1), ("num_generators", 1),
+                             ("finetune_steps", 0)):  # fmt: skip
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or value < minimum):
+                raise ValueError(f"{key}: expected an int >= {minimum}, got {value!r}")
+        # TrainConfig, PPGConfig and FinetuneConfig check the floats when built (setup)
+
+    @property
+    def kind(self) -> str:
+        return DATASETS[self.dataset].kind
+
+    def resolved(self) -> TrainOptions:
+        """These options with every per-kind default filled in (what the run used)."""
+        defaults = {"epochs": DEFAULT_EPOCHS, "batch_size": DEFAULT_BATCH_SIZE,
+                    "weight_decay": DEFAULT_WEIGHT_DECAY}  # fmt: skip
+        filled = {k: table[self.kind] for k, table in defaults.items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **filled)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def model_config(options: TrainOptions, meta: dict[str, Any]):
+    """The ModelConfig a cell trains, from its options and the prepared data's meta."""
+    from duet.builders import mobilenet_umn, sequence_umn
+
+    # an adapted method (finetune) adapts a base model: it trains one
+    method = "base" if options.method in ADAPTED_METHODS else options.method
+    gen = {"num_generators": options.num_generators, "tau": options.tau}
+    if meta["kind"] == "clicks":
+        return sequence_umn(options.backbone, method, meta["num_items"],
+                            history_length=meta["history_length"], neck=options.neck,
+                            condition=options.condition, **gen)  # fmt: skip
+    variant = options.backbone.removeprefix("mobilenet_v3_")
+    return mobilenet_umn(variant, method, meta["num_classes"], in_channels=meta["channels"],
+                         head_hidden=128, **gen)  # fmt: skip
+
+
+META_SUMMARY_KEYS = ("dataset", "kind", "num_items", "num_users", "num_classes", "class_names",
+                     "history_length", "realtime_size", "height", "width", "channels",
+                     "schema_version")  # fmt: skip
+
+
+def meta_summary(meta: dict[str, Any]) -> dict[str, Any]:
+    """The dataset facts a checkpoint carries (the fleet and the generator check them)."""
+    return {k: meta[k] for k in META_SUMMARY_KEYS if k in meta}
+
+
+class TrainRecipe:
+    """Train, select on validation, test once, save: one cell of the paper's tables.
+
+    Args:
+        options (TrainOptions): what to train; checked when built.
+        out (Path): the run directory (``metrics.json``, ``model.pt``, ``config.json``;
+            ``data/`` when the options name no prepared directory).
+
+    Raises:
+        ValueError: from ``setup()``, when the prepared data does not fit the options.
+    """
+
+    def __init__(self, options: TrainOptions, out: Path):
+        self.options = options.resolved()
+        self.out = Path(out)
+        self.metrics: dict[str, Any] = {}
+
+    # ---- setup -------------------------------------------------------------------------
+    def setup(self) -> None:
+        import torch
+
+        from duet.model import DeviceModel
+        from pipelines.tensors import load_meta
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.data = self._setup_data()
+        self.meta = load_meta(self.data)
+        if self.meta["kind"] != self.options.kind:
+            raise ValueError(f"prepared data {self.data} holds {self.meta['dataset']}, "
+                             f"not {self.options.dataset}")  # fmt: skip
+        self.train_set, self.val_set = self._load("train"), self._load("val")
+        torch.manual_seed(self.options.seed)
+        self.model = DeviceModel(model_config(self.options, self.meta))
+
+    def _setup_data(self) -> Path:
+        if self.options.prepared is not None:
+            return self.options.prepared
+        from pipelines.prepare import prepare
+
+        o = self.options
+        prepare(o.dataset, self.out / "data", data_dir=o.data_dir, seed=o.data_seed)
+        return self.out / "data"
+
+    def _load(self, split: str):
+        from pipelines.tensors import load_samples
+
+        return load_samples(self.data, split)
+
+    # ---- train and select ----------------------------------------------------------------
+    def train(self) -> None:
+        """Fit on the train split; keep the epoch with the best validation score."""
+        from duet.train import TrainConfig, train
+
+        o = self.options
+        cfg = TrainConfig(epochs=o.epochs, batch_size=o.batch_size, lr=o.lr,
+                          weight_decay=o.weight_decay, gamma=o.gamma, augment=o.augment,
+                          select=o.select, seed=o.seed)  # fmt: skip
+        val = self.val_set if len(self.val_set) else None
+        start = time.perf_counter()
+        self.log = train(self.model, self.train_set, cfg, progress=o.progress, val=val)
+        train_s = time.perf_counter() - start
+        self.metrics |= {
+            "epochs": o.epochs, "selected_epoch": self.log.selected_epoch,
+            "train_seconds": train_s, "train_samples_per_s": o.epochs * len(self.train_set) / train_s,
+            "final_loss": self.log.losses[-1], "num_train": len(self.train_set),
+            "num_val": len(self.val_set), "val_curve": [v[_selection_key(o)] for v in self.log.val],
+        }  # fmt: skip
+        if val is not None:
+            # an adapted method is validated as it is scored (after adaptation); the others
+            # as they were when their epoch was selected, which is the model they hold now
+            selected = self._evaluate(val) if o.method in ADAPTED_METHODS else self.log.selected_val
+            self.metrics |= {f"val_{k}": v for k, v in selected.items() if k != "latency_ms"}
+
+    # ---- test, once ----------------------------------------------------------------------
+    def test(self) -> dict[str, Any]:
+        """Read the test split and evaluate the selected model on it (after :meth:`train`)."""
+        from duet.cost import on_device_flops, on_device_params
+
+        if not hasattr(self, "log"):
+            raise RuntimeError("TrainRecipe.test() before train(): the model is not selected")
+        test_set = self._load("test")
+        o = self.options
+        self.metrics |= self._evaluate(test_set)
+        self.metrics |= {
+            "method": o.method, "backbone": o.backbone, "dataset": o.dataset, "seed": o.seed,
+            "params": on_device_params(self.model), "flops": on_device_flops(self.model, test_set),
+            "num_test": len(test_set), "options": o.to_json(),
+        }  # fmt: skip
+        return self.metrics
+
+    def _evaluate(self, samples) -> dict[str, float]:
+        from duet.finetune import FinetuneConfig
+        from duet.train import evaluate
+
+        o = self.options
+        finetune = FinetuneConfig(steps=o.finetune_steps, lr=o.finetune_lr, seed=o.seed)
+        return evaluate(self.model, samples, o.method, finetune)
+
+    # ---- save ----------------------------------------------------------------------------
+    def save(self) -> None:
+        from duet.checkpoint import save_checkpoint
+
+        info = {"args": self.options.to_json(), "dataset_meta": meta_summary(self.meta)}
+        save_checkpoint(self.model, self.out, info=info)
+        text = json.dumps(self.metrics, indent=2, sort_keys=True) + "\n"
+        (self.out / "metrics.json").write_text(text)
+
+    def run(self) -> dict[str, Any]:
+        self.setup()
+        self.train()
+        metrics = self.test()
+        self.save()
+        return metrics
+
+
+def _selection_key(options: TrainOptions) -> str:
+    from duet.train import SELECTION_METRIC
+
+    return SELECTION_METRIC[options.kind]
