@@ -30,6 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from paper_values import (
+    TABLE1_DELAY_MS,
+    TABLE1_ML100K,
+    TABLE1_ML100K_COST,
+    TABLE2,
+    TABLE2_COST,
+    TABLE3,
+    rel_gain,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "paper_results"
 RUNS = ROOT / "runs" / "paper"
@@ -47,7 +57,6 @@ FIGURE4_METHODS = ("base", "duet-no-swa", "duet")
 FIGURE4_SCENARIO = ROOT / "configs" / "scenarios" / "ml100k-genre-shift.yaml"
 FIGURE4_DEVICES = 300  # of ML-100K's 943 users, to keep the fleet run to minutes
 FIGURE4_SESSIONS = 3
-PAPER_NA = "n/a"  # the paper's values are not available offline (docs/results.md)
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ class Cell:
     np: int | None = None
     tag: str = ""  # ablation cells: what differs from the Table 1 cell of the same name
     options: tuple[tuple[str, Any], ...] = ()  # train options behind ``tag``
+    protocol: str = ""  # a PROTOCOLS entry the data was prepared with ("" = the default)
 
     @property
     def variant(self) -> str:
@@ -73,15 +83,20 @@ class Cell:
     def name(self) -> str:
         return f"{self.backbone}-{self.variant}-s{self.seed}"
 
+    @property
+    def folder(self) -> str:
+        """Cells of one (dataset, protocol) share a folder: ``ckplus-112x3``."""
+        return f"{self.dataset}-{self.protocol}" if self.protocol else self.dataset
+
     def cached(self, results: Path) -> Path:
-        return results / self.table / self.dataset / f"{self.name}.json"
+        return results / self.table / self.folder / f"{self.name}.json"
 
     def run_dir(self, runs: Path) -> Path:
-        return runs / self.table / self.dataset / self.name
+        return runs / self.table / self.folder / self.name
 
 
 def grid(table: str, dataset: str, backbones: Sequence[str], methods: Sequence[str],
-         seeds: Sequence[int], n_ps: Sequence[int] = NP_SWEEP) -> list[Cell]:  # fmt: skip
+         seeds: Sequence[int], n_ps: Sequence[int] = NP_SWEEP, protocol: str = "") -> list[Cell]:  # fmt: skip
     """Cells in the order that informs first: seed 0 of every (backbone, method), then the
     next seed, and so on, so a run cut short still holds complete seed-0 rows. ``n_ps``
     narrows Table 2's DUET cells to part of the N_p sweep, so Table 2's own DUET cell
@@ -91,7 +106,8 @@ def grid(table: str, dataset: str, backbones: Sequence[str], methods: Sequence[s
         for backbone in backbones:
             for method in methods:
                 nps = n_ps if table == "table2" and method == "duet" else (None,)
-                cells += [Cell(table, dataset, backbone, method, seed, n) for n in nps]
+                cells += [Cell(table, dataset, backbone, method, seed, n, protocol=protocol)
+                          for n in nps]  # fmt: skip
     return cells
 
 
@@ -102,11 +118,17 @@ def prepared(dataset: str, data_dir: Path | None, runs: Path, protocol: str = ""
 
     out = runs / "data" / (f"{dataset}-{protocol}" if protocol else dataset)
     if not (out / "meta.json").is_file():
-        options = default_options(dataset)
-        if protocol:
-            options = dataclasses.replace(options, **PROTOCOLS[protocol])
-        prepare(dataset, out, data_dir=data_dir, options=options)
+        spec = PROTOCOLS[protocol] if protocol else {}
+        options = dataclasses.replace(default_options(dataset), **spec.get("options", {}))
+        prepare(dataset, out, data_dir=data_dir, options=options, **spec.get("image", {}))
     return out
+
+
+def repo_relative(path: Path) -> str:
+    """``path`` as the docs and cached cells write it: relative to the repository when it is
+    inside (no machine's absolute paths in committed files), else as given."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def train_command(cell: Cell, epochs: int, data: Path) -> str:
@@ -115,26 +137,19 @@ def train_command(cell: Cell, epochs: int, data: Path) -> str:
     extra = "".join(f" --{k.replace('_', '-')} {v}" for k, v in cell.options)
     return (f"duet-sim train --dataset {cell.dataset} --backbone {cell.backbone} "
             f"--method {cell.method}{np_flag}{extra} --seed {cell.seed} --epochs {epochs} "
-            f"--prepared {data} --out OUT")  # fmt: skip
+            f"--prepared {repo_relative(data)} --out OUT")  # fmt: skip
 
 
 def run_cells(cells: Sequence[Cell], epochs: int, data: Path, results: Path, runs: Path) -> int:
     """Train every uncached cell, caching its metrics; returns how many were trained."""
-    from simulation.train_cmd import train_cell
-
     trained = 0
     for i, cell in enumerate(cells, 1):
         cache = cell.cached(results)
         if cache.is_file():
             print(f"[{i}/{len(cells)}] {cell.table} {cell.name}: cached", flush=True)
             continue
-        options: dict[str, Any] = {"seed": cell.seed, "epochs": epochs, "prepared": data}
-        if cell.np is not None:
-            options["num_generators"] = cell.np
-        options |= dict(cell.options)
         start = time.perf_counter()
-        train_cell(cell.run_dir(runs), dataset=cell.dataset, backbone=cell.backbone,
-                   method=cell.method, no_progress=True, **options)  # fmt: skip
+        train_cell(cell, epochs, data, runs)
         metrics = json.loads((cell.run_dir(runs) / "metrics.json").read_text())
         metrics |= {"cell": cell.name, "variant": cell.variant, "np": cell.np,
                     "wall_seconds": time.perf_counter() - start,
@@ -148,18 +163,42 @@ def run_cells(cells: Sequence[Cell], epochs: int, data: Path, results: Path, run
     return trained
 
 
+def train_cell(cell: Cell, epochs: int, data: Path, runs: Path) -> None:
+    """Train ``cell`` with the recipe of `duet-sim train` into its run directory."""
+    from simulation.train_recipe import TrainOptions, TrainRecipe
+
+    options: dict[str, Any] = {"seed": cell.seed, "epochs": epochs, "prepared": data}
+    if cell.np is not None:
+        options["num_generators"] = cell.np
+    options |= dict(cell.options)
+    TrainRecipe(TrainOptions(cell.dataset, cell.backbone, cell.method, progress=False,
+                             **options), cell.run_dir(runs)).run()  # fmt: skip
+
+
 def cmd_train_table(args: argparse.Namespace) -> int:
-    data = prepared(args.dataset, args.data_dir, args.runs)
-    cells = grid(args.table, args.dataset, args.backbones, args.methods, args.seeds, args.n_p)
+    data = prepared(args.dataset, args.data_dir, args.runs, args.protocol)
+    cells = grid(args.table, args.dataset, args.backbones, args.methods, args.seeds, args.n_p,
+                 args.protocol)  # fmt: skip
     epochs = EPOCHS[args.table] if args.epochs is None else args.epochs
     run_cells(cells, epochs, data, args.results, args.runs)
     return 0
 
 
 # ---- Ablations ---------------------------------------------------------------------------
-# Protocols other than the paper's, by name: the synthetic-clicks one (README "Quality
-# claim"), where the real-time clicks are not a subset of the history the backbone sees.
-PROTOCOLS: dict[str, dict[str, int]] = {"h10-r30": {"history_length": 10, "realtime_size": 30}}
+# Data protocols other than a dataset's default, by name, as `data prepare` options:
+# "options" are SessionOptions fields, "image" the image input. h10-r30 is the
+# synthetic-clicks protocol (README "Quality claim"), where the real-time clicks are not a
+# subset of the history the backbone sees. The image ones are CK+ inputs: 48x1 is CK+48 as
+# distributed, 224x3 the paper's (Table 5), 112x3 the largest the CPU grid affords.
+PROTOCOLS: dict[str, dict[str, dict[str, int]]] = {
+    "h10-r30": {"options": {"history_length": 10, "realtime_size": 30}},
+    "48x1": {"image": {"image_size": 48, "image_channels": 1}},
+    "112x3": {"image": {"image_size": 112, "image_channels": 3}},
+    "224x3": {"image": {"image_size": 224, "image_channels": 3}},
+}
+CLICK_PROTOCOLS = ("h10-r30",)
+IMAGE_PROTOCOLS = ("48x1", "112x3", "224x3")
+TABLE2_PROTOCOL = "112x3"  # the 5-seed grid; docs/results.md says why not 224x3
 ABLATION_NOTES = {
     "gru-neck": "paper protocol, GRU neck (the paper's)",
     "h10-r30": "history 10, R 30 (real-time clicks reach beyond the history), mean neck",
@@ -212,13 +251,10 @@ def base_cell(dataset: str, backbone: str, seed: int, protocol: str) -> Cell:
 def base_checkpoint(cell: Cell, data: Path, runs: Path) -> Path:
     """``cell``'s run directory, trained here if this clone lacks it: cached cell JSONs carry
     no weights, and a base cell retrains deterministically."""
-    from simulation.train_cmd import train_cell
-
     run = cell.run_dir(runs)
     if not (run / "model.pt").is_file():
         print(f"finetune-sweep: training {run.name} (no checkpoint under {run})", flush=True)
-        train_cell(run, dataset=cell.dataset, backbone=cell.backbone, method="base",
-                   seed=cell.seed, epochs=EPOCHS["table1"], prepared=data, no_progress=True)  # fmt: skip
+        train_cell(cell, EPOCHS["table1"], data, runs)
     return run
 
 
@@ -255,6 +291,59 @@ def cmd_finetune_sweep(args: argparse.Namespace) -> int:
                 out.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
                 print(f"finetune-sweep {cell.name}: {metrics['auc']:.4f} "
                       f"({metrics['wall_seconds']:.0f} s)", flush=True)  # fmt: skip
+    return 0
+
+
+# ---- the linear floor (Table 2) ---------------------------------------------------------
+# Ridge regression on raw pixels: the accuracy a CNN must beat on the same split. λ is
+# chosen on the validation split from this grid (in units of the mean squared pixel norm);
+# the test split is scored once, with that λ.
+RIDGE_LAMBDAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+
+
+def ridge_floor(data: Path) -> dict[str, Any]:
+    """Ridge regression from raw pixels to one-hot classes, fitted on train, λ chosen on val.
+
+    Kernel form, ``α = (X Xᵀ + λ' I)⁻¹ Y``: with a few hundred frames of up to 150,528
+    pixels, the (n, n) Gram matrix is the small side. Features and targets are centered on
+    the training means, so no bias is penalized.
+    """
+    import numpy as np
+
+    from pipelines.tensors import load_samples
+
+    def arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
+        s = load_samples(data, split)
+        return s.pixels.flatten(1).double().numpy(), s.label.numpy()
+
+    (x, y), (xv, yv) = arrays("train"), arrays("val")
+    classes = int(max(y.max(), yv.max())) + 1
+    mean, onehot = x.mean(0), np.eye(classes)[y]
+    x, xv = x - mean, xv - mean
+    gram, cross = x @ x.T, xv @ x.T  # (n, n), (n_val, n)
+    scale = np.trace(gram) / len(x)
+    val_acc = {}
+    for lam in RIDGE_LAMBDAS:
+        alpha = np.linalg.solve(gram + lam * scale * np.eye(len(x)), onehot - onehot.mean(0))
+        val_acc[lam] = float(((cross @ alpha).argmax(1) == yv).mean())
+    best = max(RIDGE_LAMBDAS, key=lambda lam: (val_acc[lam], lam))  # ties: more shrinkage
+    xt, yt = arrays("test")
+    alpha = np.linalg.solve(gram + best * scale * np.eye(len(x)), onehot - onehot.mean(0))
+    test_acc = float((((xt - mean) @ x.T @ alpha).argmax(1) == yt).mean())
+    return {"method": "linear-ridge", "lambda": best, "val_accuracy_by_lambda": val_acc,
+            "val_accuracy": val_acc[best], "accuracy": test_acc, "num_train": len(x),
+            "features": x.shape[1]}  # fmt: skip
+
+
+def cmd_linear_floor(args: argparse.Namespace) -> int:
+    for protocol in args.protocols:
+        data = prepared("ckplus", args.data_dir, args.runs, protocol)
+        out = args.results / "table2" / f"ckplus-{protocol}" / "linear-ridge.json"
+        result = ridge_floor(data) | {"protocol": protocol}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        print(f"linear floor {protocol}: λ {result['lambda']:g} (val {result['val_accuracy']:.4f}),"
+              f" test accuracy {result['accuracy']:.4f}")  # fmt: skip
     return 0
 
 
@@ -295,15 +384,12 @@ def size_checkpoint(dataset: str, backbone: str, data: Path, out: Path) -> Path:
     from duet.checkpoint import save_checkpoint
     from duet.model import DeviceModel
     from pipelines.tensors import load_meta
-    from simulation.train_cmd import _meta_summary, _model_config
+    from simulation.train_recipe import TrainOptions, meta_summary, model_config
 
     meta = load_meta(data)
-    args = argparse.Namespace(
-        backbone=backbone, method="duet", num_generators=5, tau=1.0, neck="mean"
-    )
     torch.manual_seed(0)
-    model = DeviceModel(_model_config(args, meta))
-    return save_checkpoint(model, out, info={"dataset_meta": _meta_summary(meta)})
+    model = DeviceModel(model_config(TrainOptions(dataset, backbone, "duet"), meta))
+    return save_checkpoint(model, out, info={"dataset_meta": meta_summary(meta)})
 
 
 def cmd_table3(args: argparse.Namespace) -> int:
@@ -312,7 +398,8 @@ def cmd_table3(args: argparse.Namespace) -> int:
     sources = [(args.dataset, b) for b in CLICK_BACKBONES]
     sources += [("ckplus", b) for b in IMAGE_BACKBONES]
     for dataset, backbone in sources:
-        data = prepared(dataset, args.data_dir, args.runs)
+        protocol = TABLE2_PROTOCOL if dataset == "ckplus" else ""
+        data = prepared(dataset, args.data_dir, args.runs, protocol)
         run = size_checkpoint(dataset, backbone, data, args.runs / "table3" / dataset / backbone)
         out = args.results / "table3" / f"{dataset}-{backbone}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -357,10 +444,10 @@ def cmd_figure4(args: argparse.Namespace) -> int:
 
 
 # ---- docs/results.md ----------------------------------------------------------------------
-def load_cells(results: Path, table: str, dataset: str) -> dict[str, dict[str, Any]]:
-    """Cached cells of one table, by cell name."""
-    folder = results / table / dataset
-    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+def load_cells(results: Path, table: str, folder: str) -> dict[str, dict[str, Any]]:
+    """Cached cells of one table in one (dataset, protocol) folder, by cell name."""
+    files = sorted((results / table / folder).glob("*.json"))
+    return {p.stem: json.loads(p.read_text()) for p in files if p.stem != "linear-ridge"}
 
 
 def mean_std(values: Sequence[float]) -> str:
@@ -384,24 +471,54 @@ def _gain(ours: list[float], base: list[float]) -> str:
     return f"{100 * (statistics.mean(ours) / statistics.mean(base) - 1):+.2f}%"
 
 
+def paper_value(values: dict[tuple[str, str], tuple[float, float]], backbone: str,
+                variant: str, scale: float = 1.0) -> str:
+    """The paper's "mean ± std" for a row, or a dash where the paper has no such row."""
+    if (backbone, variant) not in values:
+        return "— (not in the paper)"
+    mean, std = values[(backbone, variant)]
+    return f"{mean * scale:.4f} ± {std * scale:.4f}"
+
+
+def paper_gain(values: dict[tuple[str, str], tuple[float, float]], backbone: str,
+               variant: str) -> str:
+    """The paper's relative gain of a row over its base row, in percent."""
+    if variant == "base":
+        return "—"
+    if (backbone, variant) not in values:
+        return "— (not in the paper)"
+    return f"{rel_gain(values[(backbone, variant)][0], values[(backbone, 'base')][0]):+.2f}%"
+
+
 def table1_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int]) -> list[str]:
-    lines = ["| backbone | method | AUC mean ± std | seeds done | rel. gain vs base | "
-             "paper AUC | paper rel. gain | Param. (device) | FLOPs | time delay (ms) |",
-             "|---|---|---:|---:|---:|---|---|---:|---:|---:|"]  # fmt: skip
+    lines = ["| backbone | method | AUC mean ± std | val AUC | seeds done | rel. gain vs base | "
+             "paper AUC (ML-100K) | paper rel. gain | Param. (device) / paper | FLOPs / paper | "
+             "time delay (ms) / paper |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for backbone in CLICK_BACKBONES:
         base = [c["auc"] for c in _seeds_of(cells, backbone, "base", seeds)]
+        paper_params, paper_flops = TABLE1_ML100K_COST[backbone]
         for method in CLICK_METHODS:
             rows = _seeds_of(cells, backbone, method, seeds)
             aucs = [c["auc"] for c in rows]
+            val = [c["val_auc"] for c in rows if "val_auc" in c]
             first = rows[0] if rows else {}
             gain = "—" if method == "base" else _gain(aucs, base)
             delay = f"{statistics.median(c['latency_ms'] for c in rows):.2f}" if rows else "pending"
+            paper_delay = TABLE1_DELAY_MS.get(method)
+            paper_delay_text = "—" if paper_delay is None else f"≥ {paper_delay:g}"
             lines.append(
-                f"| {backbone} | {method} | {mean_std(aucs)} | {len(rows)}/{len(seeds)} | {gain} | "
-                f"{PAPER_NA} | {PAPER_NA} | {first.get('params', 'pending')} | "
-                f"{first.get('flops', 'pending')} | {delay} |"
+                f"| {backbone} | {method} | {mean_std(aucs)} | {_mean(val)} | "
+                f"{len(rows)}/{len(seeds)} | {gain} | {paper_value(TABLE1_ML100K, backbone, method)} | "
+                f"{paper_gain(TABLE1_ML100K, backbone, method)} | "
+                f"{first.get('params', 'pending')} / {paper_params:,} | "
+                f"{first.get('flops', 'pending')} / {paper_flops:,} | {delay} / {paper_delay_text} |"
             )
     return lines
+
+
+def _mean(values: Sequence[float]) -> str:
+    return f"{statistics.mean(values):.4f}" if values else "—"
 
 
 # Two-sided 95% quantiles of Student's t by degrees of freedom (paired seeds − 1): a
@@ -409,35 +526,36 @@ def table1_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int]) -> list[st
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306}
 
 
-def claim_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int]) -> list[str]:
-    """The issue's claim, per backbone: DUET's mean AUC minus base's over the seeds both have
+def claim_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int], metric: str = "auc",
+             backbones: Sequence[str] = CLICK_BACKBONES, duet: str = "duet") -> list[str]:  # fmt: skip
+    """The claim, per backbone: DUET's mean ``metric`` minus base's over the seeds both have
     finished (paired, so an unfinished seed does not bias the difference), how many of
     those seeds DUET wins, and the paired t statistic: a gain inside the seed-to-seed noise
     is reported as such, not as a win."""
-    lines = ["| backbone | duet − base (mean AUC, paired seeds) | std base / duet | seeds DUET wins | paired t (95% bound) | DUET above base |",
+    lines = [f"| backbone | {duet} − base (mean {metric}, paired seeds) | std base / {duet} | "
+             "seeds DUET wins | paired t (95% bound) | DUET above base |",
              "|---|---:|---:|---:|---:|---|"]  # fmt: skip
-    for backbone in CLICK_BACKBONES:
-        paired = [
-            s for s in seeds if {f"{backbone}-base-s{s}", f"{backbone}-duet-s{s}"} <= cells.keys()
-        ]
+    for backbone in backbones:
+        names = {s: (f"{backbone}-base-s{s}", f"{backbone}-{duet}-s{s}") for s in seeds}
+        paired = [s for s in seeds if set(names[s]) <= cells.keys()]
         if not paired:
             lines.append(f"| {backbone} | pending | pending | 0/{len(seeds)} | pending | pending |")
             continue
-        base = [cells[f"{backbone}-base-s{s}"]["auc"] for s in paired]
-        duet = [cells[f"{backbone}-duet-s{s}"]["auc"] for s in paired]
-        gains = [d - b for d, b in zip(duet, base, strict=True)]
+        base = [cells[names[s][0]][metric] for s in paired]
+        duet_values = [cells[names[s][1]][metric] for s in paired]
+        gains = [d - b for d, b in zip(duet_values, base, strict=True)]
         diff = statistics.mean(gains)
         std = lambda v: f"{statistics.stdev(v):.4f}" if len(v) > 1 else "—"  # noqa: E731
         t, verdict = "—", "yes" if diff > 0 else "no"
-        if len(gains) > 1 and len(gains) - 1 in T_975:
+        if len(gains) > 1 and len(gains) - 1 in T_975 and statistics.stdev(gains) > 0:
             t_stat = diff / (statistics.stdev(gains) / math.sqrt(len(gains)))
             t = f"{t_stat:+.1f} ({T_975[len(gains) - 1]:.2f})"
-            if diff > 0:
-                verdict += ", significant" if t_stat > T_975[len(gains) - 1] else ", within noise"
+            significant = abs(t_stat) > T_975[len(gains) - 1]
+            verdict += ", significant" if significant else ", within noise"
         if len(paired) < len(seeds):
             verdict += " (provisional: seeds missing)"
         wins = sum(g > 0 for g in gains)
-        lines.append(f"| {backbone} | {diff:+.4f} | {std(base)} / {std(duet)} | "
+        lines.append(f"| {backbone} | {diff:+.4f} | {std(base)} / {std(duet_values)} | "
                      f"{wins}/{len(paired)} | {t} | {verdict} |")  # fmt: skip
     return lines
 
@@ -455,46 +573,122 @@ def swa_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int], metric: str,
     return lines
 
 
-def table2_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int]) -> list[str]:
-    lines = ["| backbone | method | N_p | accuracy mean ± std | seeds done | rel. gain vs base | "
-             "paper accuracy | paper rel. gain | Param. (device) | FLOPs |",
-             "|---|---|---:|---:|---:|---:|---|---|---:|---:|"]  # fmt: skip
+TABLE2_VARIANTS = (("base", "—"), ("duet-no-swa", "1"),
+                   *((f"duet-np{n}", str(n)) for n in NP_SWEEP))  # fmt: skip
+
+
+def table2_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int],
+              ridge: dict[str, Any] | None) -> list[str]:  # fmt: skip
+    """Table 2 (and the N_p rows of Table 4) with the paper's accuracy and relative gain
+    beside ours, and the linear floor as its own row."""
+    lines = ["| backbone | method | N_p | accuracy mean ± std | val accuracy | seeds done | "
+             "rel. gain vs base | paper accuracy | paper rel. gain | Param. (device) / paper | "
+             "FLOPs / paper |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for backbone in IMAGE_BACKBONES:
         base = [c["accuracy"] for c in _seeds_of(cells, backbone, "base", seeds)]
-        variants = [("base", "—"), ("duet-no-swa", "1")]
-        variants += [(f"duet-np{n}", str(n)) for n in NP_SWEEP]
-        for variant, n in variants:
+        paper_params, paper_flops = TABLE2_COST[backbone]
+        for variant, n in TABLE2_VARIANTS:
             rows = _seeds_of(cells, backbone, variant, seeds)
             acc = [c["accuracy"] for c in rows]
+            val = [c["val_accuracy"] for c in rows if "val_accuracy" in c]
             first = rows[0] if rows else {}
             gain = "—" if variant == "base" else _gain(acc, base)
             lines.append(
-                f"| {backbone} | {variant.split('-np')[0]} | {n} | {mean_std(acc)} | "
-                f"{len(rows)}/{len(seeds)} | {gain} | {PAPER_NA} | {PAPER_NA} | "
-                f"{first.get('params', 'pending')} | {first.get('flops', 'pending')} |"
+                f"| {backbone} | {variant.split('-np')[0]} | {n} | {mean_std(acc)} | {_mean(val)} | "
+                f"{len(rows)}/{len(seeds)} | {gain} | "
+                f"{paper_value(TABLE2, backbone, variant, 0.01)} | "
+                f"{paper_gain(TABLE2, backbone, variant)} | "
+                f"{first.get('params', 'pending')} / {paper_params:,} | "
+                f"{first.get('flops', 'pending')} / {paper_flops:,} |"
             )
+    if ridge is not None:
+        lines.append(f"| raw pixels | linear floor: ridge, λ {ridge['lambda']:g} (chosen on val) | "
+                     f"— | {ridge['accuracy']:.4f} | {ridge['val_accuracy']:.4f} | — | — | "
+                     "— (not in the paper) | — | — | — |")  # fmt: skip
     return lines
 
 
+def table4_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int]) -> list[str]:
+    """Table 4 as the paper prints it: accuracy by N_p, ours beside the paper's."""
+    head = " | ".join(v for v, _ in TABLE2_VARIANTS)
+    lines = [f"| backbone | {head} |", "|---|" + "---:|" * len(TABLE2_VARIANTS),]
+    for backbone in IMAGE_BACKBONES:
+        row = []
+        for variant, _ in TABLE2_VARIANTS:
+            acc = [c["accuracy"] for c in _seeds_of(cells, backbone, variant, seeds)]
+            mean, _ = TABLE2[(backbone, variant)]
+            ours = f"{statistics.mean(acc):.4f}" if acc else "pending"
+            row.append(f"{ours} / {mean / 100:.4f}")
+        lines.append(f"| {backbone} (ours / paper) | " + " | ".join(row) + " |")
+    return lines
+
+
+SIZE_VARIANTS = ("base", "duet-no-swa", "duet-np5")
+
+
+def size_md(results: Path, seed: int = 0) -> list[str]:
+    """One seed of Table 2's cells at every CK+ input, with the linear floor at each."""
+    lines = ["| input | backbone | method | val accuracy | test accuracy | epoch kept / trained | "
+             "train samples/s |", "|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
+    for protocol in IMAGE_PROTOCOLS:
+        cells = load_cells(results, "table2", f"ckplus-{protocol}")
+        for backbone in IMAGE_BACKBONES:
+            for variant in SIZE_VARIANTS:
+                c = cells.get(f"{backbone}-{variant}-s{seed}")
+                if c is None:
+                    lines.append(f"| {protocol} | {backbone} | {variant} | pending | | | |")
+                    continue
+                lines.append(f"| {protocol} | {backbone} | {variant} | {c['val_accuracy']:.4f} | "
+                             f"{c['accuracy']:.4f} | {c['selected_epoch']} / {c['epochs']} | "
+                             f"{c['train_samples_per_s']:,.0f} |")  # fmt: skip
+        ridge = _ridge(results, protocol)
+        if ridge is not None:
+            lines.append(f"| {protocol} | raw pixels | ridge (λ {ridge['lambda']:g}) | "
+                         f"{ridge['val_accuracy']:.4f} | {ridge['accuracy']:.4f} | — | — |")  # fmt: skip
+    return lines
+
+
+def _ridge(results: Path, protocol: str) -> dict[str, Any] | None:
+    path = results / "table2" / f"ckplus-{protocol}" / "linear-ridge.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def table3_md(results: Path) -> list[str]:
+    """Table 3 row by row: our sizes and transfer delays beside the paper's. Delays are
+    bytes / bandwidth, as the paper computes them (the fleet adds an RTT; see the text)."""
     from actors.profiles import NETWORK_CLASSES
 
     nets = list(NETWORK_CLASSES)
-    lines = ["| model | upload | upload bytes | download bytes | "
-             + " | ".join(f"up / down ms @ {n}" for n in nets) + " |",
+    lines = ["| model | upload | up bytes ours / paper | down bytes ours / paper | "
+             + " | ".join(f"up / down ms @ {n}: ours / paper" for n in nets) + " |",
              "|---|---|---:|---:|" + "---:|" * len(nets)]  # fmt: skip
     files = sorted((results / "table3").glob("*.json"))
     for f in files:
         d = json.loads(f.read_text())
+        paper = TABLE3["clicks" if d["dataset"] != "ckplus" else d["backbone"]]
         for r in d["rows"]:
-            times = " | ".join(
-                f"{r[f'upload_ms@{n}']:.2f} / {r[f'download_ms@{n}']:.2f}" for n in nets
-            )
-            lines.append(f"| {d['backbone']} ({d['dataset']}) | {r['upload']} | "
-                         f"{r['upload_bytes']:,} | {r['download_bytes']:,} | {times} |")  # fmt: skip
+            mode = r["upload"]
+            p_up = paper["up_raw" if mode == "raw" else "up_embedding"]
+            cells = []
+            for n in nets:
+                bandwidth = NETWORK_CLASSES[n].bandwidth_bytes_s
+                p_raw, p_emb, p_down = paper["delays"][n]
+                p_upload = p_raw if mode == "raw" else p_emb
+                cells.append(f"{1000 * r['upload_bytes'] / bandwidth:.3g} / "
+                             f"{1000 * r['download_bytes'] / bandwidth:.3g} : "
+                             f"{_ms(p_upload)} / {_ms(p_down)}")  # fmt: skip
+            lines.append(f"| {d['backbone']} ({d['dataset']}) | {mode} | "
+                         f"{r['upload_bytes']:,} / {p_up:,.0f} | "
+                         f"{r['download_bytes']:,} / {paper['down']:,.0f} | "
+                         + " | ".join(cells) + " |")  # fmt: skip
     if not files:
         lines.append("| pending | | | |" + " |" * len(nets))
     return lines
+
+
+def _ms(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{1000 * seconds:.3g}"
 
 
 def figure4_md(results: Path, plot: Path | None = None) -> list[str]:
@@ -598,7 +792,7 @@ def finetune_md(
     (Table 1's under the paper protocol, the ablation's under another)."""
     lines = ["| protocol, finetune setting | backbone | seeds | base AUC | finetune AUC | finetune − base |",
              "|---|---|---|---:|---:|---:|"]  # fmt: skip
-    for protocol, base_cells in (("", table1), *((p, ablation) for p in PROTOCOLS)):
+    for protocol, base_cells in (("", table1), *((p, ablation) for p in CLICK_PROTOCOLS)):
         base = f"base-{protocol}" if protocol else "base"
         for backbone in CLICK_BACKBONES:
             for k, lr in FINETUNE_SWEEP:
@@ -630,13 +824,16 @@ def render(
 ) -> str:
     """docs/results.md: the static discussion (``template``) with every table filled in."""
     t1 = load_cells(results, "table1", dataset)
-    t2 = load_cells(results, "table2", "ckplus")
+    t2 = load_cells(results, "table2", f"ckplus-{TABLE2_PROTOCOL}")
     ablation = load_cells(results, "ablation", dataset)
     parts = {
         "TABLE1": table1_md(t1, seeds),
         "CLAIM": claim_md(t1, seeds),
+        "CLAIM2": claim_md(t2, seeds, "accuracy", IMAGE_BACKBONES, "duet-np5"),
+        "TABLE4": table4_md(t2, seeds),
+        "SIZES": size_md(results),
         "SWA1": swa_md(t1, seeds, "auc", CLICK_BACKBONES, "duet"),
-        "TABLE2": table2_md(t2, seeds),
+        "TABLE2": table2_md(t2, seeds, _ridge(results, TABLE2_PROTOCOL)),
         "SWA2": swa_md(t2, seeds, "accuracy", IMAGE_BACKBONES, "duet-np5"),
         "TABLE3": table3_md(results),
         "FIGURE4": figure4_md(results, plot),
@@ -680,6 +877,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         t.add_argument("--methods", nargs="+", default=list(methods), choices=methods)
         t.add_argument("--n-p", type=int, nargs="+", default=list(NP_SWEEP), choices=NP_SWEEP,
                        help="table2: which N_p of the DUET sweep to train")  # fmt: skip
+        image = table == "table2"
+        t.add_argument("--protocol", default=TABLE2_PROTOCOL if image else "",
+                       choices=IMAGE_PROTOCOLS if image else ("",),
+                       help=f"table2: the CK+ input (default: the 5-seed grid's, {TABLE2_PROTOCOL})")  # fmt: skip
         t.set_defaults(func=cmd_train_table, table=table)
     ab = sub.add_parser("ablation", help="Table 1 variants behind the DUET-vs-base analysis")
     ab.add_argument("--dataset", default="movielens-100k")
@@ -691,12 +892,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ft.add_argument("--dataset", default="movielens-100k")
     ft.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
     ft.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
-    ft.add_argument("--protocol", default="", choices=["", *PROTOCOLS],
+    ft.add_argument("--protocol", default="", choices=["", *CLICK_PROTOCOLS],
                     help="data protocol of the base models (default: the paper's, Table 1)")  # fmt: skip
     ft.add_argument(
         "--backbones", nargs="+", default=list(CLICK_BACKBONES), choices=CLICK_BACKBONES
     )
     ft.set_defaults(func=cmd_finetune_sweep)
+    lf = sub.add_parser("linear-floor", help="Table 2's ridge regression on raw pixels")
+    lf.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
+    lf.add_argument("--protocols", nargs="+", default=list(IMAGE_PROTOCOLS),
+                    choices=IMAGE_PROTOCOLS)  # fmt: skip
+    lf.set_defaults(func=cmd_linear_floor)
     t3 = sub.add_parser("table3", help="upload/download sizes and delays")
     t3.add_argument("--dataset", default="movielens-100k", help="Table 1's dataset")
     t3.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")

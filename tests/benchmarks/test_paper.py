@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def paper():
+    # run as a script, benchmarks/ is on sys.path and paper.py imports its sibling modules
+    sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location("paper", ROOT / "benchmarks" / "paper.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["paper"] = module  # dataclasses resolve annotations through sys.modules
@@ -34,16 +36,16 @@ def test_cached_cell_is_skipped_and_new_cell_is_cached(paper, tmp_path, monkeypa
     done.cached(results).write_text(json.dumps(fake_metrics(0.8, "din", "base")))
     calls = []
 
-    def fake_train_cell(out: Path, *, dataset: str, backbone: str, method: str, **options):
-        calls.append((method, options))
+    def fake_train_cell(cell, epochs: int, data: Path, runs: Path):
+        calls.append((cell, epochs))
+        out = cell.run_dir(runs)
         out.mkdir(parents=True)
-        (out / "metrics.json").write_text(json.dumps(fake_metrics(0.9, backbone, method)))
-        return 0
+        metrics = fake_metrics(0.9, cell.backbone, cell.method)
+        (out / "metrics.json").write_text(json.dumps(metrics))
 
-    monkeypatch.setattr("simulation.train_cmd.train_cell", fake_train_cell)
+    monkeypatch.setattr(paper, "train_cell", fake_train_cell)
     assert paper.run_cells([done, todo], 3, tmp_path / "data", results, runs) == 1
-    assert [m for m, _ in calls] == ["duet"]
-    assert calls[0][1]["epochs"] == 3 and calls[0][1]["seed"] == 0
+    assert [(c.method, c.seed, epochs) for c, epochs in calls] == [("duet", 0, 3)]
     cached = json.loads(todo.cached(results).read_text())
     assert cached["auc"] == 0.9 and "--epochs 3" in cached["command"]
     # a second pass trains nothing: both cells are cached now
@@ -71,10 +73,10 @@ def test_write_renders_finished_cells_and_marks_the_rest_pending(paper, tmp_path
         (folder / f"{name}.json").write_text(json.dumps(cell))
     text = paper.render(tmp_path, "movielens-100k", [0, 1], "{{TABLE1}}\n{{TABLE3}}")
     rows = {tuple(r.split(" | ")[:2]): r for r in text.splitlines() if r.startswith("| din")}
-    assert "0.8100 ± 0.0141 | 2/2" in rows[("| din", "base")]
-    assert "0.8400 (1 seed) | 1/2 | +3.70%" in rows[("| din", "duet")]
-    assert "| pending | 0/2 | pending |" in rows[("| din", "hypernet")]
-    assert "| sasrec | base | pending | 0/2 |" in text
+    assert "0.8100 ± 0.0141 | — | 2/2" in rows[("| din", "base")]
+    assert "0.8400 (1 seed) | — | 1/2 | +3.70% | 0.8581 ± 0.0055 | +2.79% |" in rows[("| din", "duet")]
+    assert "| pending | — | 0/2 | pending | — (not in the paper) |" in rows[("| din", "hypernet")]
+    assert "| sasrec | base | pending | — | 0/2 |" in text
     assert "| pending |" in text.splitlines()[-1]  # Table 3 not computed yet
     # the claim pairs seeds: base's seed 1 has no duet partner, so only seed 0 counts
     claim = paper.render(tmp_path, "movielens-100k", [0, 1], "{{CLAIM}}")
@@ -177,3 +179,46 @@ def test_finetune_sweep_refinetunes_the_base_checkpoint_and_caches(paper, tmp_pa
     assert lines[4] == "| h10-r30, 3 steps, lr 0.03 | din | 0 | 0.7000 | 0.7200 | +0.0200 |"
     assert len(lines) == 5
     assert "pending" in paper.finetune_md({}, {}, {}, [0])[2]
+
+
+def test_linear_floor_picks_lambda_on_validation_and_scores_test_once(paper, tmp_path, monkeypatch):
+    """The ridge floor reads train and val to pick λ, then test once, and learns the
+    classes (stripe orientations, one style) well above chance (1/4)."""
+    from pipelines.prepare import prepare
+    from pipelines.synthetic import SyntheticVideoConfig
+
+    data = tmp_path / "video"
+    config = SyntheticVideoConfig(n_subjects=12, sessions_per_subject=4, n_styles=1, noise_std=0.02)
+    prepare("synthetic-video", data, video_config=config)
+    reads = []
+    import pipelines.tensors
+
+    load = pipelines.tensors.load_samples
+
+    def recording(prepared_dir, split):
+        reads.append(split)
+        return load(prepared_dir, split)
+
+    monkeypatch.setattr("pipelines.tensors.load_samples", recording)
+    result = paper.ridge_floor(data)
+    assert reads == ["train", "val", "test"]
+    assert set(result["val_accuracy_by_lambda"]) == set(paper.RIDGE_LAMBDAS)
+    assert result["val_accuracy"] == max(result["val_accuracy_by_lambda"].values())
+    assert result["accuracy"] > 0.5 and result["features"] == 48 * 48
+
+
+def test_table2_puts_the_paper_and_the_linear_floor_beside_ours(paper, tmp_path):
+    cells = {}
+    for seed, (base, duet) in enumerate(((0.70, 0.75), (0.72, 0.76))):
+        for variant, acc in (("base", base), ("duet-np5", duet)):
+            cells[f"mobilenet_v3_large-{variant}-s{seed}"] = {
+                "accuracy": acc, "val_accuracy": acc - 0.01, "params": 1, "flops": 2}
+    ridge = {"lambda": 0.01, "accuracy": 0.63, "val_accuracy": 0.73}
+    rows = paper.table2_md(cells, [0, 1], ridge)
+    duet = next(r for r in rows if r.startswith("| mobilenet_v3_large | duet | 5 |"))
+    # ours: 0.755 / 0.71 - 1 = +6.34%; the paper's: 82.45 / 76.97 - 1 = +7.12%
+    assert "| 0.7550 ± 0.0071 | 0.7450 | 2/2 | +6.34% | 0.8245 ± 0.0267 | +7.12% |" in duet
+    assert rows[-1].startswith("| raw pixels | linear floor: ridge, λ 0.01 (chosen on val) | — | 0.6300 |")
+    table4 = paper.table4_md(cells, [0, 1])
+    assert table4[2].startswith("| mobilenet_v3_large (ours / paper) | 0.7100 / 0.7697 |")
+    assert "0.7550 / 0.8245 |" in table4[2]
