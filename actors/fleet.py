@@ -48,7 +48,7 @@ from actors.ondevice import Costs, DeviceModels, NumpyParams, SessionScore
 from actors.profiles import DeviceProfile, NetworkClass
 from actors.replay import Replay
 from actors.sink import PartSink
-from duet.model import GENERATED_METHODS
+from duet.names import GENERATED_METHODS
 from pipelines.shifts import ClickSession, ShiftContext, session_rng
 
 log = logging.getLogger(__name__)
