@@ -261,7 +261,7 @@ def base_checkpoint(cell: Cell, data: Path, runs: Path) -> Path:
 def cmd_finetune_sweep(args: argparse.Namespace) -> int:
     from duet.checkpoint import load_checkpoint
     from duet.finetune import FinetuneConfig
-    from duet.train import evaluate
+    from duet.train import Adaptation, evaluate
     from pipelines.tensors import load_samples
 
     data = prepared(args.dataset, args.data_dir, args.runs, args.protocol)
@@ -281,7 +281,7 @@ def cmd_finetune_sweep(args: argparse.Namespace) -> int:
                 options = dict(cell.options)
                 start = time.perf_counter()
                 ft = FinetuneConfig(options["finetune_steps"], options["finetune_lr"], seed=seed)
-                metrics: dict[str, Any] = dict(evaluate(model, test, "finetune", ft))
+                metrics: dict[str, Any] = dict(evaluate(model, test, "finetune", Adaptation(ft)))
                 metrics |= {"backbone": backbone, "seed": seed, "steps": ft.steps, "lr": ft.lr,
                             "variant": cell.variant, "protocol": args.protocol,
                             "wall_seconds": time.perf_counter() - start,

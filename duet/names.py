@@ -16,11 +16,16 @@ BACKBONE_NAMES = tuple(BACKBONES)
 SEQUENCE_BACKBONE_NAMES = tuple(b for b, kind in BACKBONES.items() if kind == "clicks")
 IMAGE_BACKBONE_NAMES = tuple(b for b, kind in BACKBONES.items() if kind == "images")
 
-METHODS = ("base", "finetune", "duet", "duet-no-swa", "hypernet")
+METHODS = ("base", "finetune", "finetune-user", "duet", "duet-no-swa", "hypernet")
 # methods whose classifier the cloud generates (they carry a PPG)
 GENERATED_METHODS = ("duet", "duet-no-swa", "hypernet")
-# methods that adapt a trained base model instead of training their own parameters
-ADAPTED_METHODS = ("finetune",)
+# methods that adapt a trained base model instead of training their own parameters:
+# finetune per session on its real-time clicks (ours), finetune-user per user on the user's
+# labelled training rows, every parameter (the authors' public code, PAPER.md)
+ADAPTED_METHODS = ("finetune", "finetune-user")
+# what a fleet can simulate: a phone does not hold its user's labelled training history,
+# so finetune-user is an offline baseline only (Table 1)
+FLEET_METHODS = tuple(m for m in METHODS if m != "finetune-user")
 
 # the PPG's shared neck over real-time clicks; images pool features by mean
 NECKS = ("mean", "gru", "gru-mean")
@@ -31,6 +36,9 @@ DEFAULT_NECK = "mean"
 # code, one generation per impression)
 CONDITIONS = ("session", "history")
 DEFAULT_CONDITION = "session"
+
+# the learning rate over training: the paper's constant Adam rate, or a cosine decay to 0
+LR_SCHEDULES = ("constant", "cosine")
 
 # which epoch training keeps: the best on the validation split, or the last
 SELECTIONS = ("best", "last")

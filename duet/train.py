@@ -26,10 +26,15 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from duet.data import ClickSamples, ImageSamples, Samples, iterate_batches
-from duet.finetune import FinetuneConfig, finetune_params
+from duet.finetune import (
+    FinetuneConfig,
+    UserFinetuneConfig,
+    finetune_params,
+    finetune_user_logits,
+)
 from duet.metrics import click_metrics, image_metrics
 from duet.model import DeviceModel
-from duet.names import SELECTIONS
+from duet.names import LR_SCHEDULES, SELECTIONS
 
 # the validation metric an epoch is selected by, per data kind (higher is better)
 SELECTION_METRIC = {"clicks": "auc", "images": "accuracy"}
@@ -40,6 +45,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 256
     lr: float = 1e-3  # Adam, paper Table 5
+    lr_schedule: str = "constant"  # "cosine": decay to 0 over the epochs trained
     weight_decay: float = 0.0  # Adam's L2 term; the paper's CK+ runs use 5e-4 (Table 5)
     gamma: float = 1.0  # γ in Eq. 7; 1 weighs every position in a session equally
     global_loss_weight: float = 1.0  # UMN loss kept next to the generated classifier's
@@ -52,6 +58,8 @@ class TrainConfig:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
         if not self.weight_decay >= 0:  # also refuses NaN
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.select not in SELECTIONS:
             raise ValueError(f"select must be one of {SELECTIONS}, got {self.select!r}")
         if self.epochs < 1 or self.batch_size < 1:
@@ -108,6 +116,9 @@ def train(
     g_realtime = torch.Generator().manual_seed(cfg.seed + 1) if model.ppg is not None else None
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = -(-len(samples) // cfg.batch_size)
+    schedule = None
+    if cfg.lr_schedule == "cosine":  # per step, to 0 at the last one
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps)
     log, best_state, best = TrainLog(), None, float("-inf")
     key = SELECTION_METRIC["clicks" if isinstance(samples, ClickSamples) else "images"]
     bar = tqdm(total=cfg.epochs * steps, disable=not progress, desc=f"train {model.cfg.method}",
@@ -123,6 +134,8 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if schedule is not None:
+                schedule.step()
             total += loss.item()  # sync point, fine on CPU
             bar.update()
         log.losses.append(total / steps)
@@ -266,37 +279,59 @@ def predict_finetuned(
     return logits
 
 
-def adaptation_ms(
-    model: DeviceModel, samples: Samples, method: str, cfg: FinetuneConfig, repeats: int = 5
-) -> float:
-    """Wall time to adapt one session's classifier, the paper's "time delay" (Table 1).
+@dataclass(frozen=True)
+class Adaptation:
+    """How the adapted methods adapt a trained base model: ``finetune`` per session,
+    ``finetune-user`` per user on ``history``, that user's labelled rows (the train split)."""
 
-    finetune: k gradient steps on this CPU; generated methods: one PPG forward for one
-    device (the cloud's service time, transfer excluded); base: nothing to adapt.
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    user: UserFinetuneConfig = field(default_factory=UserFinetuneConfig)
+    history: Samples | None = None
+
+
+def method_logits(model: DeviceModel, samples: Samples, method: str, adapt: Adaptation) -> Tensor:
+    """The logits ``method`` is judged by, for every row of ``samples`` in row order."""
+    if method == "finetune":
+        return predict_finetuned(model, samples, adapt.finetune)
+    if method == "finetune-user":
+        if adapt.history is None:
+            raise ValueError("finetune-user needs the users' labelled rows (Adaptation.history)")
+        return finetune_user_logits(model, adapt.history, samples, adapt.user)
+    return predict(model, samples)
+
+
+def adaptation_ms(
+    model: DeviceModel, samples: Samples, method: str, adapt: Adaptation, repeats: int = 5
+) -> float:
+    """Wall time to adapt one device's classifier, the paper's "time delay" (Table 1).
+
+    finetune: k gradient steps on one session's real-time samples; finetune-user: the
+    authors' per-user epoch over one user's training rows (and scoring them); generated
+    methods: one PPG forward for one device (the cloud's service time, transfer excluded);
+    base: nothing to adapt. All on this CPU.
     """
     if method == "base":
         return 0.0
-    session = samples.session[:1]
+    one = samples.index(torch.tensor([0]))
     timings = []
     for _ in range(repeats):
         start = time.perf_counter()
         if method == "finetune":
-            finetune_params(model, samples, session, cfg)
+            finetune_params(model, samples, samples.session[:1], adapt.finetune)
+        elif method == "finetune-user":
+            method_logits(model, one, method, adapt)
         else:
             with torch.no_grad():
-                model.generated_params(samples.index(torch.tensor([0])))
+                model.generated_params(one)
         timings.append(time.perf_counter() - start)
     return 1000 * sorted(timings)[len(timings) // 2]
 
 
 def evaluate(
-    model: DeviceModel, samples: Samples, method: str, finetune: FinetuneConfig | None = None
+    model: DeviceModel, samples: Samples, method: str, adapt: Adaptation | None = None
 ) -> dict[str, float]:
-    """Metrics of ``method`` on ``samples`` (``finetune`` reuses a base-trained model)."""
-    ft = finetune or FinetuneConfig()
-    logits = (
-        predict_finetuned(model, samples, ft) if method == "finetune" else predict(model, samples)
-    )
-    metrics = sample_metrics(logits, samples)
-    metrics["latency_ms"] = adaptation_ms(model, samples, method, ft)
+    """Metrics of ``method`` on ``samples`` (an adapted method adapts ``model`` first)."""
+    adapt = adapt or Adaptation()
+    metrics = sample_metrics(method_logits(model, samples, method, adapt), samples)
+    metrics["latency_ms"] = adaptation_ms(model, samples, method, adapt)
     return metrics

@@ -35,7 +35,7 @@ from pydantic import (
 from actors.profiles import COMPUTE_TIERS, NETWORK_CLASSES, UPLOAD_MODES
 from duet.names import BACKBONE_NAMES as BACKBONES
 from duet.names import BACKBONES as BACKBONE_KINDS
-from duet.names import METHODS, NECKS
+from duet.names import ADAPTED_METHODS, FLEET_METHODS, NECKS
 from pipelines.names import DATASET_NAMES as DATASETS
 from pipelines.names import DATASETS as DATASET_KINDS
 from pipelines.names import IMAGE_CHANNELS, IMAGE_SIZES
@@ -162,10 +162,11 @@ class ModelSpec(Section):
     def _keys(cls, value: dict[str, Path]) -> dict[str, Path]:
         for key in value:
             backbone, _, method = key.partition("/")
-            if backbone not in BACKBONES or method not in METHODS or method == "finetune":
+            trained = [m for m in FLEET_METHODS if m not in ADAPTED_METHODS]
+            if backbone not in BACKBONES or method not in trained:
                 raise ValueError(
                     f"checkpoint key {key!r}: expected '<backbone>/<method>' with backbone in "
-                    f"{list(BACKBONES)} and method in {[m for m in METHODS if m != 'finetune']}"
+                    f"{list(BACKBONES)} and method in {trained}"
                 )
         return value
 
@@ -316,7 +317,7 @@ class Scenario(Section):
     seed: int = 0  # profiles, device groups, virtual clocks, shift randomness
     data: DataSpec
     model: ModelSpec
-    methods: Annotated[list[Literal[METHODS]], Field(min_length=1)]  # type: ignore[valid-type]
+    methods: Annotated[list[Literal[FLEET_METHODS]], Field(min_length=1)]  # type: ignore[valid-type]
     fleet: FleetSpec
     generator: GeneratorSpec = GeneratorSpec()
     shifts: list[ShiftSpec] = []

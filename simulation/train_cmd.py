@@ -14,6 +14,7 @@ from duet.names import (
     CONDITIONS,
     DEFAULT_CONDITION,
     DEFAULT_NECK,
+    LR_SCHEDULES,
     METHODS,
     NECKS,
     SELECTIONS,
@@ -52,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"default: {DEFAULT_BATCH_SIZE['clicks']} clicks, "
                    f"{DEFAULT_BATCH_SIZE['images']} images")
     p.add_argument("--lr", type=finite_float(0.0, inclusive=False), default=1e-3)
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
+                   help="constant (the paper's Adam rate) or cosine decay to 0")
     p.add_argument("--weight-decay", type=finite_float(0.0), default=None,
                    help="Adam's L2 term (default: 0 clicks, 5e-4 images, paper Table 5)")
     p.add_argument(

@@ -23,6 +23,7 @@ from duet.names import (
     CONDITIONS,
     DEFAULT_CONDITION,
     DEFAULT_NECK,
+    LR_SCHEDULES,
     METHODS,
     NECKS,
     SELECTIONS,
@@ -57,6 +58,7 @@ class TrainOptions:
     epochs: int | None = None
     batch_size: int | None = None
     lr: float = 1e-3  # Adam, paper Table 5
+    lr_schedule: str = "constant"  # or "cosine" (to 0 over the epochs)
     weight_decay: float | None = None
     num_generators: int = 5  # N_p, SWA's generators (duet only)
     tau: float = 1.0  # SWA temperature
@@ -71,7 +73,8 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         names = {"dataset": DATASETS, "backbone": BACKBONES, "method": METHODS, "neck": NECKS,
-                 "condition": CONDITIONS, "select": SELECTIONS}  # fmt: skip
+                 "condition": CONDITIONS, "select": SELECTIONS,
+                 "lr_schedule": LR_SCHEDULES}  # fmt: skip
         for key, known in names.items():
             if getattr(self, key) not in known:
                 raise ValueError(
@@ -183,6 +186,7 @@ class TrainRecipe:
 
         o = self.options
         cfg = TrainConfig(epochs=o.epochs, batch_size=o.batch_size, lr=o.lr,
+                          lr_schedule=o.lr_schedule,
                           weight_decay=o.weight_decay, gamma=o.gamma, augment=o.augment,
                           select=o.select, seed=o.seed)  # fmt: skip
         val = self.val_set if len(self.val_set) else None
@@ -219,12 +223,13 @@ class TrainRecipe:
         return self.metrics
 
     def _evaluate(self, samples) -> dict[str, float]:
-        from duet.finetune import FinetuneConfig
-        from duet.train import evaluate
+        from duet.finetune import FinetuneConfig, UserFinetuneConfig
+        from duet.train import Adaptation, evaluate
 
         o = self.options
-        finetune = FinetuneConfig(steps=o.finetune_steps, lr=o.finetune_lr, seed=o.seed)
-        return evaluate(self.model, samples, o.method, finetune)
+        adapt = Adaptation(FinetuneConfig(steps=o.finetune_steps, lr=o.finetune_lr, seed=o.seed),
+                           UserFinetuneConfig(seed=o.seed), history=self.train_set)  # fmt: skip
+        return evaluate(self.model, samples, o.method, adapt)
 
     # ---- save ----------------------------------------------------------------------------
     def save(self) -> None:
