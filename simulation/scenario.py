@@ -33,9 +33,9 @@ from pydantic import (
 )
 
 from actors.profiles import COMPUTE_TIERS, NETWORK_CLASSES, UPLOAD_MODES
+from duet.names import ADAPTED_METHODS, FLEET_METHODS, NECKS
 from duet.names import BACKBONE_NAMES as BACKBONES
 from duet.names import BACKBONES as BACKBONE_KINDS
-from duet.names import ADAPTED_METHODS, FLEET_METHODS, NECKS
 from pipelines.names import DATASET_NAMES as DATASETS
 from pipelines.names import DATASETS as DATASET_KINDS
 from pipelines.names import IMAGE_CHANNELS, IMAGE_SIZES

@@ -11,12 +11,14 @@ from duet.train import (
     Adaptation,
     TrainConfig,
     augment_images,
-    predict as train_predict,
     evaluate,
     recalibrate_batchnorm,
     row_loss,
     train,
     weighted_loss,
+)
+from duet.train import (
+    predict as train_predict,
 )
 
 NUM_ITEMS = 50
