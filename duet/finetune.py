@@ -18,6 +18,7 @@ M fine-tuning rows per session, F feature dim, E embed dim.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -136,37 +137,48 @@ def finetune_params(
     return [(w.detach(), b.detach()) for w, b in params]
 
 
+def user_adapted(
+    model: DeviceModel, history: ClickSamples | ImageSamples, users: Tensor,
+    cfg: UserFinetuneConfig,
+) -> Iterator[tuple[int, DeviceModel]]:  # fmt: skip
+    """Yield ``(user, model)`` with ``model`` fine-tuned on that user's rows of ``history``
+    (every parameter), each user from the trained base weights; ``model`` is restored after.
+
+    It is the same module, re-tuned in place for each user: use it before the next one.
+    A user with no rows in ``history`` gets the base model unchanged, as in the authors'
+    code. Each user's batch order and dropout draw from a stream of their own, so a user's
+    adapted model does not depend on which other users were adapted before.
+    """
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    try:
+        for user in users.tolist():
+            model.load_state_dict(start)
+            own = (history.user == user).nonzero().squeeze(1)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(cfg.seed * 1_000_003 + user)
+                _finetune_on(model, history.index(own), cfg)
+            yield user, model.eval()
+    finally:
+        model.load_state_dict(start)
+        model.eval()
+
+
 def finetune_user_logits(
     model: DeviceModel, history: ClickSamples | ImageSamples, samples: ClickSamples | ImageSamples,
     cfg: UserFinetuneConfig, users: Tensor | None = None,
 ) -> Tensor:  # fmt: skip
-    """Logits of ``samples`` after fine-tuning a copy of ``model`` per user on that user's
-    rows of ``history`` (every parameter, unweighted mean loss), in ``samples``' row order.
-
-    A user with no rows in ``history`` is scored by ``model`` unchanged, as in the authors'
-    code. ``users`` narrows the loop (the latency measurement times one user).
-    """
+    """Logits of ``samples`` (in row order) from the per-user fine-tuned models of
+    :func:`user_adapted`; ``users`` narrows the loop (the latency measurement times one)."""
     from duet.train import predict
 
-    start = {k: v.clone() for k, v in model.state_dict().items()}
-    users = samples.user.unique() if users is None else users
     logits: Tensor | None = None
-    try:
-        for user in users:
-            model.load_state_dict(start)  # each user starts from the trained base model
-            own = (history.user == user).nonzero().squeeze(1)
-            # a device adapts alone: its batch order and dropout draw from a stream of its own
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(cfg.seed * 1_000_003 + int(user))
-                _finetune_on(model, history.index(own), cfg)
-            rows = (samples.user == user).nonzero().squeeze(1)
-            user_logits = predict(model, samples.index(rows))
-            if logits is None:
-                logits = torch.zeros(len(samples), *user_logits.shape[1:])
-            logits[rows] = user_logits
-    finally:
-        model.load_state_dict(start)
-        model.eval()
+    users = samples.user.unique() if users is None else users
+    for user, tuned in user_adapted(model, history, users, cfg):
+        rows = (samples.user == user).nonzero().squeeze(1)
+        user_logits = predict(tuned, samples.index(rows))
+        if logits is None:
+            logits = torch.zeros(len(samples), *user_logits.shape[1:])
+        logits[rows] = user_logits
     assert logits is not None, "no users to evaluate"
     return logits
 

@@ -19,6 +19,7 @@ import copy
 import dataclasses
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -26,15 +27,18 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from duet.data import ClickSamples, ImageSamples, Samples, iterate_batches
+from duet.dynamic import Params
 from duet.finetune import (
     FinetuneConfig,
     UserFinetuneConfig,
     finetune_params,
     finetune_user_logits,
+    user_adapted,
 )
 from duet.metrics import click_metrics, image_metrics
 from duet.model import DeviceModel
 from duet.names import LR_SCHEDULES, SELECTIONS
+from duet.ranking import full_ranks, ranking_metrics_from_ranks
 
 # the validation metric an epoch is selected by, per data kind (higher is better)
 SELECTION_METRIC = {"clicks": "auc", "images": "accuracy"}
@@ -298,6 +302,39 @@ def method_logits(model: DeviceModel, samples: Samples, method: str, adapt: Adap
             raise ValueError("finetune-user needs the users' labelled rows (Adaptation.history)")
         return finetune_user_logits(model, adapt.history, samples, adapt.user)
     return predict(model, samples)
+
+
+def row_params(model: DeviceModel, s: Samples, method: str, adapt: Adaptation) -> Params:
+    """The classifier parameters ``method`` scores each row of ``s`` with, (B, O, I) and
+    (B, O) per dynamic layer; finetune-user adapts whole models (see :func:`full_ranking`)."""
+    if model.generates:
+        return model.generated_params(s)
+    if method == "finetune":
+        sessions, inverse = s.session.unique(return_inverse=True)
+        params = finetune_params(model, s, sessions, adapt.finetune)
+        return [(w[inverse], b[inverse]) for w, b in params]
+    return model.classifier.params(len(s))
+
+
+def full_ranking(
+    model: DeviceModel, samples: ClickSamples, method: str, adapt: Adaptation,
+    seen_ptr: Tensor, seen_items: Tensor,
+) -> dict[str, float]:  # fmt: skip
+    """``full_hr@k`` / ``full_ndcg@k``: each positive's target ranked against every item its
+    user never interacted with, with the parameters ``method`` scores that row with."""
+    pos = samples.index((samples.label > 0.5).nonzero().squeeze(1))
+    if method != "finetune-user":
+        rank = full_ranks(model, pos, partial(row_params, model, method=method, adapt=adapt),
+                          seen_ptr, seen_items)  # fmt: skip
+        return ranking_metrics_from_ranks(rank)
+    if adapt.history is None:
+        raise ValueError("finetune-user needs the users' labelled rows (Adaptation.history)")
+    rank = torch.empty(len(pos), dtype=torch.double)
+    for user, tuned in user_adapted(model, adapt.history, pos.user.unique(), adapt.user):
+        rows = (pos.user == user).nonzero().squeeze(1)
+        base_params = partial(row_params, tuned, method="base", adapt=adapt)  # tuned's own
+        rank[rows] = full_ranks(tuned, pos.index(rows), base_params, seen_ptr, seen_items)
+    return ranking_metrics_from_ranks(rank)
 
 
 def adaptation_ms(

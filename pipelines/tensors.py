@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
 from pipelines.errors import DataError
@@ -149,3 +150,23 @@ def _images(table: pa.Table, realtime: np.ndarray, meta: dict):
         position=col("position"),
         realtime=pixels(realtime),  # (S, C, H, W)
     )  # fmt: skip
+
+
+def load_seen(prepared_dir: str | Path):
+    """Every user's interacted items (all splits) in CSR form, for full-ranking metrics:
+    ``(ptr (U + 1,), items (nnz,))`` as torch tensors, user u's sorted items being
+    ``items[ptr[u]:ptr[u + 1]]``.
+
+    Raises:
+        DataError: missing or corrupt ``sessions.parquet``.
+    """
+    import torch
+
+    table = read_table(Path(prepared_dir) / "sessions.parquet", ["user", "items"])
+    users = np.repeat(table["user"].to_numpy(), pa.compute.list_value_length(table["items"]))
+    items = pa.compute.list_flatten(table["items"]).to_numpy()
+    keys = np.unique(users.astype(np.int64) << 32 | items.astype(np.int64))
+    users, items = keys >> 32, keys & 0xFFFFFFFF
+    ptr = np.zeros(int(table["user"].to_numpy().max()) + 2, dtype=np.int64)
+    np.add.at(ptr, users + 1, 1)
+    return torch.from_numpy(np.cumsum(ptr)), torch.from_numpy(items)

@@ -215,6 +215,8 @@ class TrainRecipe:
         test_set = self._load("test")
         o = self.options
         self.metrics |= self._evaluate(test_set)
+        if self.meta["kind"] == "clicks":
+            self.metrics |= self._full_ranking(test_set)
         self.metrics |= {
             "method": o.method, "backbone": o.backbone, "dataset": o.dataset, "seed": o.seed,
             "params": on_device_params(self.model), "flops": on_device_flops(self.model, test_set),
@@ -222,14 +224,25 @@ class TrainRecipe:
         }  # fmt: skip
         return self.metrics
 
-    def _evaluate(self, samples) -> dict[str, float]:
+    def _adaptation(self):
         from duet.finetune import FinetuneConfig, UserFinetuneConfig
-        from duet.train import Adaptation, evaluate
+        from duet.train import Adaptation
 
         o = self.options
-        adapt = Adaptation(FinetuneConfig(steps=o.finetune_steps, lr=o.finetune_lr, seed=o.seed),
-                           UserFinetuneConfig(seed=o.seed), history=self.train_set)  # fmt: skip
-        return evaluate(self.model, samples, o.method, adapt)
+        return Adaptation(FinetuneConfig(steps=o.finetune_steps, lr=o.finetune_lr, seed=o.seed),
+                          UserFinetuneConfig(seed=o.seed), history=self.train_set)  # fmt: skip
+
+    def _evaluate(self, samples) -> dict[str, float]:
+        from duet.train import evaluate
+
+        return evaluate(self.model, samples, self.options.method, self._adaptation())
+
+    def _full_ranking(self, samples) -> dict[str, float]:
+        from duet.train import full_ranking
+        from pipelines.tensors import load_seen
+
+        return full_ranking(self.model, samples, self.options.method, self._adaptation(),
+                            *load_seen(self.data))  # fmt: skip
 
     # ---- save ----------------------------------------------------------------------------
     def save(self) -> None:
