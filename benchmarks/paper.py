@@ -131,17 +131,27 @@ def repo_relative(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def train_command(cell: Cell, epochs: int, data: Path) -> str:
+def train_command(cell: Cell, epochs: int, data: Path, test: bool = True) -> str:
     """The equivalent `duet-sim train` command line, stored with the cell for the docs."""
     np_flag = f" --np {cell.np}" if cell.np is not None else ""
-    extra = "".join(f" --{k.replace('_', '-')} {v}" for k, v in cell.options)
+    extra = "".join(_flag(k, v) for k, v in cell.options) + ("" if test else " --no-test")
     return (f"duet-sim train --dataset {cell.dataset} --backbone {cell.backbone} "
             f"--method {cell.method}{np_flag}{extra} --seed {cell.seed} --epochs {epochs} "
             f"--prepared {repo_relative(data)} --out OUT")  # fmt: skip
 
 
-def run_cells(cells: Sequence[Cell], epochs: int, data: Path, results: Path, runs: Path) -> int:
-    """Train every uncached cell, caching its metrics; returns how many were trained."""
+def _flag(key: str, value: Any) -> str:
+    """One train option as its flag: ``arch`` pairs as repeated ``--arch key=value``."""
+    if key == "arch":
+        return "".join(f" --arch {k}={str(v).lower() if isinstance(v, bool) else v}"
+                       for k, v in value)  # fmt: skip
+    return f" --{key.replace('_', '-')} {value}"
+
+
+def run_cells(cells: Sequence[Cell], epochs: int, data: Path, results: Path, runs: Path,
+              test: bool = True) -> int:  # fmt: skip
+    """Train every uncached cell, caching its metrics; returns how many were trained.
+    ``test=False`` trains and validates only (tuning cells never read the test split)."""
     trained = 0
     for i, cell in enumerate(cells, 1):
         cache = cell.cached(results)
@@ -149,21 +159,22 @@ def run_cells(cells: Sequence[Cell], epochs: int, data: Path, results: Path, run
             print(f"[{i}/{len(cells)}] {cell.table} {cell.name}: cached", flush=True)
             continue
         start = time.perf_counter()
-        train_cell(cell, epochs, data, runs)
+        train_cell(cell, epochs, data, runs, test)
         metrics = json.loads((cell.run_dir(runs) / "metrics.json").read_text())
         metrics |= {"cell": cell.name, "variant": cell.variant, "np": cell.np,
                     "wall_seconds": time.perf_counter() - start,
-                    "command": train_command(cell, epochs, data)}  # fmt: skip
+                    "command": train_command(cell, epochs, data, test)}  # fmt: skip
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         trained += 1
-        score = metrics.get("auc") if "auc" in metrics else metrics.get("accuracy")
+        key = next(k for k in ("auc", "accuracy", "val_auc", "val_accuracy") if k in metrics)
+        score = metrics[key]
         print(f"[{i}/{len(cells)}] {cell.table} {cell.name}: {score:.4f} "
               f"({metrics['wall_seconds']:.0f} s)", flush=True)  # fmt: skip
     return trained
 
 
-def train_cell(cell: Cell, epochs: int, data: Path, runs: Path) -> None:
+def train_cell(cell: Cell, epochs: int, data: Path, runs: Path, test: bool = True) -> None:
     """Train ``cell`` with the recipe of `duet-sim train` into its run directory."""
     from simulation.train_recipe import TrainOptions, TrainRecipe
 
@@ -172,7 +183,7 @@ def train_cell(cell: Cell, epochs: int, data: Path, runs: Path) -> None:
         options["num_generators"] = cell.np
     options |= dict(cell.options)
     TrainRecipe(TrainOptions(cell.dataset, cell.backbone, cell.method, progress=False,
-                             **options), cell.run_dir(runs)).run()  # fmt: skip
+                             **options), cell.run_dir(runs)).run(test=test)  # fmt: skip
 
 
 def cmd_train_table(args: argparse.Namespace) -> int:
@@ -219,6 +230,64 @@ def cmd_ablation(args: argparse.Namespace) -> int:
         cells = [Cell("ablation", args.dataset, backbone, method, seed, tag=tag, options=options)
                  for seed in args.seeds for backbone in args.backbones]  # fmt: skip
         run_cells(cells, EPOCHS["table1"], data, args.results, args.runs)
+    return 0
+
+
+# ---- parity with the authors' code (validation only) ---------------------------------------
+# Each choice where our code and HelloZicky/DUET differ (docs/results.md, "Parity"), tried
+# one at a time on top of ours, then all of theirs together, on the validation split: the
+# test split is not read, so adopting the better one is model selection, not test tuning.
+THEIRS_SASREC = (("num_blocks", 1), ("ffn_mult", 4), ("dropout", 0.0), ("norm_first", False),
+                 ("causal", False), ("input_transform", True), ("target_tower", True),
+                 ("pos_std", 0.05), ("activation", "tanh"))  # fmt: skip
+PARITY_ARCH: dict[str, tuple[tuple[str, Any], ...]] = {
+    "ours": (),
+    "target-tower": (("target_tower", True),),
+    "input-transform": (("input_transform", True),),
+    "one-wide-block": (("num_blocks", 1), ("ffn_mult", 4)),
+    "no-dropout": (("dropout", 0.0),),
+    "post-ln": (("norm_first", False),),
+    "no-mask": (("causal", False),),
+    "small-positions": (("pos_std", 0.05),),
+    "tanh": (("activation", "tanh"),),
+    "theirs": THEIRS_SASREC,
+}
+# the generator's choices, on top of an architecture: (tag, options)
+PARITY_DUET: dict[str, tuple[tuple[str, Any], ...]] = {
+    "session": (),
+    "history": (("condition", "history"),),
+    "history-gru": (("condition", "history"), ("neck", "gru")),
+    "history-no-global-loss": (("condition", "history"), ("global_loss_weight", 0.0)),
+}
+
+
+def parity_cells(dataset: str, backbone: str, seed: int, archs: Sequence[str],
+                 duets: Sequence[str]) -> list[Cell]:  # fmt: skip
+    """Base cells per architecture variant, and duet-no-swa cells per generator variant on
+    each architecture; ``arch`` options only where the backbone is SASRec, except the
+    classifier and target choices, which every backbone has."""
+    cells = []
+    for arch in archs:
+        options = tuple(PARITY_ARCH[arch])
+        if backbone != "sasrec":
+            options = tuple((k, v) for k, v in options if k in ("target_tower", "activation"))
+            if arch != "ours" and not options:
+                continue
+        arch_opt = (("arch", options),) if options else ()
+        cells.append(Cell("parity", dataset, backbone, "base", seed, tag=arch, options=arch_opt))
+        for duet in duets:
+            cells.append(Cell("parity", dataset, backbone, "duet-no-swa", seed,
+                              tag=f"{arch}-{duet}", options=arch_opt + PARITY_DUET[duet]))  # fmt: skip
+    return cells
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    data = prepared(args.dataset, args.data_dir, args.runs, args.protocol)
+    for seed in args.seeds:
+        for backbone in args.backbones:
+            cells = parity_cells(args.dataset, backbone, seed, args.archs, args.duets)
+            run_cells([dataclasses.replace(c, protocol=args.protocol) for c in cells],
+                      EPOCHS["table1"], data, args.results, args.runs, test=False)  # fmt: skip
     return 0
 
 
@@ -888,6 +957,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ab.add_argument("--seeds", type=int, nargs="+", default=[0])
     ab.add_argument("--backbones", nargs="+", default=["din"], choices=CLICK_BACKBONES)
     ab.set_defaults(func=cmd_ablation)
+    pa = sub.add_parser("parity", help="our vs the authors' choices, on the validation split")
+    pa.add_argument("--dataset", default="movielens-100k")
+    pa.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
+    pa.add_argument("--protocol", default="", choices=["", *CLICK_PROTOCOLS])
+    pa.add_argument("--seeds", type=int, nargs="+", default=[0])
+    pa.add_argument("--backbones", nargs="+", default=["sasrec"], choices=CLICK_BACKBONES)
+    pa.add_argument("--archs", nargs="+", default=list(PARITY_ARCH), choices=list(PARITY_ARCH))
+    pa.add_argument("--duets", nargs="+", default=list(PARITY_DUET), choices=list(PARITY_DUET))
+    pa.set_defaults(func=cmd_parity)
     ft = sub.add_parser("finetune-sweep", help="finetune's steps and lr on Table 1's base models")
     ft.add_argument("--dataset", default="movielens-100k")
     ft.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")

@@ -6,6 +6,10 @@ listing every integer.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
 from duet.dynamic import ClassifierConfig
 from duet.mobilenet import MobileNetConfig
 from duet.model import ModelConfig
@@ -40,6 +44,14 @@ def ppg(
     )
 
 
+# what `arch` may override in sequence_umn, with our defaults: the backbone choices of
+# SequenceConfig past the sizes, and the dynamic classifier's activation (theirs: tanh)
+ARCH_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(SequenceConfig)
+    if f.name not in ("num_items", "embed_dim", "history_length", "num_heads")
+} | {"activation": "relu"}  # fmt: skip
+
+
 def sequence_umn(
     backbone: str,
     method: str,
@@ -53,6 +65,7 @@ def sequence_umn(
     tau: float = 1.0,
     neck: str = DEFAULT_NECK,
     condition: str = DEFAULT_CONDITION,
+    arch: Mapping[str, Any] | None = None,
 ) -> ModelConfig:
     """SASRec / GRU4Rec / DIN with a 2-layer dynamic MLP whose output is dotted with the target.
 
@@ -62,14 +75,22 @@ def sequence_umn(
     are sets of items; a GRU must learn to forget order before it can pool them. ``neck="gru"``
     is the paper's. ``condition="history"`` makes the PPG read each scored impression's own
     history instead of the session's real-time clicks (the authors' public code).
+    ``arch`` overrides :class:`SequenceConfig` fields and the classifier's ``activation``
+    (:data:`ARCH_DEFAULTS`), the knobs the parity with the authors' code compares.
     """
     if backbone not in SEQUENCE_BACKBONES:
         raise ValueError(f"backbone must be one of {sorted(SEQUENCE_BACKBONES)}, got {backbone!r}")
+    arch = dict(arch or {})
+    unknown = sorted(set(arch) - set(ARCH_DEFAULTS))
+    if unknown:
+        raise ValueError(f"arch: unknown key(s) {unknown}; accepted: {sorted(ARCH_DEFAULTS)}")
+    activation = arch.pop("activation", ARCH_DEFAULTS["activation"])
+    sequence = SequenceConfig(num_items, embed_dim, history_length, num_heads, **arch)
     return ModelConfig(
         backbone=backbone,
         method=method,
-        sequence=SequenceConfig(num_items, embed_dim, history_length, num_heads),
-        classifier=ClassifierConfig((embed_dim, classifier_hidden, embed_dim), "relu"),
+        sequence=sequence,
+        classifier=ClassifierConfig((embed_dim, classifier_hidden, embed_dim), activation),
         ppg=ppg(method, embed_dim, neck, num_generators=num_generators, tau=tau,
                 condition=condition),
     )

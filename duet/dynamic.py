@@ -17,7 +17,7 @@ from torch import Tensor, nn
 # One (weight (D, O, I), bias (D, O)) pair per dynamic layer, batched over devices.
 Params = list[tuple[Tensor, Tensor]]
 
-ACTIVATIONS = {"relu": F.relu, "hardswish": F.hardswish}
+ACTIVATIONS = {"relu": F.relu, "hardswish": F.hardswish, "tanh": torch.tanh}
 
 
 @dataclass(frozen=True)

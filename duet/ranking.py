@@ -49,14 +49,15 @@ def all_item_scores(model: DeviceModel, s: ClickSamples, params: Params) -> Tens
     dotted with every item embedding; DIN attends with each item as the target.
     """
     backbone, cfg = model.backbone, model.cfg.classifier
-    items = backbone.item_emb.weight  # (N + 1, E)
+    raw = backbone.item_emb.weight  # (N + 1, E)
+    items = backbone.target_embed(raw)  # what targets are dotted with
     if not backbone.target_aware:
-        state = backbone.encode(s.history, items[s.target])  # (P, E)
+        state = backbone.encode(s.history, raw[s.target])  # (P, E)
         out = functional_forward(cfg, state[:, None], params)[:, 0]  # (P, E)
         return out @ items.T
-    P, N1 = len(s), items.shape[0]
+    P, N1 = len(s), raw.shape[0]
     history = s.history.repeat_interleave(N1, dim=0)  # (P * (N + 1), L)
-    state = backbone.encode(history, items.repeat(P, 1)).view(P, N1, -1)  # (P, N + 1, E)
+    state = backbone.encode(history, raw.repeat(P, 1)).view(P, N1, -1)  # (P, N + 1, E)
     out = functional_forward(cfg, state, params)  # (P, N + 1, E)
     return (out * items[None]).sum(-1)
 

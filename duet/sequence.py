@@ -23,12 +23,22 @@ from duet.data import first_of_groups
 
 @dataclass(frozen=True)
 class SequenceConfig:
+    """Backbone sizes and the choices the parity with the authors' code compares
+    (docs/results.md, "Parity"); the authors' SASRec is ``num_blocks=1, ffn_mult=4,
+    dropout=0, norm_first=False, causal=False, input_transform=True, target_tower=True``."""
+
     num_items: int  # real items are 1..num_items, 0 pads
     embed_dim: int = 32
     history_length: int = 30
     num_heads: int = 4  # SASRec only
     num_blocks: int = 2  # SASRec only
     dropout: float = 0.1
+    ffn_mult: int = 1  # SASRec: feed-forward width in units of embed_dim (theirs: 4)
+    pos_std: float = 1.0  # SASRec: init std of the learned positions (theirs: xavier, ~0.05)
+    norm_first: bool = True  # SASRec: pre-LN blocks and a final LN (theirs: post-LN)
+    causal: bool = True  # SASRec: causal + padding mask (theirs: none, attends to everything)
+    input_transform: bool = False  # SASRec: Linear+Tanh on item + position (theirs)
+    target_tower: bool = False  # all: Linear-Tanh-Linear on the target before the dot (theirs)
 
     def __post_init__(self) -> None:
         if self.num_items < 1:
@@ -52,6 +62,12 @@ class SequenceBackbone(nn.Module):
         nn.init.normal_(self.item_emb.weight, std=0.05)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
+        E = cfg.embed_dim
+        self.target_tower = (
+            nn.Sequential(nn.Linear(E, E), nn.Tanh(), nn.Linear(E, E))
+            if cfg.target_tower
+            else nn.Identity()
+        )
 
     @property
     def feature_dim(self) -> int:
@@ -59,6 +75,10 @@ class SequenceBackbone(nn.Module):
 
     def embed(self, items: Tensor) -> Tensor:
         return self.item_emb(items)
+
+    def target_embed(self, raw: Tensor) -> Tensor:
+        """What a target is dotted with: its embedding, through the item tower if any."""
+        return self.target_tower(raw)
 
     def encode(self, history: Tensor, target_emb: Tensor) -> Tensor:
         raise NotImplementedError
@@ -72,12 +92,13 @@ class SequenceBackbone(nn.Module):
         negatives); unless the state depends on the target, it is encoded once per group,
         which saves 5x in training and 101x at test time.
         """
-        target_emb = self.item_emb(target)  # (B, E)
+        raw = self.item_emb(target)  # (B, E): what DIN attends with
+        target_emb = self.target_embed(raw)
         if group is None or self.target_aware:
-            return self.encode(history, target_emb), target_emb
+            return self.encode(history, raw), target_emb
         _, inverse = group.unique(return_inverse=True)
         first = first_of_groups(inverse)
-        state = self.encode(history[first], target_emb[first])  # (G, E)
+        state = self.encode(history[first], raw[first])  # (G, E)
         return state[inverse], target_emb
 
 
@@ -103,19 +124,21 @@ class CausalSelfAttention(nn.Module):
 class SASRecBlock(nn.Module):
     def __init__(self, cfg: SequenceConfig):
         super().__init__()
-        self.ln1 = nn.LayerNorm(cfg.embed_dim)
+        E, hidden = cfg.embed_dim, cfg.ffn_mult * cfg.embed_dim
+        self.norm_first = cfg.norm_first
+        self.ln1 = nn.LayerNorm(E)
         self.attn = CausalSelfAttention(cfg)
-        self.ln2 = nn.LayerNorm(cfg.embed_dim)
+        self.ln2 = nn.LayerNorm(E)
         self.ffn = nn.Sequential(
-            nn.Linear(cfg.embed_dim, cfg.embed_dim),
-            nn.ReLU(),
-            nn.Dropout(cfg.dropout),
-            nn.Linear(cfg.embed_dim, cfg.embed_dim),
+            nn.Linear(E, hidden), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(hidden, E)
         )
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        x = x + self.attn(self.ln1(x), mask)
-        return x + self.ffn(self.ln2(x))
+    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        if self.norm_first:  # pre-LN (ours)
+            x = x + self.attn(self.ln1(x), mask)
+            return x + self.ffn(self.ln2(x))
+        x = self.ln1(x + self.attn(x, mask))  # post-LN, nn.TransformerEncoderLayer's default
+        return self.ln2(x + self.ffn(x))
 
 
 class SASRec(SequenceBackbone):
@@ -123,20 +146,27 @@ class SASRec(SequenceBackbone):
 
     def __init__(self, cfg: SequenceConfig):
         super().__init__(cfg)
-        self.pos_emb = nn.Embedding(cfg.history_length, cfg.embed_dim)
+        E = cfg.embed_dim
+        self.pos_emb = nn.Embedding(cfg.history_length, E)
+        nn.init.normal_(self.pos_emb.weight, std=cfg.pos_std)
+        self.input_transform = (
+            nn.Sequential(nn.Linear(E, E), nn.Tanh()) if cfg.input_transform else nn.Identity()
+        )
         self.blocks = nn.ModuleList(SASRecBlock(cfg) for _ in range(cfg.num_blocks))
-        self.ln_f = nn.LayerNorm(cfg.embed_dim)
+        self.ln_f = nn.LayerNorm(E) if cfg.norm_first else nn.Identity()
         self.drop = nn.Dropout(cfg.dropout)
 
     def encode(self, history: Tensor, target_emb: Tensor) -> Tensor:
         B, L = history.shape
         assert self.cfg.history_length >= L, f"history {L} > configured {self.cfg.history_length}"
         pos = torch.arange(L, device=history.device)
-        x = self.drop(self.item_emb(history) + self.pos_emb(pos))  # (B, L, E)
-        # causal over real clicks; the diagonal stays open so an all-padding row has no NaN
-        causal = torch.ones(L, L, dtype=torch.bool, device=history.device).tril()
-        keep = causal & (history != 0)[:, None, :] | torch.eye(L, dtype=torch.bool)
-        mask = keep[:, None]  # (B, 1, L, L)
+        x = self.drop(self.input_transform(self.item_emb(history) + self.pos_emb(pos)))  # (B, L, E)
+        mask = None  # the authors' encoder attends to every position, padding included
+        if self.cfg.causal:
+            # causal over real clicks; the diagonal stays open so an all-padding row has no NaN
+            causal = torch.ones(L, L, dtype=torch.bool, device=history.device).tril()
+            keep = causal & (history != 0)[:, None, :] | torch.eye(L, dtype=torch.bool)
+            mask = keep[:, None]  # (B, 1, L, L)
         for block in self.blocks:
             x = block(x, mask)
         return self.ln_f(x[:, -1])  # (B, E)

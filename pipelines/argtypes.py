@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 
 def int_in_range(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
@@ -42,3 +43,28 @@ def finite_float(minimum: float, *, inclusive: bool = True) -> Callable[[str], f
         return value
 
     return parse
+
+
+def typed_overrides(option: str, defaults: Mapping[str, Any], pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings -> ``{key: value}``, each value typed like ``defaults[key]``
+    (bools accept 1/0, true/false, yes/no).
+
+    Raises:
+        ValueError: an unknown key or a value of the wrong type, naming ``option``.
+    """
+    out = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or key not in defaults:
+            raise ValueError(f"{option} {pair!r}: expected KEY=VALUE with KEY in {sorted(defaults)}")
+        kind = type(defaults[key])
+        if kind is bool:
+            if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ValueError(f"{option} {key}: expected true or false, got {raw!r}")
+            out[key] = raw.lower() in ("1", "true", "yes")
+            continue
+        try:
+            out[key] = kind(raw)
+        except ValueError as exc:
+            raise ValueError(f"{option} {key}: expected {kind.__name__}, got {raw!r}") from exc
+    return out

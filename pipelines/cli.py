@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines.argtypes import int_in_range
+from pipelines.argtypes import int_in_range, typed_overrides
 from pipelines.errors import DataError
 from pipelines.names import DATASET_NAMES, IMAGE_CHANNELS, IMAGE_SIZES, SPLITS
 
@@ -92,21 +92,8 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
 
 def synthetic_overrides(config_cls: type, pairs: list[str]):
     """Build ``config_cls`` from ``KEY=VALUE`` strings, typed by the default's type."""
-    defaults = config_cls()
-    known = {f.name for f in dataclasses.fields(config_cls)}
-    kwargs = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or key not in known:
-            raise ValueError(
-                f"--synthetic {pair!r}: expected KEY=VALUE with KEY in {sorted(known)}"
-            )
-        kind = type(getattr(defaults, key))
-        try:
-            kwargs[key] = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
-        except ValueError as exc:
-            raise ValueError(f"--synthetic {key}: expected {kind.__name__}, got {raw!r}") from exc
-    return config_cls(**kwargs)
+    defaults = dataclasses.asdict(config_cls())
+    return config_cls(**typed_overrides("--synthetic", defaults, pairs))
 
 
 def _prepare(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from duet.names import (
     SELECTIONS,
     SEQUENCE_BACKBONE_NAMES,
 )
-from pipelines.argtypes import finite_float, int_in_range
+from pipelines.argtypes import finite_float, int_in_range, typed_overrides
 from pipelines.names import DATASET_NAMES
 from simulation.train_recipe import (
     DEFAULT_BATCH_SIZE,
@@ -70,6 +71,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--finetune-steps", type=int_in_range(0), default=10,
                    help="finetune: Adam steps per session on its real-time samples (0: base)")
     p.add_argument("--finetune-lr", type=float, default=1e-2, help="finetune: Adam learning rate")
+    p.add_argument("--global-loss-weight", type=finite_float(0.0), default=1.0,
+                   help="generated methods: weight of the global classifier's loss (theirs: 0)")
+    p.add_argument("--arch", action="append", default=[], metavar="KEY=VALUE",
+                   help="clicks: a backbone choice, e.g. --arch target_tower=true "
+                   "(duet.builders.ARCH_DEFAULTS)")
+    p.add_argument("--no-test", dest="test", action="store_false",
+                   help="train and validate only: the test split is not read (tuning runs)")
     p.add_argument("--no-augment", dest="augment", action="store_false",
                    help="images: train without random flips and shifts")
     p.add_argument("--select", choices=SELECTIONS, default="best",
@@ -93,15 +101,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def options_from_args(args: argparse.Namespace) -> TrainOptions:
     """The recipe's options from parsed flags (every flag's dest is an option's name)."""
     names = {f.name for f in dataclasses.fields(TrainOptions)}
-    return TrainOptions(**{k: v for k, v in vars(args).items() if k in names})
+    options = {k: v for k, v in vars(args).items() if k in names}
+    if args.arch:
+        from duet.builders import ARCH_DEFAULTS
+
+        options["arch"] = tuple(typed_overrides("--arch", ARCH_DEFAULTS, args.arch).items())
+    return TrainOptions(**options)
 
 
 def run_train(args: argparse.Namespace) -> int:
     try:
         options = options_from_args(args)
     except ValueError as exc:  # a combination argparse cannot see (image backbone on clicks)
-        raise SystemExit(f"duet-sim train: error: {exc}") from None
-    metrics = TrainRecipe(options, args.out).run()
+        print(f"duet-sim train: error: {exc}", file=sys.stderr)
+        return 2
+    metrics = TrainRecipe(options, args.out).run(test=args.test)
     print(_format_table([metrics]))
     return 0
 

@@ -67,6 +67,8 @@ class TrainOptions:
     gamma: float = 1.0  # session weight γ of Eq. 7
     finetune_steps: int = 10
     finetune_lr: float = 1e-2
+    global_loss_weight: float = 1.0  # generated methods: the global classifier's loss weight
+    arch: tuple[tuple[str, Any], ...] = ()  # clicks: duet.builders.ARCH_DEFAULTS overrides
     augment: bool = True  # images: random flips and shifts
     select: str = "best"  # "best" validation epoch, or "last"
     progress: bool = True
@@ -81,6 +83,8 @@ class TrainOptions:
                     f"{key}: expected one of {', '.join(known)}, got {getattr(self, key)!r}"
                 )
         check_backbone_fits(self.backbone, DATASETS[self.dataset].kind)
+        if self.arch and self.kind != "clicks":
+            raise ValueError("arch: overrides the click backbones; images take none")
         if self.condition == "history" and self.kind != "clicks":
             raise ValueError(f"condition: 'history' reads click histories, {self.dataset} has none")
         for key, minimum in (("epochs", 1), ("batch_size", 1), ("num_generators", 1),
@@ -115,7 +119,7 @@ def model_config(options: TrainOptions, meta: dict[str, Any]):
     if meta["kind"] == "clicks":
         return sequence_umn(options.backbone, method, meta["num_items"],
                             history_length=meta["history_length"], neck=options.neck,
-                            condition=options.condition, **gen)  # fmt: skip
+                            condition=options.condition, arch=dict(options.arch), **gen)  # fmt: skip
     variant = options.backbone.removeprefix("mobilenet_v3_")
     return mobilenet_umn(variant, method, meta["num_classes"], in_channels=meta["channels"],
                          head_hidden=128, **gen)  # fmt: skip
@@ -186,7 +190,7 @@ class TrainRecipe:
 
         o = self.options
         cfg = TrainConfig(epochs=o.epochs, batch_size=o.batch_size, lr=o.lr,
-                          lr_schedule=o.lr_schedule,
+                          lr_schedule=o.lr_schedule, global_loss_weight=o.global_loss_weight,
                           weight_decay=o.weight_decay, gamma=o.gamma, augment=o.augment,
                           select=o.select, seed=o.seed)  # fmt: skip
         val = self.val_set if len(self.val_set) else None
@@ -217,12 +221,16 @@ class TrainRecipe:
         self.metrics |= self._evaluate(test_set)
         if self.meta["kind"] == "clicks":
             self.metrics |= self._full_ranking(test_set)
-        self.metrics |= {
-            "method": o.method, "backbone": o.backbone, "dataset": o.dataset, "seed": o.seed,
+        self.metrics |= self._identity() | {
             "params": on_device_params(self.model), "flops": on_device_flops(self.model, test_set),
-            "num_test": len(test_set), "options": o.to_json(),
+            "num_test": len(test_set),
         }  # fmt: skip
         return self.metrics
+
+    def _identity(self) -> dict[str, Any]:
+        o = self.options
+        return {"method": o.method, "backbone": o.backbone, "dataset": o.dataset, "seed": o.seed,
+                "options": o.to_json()}  # fmt: skip
 
     def _adaptation(self):
         from duet.finetune import FinetuneConfig, UserFinetuneConfig
@@ -253,12 +261,16 @@ class TrainRecipe:
         text = json.dumps(self.metrics, indent=2, sort_keys=True) + "\n"
         (self.out / "metrics.json").write_text(text)
 
-    def run(self) -> dict[str, Any]:
+    def run(self, test: bool = True) -> dict[str, Any]:
+        """setup, train, test (unless ``test`` is False: a tuning run), save."""
         self.setup()
         self.train()
-        metrics = self.test()
+        if test:
+            self.test()
+        else:
+            self.metrics |= self._identity() | {"test": "not read"}
         self.save()
-        return metrics
+        return self.metrics
 
 
 def _selection_key(options: TrainOptions) -> str:
