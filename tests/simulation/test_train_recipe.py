@@ -121,7 +121,7 @@ def test_image_input_options_reach_the_model(tmp_path, capsys):
                  "duet", "--prepared", str(data), "--out", str(run), "--epochs", "2",
                  "--weight-decay", "1e-3", "--no-progress"]) == 0  # fmt: skip
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["options"]["weight_decay"] == 1e-3 and metrics["options"]["batch_size"] == 64
+    assert metrics["options"]["weight_decay"] == 1e-3 and metrics["options"]["batch_size"] == 32
     assert len(metrics["val_curve"]) == 2 and 0 <= metrics["val_accuracy"] <= 1
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["mobilenet"]["in_channels"] == 3
