@@ -46,7 +46,7 @@ from actors.generator import GenerateBatchRequest, GenerateBatchResponse, Genera
 from actors.generator_client import GeneratorClient
 from actors.ondevice import Costs, DeviceModels, NumpyParams, SessionScore
 from actors.profiles import DeviceProfile, NetworkClass
-from actors.replay import Replay
+from actors.replay import Replay, click_rows
 from actors.sink import PartSink
 from duet.names import GENERATED_METHODS
 from pipelines.shifts import ClickSession, ShiftContext, session_rng
@@ -113,7 +113,7 @@ class FleetConfig:
     run_id: str
     scenario: str
     dataset: str
-    methods: tuple[str, ...]
+    methods: tuple[str, ...]  # the run's method names, as rows carry them
     sessions_per_device: int
     model_keys: Mapping[str, str]  # "<backbone>/<method>" -> generator model key
     network_classes: Mapping[str, NetworkClass]
@@ -126,11 +126,27 @@ class FleetConfig:
     max_batch_devices: int = 1024
     score_batch_sessions: int = 64
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # name -> registered method (duet.names.METHODS); a name missing here is its own method
+    method_of: Mapping[str, str] = field(default_factory=dict)
+
+    def registered(self, name: str) -> str:
+        return self.method_of.get(name, name)
+
+    @property
+    def generated(self) -> tuple[str, ...]:
+        """The names whose parameters the cloud generates."""
+        return tuple(m for m in self.methods if self.registered(m) in GENERATED_METHODS)
 
 
 @dataclass(frozen=True)
 class Generated:
-    """One device's generator outcome; ``params`` None means it fell back."""
+    """One device's generator outcome for one session; ``params`` None means it fell back.
+
+    A session-conditioned method makes one request and gets one parameter set (W (O, I)
+    per layer). A history-conditioned one requests per scored impression: W is (T, O, I),
+    one set per position of the session, and ``requests`` counts them; a position whose
+    history is empty is not sent and scores with the global classifier (``sent`` False).
+    """
 
     params: NumpyParams | None
     bytes_up: int
@@ -139,6 +155,8 @@ class Generated:
     server_s: float
     attempts: int
     version: str = ""
+    requests: int = 1
+    sent: np.ndarray | None = None  # per impression: which positions got parameters
 
 
 # ---- the generator side ------------------------------------------------------------------------
@@ -155,59 +173,66 @@ class GeneratorGateway:
         self.metrics = metrics or NoMetrics()
         self._batchers: dict[tuple[str, str, str], MicroBatcher] = {}
 
-    async def generate(self, device: DeviceProfile, method: str, session) -> Generated:
+    async def generate(self, device: DeviceProfile, method: str, replay: Replay, session) -> Generated:
         slot = (device.backbone, method, device.upload)  # one columnar request per slot
         if slot not in self._batchers:
             self._batchers[slot] = MicroBatcher(
                 partial(self._call, slot), self.config.max_batch_devices, self.config.batch_wait_s
             )
-        return await self._batchers[slot].submit((device.device_id, session))
+        return await self._batchers[slot].submit((device.device_id, replay, session))
 
     async def _call(
-        self, slot: tuple[str, str, str], items: list[tuple[int, Any]]
+        self, slot: tuple[str, str, str], items: list[tuple[int, Replay, Any]]
     ) -> list[Generated]:
+        """One columnar request for a micro-batch of devices: a row per device, or, for a
+        history-conditioned model, a row per scored impression of each device's session."""
         backbone, method, mode = slot
         key = self.config.model_keys[f"{backbone}/{method}"]
         model = self.models[backbone].models[method]
         conditioned = bool(model.cfg.ppg and model.cfg.ppg.conditioned)
-        sendable = [i for i, (_, s) in enumerate(items) if not conditioned or _has_samples(s)]
-        out = [Generated(None, 0, 0, 0.0, 0.0, 0)] * len(items)  # no real sample: fall back at once
-        if not sendable:
-            return out
-        request, up = await asyncio.to_thread(
-            self._request, key, mode, backbone, method, conditioned, [items[i] for i in sendable]
-        )
+        per_device = [_condition_rows(model, r, s) if conditioned else (None, np.ones(1, bool))
+                      for _, r, s in items]  # fmt: skip
+        owner = np.concatenate([np.full(int(sent.sum()), i) for i, (_, sent) in enumerate(per_device)])
+        out = [Generated(None, 0, 0, 0.0, 0.0, 0, requests=0)] * len(items)
+        if not len(owner):
+            return out  # nothing to condition on: every device falls back at once
+        inputs = None if not conditioned else np.concatenate([x[sent] for x, sent in per_device])
+        request, up = await asyncio.to_thread(self._request, key, mode, backbone, method, inputs,
+                                              owner, model.cfg.kind == "clicks")  # fmt: skip
         response, attempts, elapsed_s = await self._with_retries(request)
-        for j, i in enumerate(sendable):
-            if response is None:
-                out[i] = Generated(None, int(up[j]), 0, elapsed_s, 0.0, attempts)
-            else:
-                params = [(w[j], b[j]) for w, b in response.params]
-                out[i] = Generated(params, int(up[j]), response.download_bytes, elapsed_s,
-                                   response.batch_generate_s / len(sendable), attempts,
-                                   response.model_version)  # fmt: skip
+        history = model.condition == "history"
+        for i, (_, sent) in enumerate(per_device):
+            mine = np.flatnonzero(owner == i)  # this device's rows of the request
+            n, bytes_up = len(mine), int(up[mine].sum())
+            if response is None or not n:
+                out[i] = Generated(None, bytes_up, 0, elapsed_s, 0.0, attempts, requests=n)
+                continue
+            pick = mine if history else mine[0]  # (T', O, I) per impression, else (O, I)
+            out[i] = Generated([(w[pick], b[pick]) for w, b in response.params], bytes_up,
+                               n * response.download_bytes, elapsed_s,
+                               response.batch_generate_s * n / len(owner), attempts,
+                               response.model_version, requests=n,
+                               sent=sent if history else None)  # fmt: skip
         return out
 
-    def _request(self, key: str, mode: str, backbone: str, method: str, conditioned: bool,
-                 items: list[tuple[int, Any]]) -> tuple[GenerateBatchRequest, np.ndarray]:  # fmt: skip
-        """The columnar request and each device's upload size in bytes (what it sends)."""
-        ids = [f"device-{d}" for d, _ in items]
-        sessions = [s for _, s in items]
+    def _request(self, key: str, mode: str, backbone: str, method: str, inputs: np.ndarray | None,
+                 owner: np.ndarray, clicks: bool) -> tuple[GenerateBatchRequest, np.ndarray]:  # fmt: skip
+        """The columnar request (one row per entry of ``owner``, the device it is for) and
+        each row's upload size in bytes (what the device sends)."""
+        ids = [f"device-{d}-{j}" for j, d in enumerate(owner)]
         req = GenerateBatchRequest(device_ids=ids, model_key=key, dtype=self.config.dtype)
-        if not conditioned:
-            return req, np.zeros(len(items), np.int64)
-        clicks = isinstance(sessions[0], ClickSession)
+        if inputs is None:
+            return req, np.zeros(len(owner), np.int64)
         if mode == "embedding":
-            raw = np.stack([s.realtime if clicks else s.pixels[0] for s in sessions])
-            x = torch.from_numpy(raw) if clicks else torch.from_numpy(raw).float() / 255.0
+            x = torch.from_numpy(inputs) if clicks else torch.from_numpy(inputs).float() / 255.0
             emb, mask = self.models[backbone].embed(method, x)  # on device, batched here
             req.embeddings, req.lengths = emb.numpy(), mask.sum(1).numpy()
             return req, req.lengths * emb.shape[2] * 4  # float32 per value
         if clicks:
-            req.items = np.stack([s.realtime for s in sessions])
+            req.items = inputs
             return req, 4 * (req.items != 0).sum(1)  # int32 ids of real samples
-        req.pixels = np.stack([s.pixels[0] for s in sessions]).astype(np.float32) / 255.0
-        return req, np.full(len(items), req.pixels[0].nbytes, np.int64)
+        req.pixels = inputs.astype(np.float32) / 255.0
+        return req, np.full(len(owner), req.pixels[0].nbytes, np.int64)
 
     async def _with_retries(
         self, request: GenerateBatchRequest
@@ -247,8 +272,17 @@ class GeneratorGateway:
                 await asyncio.sleep(delay)
 
 
-def _has_samples(session) -> bool:
-    return not isinstance(session, ClickSession) or bool(session.realtime.any())
+def _condition_rows(model, replay: Replay, session) -> tuple[np.ndarray, np.ndarray]:
+    """What a device sends a conditioned generator for one session, and which rows carry
+    samples: ``(inputs (K, ...), sent (K,) bool)``. Session conditioning: one row, the
+    session's real-time clicks or its first frame. History conditioning: one row per
+    scored impression, its own click history (the authors' code)."""
+    if model.condition == "history":
+        history, _, _ = click_rows(replay, session)  # (T, L)
+        return history, history.any(axis=1)
+    if isinstance(session, ClickSession):
+        return session.realtime[None], np.array([session.realtime.any()])
+    return session.pixels[:1], np.ones(1, dtype=bool)
 
 
 # ---- the fleet ---------------------------------------------------------------------------------
@@ -359,14 +393,12 @@ class Fleet:
 
     async def _session(self, device: DeviceProfile, k: int, replay: Replay) -> list[dict[str, Any]]:
         session, shift = self._shifted(device, k, replay)
-        generated = [m for m in self.config.methods if m in GENERATED_METHODS]
+        generated = self.config.generated
         outcomes = await asyncio.gather(
-            *(self.gateway.generate(device, m, session) for m in generated)
+            *(self.gateway.generate(device, m, replay, session) for m in generated)
         )
         gen = dict(zip(generated, outcomes, strict=True))
-        scores = await self._scorers[device.backbone].submit(
-            (replay, session, {m: g.params for m, g in gen.items()})
-        )
+        scores = await self._scorers[device.backbone].submit((replay, session, gen))
         return [
             self._row(device, k, replay, shift, m, scores[m], gen.get(m))
             for m in self.config.methods
@@ -386,9 +418,7 @@ class Fleet:
 
     async def _score(self, backbone: str, items: list) -> list[dict[str, SessionScore]]:
         replays, sessions, received = zip(*items, strict=True)
-        by_method = {
-            m: [r.get(m) for r in received] for m in self.config.methods if m in GENERATED_METHODS
-        }
+        by_method = {m: [r.get(m) for r in received] for m in self.config.generated}
         return await asyncio.to_thread(self.models[backbone].score, replays, sessions,
                                        self.config.methods, by_method)  # fmt: skip
 
@@ -397,7 +427,7 @@ class Fleet:
         cost, tier = self.costs[device.backbone], self.config.compute_tiers[device.compute]
         net = self.config.network_classes[device.network]
         inference_s = cost.inference_s_per_sample[method] * score.num_samples * tier
-        finetune_s = cost.finetune_s * tier if method == "finetune" else 0.0
+        finetune_s = cost.finetune_s * tier if self.config.registered(method) == "finetune" else 0.0
         upload_s = generate_s = download_s = 0.0
         if gen is not None:
             if device.upload == "embedding":
@@ -420,7 +450,7 @@ class Fleet:
             "fallback": gen is not None and gen.params is None,
             "sim_time_s": device.start_s[k] + latency_s, "wall_time": time.time(),
             "generate_server_s": gen.server_s if gen else 0.0, "attempts": gen.attempts if gen else 0,
-            "model_version": gen.version if gen else "",
+            "model_version": gen.version if gen else "", "requests": gen.requests if gen else 0,
         }  # fmt: skip
 
     def _count(self, rows: list[dict[str, Any]]) -> None:

@@ -52,7 +52,8 @@ def build_fleet(setup: FleetSetup, client: GeneratorClient) -> Fleet:
     devices = list(setup.devices)
     done = flushed_sessions(setup.sessions_dir, [d.device_id for d in devices])
     replays = load_replays(setup.prepared_dir, [d.user_id for d in devices])
-    models = {b: DeviceModels(ckpts, setup.finetune) for b, ckpts in setup.checkpoints.items()
+    models = {b: DeviceModels(ckpts, setup.finetune, setup.config.method_of)
+              for b, ckpts in setup.checkpoints.items()
               if any(d.backbone == b for d in devices)}  # fmt: skip
     sink = PartSink(fleet_dir(setup.sessions_dir, setup.index), setup.flush_rows,
                     setup.flush_interval_s, on_rows=setup.on_rows)  # fmt: skip

@@ -731,7 +731,10 @@ def load_served_model(
         )
     model.requires_grad_(False)
     meta = dict(info.get("dataset_meta", {}))
-    default = meta.get("realtime_size", 1 if model.cfg.kind == "images" else DEFAULT_MAX_SAMPLES)
+    # what a device sends: its session's real-time samples, or with history conditioning
+    # one impression's click history
+    size_key = "history_length" if model.condition == "history" else "realtime_size"
+    default = meta.get(size_key, 1 if model.cfg.kind == "images" else DEFAULT_MAX_SAMPLES)
     limit = int(max_samples if max_samples is not None else default)
     if limit < 1:
         raise ValueError(f"max_samples must be >= 1, got {limit}")

@@ -17,6 +17,9 @@ network_class.
     duet_session_fallbacks_total{L}                 counter: generator unreachable, global classifier used
     duet_shifted_sessions_total{L}                  counter: rows with a shift operator active
     duet_network_bytes_total{L, direction}          counter: "up" / "down"
+    duet_parameter_requests_total{L}                counter: parameter sets a device asked
+                                                    for (1 per session, or per scored
+                                                    impression under history conditioning)
     duet_shift_events_total{scenario, operator}     counter: operator applications
     duet_shifted_devices_total{scenario, operator}  counter: devices those applications touched
     duet_active_devices{scenario, fleet}            gauge: devices a fleet is simulating now
@@ -51,7 +54,7 @@ BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)  # Serve batc
 ROW_COLUMNS = frozenset(
     SESSION_LABELS
     + tuple(f"{c}_s" for c in LATENCY_COMPONENTS)
-    + ("auc", "latency_s", "bytes_up", "bytes_down", "fallback", "shift_active")
+    + ("auc", "latency_s", "bytes_up", "bytes_down", "requests", "fallback", "shift_active")
 )
 
 
@@ -88,6 +91,7 @@ class _SessionSeries:
     shifted: Counter
     bytes_up: Counter
     bytes_down: Counter
+    requests: Counter
 
 
 class MetricsRecorder:
@@ -171,6 +175,12 @@ class MetricsRecorder:
             (*labels, "direction"),
             registry=reg,
         )
+        self.requests = Counter(
+            "duet_parameter_requests",
+            "Parameter sets devices asked the generator for (per session or per impression).",
+            labels,
+            registry=reg,
+        )
 
     def _define_event_metrics(self) -> None:
         reg = self.registry
@@ -252,6 +262,7 @@ class MetricsRecorder:
             series.end_to_end.observe(row["latency_s"])
         series.bytes_up.inc(row["bytes_up"])
         series.bytes_down.inc(row["bytes_down"])
+        series.requests.inc(row["requests"])
         series.fallbacks.inc(bool(row["fallback"]))
         series.shifted.inc(bool(row["shift_active"]))
 
@@ -270,6 +281,7 @@ class MetricsRecorder:
             shifted=self.shifted.labels(*key),
             bytes_up=self.bytes.labels(*key, "up"),
             bytes_down=self.bytes.labels(*key, "down"),
+            requests=self.requests.labels(*key),
         )
         self._series[key] = series
         return series

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ from duet.dynamic import Params
 from duet.finetune import FinetuneConfig, finetune_params
 from duet.metrics import grouped_auc
 from duet.model import DeviceModel
+from duet.names import ADAPTED_METHODS
 
 MAX_ROWS = 8192  # rows per backbone forward: DIN holds (rows, L, 4E) floats at once
 NumpyParams = list[tuple[np.ndarray, np.ndarray]]  # one device's (W (O, I), b (O,)) per layer
@@ -55,18 +57,28 @@ class Costs:
     finetune_s: float  # k gradient steps for one session
 
 
+class Received(Protocol):
+    """What a device got from the generator for one session (actors.fleet.Generated):
+    one parameter set, or with ``sent`` one per impression (positions where it is True)."""
+
+    params: NumpyParams | None
+    sent: np.ndarray | None
+
+
 class DeviceModels:
-    """The checkpoints of one backbone as a device holds them: ``base`` (also used by
-    ``finetune``) and one per generated method, each with its own frozen backbone.
+    """The checkpoints of one backbone as a device holds them: ``base`` (also used by the
+    adapted methods) and one per generated method name, each with its own frozen backbone.
 
     Args:
-        checkpoints (Mapping[str, str | Path]): method -> run directory; needs ``base``.
+        checkpoints (Mapping[str, str | Path]): method name -> run directory; needs ``base``.
         finetune (FinetuneConfig): the ``finetune`` baseline's steps and learning rate.
+        method_of (Mapping[str, str] | None): method name -> registered method, for names
+            that are not themselves registered (``duet-history`` -> ``duet``).
         max_rows (int): rows per backbone forward. Default: 8192.
     """
 
     def __init__(self, checkpoints: Mapping[str, str | Path], finetune: FinetuneConfig,
-                 max_rows: int = MAX_ROWS):  # fmt: skip
+                 method_of: Mapping[str, str] | None = None, max_rows: int = MAX_ROWS):  # fmt: skip
         if "base" not in checkpoints:
             raise ValueError(f"DeviceModels needs a 'base' checkpoint, got {sorted(checkpoints)}")
         self.models: dict[str, DeviceModel] = {}
@@ -74,9 +86,14 @@ class DeviceModels:
             model, _ = load_checkpoint(directory)
             self.models[method] = model.requires_grad_(False)
         self.finetune, self.max_rows = finetune, max_rows
+        self.method_of = dict(method_of or {})
+
+    def registered(self, name: str) -> str:
+        return self.method_of.get(name, name)
 
     def model_for(self, method: str) -> DeviceModel:
-        return self.models["base" if method == "finetune" else method]
+        adapted = self.registered(method) in ADAPTED_METHODS
+        return self.models["base" if adapted else method]
 
     @torch.inference_mode()
     def embed(self, method: str, realtime: Tensor) -> tuple[Tensor, Tensor]:
@@ -85,41 +102,40 @@ class DeviceModels:
 
     def score(
         self, replays: Sequence[Replay], sessions: Sequence, methods: Sequence[str],
-        received: Mapping[str, Sequence[NumpyParams | None]],
+        received: Mapping[str, Sequence[Received | None]],
     ) -> list[dict[str, SessionScore]]:  # fmt: skip
-        """Score U sessions with every method; ``received[m][u]`` is device u's generated
-        parameters for method m, or None to use m's global classifier (the fallback)."""
+        """Score U sessions with every method; ``received[m][u]`` is what device u got from
+        the generator for method m (a parameter set, or one per impression); its params
+        None, or no entry, means m's global classifier (the fallback)."""
         samples = build_samples(replays, sessions)
         U = len(sessions)
         out: list[dict[str, SessionScore]] = [{} for _ in range(U)]
-        features = {}
+        features: dict[int, tuple[Tensor, Tensor | None]] = {}
         for method in methods:
             model = self.model_for(method)
-            key = "base" if method in ("base", "finetune") else method
-            if key not in features:
-                features[key] = self._features(model, samples)
-            params = self._params(method, model, samples, U, received.get(method))
-            logits = _score_sessions(model, *features[key], samples.session, params)
+            if id(model) not in features:  # base and the adapted methods share the base model
+                features[id(model)] = self._features(model, samples)
+            got = received.get(method)
+            if got is not None and any(r is not None and r.sent is not None for r in got):
+                logits = _score_rows(model, *features[id(model)],
+                                     _row_params(model, samples, got))  # fmt: skip
+            else:
+                params = self._params(method, model, samples, U, got)
+                logits = _score_sessions(model, *features[id(model)], samples.session, params)
             for u, score in enumerate(session_scores(logits, samples, U)):
                 out[u][method] = score
         return out
 
     def _params(self, method: str, model: DeviceModel, samples: Samples, U: int,
-                received: Sequence[NumpyParams | None] | None) -> Params:  # fmt: skip
+                received: Sequence[Received | None] | None) -> Params:  # fmt: skip
         """(U, O, I) per layer: global, fine-tuned here, or received (global where None)."""
-        if method == "finetune":
-            cfg = self.finetune
-            return finetune_params(model, samples, torch.arange(U), cfg)
+        if self.registered(method) == "finetune":
+            return finetune_params(model, samples, torch.arange(U), self.finetune)
         params = [(w.detach().clone(), b.detach().clone()) for w, b in model.classifier.params(U)]
-        if method == "base" or received is None:
-            return params
-        for u, layers in enumerate(received):
-            if layers is not None:
-                for (w, b), (rw, rb) in zip(params, layers, strict=True):
-                    w[u], b[u] = (
-                        torch.from_numpy(rw.astype(np.float32)),
-                        torch.from_numpy(rb.astype(np.float32)),
-                    )
+        for u, got in enumerate(received or ()):
+            if got is not None and got.params is not None:
+                for (w, b), (rw, rb) in zip(params, got.params, strict=True):
+                    w[u], b[u] = _tensor(rw), _tensor(rb)
         return params
 
     @torch.inference_mode()
@@ -143,7 +159,7 @@ class DeviceModels:
         embed = {m: _median_s(partial(self.embed, m, one.realtime), repeats)
                  for m in methods if self.model_for(m).generates}  # fmt: skip
         finetune_s = 0.0
-        if "finetune" in methods:
+        if any(self.registered(m) == "finetune" for m in methods):
             tune = partial(
                 finetune_params, self.models["base"], one, torch.arange(1), self.finetune
             )
@@ -166,6 +182,33 @@ def _median_s(fn: Callable[[], object], repeats: int) -> float:
         fn()
         timings.append(time.perf_counter() - start)
     return float(np.median(timings))
+
+
+def _tensor(x: np.ndarray) -> Tensor:
+    return torch.from_numpy(x.astype(np.float32))
+
+
+def _row_params(model: DeviceModel, samples: ClickSamples, received: Sequence[Received | None]) -> Params:
+    """(B, O, I) per layer: each row's impression's received set; global where it has none
+    (a fallback, or a position whose empty history was not sent)."""
+    B = len(samples)
+    params = [(w.detach().clone(), b.detach().clone()) for w, b in model.classifier.params(B)]
+    session, position = samples.session.numpy(), samples.position.numpy()
+    for u, got in enumerate(received):
+        if got is None or got.params is None or got.sent is None:
+            continue
+        slot = np.cumsum(got.sent) - 1  # position -> its row of the received sets
+        rows = np.flatnonzero((session == u) & got.sent[position])
+        which = slot[position[rows]]
+        for (w, b), (rw, rb) in zip(params, got.params, strict=True):
+            w[rows], b[rows] = _tensor(rw[which]), _tensor(rb[which])
+    return params
+
+
+@torch.inference_mode()
+def _score_rows(model: DeviceModel, feat: Tensor, temb: Tensor | None, params: Params) -> Tensor:
+    """Logits of every row with its own parameters (B, O, I): per-impression generation."""
+    return model.score(feat[:, None], None if temb is None else temb[:, None], params)[:, 0]
 
 
 @torch.inference_mode()

@@ -39,6 +39,9 @@ ROW_SCHEMA = pa.schema([
     # beyond the contract: server-side share of the batch forward, generator attempts,
     # and the weights version the device used (empty when nothing was generated)
     ("generate_server_s", pa.float64()), ("attempts", pa.int64()), ("model_version", pa.string()),
+    # parameter sets requested for the session: 1 per session, or 1 per scored impression
+    # for a history-conditioned method (0 for base and fine-tuning)
+    ("requests", pa.int64()),
 ])  # fmt: skip
 KEY_COLUMNS = ["device_id", "session_index"]
 PART_PREFIX = "part-"

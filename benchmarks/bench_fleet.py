@@ -141,7 +141,7 @@ def _result(scenario, summary, run_s, total_s, memory) -> dict:
     comparison = summary["latency_comparison"]
     return {
         "scenario": scenario.name, "devices": devices,
-        "sessions_per_device": scenario.fleet.sessions_per_device, "methods": scenario.methods,
+        "sessions_per_device": scenario.fleet.sessions_per_device, "methods": scenario.method_names,
         "sessions": sessions, "rows": sum(v["written"] for v in summary["accounting"]["methods"].values()),
         "accounting_complete": summary["accounting"]["complete"],
         "run_wall_s": run_s, "total_wall_s": total_s, "sessions_per_s": sessions / run_s,

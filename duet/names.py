@@ -23,6 +23,8 @@ GENERATED_METHODS = ("duet", "duet-no-swa", "hypernet")
 # finetune per session on its real-time clicks (ours), finetune-user per user on the user's
 # labelled training rows, every parameter (the authors' public code, PAPER.md)
 ADAPTED_METHODS = ("finetune", "finetune-user")
+# the generated methods whose PPG reads data, and so can be conditioned either way
+CONDITIONED_METHODS = ("duet", "duet-no-swa")
 # what a fleet can simulate: a phone does not hold its user's labelled training history,
 # so finetune-user is an offline baseline only (Table 1)
 FLEET_METHODS = tuple(m for m in METHODS if m != "finetune-user")

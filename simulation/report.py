@@ -92,7 +92,7 @@ def comparison_table(rows: pl.DataFrame) -> pl.DataFrame:
 
     Columns: series, sessions, devices, auc_mean, auc_std (over sessions with a defined AUC),
     gain, gain_lo, gain_hi (paired over devices, 95% CI; null for base), latency_p50_s,
-    latency_p99_s, bytes_down_mean, fallback_rate.
+    latency_p99_s, requests_mean, bytes_up_mean, bytes_down_mean, fallback_rate.
     """
     per_series = rows.group_by("series").agg(
         sessions=pl.len(),
@@ -101,6 +101,8 @@ def comparison_table(rows: pl.DataFrame) -> pl.DataFrame:
         auc_std=pl.col("auc").std(),
         latency_p50_s=pl.col("latency_s").quantile(0.5, "linear"),
         latency_p99_s=pl.col("latency_s").quantile(0.99, "linear"),
+        requests_mean=pl.col("requests").mean() if "requests" in rows.columns else pl.lit(0.0),
+        bytes_up_mean=pl.col("bytes_up").mean(),
         bytes_down_mean=pl.col("bytes_down").mean(),
         fallback_rate=pl.col("fallback").mean(),
     )
@@ -260,14 +262,14 @@ def _fmt(value: float | None, spec: str) -> str:
 def markdown_tables(rows: pl.DataFrame) -> str:
     """The comparison and shift tables as Markdown."""
     lines = [
-        "| method | sessions | devices | AUC mean ± std | gain vs base [95% CI] | latency p50 / p99 (s) | KB down / session | fallbacks |",  # fmt: skip
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| method | sessions | devices | AUC mean ± std | gain vs base [95% CI] | latency p50 / p99 (s) | requests / session | KB up / session | KB down / session | fallbacks |",  # fmt: skip
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in comparison_table(rows).iter_rows(named=True):
         gain = "–" if r["gain"] is None else f"{r['gain']:+.4f} [{_fmt(r['gain_lo'], '+.4f')}, {_fmt(r['gain_hi'], '+.4f')}]"  # fmt: skip
         lines.append(
             f"| {r['series']} | {r['sessions']} | {r['devices']} | {_fmt(r['auc_mean'], '.4f')} ± {_fmt(r['auc_std'], '.4f')} | {gain} "
-            f"| {r['latency_p50_s']:.3f} / {r['latency_p99_s']:.3f} | {r['bytes_down_mean'] / 1e3:.1f} | {r['fallback_rate']:.1%} |"
+            f"| {r['latency_p50_s']:.3f} / {r['latency_p99_s']:.3f} | {r['requests_mean']:.2f} | {r['bytes_up_mean'] / 1e3:.2f} | {r['bytes_down_mean'] / 1e3:.1f} | {r['fallback_rate']:.1%} |"
         )  # fmt: skip
     lines += ["", "| method | AUC, no shift | AUC, under shift | sessions under shift |", "|---|---:|---:|---:|"]  # fmt: skip
     for r in shift_table(rows).iter_rows(named=True):

@@ -34,7 +34,7 @@ import polars as pl
 import yaml
 
 from actors.profiles import COMPUTE_TIERS, MB, NETWORK_CLASSES, DeviceProfile, NetworkClass
-from duet.names import GENERATED_METHODS
+from duet.names import ADAPTED_METHODS, GENERATED_METHODS
 from simulation.scenario import Scenario, resolve_path, synthetic_config_class
 
 log = logging.getLogger(__name__)
@@ -151,26 +151,27 @@ class Runner:
 
         spec = self.scenario.model
         out: dict[str, dict[str, str]] = {}
-        needed = ["base"] + [m for m in self.scenario.methods if m in GENERATED_METHODS]
+        needed = [m for m in self.scenario.methods
+                  if m.name == "base" or m.method in GENERATED_METHODS]  # fmt: skip
         for backbone in spec.backbones:
             out[backbone] = {}
             for method in needed:
-                given = spec.checkpoints.get(f"{backbone}/{method}")
-                path = (
-                    resolve_path(given) if given else self.out / "models" / f"{backbone}-{method}"
-                )
+                given = spec.checkpoints.get(f"{backbone}/{method.name}")
+                path = (resolve_path(given) if given
+                        else self.out / "models" / f"{backbone}-{method.name}")  # fmt: skip
                 if given is None and not (path / "metrics.json").is_file():
-                    print(f"training {backbone}/{method} -> {path}", flush=True)
+                    print(f"training {backbone}/{method.name} -> {path}", flush=True)
                     t = spec.train
                     options = {k: v for k, v in t.model_dump().items() if v is not None}
                     TrainRecipe(
-                        TrainOptions(self.scenario.data.dataset, backbone, method,
+                        TrainOptions(self.scenario.data.dataset, backbone, method.method,
                                      prepared=self.prepared, progress=self.progress,
-                                     finetune_steps=spec.finetune_steps, **options),
+                                     finetune_steps=spec.finetune_steps,
+                                     condition=method.condition, **options),
                         path,
                     ).run()  # fmt: skip
-                _check_checkpoint(path, backbone, method)
-                out[backbone][method] = str(path)
+                _check_checkpoint(path, backbone, method.method, method.condition)
+                out[backbone][method.name] = str(path)
         return out
 
     def _setup_ray(self) -> None:
@@ -208,8 +209,9 @@ class Runner:
 
         from actors.serve_app import APP_NAME, build_app
 
+        of = self.scenario.method_of
         cells = {f"{b}/{m}": d for b, ckpts in self.checkpoints.items() for m, d in ckpts.items()
-                 if m in GENERATED_METHODS}  # fmt: skip
+                 if of[m] in GENERATED_METHODS}  # fmt: skip
         self.model_keys = {cell: cell for cell in cells}
         if not cells:
             return
@@ -235,7 +237,7 @@ class Runner:
 
         self.profiles = self._profiles()
         self.expected = {
-            m: sum(p.num_sessions for p in self.profiles) for m in self.scenario.methods
+            m: sum(p.num_sessions for p in self.profiles) for m in self.scenario.method_names
         }
         fleets = self.scenario.fleet.actors
         self._write_devices(fleets)
@@ -284,7 +286,8 @@ class Runner:
             for name, n in s.fleet.network_classes.items()
         }  # fmt: skip
         config = FleetConfig(
-            run_id=self.run_id, scenario=s.name, dataset=s.data.dataset, methods=tuple(s.methods),
+            run_id=self.run_id, scenario=s.name, dataset=s.data.dataset,
+            methods=tuple(s.method_names), method_of=s.method_of,
             sessions_per_device=s.fleet.sessions_per_device, model_keys=self.model_keys,
             network_classes=networks, compute_tiers=COMPUTE_TIERS, seed=s.seed,
             max_in_flight=s.fleet.max_in_flight, pace=s.fleet.pace, dtype=g.dtype,
@@ -316,7 +319,7 @@ class Runner:
         path = self.out / "run.json"
         doc = json.loads(path.read_text()) if path.is_file() else {
             "run_id": self.run_id, "scenario": self.scenario.name, "dataset": self.scenario.data.dataset,
-            "methods": list(self.scenario.methods), "devices": len(self.profiles),
+            "methods": self.scenario.method_names, "devices": len(self.profiles),
             "expected_sessions": self.expected, "started": time.time(),
         }  # fmt: skip
         doc.update(extra)
@@ -379,7 +382,7 @@ class Runner:
         done = sum(s["sessions"] + s["skipped"] for s in stats)
         bar.update(max(0, done - bar.n))
         auc = {}
-        for m in self.scenario.methods:
+        for m in self.scenario.method_names:
             n = sum(s["auc_n"].get(m, 0) for s in stats)
             if n:
                 auc[m] = f"{sum(s['auc_sum'].get(m, 0.0) for s in stats) / n:.3f}"
@@ -434,7 +437,7 @@ def _same_data(meta: dict[str, Any], options, seed: int, synthetic, image: dict[
     return same and meta.get("synthetic") == (dataclasses.asdict(synthetic) if synthetic else None)
 
 
-def _check_checkpoint(path: Path, backbone: str, method: str) -> None:
+def _check_checkpoint(path: Path, backbone: str, method: str, condition: str) -> None:
     """Load it here, before Ray starts: a corrupt file fails the run naming the file, instead
     of failing every fleet actor and the generator replica that would load it."""
     from duet.checkpoint import CheckpointError, load_checkpoint
@@ -443,9 +446,12 @@ def _check_checkpoint(path: Path, backbone: str, method: str) -> None:
         cfg = load_checkpoint(path)[0].cfg
     except CheckpointError as exc:
         raise RunError(f"checkpoint {exc}") from exc
-    expect = "base" if method == "finetune" else method
+    expect = "base" if method in ADAPTED_METHODS else method
     if (cfg.backbone, cfg.method) != (backbone, expect):
         raise RunError(f"checkpoint {path} is {cfg.backbone}/{cfg.method}, not {backbone}/{expect}")
+    if cfg.ppg is not None and cfg.ppg.conditioned and cfg.ppg.condition != condition:
+        raise RunError(f"checkpoint {path} is conditioned on {cfg.ppg.condition!r}, the method "
+                       f"on {condition!r}")  # fmt: skip
 
 
 def _comparable(doc: dict[str, Any]) -> dict[str, Any]:

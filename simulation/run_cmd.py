@@ -42,7 +42,7 @@ def _load(args: argparse.Namespace, prog: str):
 def validate_scenario(args: argparse.Namespace) -> int:
     scenario = _load(args, "validate")
     print(f"{args.scenario}: ok ({scenario.fleet.devices} devices x "
-          f"{scenario.fleet.sessions_per_device} sessions, methods {', '.join(scenario.methods)})")  # fmt: skip
+          f"{scenario.fleet.sessions_per_device} sessions, methods {', '.join(scenario.method_names)})")  # fmt: skip
     return 0
 
 

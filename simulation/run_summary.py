@@ -75,6 +75,11 @@ def method_stats(rows: pl.DataFrame) -> dict[str, Any]:
         "latency_s": _percentiles(rows["latency_s"]),
         "components_mean_s": {c: _mean(rows[c]) for c in components},
         "bytes_up_mean": _mean(rows["bytes_up"]), "bytes_down_mean": _mean(rows["bytes_down"]),
+        # parameter sets asked for per session: 1 (session conditioning), one per scored
+        # impression (history conditioning), 0 (base, fine-tuning): the communication side
+        # of the accuracy trade-off between the two conditioning modes
+        "requests_total": int(rows["requests"].sum()) if "requests" in rows.columns else 0,
+        "requests_mean": _mean(rows["requests"]) if "requests" in rows.columns else 0.0,
     }  # fmt: skip
 
 

@@ -33,9 +33,16 @@ from pydantic import (
 )
 
 from actors.profiles import COMPUTE_TIERS, NETWORK_CLASSES, UPLOAD_MODES
-from duet.names import ADAPTED_METHODS, FLEET_METHODS, NECKS
 from duet.names import BACKBONE_NAMES as BACKBONES
 from duet.names import BACKBONES as BACKBONE_KINDS
+from duet.names import (
+    CONDITIONED_METHODS,
+    CONDITIONS,
+    DEFAULT_CONDITION,
+    FLEET_METHODS,
+    GENERATED_METHODS,
+    NECKS,
+)
 from pipelines.names import DATASET_NAMES as DATASETS
 from pipelines.names import DATASETS as DATASET_KINDS
 from pipelines.names import IMAGE_CHANNELS, IMAGE_SIZES
@@ -152,7 +159,7 @@ class TrainSpec(Section):
 
 class ModelSpec(Section):
     backbones: Annotated[list[Literal[BACKBONES]], Field(min_length=1)]  # type: ignore[valid-type]
-    checkpoints: dict[str, InputDir] = {}  # "<backbone>/<method>" -> run dir; the rest is trained
+    checkpoints: dict[str, InputDir] = {}  # "<backbone>/<method name>" -> run dir; else trained
     train: TrainSpec = TrainSpec()
     finetune_steps: PositiveInt = 10
     finetune_lr: Annotated[float, Field(gt=0)] = 1e-2
@@ -161,13 +168,10 @@ class ModelSpec(Section):
     @classmethod
     def _keys(cls, value: dict[str, Path]) -> dict[str, Path]:
         for key in value:
-            backbone, _, method = key.partition("/")
-            trained = [m for m in FLEET_METHODS if m not in ADAPTED_METHODS]
-            if backbone not in BACKBONES or method not in trained:
-                raise ValueError(
-                    f"checkpoint key {key!r}: expected '<backbone>/<method>' with backbone in "
-                    f"{list(BACKBONES)} and method in {trained}"
-                )
+            backbone, _, name = key.partition("/")
+            if backbone not in BACKBONES or not name:
+                raise ValueError(f"checkpoint key {key!r}: expected '<backbone>/<method name>' "
+                                 f"with backbone in {list(BACKBONES)}")  # fmt: skip
         return value
 
 
@@ -310,6 +314,24 @@ class MetricsSpec(Section):
     port: Annotated[int, Field(ge=1, le=65535)] = 9108
 
 
+class MethodSpec(Section):
+    """One method of a run: a registered method, its options, and the name its rows,
+    summary, report and metrics carry. ``- duet`` in the YAML is ``{name: duet, method:
+    duet}``; ``{name: duet-history, method: duet, condition: history}`` is DUET as the
+    authors' code runs it, one request per scored impression."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    method: Literal[FLEET_METHODS]  # type: ignore[valid-type]
+    condition: Literal[CONDITIONS] = DEFAULT_CONDITION  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _condition(self) -> MethodSpec:
+        if self.condition != DEFAULT_CONDITION and self.method not in CONDITIONED_METHODS:
+            raise ValueError(f"condition {self.condition!r} applies to {list(CONDITIONED_METHODS)}, "
+                             f"not {self.method!r}")  # fmt: skip
+        return self
+
+
 class Scenario(Section):
     version: Literal[1]
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
@@ -317,21 +339,39 @@ class Scenario(Section):
     seed: int = 0  # profiles, device groups, virtual clocks, shift randomness
     data: DataSpec
     model: ModelSpec
-    methods: Annotated[list[Literal[FLEET_METHODS]], Field(min_length=1)]  # type: ignore[valid-type]
+    methods: Annotated[list[MethodSpec], Field(min_length=1)]
     fleet: FleetSpec
     generator: GeneratorSpec = GeneratorSpec()
     shifts: list[ShiftSpec] = []
     output: OutputSpec = OutputSpec()
     metrics: MetricsSpec = MetricsSpec()
 
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _method_names(cls, value: Any) -> Any:
+        """A bare name is the registered method of that name."""
+        if isinstance(value, list):
+            return [{"name": v, "method": v} if isinstance(v, str) else v for v in value]
+        return value
+
     @field_validator("methods")
     @classmethod
-    def _methods(cls, value: list[str]) -> list[str]:
-        if "base" not in value:
+    def _methods(cls, value: list[MethodSpec]) -> list[MethodSpec]:
+        names = [m.name for m in value]
+        if not any(m.name == "base" and m.method == "base" for m in value):
             raise ValueError("methods must include 'base', the paired reference of every gain")
-        if len(set(value)) != len(value):
-            raise ValueError(f"methods must be distinct, got {value}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"method names must be distinct, got {names}")
         return value
+
+    @property
+    def method_names(self) -> list[str]:
+        return [m.name for m in self.methods]
+
+    @property
+    def method_of(self) -> dict[str, str]:
+        """Method name -> the registered method it runs."""
+        return {m.name: m.method for m in self.methods}
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
@@ -340,6 +380,11 @@ class Scenario(Section):
         from pipelines.shifts import SHIFTS
 
         kind = self.kind
+        trained = ["base"] + [m.name for m in self.methods if m.method in GENERATED_METHODS]
+        for key in self.model.checkpoints:
+            if key.partition("/")[2] not in trained:
+                raise ValueError(f"model.checkpoints: key {key!r} names no trained method of "
+                                 f"this run; expected '<backbone>/<name>' with name in {trained}")  # fmt: skip
         for backbone in self.model.backbones:
             if BACKBONE_KINDS[backbone] != kind:
                 raise ValueError(f"model.backbones: {backbone!r} does not fit {kind} dataset "

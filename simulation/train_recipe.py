@@ -220,7 +220,6 @@ class TrainRecipe:
         if not hasattr(self, "log"):
             raise RuntimeError("TrainRecipe.test() before train(): the model is not selected")
         test_set = self._load("test")
-        o = self.options
         self.metrics |= self._evaluate(test_set)
         if self.meta["kind"] == "clicks":
             self.metrics |= self._full_ranking(test_set)

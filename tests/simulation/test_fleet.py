@@ -41,7 +41,8 @@ def world(prepared, checkpoints):
     )
     shifts = [ShiftPlan("genre_shift", build_shift({"type": "genre_shift", "fraction": 0.8}), 1)]
     return {"profiles": profiles, "replays": load_replays(prepared, users), "models": models,
-            "core": core, "shifts": shifts, "context": click_context(prepared)[0]}  # fmt: skip
+            "core": core, "shifts": shifts, "context": click_context(prepared)[0],
+            "base_dir": checkpoints["base"]}  # fmt: skip
 
 
 def run_fleet(world, sessions_dir, client=None, retry=None, done=None, methods=METHODS,
@@ -260,3 +261,57 @@ def test_video_fleet_uploads_frames_or_features(tmp_path):
     frame_bytes = 48 * 48 * 4  # one float32 1x48x48 frame; features: 576 floats
     assert set(duet["bytes_up"].to_list()) <= {frame_bytes, 576 * 4}
     assert duet.filter(pl.col("session_index") == 1)["shift"].to_list() == ["blur"] * 8
+
+
+def test_history_conditioned_duet_requests_per_impression(world, prepared, tmp_path):
+    """A history-conditioned DUET (the authors' code) asks for one parameter set per scored
+    impression, uploading that impression's history; its rows count those requests and
+    bytes, and each impression is scored with its own set, exactly as offline evaluation
+    of the same session does."""
+    import torch
+
+    from actors.replay import build_samples
+    from duet.builders import sequence_umn
+    from duet.checkpoint import load_checkpoint, save_checkpoint
+    from duet.metrics import grouped_auc
+    from duet.model import DeviceModel
+    from pipelines.tensors import load_meta
+
+    meta = load_meta(prepared)
+    info = {"dataset_meta": {k: meta[k] for k in ("dataset", "kind", "num_items", "realtime_size",
+                                                  "history_length")}}  # fmt: skip
+    torch.manual_seed(1)
+    model = DeviceModel(sequence_umn("din", "duet", meta["num_items"], condition="history",
+                                     history_length=meta["history_length"]))  # fmt: skip
+    history_ckpt = save_checkpoint(model, tmp_path / "din-duet-history", info=info)
+    of = {"duet-history": "duet"}
+    models = {"din": DeviceModels({"base": world["base_dir"], "duet-history": history_ckpt},
+                                  FinetuneConfig(), of)}  # fmt: skip
+    core = GeneratorCore.from_checkpoints({"din/duet-history": history_ckpt})
+    config = FleetConfig(
+        run_id="run", scenario="test", dataset="synthetic-clicks", methods=("base", "duet-history"),
+        sessions_per_device=SESSIONS, model_keys={"din/duet-history": "din/duet-history"},
+        network_classes=NETWORK_CLASSES, compute_tiers=COMPUTE_TIERS, method_of=of,
+    )  # fmt: skip
+    fleet = Fleet(config, world["profiles"], world["replays"], models,
+                  LocalGeneratorClient(core), PartSink(tmp_path / "out" / "fleet=0"),
+                  world["shifts"], world["context"])  # fmt: skip
+    asyncio.run(fleet.run())
+    rows = rows_of(tmp_path / "out").filter(pl.col("method") == "duet-history")
+    assert rows.height == expected_sessions(world) and not rows["fallback"].any()
+    impressions = rows["num_samples"] // 21  # 1 positive + 20 negatives, unshifted
+    plain = rows.filter(pl.col("shift") == "")
+    assert (plain["requests"] == plain["num_samples"] // 21).all() and impressions.min() > 1
+    assert (rows["bytes_down"] == rows["requests"] * 2112 * 4).all()
+    # one unshifted session, scored offline with the same model: the same AUC
+    row = plain.row(0, named=True)
+    replay = next(r for r in world["replays"][row["user_id"]]
+                  if r.source_session == row["source_session"])  # fmt: skip
+    samples = build_samples([replay], [replay.session])
+    loaded, _ = load_checkpoint(history_ckpt)
+    with torch.no_grad():
+        logits = loaded(samples)[1]
+    auc, _ = grouped_auc(logits.double().numpy(), samples.label.numpy(), samples.session.numpy())
+    assert row["auc"] == pytest.approx(float(auc[0]), abs=1e-6)
+    if row["upload_mode"] == "raw":
+        assert row["bytes_up"] == 4 * int((samples.history[samples.label == 1] != 0).sum())
