@@ -40,6 +40,8 @@ from paper_values import (
     rel_gain,
 )
 
+from pipelines.names import PROTOCOLS
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "paper_results"
 RUNS = ROOT / "runs" / "paper"
@@ -197,18 +199,7 @@ def cmd_train_table(args: argparse.Namespace) -> int:
 
 
 # ---- Ablations ---------------------------------------------------------------------------
-# Data protocols other than a dataset's default, by name, as `data prepare` options:
-# "options" are SessionOptions fields, "image" the image input. h10-r30 is the
-# synthetic-clicks protocol (README "Quality claim"), where the real-time clicks are not a
-# subset of the history the backbone sees. The image ones are CK+ inputs: 48x1 is CK+48 as
-# distributed, 224x3 the paper's (Table 5), 112x3 the largest the CPU grid affords.
-PROTOCOLS: dict[str, dict[str, dict[str, int]]] = {
-    "h10-r30": {"options": {"history_length": 10, "realtime_size": 30}},
-    "48x1": {"image": {"image_size": 48, "image_channels": 1}},
-    "112x3": {"image": {"image_size": 112, "image_channels": 3}},
-    "224x3": {"image": {"image_size": 224, "image_channels": 3}},
-}
-CLICK_PROTOCOLS = ("h10-r30",)
+CLICK_PROTOCOLS = ("h10-r30", "paper-ml100k")  # pipelines.names.PROTOCOLS
 IMAGE_PROTOCOLS = ("48x1", "112x3", "224x3")
 TABLE2_PROTOCOL = "112x3"  # the 5-seed grid; docs/results.md says why not 224x3
 ABLATION_NOTES = {
@@ -965,7 +956,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     pa.add_argument("--seeds", type=int, nargs="+", default=[0])
     pa.add_argument("--backbones", nargs="+", default=["sasrec"], choices=CLICK_BACKBONES)
     pa.add_argument("--archs", nargs="+", default=list(PARITY_ARCH), choices=list(PARITY_ARCH))
-    pa.add_argument("--duets", nargs="+", default=list(PARITY_DUET), choices=list(PARITY_DUET))
+    pa.add_argument("--duets", nargs="*", default=list(PARITY_DUET), choices=list(PARITY_DUET),
+                    help="generator variants on each architecture (none: base cells only)")
     pa.set_defaults(func=cmd_parity)
     ft = sub.add_parser("finetune-sweep", help="finetune's steps and lr on Table 1's base models")
     ft.add_argument("--dataset", default="movielens-100k")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipelines.argtypes import int_in_range, typed_overrides
 from pipelines.errors import DataError
-from pipelines.names import DATASET_NAMES, IMAGE_CHANNELS, IMAGE_SIZES, SPLITS
+from pipelines.names import DATASET_NAMES, IMAGE_CHANNELS, IMAGE_SIZES, PROTOCOLS, SPLITS
 
 FETCH_NAMES = (
     "movielens-100k", "movielens-1m", "movielens-10m", "movielens-20m", "movielens-25m",
@@ -51,15 +51,19 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", default=None, help="raw data root (default: $DUET_DATA_DIR)")
     p.add_argument("--out", required=True, type=Path, help="prepared directory to write")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--session-length", type=int, default=10, help="clicks per session")
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default=None,
+                   help="a named protocol (pipelines/names.py), e.g. paper-ml100k: the authors' "
+                   "30-core ML-100K; options given after it override it")
+    p.add_argument("--session-length", type=int, default=None, help="clicks per session (10)")
     p.add_argument(
         "--session-gap-s",
         type=int,
         default=None,
         help="cut sessions at this inactivity gap instead of by length",
     )
-    p.add_argument("--test-sessions", type=int, default=1, help="each user's last N sessions")
-    p.add_argument("--val-sessions", type=int_in_range(0), default=1,
+    p.add_argument("--test-sessions", type=int, default=None,
+                   help="each user's last N sessions (1)")
+    p.add_argument("--val-sessions", type=int_in_range(0), default=None,
                    help="the N sessions before a user's test sessions: validation (0: none)")  # fmt: skip
     p.add_argument(
         "--history-length",
@@ -73,12 +77,12 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="R real-time clicks (default: 10; synthetic-clicks 30)",
     )
-    p.add_argument("--train-negatives", type=int, default=4)
-    p.add_argument("--test-negatives", type=int, default=100)
-    p.add_argument("--k-core", type=int, default=0, help="0 = no k-core filter")
+    p.add_argument("--train-negatives", type=int, default=None, help="(4)")
+    p.add_argument("--test-negatives", type=int, default=None, help="(100)")
+    p.add_argument("--k-core", type=int, default=None, help="(0: no k-core filter)")
     p.add_argument("--image-size", type=int_in_range(IMAGE_SIZES.start, IMAGE_SIZES.stop - 1),
-                   default=48, help="square side of CK+ frames (paper: 224)")
-    p.add_argument("--image-channels", type=int, choices=IMAGE_CHANNELS, default=1,
+                   default=None, help="square side of CK+ frames (48; paper: 224)")
+    p.add_argument("--image-channels", type=int, choices=IMAGE_CHANNELS, default=None,
                    help="3 repeats the gray plane: the paper's 224x224x3 input")  # fmt: skip
     p.add_argument(
         "--synthetic",
@@ -98,18 +102,15 @@ def synthetic_overrides(config_cls: type, pairs: list[str]):
 
 def _prepare(args: argparse.Namespace) -> int:
     from pipelines.prepare import default_options, prepare
-    from pipelines.sessions import SessionOptions
     from pipelines.synthetic import SyntheticClicksConfig, SyntheticVideoConfig
 
-    defaults = default_options(args.dataset)
-    options = SessionOptions(
-        session_length=args.session_length, session_gap_s=args.session_gap_s,
-        test_sessions=args.test_sessions, val_sessions=args.val_sessions,
-        history_length=defaults.history_length if args.history_length is None else args.history_length,
-        realtime_size=defaults.realtime_size if args.realtime_size is None else args.realtime_size,
-        train_negatives=args.train_negatives,
-        test_negatives=args.test_negatives, k_core=args.k_core,
-    )  # fmt: skip
+    preset = PROTOCOLS[args.protocol] if args.protocol else {}
+    given = {k: getattr(args, k) for k in ("session_length", "session_gap_s", "test_sessions",
+             "val_sessions", "history_length", "realtime_size", "train_negatives",
+             "test_negatives", "k_core") if getattr(args, k) is not None}  # fmt: skip
+    options = dataclasses.replace(default_options(args.dataset), **preset.get("options", {}) | given)
+    image = {"image_size": 48, "image_channels": 1} | preset.get("image", {})
+    image |= {k: getattr(args, k) for k in image if getattr(args, k) is not None}
     configs = {}
     if args.dataset == "synthetic-clicks":
         configs["clicks_config"] = synthetic_overrides(SyntheticClicksConfig, args.synthetic)
@@ -118,8 +119,7 @@ def _prepare(args: argparse.Namespace) -> int:
     elif args.synthetic:
         raise ValueError(f"--synthetic applies to synthetic datasets, not {args.dataset}")
     meta = prepare(args.dataset, args.out, data_dir=args.data_dir, options=options,
-                   seed=args.seed, image_size=args.image_size,
-                   image_channels=args.image_channels, **configs)  # fmt: skip
+                   seed=args.seed, **image, **configs)  # fmt: skip
     counts = ", ".join(f"{k}={v}" for k, v in meta["counts"].items())
     print(f"prepared {args.dataset} -> {args.out} ({counts})")
     return 0

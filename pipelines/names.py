@@ -35,6 +35,23 @@ IMAGE_SIZES = range(32, 1025)
 IMAGE_CHANNELS = (1, 3)  # gray, or the gray plane repeated (the paper's 224x224x3 input)
 
 
+# Named data protocols, as `duet-sim data prepare --protocol NAME`: "options" are
+# SessionOptions fields, "image" the image input. paper-ml100k is the authors' ML-100K as
+# their code's config implies it (PAPER.md: a 30-core filter leaves 720 users and 795
+# items, inside their 900-id vocabulary; history 30, sessions of 10 clicks, 1:4 train and
+# 1:100 test negatives); h10-r30 gives real-time clicks beyond the history (README
+# "Quality claim"); the image ones are CK+ inputs: 48x1 is CK+48 as distributed, 224x3 the
+# paper's (Table 5), 112x3 the largest the CPU grid affords (docs/results.md).
+PROTOCOLS: dict[str, dict[str, dict[str, int]]] = {
+    "paper-ml100k": {"options": {"k_core": 30, "history_length": 30, "session_length": 10,
+                                 "train_negatives": 4, "test_negatives": 100}},
+    "h10-r30": {"options": {"history_length": 10, "realtime_size": 30}},
+    "48x1": {"image": {"image_size": 48, "image_channels": 1}},
+    "112x3": {"image": {"image_size": 112, "image_channels": 3}},
+    "224x3": {"image": {"image_size": 224, "image_channels": 3}},
+}  # fmt: skip
+
+
 def check_image_input(size: int, channels: int) -> None:
     """Refuse an image size or channel count that prepare does not make.
 

@@ -163,6 +163,7 @@ class TrainRecipe:
         from pipelines.tensors import load_meta
 
         self.out.mkdir(parents=True, exist_ok=True)
+        _reset_peak_rss()  # this cell's peak, also when one process trains many cells
         self.data = self._setup_data()
         self.meta = load_meta(self.data)
         if self.meta["kind"] != self.options.kind:
@@ -205,6 +206,7 @@ class TrainRecipe:
             "train_seconds": train_s, "train_samples_per_s": o.epochs * len(self.train_set) / train_s,
             "final_loss": self.log.losses[-1], "num_train": len(self.train_set),
             "num_val": len(self.val_set), "val_curve": [v[_selection_key(o)] for v in self.log.val],
+            "train_peak_rss_bytes": _peak_rss_bytes(),
         }  # fmt: skip
         if val is not None:
             # an adapted method is validated as it is scored (after adaptation); the others
@@ -273,6 +275,28 @@ class TrainRecipe:
             self.metrics |= self._identity() | {"test": "not read"}
         self.save()
         return self.metrics
+
+
+def _reset_peak_rss() -> None:
+    """Reset this process's peak resident set (Linux: ``5`` to ``/proc/self/clear_refs``),
+    so :func:`_peak_rss_bytes` measures from here; elsewhere the peak stays cumulative."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_rss_bytes() -> int:
+    """Peak resident set of this process since :func:`_reset_peak_rss` (``VmHWM``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _selection_key(options: TrainOptions) -> str:

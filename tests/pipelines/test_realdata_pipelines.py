@@ -84,3 +84,21 @@ def test_ckplus48_counts(tmp_path, real_data, cli):
     meta = json.loads((tmp_path / "ck" / "meta.json").read_text())
     assert (meta["num_users"], meta["counts"]["sessions"], meta["counts"]["frames"]) == (118, 327, 981)
     assert meta["class_names"] == list(expected)
+
+
+def test_paper_ml100k_protocol_is_the_30_core_data(tmp_path, real_data, cli):
+    """`--protocol paper-ml100k` keeps what a 30-core filter keeps (PAPER.md: 720 users,
+    795 items, which fit the authors' 900-id vocabulary), with the paper's history and
+    negatives; an option given after the preset overrides it."""
+    import json
+
+    src = real_data("ml-100k")
+    assert cli("data", "prepare", "--dataset", "movielens-100k", "--data-dir", src.parent,
+               "--protocol", "paper-ml100k", "--out", tmp_path / "p") == 0  # fmt: skip
+    meta = json.loads((tmp_path / "p" / "meta.json").read_text())
+    assert (meta["num_users"], meta["num_items"]) == (720, 795)
+    assert meta["options"]["k_core"] == 30 and meta["options"]["history_length"] == 30
+    assert (meta["options"]["train_negatives"], meta["options"]["test_negatives"]) == (4, 100)
+    assert cli("data", "prepare", "--dataset", "movielens-100k", "--data-dir", src.parent,
+               "--protocol", "paper-ml100k", "--k-core", "20", "--out", tmp_path / "q") == 0  # fmt: skip
+    assert json.loads((tmp_path / "q" / "meta.json").read_text())["num_items"] == 937
