@@ -40,6 +40,7 @@ from paper_values import (
     rel_gain,
 )
 
+from duet.names import ADAPTED_METHODS
 from pipelines.names import PROTOCOLS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,6 +186,9 @@ def train_cell(cell: Cell, epochs: int, data: Path, runs: Path, test: bool = Tru
     if cell.np is not None:
         options["num_generators"] = cell.np
     options |= dict(cell.options)
+    base = dataclasses.replace(cell, method="base").run_dir(runs)
+    if cell.method in ADAPTED_METHODS and (base / "model.pt").is_file():
+        options["base_run"] = base  # the same seed's base model: adapt it, do not retrain it
     TrainRecipe(TrainOptions(cell.dataset, cell.backbone, cell.method, progress=False,
                              **options), cell.run_dir(runs)).run(test=test)  # fmt: skip
 

@@ -91,7 +91,7 @@ def full_ranks(
     model.eval()
     for start in range(0, len(positives), chunk):
         s = positives.index(torch.arange(start, min(start + chunk, len(positives))))
-        with torch.no_grad():
-            scores = all_item_scores(model, s, row_params(s))
+        params = row_params(s)  # with gradients: finetune takes its Adam steps here
+        scores = all_item_scores(model, s, [(w.detach(), b.detach()) for w, b in params])
         out.append(ranks(scores, s.target, seen_mask(seen_ptr, seen_items, s.user, num_items)))
     return torch.cat(out)

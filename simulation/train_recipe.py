@@ -10,6 +10,7 @@ only once) and evaluates, ``save()`` writes the run directory. ``run()`` does al
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -75,6 +76,9 @@ class TrainOptions:
     augment: bool = True  # images: random flips and shifts
     select: str = "best"  # "best" validation epoch, or "last"
     progress: bool = True
+    # an adapted method (finetune, finetune-user): adapt this finished base run instead of
+    # training the same base model again; its options must be these but for the method
+    base_run: Path | None = None
 
     def __post_init__(self) -> None:
         names = {"dataset": DATASETS, "backbone": BACKBONES, "method": METHODS, "neck": NECKS,
@@ -86,6 +90,9 @@ class TrainOptions:
                     f"{key}: expected one of {', '.join(known)}, got {getattr(self, key)!r}"
                 )
         check_backbone_fits(self.backbone, DATASETS[self.dataset].kind)
+        if self.base_run is not None and self.method not in ADAPTED_METHODS:
+            raise ValueError(f"base_run: only adapted methods {list(ADAPTED_METHODS)} reuse a "
+                             f"base model, not {self.method!r}")  # fmt: skip
         if self.arch and self.kind != "clicks":
             raise ValueError("arch: overrides the click backbones; images take none")
         if self.condition == "history" and self.kind != "clicks":
@@ -110,6 +117,16 @@ class TrainOptions:
 
     def to_json(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
+
+    def same_training(self, other: dict[str, Any]) -> bool:
+        """Whether ``other`` (a run's stored options) trained the model these options would:
+        every option but the method, the adaptation settings and bookkeeping is equal."""
+        ignore = {"method", "finetune_steps", "finetune_lr", "base_run", "progress", "prepared",
+                  "data_dir", "test"}  # fmt: skip
+        mine = {k: v for k, v in self.to_json().items() if k not in ignore}
+        theirs = {k: (tuple(tuple(p) for p in v) if k == "arch" else v) for k, v in other.items()}
+        mine = {k: (tuple(tuple(p) for p in v) if k == "arch" else v) for k, v in mine.items()}
+        return all(theirs.get(k) == v for k, v in mine.items())
 
 
 def model_config(options: TrainOptions, meta: dict[str, Any]):
@@ -172,6 +189,23 @@ class TrainRecipe:
         self.train_set, self.val_set = self._load("train"), self._load("val")
         torch.manual_seed(self.options.seed)
         self.model = DeviceModel(model_config(self.options, self.meta))
+        if self.options.base_run is not None:
+            self._load_base_run(self.options.base_run)
+
+    def _load_base_run(self, run: Path) -> None:
+        """Take the weights and training metrics of a finished base run trained exactly as
+        this one would be (checked), instead of training them again."""
+        from duet.checkpoint import load_checkpoint
+
+        model, info = load_checkpoint(run)
+        if model.cfg != self.model.cfg or not self.options.same_training(info.get("args", {})):
+            raise ValueError(f"base_run {run} was not trained with these options "
+                             "(architecture, seed, epochs or data differ)")  # fmt: skip
+        self.model = model
+        base = json.loads((Path(run) / "metrics.json").read_text())
+        keep = ("epochs", "selected_epoch", "train_seconds", "train_samples_per_s", "final_loss",
+                "num_train", "num_val", "val_curve", "train_peak_rss_bytes")  # fmt: skip
+        self.metrics |= {k: base[k] for k in keep if k in base} | {"base_run": str(run)}
 
     def _setup_data(self) -> Path:
         if self.options.prepared is not None:
@@ -190,7 +224,7 @@ class TrainRecipe:
     # ---- train and select ----------------------------------------------------------------
     def train(self) -> None:
         """Fit on the train split; keep the epoch with the best validation score."""
-        from duet.train import TrainConfig, train
+        from duet.train import TrainConfig, TrainLog, train
 
         o = self.options
         cfg = TrainConfig(epochs=o.epochs, batch_size=o.batch_size, lr=o.lr,
@@ -198,6 +232,12 @@ class TrainRecipe:
                           weight_decay=o.weight_decay, gamma=o.gamma, augment=o.augment,
                           select=o.select, seed=o.seed)  # fmt: skip
         val = self.val_set if len(self.val_set) else None
+        if o.base_run is not None:  # adapting a base model trained before: nothing to fit
+            self.log = TrainLog(selected_epoch=self.metrics.get("selected_epoch", 0))
+            if val is not None:
+                self.metrics |= {f"val_{k}": v for k, v in self._evaluate(val).items()
+                                 if k != "latency_ms"}  # fmt: skip
+            return
         start = time.perf_counter()
         self.log = train(self.model, self.train_set, cfg, progress=o.progress, val=val)
         train_s = time.perf_counter() - start
@@ -280,10 +320,8 @@ class TrainRecipe:
 def _reset_peak_rss() -> None:
     """Reset this process's peak resident set (Linux: ``5`` to ``/proc/self/clear_refs``),
     so :func:`_peak_rss_bytes` measures from here; elsewhere the peak stays cumulative."""
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def _peak_rss_bytes() -> int:

@@ -77,3 +77,19 @@ def test_full_ranking_matches_brute_force_over_every_item(make_clicks):
         ndcg = sum(1 / math.log2(r + 2) for r in expected_ranks if r < k) / len(expected_ranks)
         assert metrics[f"full_hr@{k}"] == pytest.approx(hr)
         assert metrics[f"full_ndcg@{k}"] == pytest.approx(ndcg)
+
+
+def test_full_ranking_runs_every_method(make_clicks):
+    """finetune adapts (with gradients) inside the ranking loop; every method yields metrics."""
+    from duet.finetune import UserFinetuneConfig
+
+    torch.manual_seed(0)
+    s = make_clicks(rows=40, sessions=4)
+    s.user = s.group % 4
+    ptr, items = torch.zeros(5, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    adapt = Adaptation(FinetuneConfig(steps=2), UserFinetuneConfig(), history=s)
+    for method, arch in (("base", "base"), ("finetune", "base"), ("finetune-user", "base"),
+                         ("duet", "duet"), ("hypernet", "hypernet")):  # fmt: skip
+        model = DeviceModel(sequence_umn("sasrec", arch, NUM_ITEMS)).eval()
+        metrics = full_ranking(model, s, method, adapt, ptr, items)
+        assert 0 <= metrics["full_ndcg@20"] <= metrics["full_hr@20"] <= 1, method

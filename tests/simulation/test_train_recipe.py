@@ -125,3 +125,24 @@ def test_image_input_options_reach_the_model(tmp_path, capsys):
     assert len(metrics["val_curve"]) == 2 and 0 <= metrics["val_accuracy"] <= 1
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["mobilenet"]["in_channels"] == 3
+
+
+def test_an_adapted_method_reuses_the_base_run_bit_for_bit(prepared, tmp_path):
+    """finetune with ``base_run`` adapts the base run's weights instead of retraining the
+    same model, and scores exactly what training it again would; a base run trained with
+    other options is refused."""
+    common = {"prepared": prepared, "epochs": 1, "progress": False, "seed": 3}
+    base = TrainRecipe(TrainOptions("synthetic-clicks", "din", "base", **common), tmp_path / "b")
+    base.run()
+    fresh = TrainRecipe(TrainOptions("synthetic-clicks", "din", "finetune", **common),
+                        tmp_path / "f").run()  # fmt: skip
+    reused = TrainRecipe(TrainOptions("synthetic-clicks", "din", "finetune",
+                                      base_run=tmp_path / "b", **common), tmp_path / "r").run()  # fmt: skip
+    for key in ("auc", "val_auc", "full_hr@10", "selected_epoch"):
+        assert reused[key] == fresh[key], key
+    other = dict(common, seed=4)
+    with pytest.raises(ValueError, match="not trained with these options"):
+        TrainRecipe(TrainOptions("synthetic-clicks", "din", "finetune", base_run=tmp_path / "b",
+                                 **other), tmp_path / "x").run()  # fmt: skip
+    with pytest.raises(ValueError, match="only adapted methods"):
+        TrainOptions("synthetic-clicks", "din", "duet", base_run=tmp_path / "b")
