@@ -37,6 +37,7 @@ from paper_values import (
     TABLE2,
     TABLE2_COST,
     TABLE3,
+    paper_row,
     rel_gain,
 )
 
@@ -53,7 +54,21 @@ SEEDS = (0, 1, 2, 3, 4)
 # image default, chosen on validation.
 EPOCHS = {"table1": 2, "table2": 40}  # table2: the most; the best on validation is kept
 CLICK_BACKBONES = ("din", "sasrec", "gru4rec")
-CLICK_METHODS = ("base", "duet", "duet-no-swa", "hypernet", "finetune")
+# Table 1's rows: variant -> (method, tag, train options). The -history rows condition the
+# generator on each impression's own history (the authors' code), the others on the
+# session's real-time clicks (the paper's text); finetune-user is the authors' fine-tuning.
+HISTORY = (("condition", "history"),)
+TABLE1_VARIANTS: dict[str, tuple[str, str, tuple[tuple[str, Any], ...]]] = {
+    "base": ("base", "", ()),
+    "duet": ("duet", "", ()),
+    "duet-no-swa": ("duet-no-swa", "", ()),
+    "duet-history": ("duet", "history", HISTORY),
+    "duet-no-swa-history": ("duet-no-swa", "history", HISTORY),
+    "hypernet": ("hypernet", "", ()),
+    "finetune": ("finetune", "", ()),
+    "finetune-user": ("finetune-user", "", ()),
+}
+CLICK_METHODS = tuple(TABLE1_VARIANTS)
 IMAGE_BACKBONES = ("mobilenet_v3_large", "mobilenet_v3_small")
 IMAGE_METHODS = ("base", "duet-no-swa", "duet")
 NP_SWEEP = (2, 3, 5)  # Table 4; duet's N_p = 5 cell is Table 2's duet
@@ -108,9 +123,12 @@ def grid(table: str, dataset: str, backbones: Sequence[str], methods: Sequence[s
     cells = []
     for seed in seeds:
         for backbone in backbones:
-            for method in methods:
+            for name in methods:
+                method, tag, options = TABLE1_VARIANTS.get(name, (name, "", ()))
+                if table == "table2":
+                    tag, options = "", ()
                 nps = n_ps if table == "table2" and method == "duet" else (None,)
-                cells += [Cell(table, dataset, backbone, method, seed, n, protocol=protocol)
+                cells += [Cell(table, dataset, backbone, method, seed, n, tag, options, protocol)
                           for n in nps]  # fmt: skip
     return cells
 
@@ -149,6 +167,8 @@ def _flag(key: str, value: Any) -> str:
     if key == "arch":
         return "".join(f" --arch {k}={str(v).lower() if isinstance(v, bool) else v}"
                        for k, v in value)  # fmt: skip
+    if isinstance(value, bool):  # store-true flags
+        return f" --{key.replace('_', '-')}" if value else ""
     return f" --{key.replace('_', '-')} {value}"
 
 
@@ -197,6 +217,9 @@ def cmd_train_table(args: argparse.Namespace) -> int:
     data = prepared(args.dataset, args.data_dir, args.runs, args.protocol)
     cells = grid(args.table, args.dataset, args.backbones, args.methods, args.seeds, args.n_p,
                  args.protocol)  # fmt: skip
+    if args.table == "table1":  # sampled and full-ranking metrics (Krichene and Rendle 2020)
+        cells = [dataclasses.replace(c, options=c.options + (("full_ranking", True),))
+                 for c in cells]  # fmt: skip
     epochs = EPOCHS[args.table] if args.epochs is None else args.epochs
     run_cells(cells, epochs, data, args.results, args.runs)
     return 0
@@ -539,6 +562,7 @@ def _gain(ours: list[float], base: list[float]) -> str:
 def paper_value(values: dict[tuple[str, str], tuple[float, float]], backbone: str,
                 variant: str, scale: float = 1.0) -> str:
     """The paper's "mean ± std" for a row, or a dash where the paper has no such row."""
+    variant = paper_row(variant)
     if (backbone, variant) not in values:
         return "— (not in the paper)"
     mean, std = values[(backbone, variant)]
@@ -548,6 +572,7 @@ def paper_value(values: dict[tuple[str, str], tuple[float, float]], backbone: st
 def paper_gain(values: dict[tuple[str, str], tuple[float, float]], backbone: str,
                variant: str) -> str:
     """The paper's relative gain of a row over its base row, in percent."""
+    variant = paper_row(variant)
     if variant == "base":
         return "—"
     if (backbone, variant) not in values:
@@ -570,7 +595,7 @@ def table1_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int]) -> list[st
             first = rows[0] if rows else {}
             gain = "—" if method == "base" else _gain(aucs, base)
             delay = f"{statistics.median(c['latency_ms'] for c in rows):.2f}" if rows else "pending"
-            paper_delay = TABLE1_DELAY_MS.get(method)
+            paper_delay = TABLE1_DELAY_MS.get(paper_row(method))
             paper_delay_text = "—" if paper_delay is None else f"≥ {paper_delay:g}"
             lines.append(
                 f"| {backbone} | {method} | {mean_std(aucs)} | {_mean(val)} | "

@@ -7,19 +7,20 @@ relative gain over base (:func:`rel_gain`), which the tables put beside ours.
 
 from __future__ import annotations
 
-# Table 1, ML-100K column: (backbone, method) -> (AUC, std). Our method names; the paper's
-# "fine-tuning" row is the per-user fine-tuning of its public code (PAPER.md).
+# Table 1, ML-100K column: (backbone, variant) -> (AUC, std), in our variant names: the
+# paper's "fine-tuning" row is the per-user fine-tuning of its public code (PAPER.md), our
+# finetune-user; its DUET rows sit beside both our conditioning modes (see paper_row).
 TABLE1_ML100K: dict[tuple[str, str], tuple[float, float]] = {
     ("din", "base"): (0.8348, 0.0045),
-    ("din", "finetune"): (0.8429, 0.0045),
+    ("din", "finetune-user"): (0.8429, 0.0045),
     ("din", "duet-no-swa"): (0.8560, 0.0030),
     ("din", "duet"): (0.8581, 0.0055),
     ("sasrec", "base"): (0.8721, 0.0026),
-    ("sasrec", "finetune"): (0.8719, 0.0027),
+    ("sasrec", "finetune-user"): (0.8719, 0.0027),
     ("sasrec", "duet-no-swa"): (0.8721, 0.0027),
     ("sasrec", "duet"): (0.8723, 0.0009),
     ("gru4rec", "base"): (0.8723, 0.0017),
-    ("gru4rec", "finetune"): (0.8711, 0.0019),
+    ("gru4rec", "finetune-user"): (0.8711, 0.0019),
     ("gru4rec", "duet-no-swa"): (0.8751, 0.0055),
     ("gru4rec", "duet"): (0.8755, 0.0017),
 }
@@ -27,7 +28,7 @@ TABLE1_ML100K: dict[tuple[str, str], tuple[float, float]] = {
 TABLE1_ML100K_COST = {"din": (271_830, 600_000), "sasrec": (263_630, 770_000),
                       "gru4rec": (261_620, 720_000)}  # fmt: skip
 # Table 1's time delay on ML-100K (ms, Tesla V100): a lower bound per method
-TABLE1_DELAY_MS = {"base": 0.0, "finetune": 60_000.0, "duet-no-swa": 0.15, "duet": 0.15}
+TABLE1_DELAY_MS = {"base": 0.0, "finetune-user": 60_000.0, "duet-no-swa": 0.15, "duet": 0.15}
 
 # Table 2 / Table 4 (CK+, accuracy in %): (backbone, variant) -> (accuracy, std); our
 # variant names (duet-no-swa is N_p = 1, duet-npK is DUET with K generators, duet-np5 the
@@ -69,6 +70,13 @@ TABLE3: dict[str, dict[str, object]] = {
                    "5g-50": (0.15e-3, 0.005e-3, 0.16e-3), "5g-100": (0.07e-3, 0.003e-3, 0.08e-3)},
     },
 }  # fmt: skip
+
+
+def paper_row(variant: str) -> str:
+    """The paper's row for one of our variants: a DUET row is the paper's DUET whatever the
+    conditioning (the paper reports one; its text conditions on the session, its code on
+    the history)."""
+    return variant.removesuffix("-history")
 
 
 def rel_gain(value: float, base: float) -> float:

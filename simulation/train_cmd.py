@@ -76,6 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", action="append", default=[], metavar="KEY=VALUE",
                    help="clicks: a backbone choice, e.g. --arch target_tower=true "
                    "(duet.builders.ARCH_DEFAULTS)")
+    p.add_argument("--full-ranking", action="store_true",
+                   help="clicks: also rank each test target among every unseen item "
+                   "(full_hr@k, full_ndcg@k; minutes for DIN)")
     p.add_argument("--no-test", dest="test", action="store_false",
                    help="train and validate only: the test split is not read (tuning runs)")
     p.add_argument("--no-augment", dest="augment", action="store_false",

@@ -75,6 +75,9 @@ class TrainOptions:
     arch: tuple[tuple[str, Any], ...] = ()  # clicks: duet.builders.ARCH_DEFAULTS overrides
     augment: bool = True  # images: random flips and shifts
     select: str = "best"  # "best" validation epoch, or "last"
+    # clicks: also rank each test target against every unseen item (full_hr@k, full_ndcg@k);
+    # minutes for DIN on ML-100K, which scores every item as a target
+    full_ranking: bool = False
     progress: bool = True
     # an adapted method (finetune, finetune-user): adapt this finished base run instead of
     # training the same base model again; its options must be these but for the method
@@ -122,7 +125,7 @@ class TrainOptions:
         """Whether ``other`` (a run's stored options) trained the model these options would:
         every option but the method, the adaptation settings and bookkeeping is equal."""
         ignore = {"method", "finetune_steps", "finetune_lr", "base_run", "progress", "prepared",
-                  "data_dir", "test"}  # fmt: skip
+                  "data_dir", "full_ranking"}  # fmt: skip
         mine = {k: v for k, v in self.to_json().items() if k not in ignore}
         theirs = {k: (tuple(tuple(p) for p in v) if k == "arch" else v) for k, v in other.items()}
         mine = {k: (tuple(tuple(p) for p in v) if k == "arch" else v) for k, v in mine.items()}
@@ -263,7 +266,7 @@ class TrainRecipe:
             raise RuntimeError("TrainRecipe.test() before train(): the model is not selected")
         test_set = self._load("test")
         self.metrics |= self._evaluate(test_set)
-        if self.meta["kind"] == "clicks":
+        if self.meta["kind"] == "clicks" and self.options.full_ranking:
             self.metrics |= self._full_ranking(test_set)
         self.metrics |= self._identity() | {
             "params": on_device_params(self.model), "flops": on_device_flops(self.model, test_set),

@@ -36,7 +36,7 @@ def test_cached_cell_is_skipped_and_new_cell_is_cached(paper, tmp_path, monkeypa
     done.cached(results).write_text(json.dumps(fake_metrics(0.8, "din", "base")))
     calls = []
 
-    def fake_train_cell(cell, epochs: int, data: Path, runs: Path):
+    def fake_train_cell(cell, epochs: int, data: Path, runs: Path, test: bool = True):
         calls.append((cell, epochs))
         out = cell.run_dir(runs)
         out.mkdir(parents=True)

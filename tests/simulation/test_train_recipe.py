@@ -131,7 +131,7 @@ def test_an_adapted_method_reuses_the_base_run_bit_for_bit(prepared, tmp_path):
     """finetune with ``base_run`` adapts the base run's weights instead of retraining the
     same model, and scores exactly what training it again would; a base run trained with
     other options is refused."""
-    common = {"prepared": prepared, "epochs": 1, "progress": False, "seed": 3}
+    common = {"prepared": prepared, "epochs": 1, "progress": False, "seed": 3, "full_ranking": True}
     base = TrainRecipe(TrainOptions("synthetic-clicks", "din", "base", **common), tmp_path / "b")
     base.run()
     fresh = TrainRecipe(TrainOptions("synthetic-clicks", "din", "finetune", **common),
