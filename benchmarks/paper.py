@@ -270,7 +270,14 @@ PARITY_ARCH: dict[str, tuple[tuple[str, Any], ...]] = {
     "small-positions": (("pos_std", 0.05),),
     "tanh": (("activation", "tanh"),),
     "theirs": THEIRS_SASREC,
+    # the three choices that each beat ours on SASRec's validation AUC, together
+    "adopted": (("pos_std", 0.05), ("target_tower", True), ("dropout", 0.0)),
 }
+# which backbones each choice exists on (GRU4Rec drops out its inputs, DIN has no dropout)
+ARCH_APPLIES = {"target_tower": CLICK_BACKBONES, "activation": CLICK_BACKBONES,
+                "dropout": ("sasrec", "gru4rec")} | {
+    k: ("sasrec",) for k in ("num_blocks", "ffn_mult", "norm_first", "causal", "input_transform",
+                             "pos_std")}  # fmt: skip
 # the generator's choices, on top of an architecture: (tag, options)
 PARITY_DUET: dict[str, tuple[tuple[str, Any], ...]] = {
     "session": (),
@@ -287,11 +294,9 @@ def parity_cells(dataset: str, backbone: str, seed: int, archs: Sequence[str],
     classifier and target choices, which every backbone has."""
     cells = []
     for arch in archs:
-        options = tuple(PARITY_ARCH[arch])
-        if backbone != "sasrec":
-            options = tuple((k, v) for k, v in options if k in ("target_tower", "activation"))
-            if arch != "ours" and not options:
-                continue
+        options = tuple((k, v) for k, v in PARITY_ARCH[arch] if backbone in ARCH_APPLIES[k])
+        if arch != "ours" and not options:
+            continue  # a SASRec-only choice on another backbone
         arch_opt = (("arch", options),) if options else ()
         cells.append(Cell("parity", dataset, backbone, "base", seed, tag=arch, options=arch_opt))
         for duet in duets:
