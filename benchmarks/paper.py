@@ -504,34 +504,94 @@ def cmd_table3(args: argparse.Namespace) -> int:
 
 
 # ---- Figure 4 -----------------------------------------------------------------------------
-def cmd_figure4(args: argparse.Namespace) -> int:
-    """A fleet run of the genre-shift scenario: per-session AUC of base, duet-no-swa, duet.
+@dataclass(frozen=True)
+class Figure:
+    """A Figure 4 fleet run: its scenario, the settings it overrides, and, when it reuses a
+    table's trained cells as its checkpoints, those cells (method name -> cell)."""
 
-    The fleet is the platform's own per-session path (shift injection, generation,
-    on-device scoring), so no second replay loop is written for the figure. It trains its
-    own DIN models (seed 0, Table 1's epochs): the scenario holds out each user's last 3
-    sessions, and Table 1's checkpoints were trained on all but the last one, so reusing
-    them would score sessions they were trained on.
-    """
-    out = args.results / "figure4" / "ml100k-genre-shift.json"
+    scenario: Path
+    sets: tuple[str, ...]
+    methods: tuple[str, ...] = FIGURE4_METHODS
+    cells: tuple[tuple[str, Cell], ...] = ()
+    protocol: str = ""  # the prepared data the reused cells were trained on
+
+
+FIGURES = {
+    # trains its own DIN models (seed 0, Table 1's epochs): the scenario holds out each
+    # user's last 3 sessions, Table 1's cells only the last one, so reusing them would score
+    # sessions they were trained on
+    "ml100k-genre-shift": Figure(
+        FIGURE4_SCENARIO,
+        (f"fleet.devices={FIGURE4_DEVICES}", f"fleet.sessions_per_device={FIGURE4_SESSIONS}",
+         "fleet.actors=1", f"model.train.epochs={EPOCHS['table1']}", "model.train.seed=0"),
+    ),
+    # the paper's own Figure 4 (CK+, MobileNetV3-Large): the scenario's split is Table 2's,
+    # so it scores Table 2's seed-0 models on the videos they were tested on
+    "ckplus-figure4": Figure(
+        ROOT / "configs" / "scenarios" / "ckplus-figure4.yaml", ("fleet.actors=1",),
+        cells=tuple((m, Cell("table2", "ckplus", "mobilenet_v3_large", m.split("-np")[0], 0,
+                             5 if m == "duet" else None, protocol=TABLE2_PROTOCOL))
+                    for m in FIGURE4_METHODS),
+        protocol=TABLE2_PROTOCOL,
+    ),
+}  # fmt: skip
+
+
+def curves_by_group(run_dir: Path, metric: str) -> dict[str, dict[str, list[float]]]:
+    """Mean ``metric`` per method and session index, for the devices under the run's first
+    shift ("shifted") and the others ("control"): the figure's two panels."""
+    import polars as pl
+
+    from actors.sink import read_sessions
+
+    rows = pl.DataFrame(read_sessions(run_dir / "sessions"))
+    shifted = pl.read_parquet(run_dir / "devices.parquet").filter(
+        pl.col("shifts").list.contains(0))["device_id"]  # fmt: skip
+    rows = rows.with_columns(group=pl.when(pl.col("device_id").is_in(shifted.implode()))
+                             .then(pl.lit("shifted")).otherwise(pl.lit("control")))  # fmt: skip
+    means = (rows.filter(pl.col(metric).is_not_nan())
+             .group_by("group", "method", "session_index").agg(pl.col(metric).mean())
+             .sort("session_index"))  # fmt: skip
+    out: dict[str, dict[str, list[float]]] = {}
+    for (group, method), part in means.group_by("group", "method", maintain_order=True):
+        out.setdefault(str(group), {})[str(method)] = part[metric].to_list()
+    return out
+
+
+def cmd_figure4(args: argparse.Namespace) -> int:
+    """A fleet run of a Figure 4 scenario (per-session quality of base, duet-no-swa and
+    duet across an injected shift), through `duet-sim run`: the fleet is the platform's own
+    per-session path (shift injection, generation, on-device scoring), so no second replay
+    loop is written for the figure."""
+    figure = FIGURES[args.figure]
+    out = args.results / "figure4" / f"{args.figure}.json"
     if out.is_file():
         print(f"figure4: cached {out}")
         return 0
-    run_dir = args.runs / "figure4"
-    sets = [f"fleet.devices={args.devices}", f"fleet.sessions_per_device={FIGURE4_SESSIONS}",
-            f"methods=[{','.join(FIGURE4_METHODS)}]", "fleet.actors=1",
-            f"model.train.epochs={EPOCHS['table1']}", "model.train.seed=0"]  # fmt: skip
-    command = [sys.executable, "-m", "simulation.cli", "run", str(FIGURE4_SCENARIO),
-               "--out", str(run_dir), "--no-progress", "--num-cpus", "2"]  # fmt: skip
+    run_dir = args.runs / "figure4" / args.figure
+    sets = [*figure.sets, f"methods=[{','.join(figure.methods)}]"]
+    if figure.cells:
+        data = prepared("ckplus", args.data_dir, args.runs, figure.protocol)
+        sets.append(f"data.prepared={repo_relative(data)}")
+        for method, cell in figure.cells:
+            if not (cell.run_dir(args.runs) / "model.pt").is_file():
+                print(f"figure4: training {cell.name} (no checkpoint here)", flush=True)
+                train_cell(cell, EPOCHS[cell.table], data, args.runs)
+            sets.append(f"model.checkpoints.mobilenet_v3_large/{method}="
+                        f"{repo_relative(cell.run_dir(args.runs))}")  # fmt: skip
+    command = ["-m", "simulation.cli", "run", repo_relative(figure.scenario),
+               "--out", repo_relative(run_dir), "--no-progress", "--num-cpus", "2"]  # fmt: skip
     command += [x for s in sets for x in ("--set", s)]
     if (run_dir / "run.json").is_file():
         command.append("--resume")
-    subprocess.run(command, check=True, cwd=ROOT)
+    subprocess.run([sys.executable, *command], check=True, cwd=ROOT)
     summary = json.loads((run_dir / "summary.json").read_text())
-    keep = ("scenario", "devices", "methods", "gains", "by_session_index", "shifts")
+    keep = ("scenario", "devices", "methods", "gains", "by_session_index", "shifts", "metric")
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {k: summary[k] for k in keep if k in summary} | {"command": " ".join(command[1:])}
-    out.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    payload = {k: summary[k] for k in keep if k in summary}
+    payload["by_group"] = curves_by_group(run_dir, summary.get("metric", "auc"))
+    out.write_text(json.dumps(payload | {"command": ".venv/bin/python " + " ".join(command)},
+                              indent=2, sort_keys=True) + "\n")  # fmt: skip
     print(f"figure4: written {out}")
     return 0
 
@@ -609,6 +669,52 @@ def table1_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int]) -> list[st
                 f"{first.get('params', 'pending')} / {paper_params:,} | "
                 f"{first.get('flops', 'pending')} / {paper_flops:,} | {delay} / {paper_delay_text} |"
             )
+    return lines
+
+
+RANKING_COLUMNS = ("ndcg@10", "hr@10", "full_ndcg@10", "full_hr@10", "full_ndcg@20",
+                   "full_hr@20")  # fmt: skip
+
+
+def ranking_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int]) -> list[str]:
+    """Table 1's ranking metrics, mean over seeds: sampled (the positive among its 100
+    negatives) beside full ranking (among every item the user never interacted with)."""
+    lines = ["| backbone | method | " + " | ".join(RANKING_COLUMNS) + " | seeds |",
+             "|---|---|" + "---:|" * (len(RANKING_COLUMNS) + 1)]  # fmt: skip
+    for backbone in CLICK_BACKBONES:
+        for method in CLICK_METHODS:
+            rows = _seeds_of(cells, backbone, method, seeds)
+            values = [_mean([c[k] for c in rows if k in c]) for k in RANKING_COLUMNS]
+            lines.append(f"| {backbone} | {method} | " + " | ".join(values) + f" | {len(rows)} |")
+    return lines
+
+
+def parity_md(cells: dict[str, dict[str, Any]]) -> list[str]:
+    """The parity runs on the validation split: each of the authors' choices alone and
+    together on the base model, then the generator's choices on an architecture, each
+    beside the base of that architecture."""
+    lines = ["| backbone | architecture | choices | base val AUC | vs ours |",
+             "|---|---|---|---:|---:|"]  # fmt: skip
+    for backbone in CLICK_BACKBONES:
+        ours = cells.get(f"{backbone}-base-ours-s0", {}).get("val_auc")
+        for arch, choices in PARITY_ARCH.items():
+            c = cells.get(f"{backbone}-base-{arch}-s0")
+            if c is None:
+                continue
+            text = ", ".join(f"{k}={v}" for k, v in choices if backbone in ARCH_APPLIES[k])
+            delta = "—" if ours is None or arch == "ours" else f"{c['val_auc'] - ours:+.4f}"
+            lines.append(f"| {backbone} | {arch} | {text or 'ours'} | {c['val_auc']:.4f} | {delta} |")
+    lines += ["", "| backbone | architecture | generator | duet-no-swa val AUC | vs that base |",
+              "|---|---|---|---:|---:|"]  # fmt: skip
+    for backbone in CLICK_BACKBONES:
+        for arch in PARITY_ARCH:
+            base = cells.get(f"{backbone}-base-{arch}-s0", {}).get("val_auc")
+            for duet in PARITY_DUET:
+                c = cells.get(f"{backbone}-duet-no-swa-{arch}-{duet}-s0")
+                if c is None:
+                    continue
+                delta = "—" if base is None else f"{c['val_auc'] - base:+.4f}"
+                lines.append(f"| {backbone} | {arch} | {duet} | {c['val_auc']:.4f} | {delta} |")
     return lines
 
 
@@ -786,22 +892,31 @@ def _ms(seconds: float | None) -> str:
     return "—" if seconds is None else f"{1000 * seconds:.3g}"
 
 
-def figure4_md(results: Path, plot: Path | None = None) -> list[str]:
-    """Figure 4 as tables (mean AUC per replayed session, gains per shift phase with their
-    95% intervals) and, when ``plot`` is given, the per-session curve as a PNG next to the doc."""
-    f = results / "figure4" / "ml100k-genre-shift.json"
+FIGURE_TITLES = {"ml100k-genre-shift": "ML-100K, DIN: genre shift from session 1",
+                 "ckplus-figure4": "CK+48 112x112x3, MobileNetV3-Large: another subject from "
+                                   "session 1"}  # fmt: skip
+
+
+def figure4_md(results: Path, name: str, plot: Path | None = None) -> list[str]:
+    """One Figure 4 run as tables (the mean metric per replayed session for the shifted
+    devices and the control, gains per shift phase with their 95% intervals) and, when
+    ``plot`` is given, the two panels as a PNG next to the doc."""
+    f = results / "figure4" / f"{name}.json"
     if not f.is_file():
-        return ["pending: `.venv/bin/python benchmarks/paper.py figure4`."]
+        return [f"pending: `.venv/bin/python benchmarks/paper.py figure4 --figure {name}`."]
     d = json.loads(f.read_text())
-    curves: dict[str, list[float]] = d["by_session_index"]
-    methods = list(curves)
-    lines = ["Mean session AUC by replayed session index (all devices; the shift starts at "
-             "session 1):", "", "| session index | " + " | ".join(methods) + " |",
-             "|---:|" + "---:|" * len(methods)]  # fmt: skip
-    for k in range(max(len(v) for v in curves.values())):
-        lines.append(f"| {k} | " + " | ".join(f"{curves[m][k]:.4f}" for m in methods) + " |")
-    lines += ["", "Paired gains over base (mean session AUC difference, device-cluster "
-              "bootstrap 95% interval), shifted devices vs the unshifted control:", "",
+    metric = d.get("metric", "auc")
+    groups: dict[str, dict[str, list[float]]] = d.get("by_group") or {"all": d["by_session_index"]}
+    methods = list(next(iter(groups.values())))
+    lines = [f"Mean session {metric} by replayed session index (the shift starts at session 1):",
+             "", "| group | session index | " + " | ".join(methods) + " |",
+             "|---|---:|" + "---:|" * len(methods)]  # fmt: skip
+    for group, curves in groups.items():
+        for k in range(max(len(v) for v in curves.values())):
+            lines.append(f"| {group} | {k} | "
+                         + " | ".join(f"{curves[m][k]:.4f}" for m in methods) + " |")  # fmt: skip
+    lines += ["", f"Paired {metric} gains over base (device-cluster bootstrap 95% interval), "
+              "shifted devices vs the unshifted control:", "",
               "| shift | group | phase | sessions | " + " | ".join(
                   f"{m} − base" for m in methods if m != "base") + " |",
               "|---|---|---|---:|" + "---:|" * (len(methods) - 1)]  # fmt: skip
@@ -814,25 +929,29 @@ def figure4_md(results: Path, plot: Path | None = None) -> list[str]:
                 lines.append(f"| {shift['operator']} @ {shift['at_session']} | {group} | "
                              f"{phase} | {part['sessions']} | " + " | ".join(cells) + " |")  # fmt: skip
     if plot is not None:
-        _plot_figure4(curves, plot)
-        lines += ["", f"![Figure 4]({plot.name})"]
+        _plot_figure4(groups, metric, FIGURE_TITLES.get(name, name), plot)
+        lines += ["", f"![Figure 4: {name}]({plot.name})"]
     return lines + ["", f"Command: `{d['command']}`"]
 
 
-def _plot_figure4(curves: dict[str, list[float]], out: Path) -> None:
+def _plot_figure4(groups: dict[str, dict[str, list[float]]], metric: str, title: str,
+                  out: Path) -> None:  # fmt: skip
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    for method, values in curves.items():
-        ax.plot(range(len(values)), values, marker="o", label=method)
-    ax.axvline(0.5, color="grey", linestyle=":", label="genre shift")
-    ax.set(xlabel="replayed session index", ylabel="mean session AUC",
-           title="ML-100K, DIN: per-session AUC across a genre shift")  # fmt: skip
-    ax.set_xticks(range(max(len(v) for v in curves.values())))
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.2), sharey=True,
+                             squeeze=False)  # fmt: skip
+    for ax, (group, curves) in zip(axes[0], groups.items(), strict=True):
+        for method, values in curves.items():
+            ax.plot(range(len(values)), values, marker="o", label=method)
+        ax.axvline(0.5, color="grey", linestyle=":", label="shift")
+        ax.set(xlabel="replayed session index", title=f"{group} devices")
+        ax.set_xticks(range(max(len(v) for v in curves.values())))  # whole sessions only
+    axes[0][0].set_ylabel(f"mean session {metric}")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
@@ -919,11 +1038,18 @@ def render(
 ) -> str:
     """docs/results.md: the static discussion (``template``) with every table filled in."""
     t1 = load_cells(results, "table1", dataset)
+    t1_30 = load_cells(results, "table1", f"{dataset}-paper-ml100k")
     t2 = load_cells(results, "table2", f"ckplus-{TABLE2_PROTOCOL}")
     ablation = load_cells(results, "ablation", dataset)
     parts = {
         "TABLE1": table1_md(t1, seeds),
         "CLAIM": claim_md(t1, seeds),
+        "CLAIM_HISTORY": claim_md(t1, seeds, duet="duet-history"),
+        "RANKING": ranking_md(t1, seeds),
+        "PARITY": parity_md(load_cells(results, "parity", dataset)),
+        "TABLE1_30CORE": table1_md(t1_30, seeds[:3]),
+        "CLAIM_30CORE": claim_md(t1_30, seeds[:3]),
+        "CLAIM_30CORE_HISTORY": claim_md(t1_30, seeds[:3], duet="duet-history"),
         "CLAIM2": claim_md(t2, seeds, "accuracy", IMAGE_BACKBONES, "duet-np5"),
         "TABLE4": table4_md(t2, seeds),
         "SIZES": size_md(results),
@@ -931,7 +1057,9 @@ def render(
         "TABLE2": table2_md(t2, seeds, _ridge(results, TABLE2_PROTOCOL)),
         "SWA2": swa_md(t2, seeds, "accuracy", IMAGE_BACKBONES, "duet-np5"),
         "TABLE3": table3_md(results),
-        "FIGURE4": figure4_md(results, plot),
+        "FIGURE4": figure4_md(results, "ml100k-genre-shift", plot),
+        "FIGURE4_CK": figure4_md(results, "ckplus-figure4",
+                                 None if plot is None else plot.with_name("figure4-ckplus.png")),
         "ABLATION": ablation_md(t1, ablation),
         "FINETUNE": finetune_md(
             t1, ablation, load_cells(results, "finetune-sweep", dataset), seeds
@@ -974,8 +1102,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                        help="table2: which N_p of the DUET sweep to train")  # fmt: skip
         image = table == "table2"
         t.add_argument("--protocol", default=TABLE2_PROTOCOL if image else "",
-                       choices=IMAGE_PROTOCOLS if image else ("",),
-                       help=f"table2: the CK+ input (default: the 5-seed grid's, {TABLE2_PROTOCOL})")  # fmt: skip
+                       choices=IMAGE_PROTOCOLS if image else ("", "paper-ml100k"),
+                       help=f"table2: the CK+ input (default: the 5-seed grid's, {TABLE2_PROTOCOL}); "
+                       "table1: paper-ml100k for the authors' 30-core data")  # fmt: skip
         t.set_defaults(func=cmd_train_table, table=table)
     ab = sub.add_parser("ablation", help="Table 1 variants behind the DUET-vs-base analysis")
     ab.add_argument("--dataset", default="movielens-100k")
@@ -1012,8 +1141,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     t3.add_argument("--dataset", default="movielens-100k", help="Table 1's dataset")
     t3.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
     t3.set_defaults(func=cmd_table3)
-    f4 = sub.add_parser("figure4", help="per-session AUC across a genre shift (fleet run)")
-    f4.add_argument("--devices", type=int, default=FIGURE4_DEVICES)
+    f4 = sub.add_parser("figure4", help="per-session quality across a shift (a fleet run)")
+    f4.add_argument("--figure", default="ml100k-genre-shift", choices=list(FIGURES))
+    f4.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
     f4.set_defaults(func=cmd_figure4)
     w = sub.add_parser("write", help="render docs/results.md from the cached cells")
     w.add_argument("--dataset", default="movielens-100k", help="Table 1's dataset")

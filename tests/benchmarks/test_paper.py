@@ -108,14 +108,17 @@ def test_figure4_renders_curves_gains_and_a_plot(paper, tmp_path):
     phase = {"sessions": 10, "auc": {}, "gain": {"duet": gain}}
     summary = {
         "by_session_index": {"base": [0.8, 0.7], "duet": [0.82, 0.75]},
+        "by_group": {"shifted": {"base": [0.8, 0.7], "duet": [0.82, 0.75]},
+                     "control": {"base": [0.8, 0.8], "duet": [0.81, 0.81]}},
         "shifts": [{"operator": "genre_shift", "at_session": 1,
                     "shifted": {"before": phase, "during": phase}, "control": {"before": phase}}],
-        "command": "-m simulation.cli run x.yaml",
+        "command": "-m simulation.cli run x.yaml", "metric": "accuracy",
     }  # fmt: skip
     (tmp_path / "figure4").mkdir()
-    (tmp_path / "figure4" / "ml100k-genre-shift.json").write_text(json.dumps(summary))
-    lines = paper.figure4_md(tmp_path, tmp_path / "figure4.png")
-    assert "| 1 | 0.7000 | 0.7500 |" in lines
+    (tmp_path / "figure4" / "ckplus-figure4.json").write_text(json.dumps(summary))
+    lines = paper.figure4_md(tmp_path, "ckplus-figure4", tmp_path / "figure4.png")
+    assert lines[0].startswith("Mean session accuracy")
+    assert "| shifted | 1 | 0.7000 | 0.7500 |" in lines and "| control | 1 | 0.8000 | 0.8100 |" in lines
     assert "| genre_shift @ 1 | shifted | during | 10 | +0.0200 [+0.0100, +0.0300] |" in lines
     assert sum(line.startswith("| genre_shift") for line in lines) == 3
     assert (tmp_path / "figure4.png").stat().st_size > 1000
