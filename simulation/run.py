@@ -25,10 +25,11 @@ import json
 import logging
 import os
 import secrets
+import sys
 import time
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import polars as pl
 import yaml
@@ -58,6 +59,7 @@ class Runner:
             ``ray job submit``), else a new local Ray.
         num_cpus (int | None): CPUs of a new local Ray. Default: all.
         progress (bool): show the progress bar.
+        verbose (bool): forward Ray workers' output to this process (Ray's default).
 
     Raises:
         RunError: ``out`` holds another run and ``resume`` is off, or ``resume`` is on and
@@ -65,15 +67,13 @@ class Runner:
     """
 
     def __init__(self, scenario: Scenario, out: str | Path | None = None, *, resume: bool = False,
-                 address: str | None = None, num_cpus: int | None = None, progress: bool = True):  # fmt: skip
+                 address: str | None = None, num_cpus: int | None = None, progress: bool = True,
+                 verbose: bool = False):  # fmt: skip
         self.scenario = scenario
         self.out = Path(out).resolve() if out is not None else resolve_path(scenario.output.dir)
-        self.resume, self.address, self.num_cpus, self.progress = (
-            resume,
-            address,
-            num_cpus,
-            progress,
-        )
+        self.resume, self.address, self.num_cpus = resume, address, num_cpus
+        self.progress, self.verbose = progress, verbose
+        self.console: TextIO = sys.stdout  # our output while Ray runs (simulation/ray_logs.py)
         self.run_id = self._check_output()
         self._started_ray = False
         self._app_name: str | None = None
@@ -102,12 +102,20 @@ class Runner:
 
     # ---- setup -------------------------------------------------------------------------------
     def setup(self) -> None:
+        self.prepare()
+        self.start()
+
+    def prepare(self) -> None:
+        """Everything before Ray: the output directory, the data, the trained checkpoints."""
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "scenario.yaml").write_text(
             yaml.safe_dump(self._dump_scenario(), sort_keys=False)
         )
         self.prepared = self._setup_data()
         self.checkpoints = self._setup_models()
+
+    def start(self) -> None:
+        """Ray, the metrics exporter, the generator and the fleets (after :meth:`prepare`)."""
         self._setup_ray()
         self._setup_metrics()
         self._setup_generator()
@@ -180,12 +188,13 @@ class Runner:
         if ray.is_initialized():
             return
         address = self.address or os.environ.get("RAY_ADDRESS")
+        quiet = {"log_to_driver": self.verbose}  # workers' logs stay in Ray's session dir
         if address:
-            ray.init(address=address)
+            ray.init(address=address, **quiet)
         else:
             # "local": a new Ray even when a `ray start` cluster runs on this machine, which
             # ray.init() would otherwise join (and refuse num_cpus for)
-            ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False)
+            ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, **quiet)
         self._started_ray = True
 
     def _setup_metrics(self) -> None:
@@ -202,7 +211,7 @@ class Runner:
                            "--set metrics.port=N or turn metrics off with "
                            "--set metrics.enabled=false") from exc  # fmt: skip
         if self._exporter is not None:
-            print(f"metrics at http://{spec.host}:{spec.port}/metrics", flush=True)
+            print(f"metrics at http://{spec.host}:{spec.port}/metrics", file=self.console)
 
     def _setup_generator(self) -> None:
         from ray import serve
@@ -222,10 +231,8 @@ class Runner:
             serve.start(http_options={"host": spec.http_host, "port": spec.http_port})
         self._app_name = f"{APP_NAME}-{self.run_id}"
         args = {"checkpoints": cells, "num_replicas": spec.replicas, "num_cpus": spec.num_cpus}
-        print(
-            f"deploying the generator ({', '.join(cells)}) as Serve app {self._app_name}",
-            flush=True,
-        )
+        print(f"deploying the generator ({', '.join(cells)}) as Serve app {self._app_name}",
+              file=self.console)
         serve.run(build_app(args), name=self._app_name,
                   route_prefix=None if spec.http_port is None else f"/{self._app_name}",
                   logging_config={"enable_access_log": False})  # fmt: skip
@@ -337,7 +344,7 @@ class Runner:
         refs = [a.run.remote() for a in self.actors]
         total = sum(self.expected.values()) // len(self.expected)
         with tqdm(total=total, unit="session", desc=self.scenario.name, disable=not self.progress,
-                  dynamic_ncols=True) as bar:  # fmt: skip
+                  dynamic_ncols=True, file=self.console) as bar:  # fmt: skip
             pending = refs
             while pending:
                 _, pending = ray.wait(pending, timeout=POLL_S, num_returns=len(pending))

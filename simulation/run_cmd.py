@@ -21,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")  # fmt: skip
     r.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--verbose", action="store_true",
+                   help="show Ray's and Serve's own logs here instead of in OUT/ray.log")
     r.set_defaults(func=run_scenario)
 
     v = subparsers.add_parser("validate", help="check a scenario file without running it")
@@ -48,24 +50,39 @@ def validate_scenario(args: argparse.Namespace) -> int:
 
 def run_scenario(args: argparse.Namespace) -> int:
     from pipelines.errors import DataError
+    from simulation.ray_logs import LOG_NAME as RAY_LOG
+    from simulation.ray_logs import ray_output_to
     from simulation.run import RunError, Runner
     from simulation.scenario import ScenarioError
 
     scenario = _load(args, "run")
     try:
         runner = Runner(scenario, args.out, resume=args.resume, address=args.address,
-                        num_cpus=args.num_cpus, progress=not args.no_progress)  # fmt: skip
+                        num_cpus=args.num_cpus, progress=not args.no_progress,
+                        verbose=args.verbose)  # fmt: skip
     except (RunError, ScenarioError) as exc:
         print(f"duet-sim run: error: {exc}", file=sys.stderr)
         return 2
     try:
-        runner.setup()
-        summary = runner.run()
+        runner.prepare()  # data and checkpoints: before Ray, on the terminal as usual
     except (RunError, DataError) as exc:
         print(f"duet-sim run: error: {exc}", file=sys.stderr)
         return 1
-    finally:
-        runner.cleanup()
+    if not args.verbose:
+        print(f"ray and serve logs: {runner.out / RAY_LOG}", flush=True)
+    error = None
+    with ray_output_to(runner.out / RAY_LOG, args.verbose) as console:
+        runner.console = console
+        try:
+            runner.start()
+            summary = runner.run()
+        except (RunError, DataError) as exc:
+            error = exc
+        finally:
+            runner.cleanup()
+    if error is not None:
+        print(f"duet-sim run: error: {error}", file=sys.stderr)
+        return 1
     print(format_summary(summary))
     print(f"rows: {runner.out / 'sessions'}  summary: {runner.out / 'summary.json'}")
     report_run(runner.out)
