@@ -16,7 +16,8 @@ BACKBONE_NAMES = tuple(BACKBONES)
 SEQUENCE_BACKBONE_NAMES = tuple(b for b, kind in BACKBONES.items() if kind == "clicks")
 IMAGE_BACKBONE_NAMES = tuple(b for b, kind in BACKBONES.items() if kind == "images")
 
-METHODS = ("base", "finetune", "finetune-user", "duet", "duet-no-swa", "hypernet")
+# baselines first, DUET last: the order tables and plots list them in
+METHODS = ("base", "finetune", "finetune-user", "hypernet", "duet-no-swa", "duet")
 # methods whose classifier the cloud generates (they carry a PPG)
 GENERATED_METHODS = ("duet", "duet-no-swa", "hypernet")
 # methods that adapt a trained base model instead of training their own parameters:

@@ -30,9 +30,11 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from duet.names import METHODS
+
 # ---------------------------------------------------------------------------------------------
 COMPONENTS = ("upload", "generate", "download", "inference", "finetune")
-METHOD_ORDER = ("base", "finetune", "hypernet", "duet-no-swa", "duet")  # baselines first
+METHOD_ORDER = METHODS  # baselines first (the registry's order)
 Z_95 = 1.959964  # two-sided 95% normal quantile; fine for the hundreds of devices of a run
 DPI = 110
 # ---------------------------------------------------------------------------------------------
