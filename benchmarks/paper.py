@@ -43,6 +43,7 @@ from paper_values import (
 
 from duet.names import ADAPTED_METHODS
 from pipelines.names import PROTOCOLS
+from simulation.paired_stats import paired_t
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "paper_results"
@@ -723,11 +724,6 @@ def _mean(values: Sequence[float]) -> str:
     return f"{statistics.mean(values):.4f}" if values else "—"
 
 
-# Two-sided 95% quantiles of Student's t by degrees of freedom (paired seeds − 1): a
-# five-seed table needs no statistics package.
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306}
-
-
 def claim_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int], metric: str = "auc",
              backbones: Sequence[str] = CLICK_BACKBONES, duet: str = "duet") -> list[str]:  # fmt: skip
     """The claim, per backbone: DUET's mean ``metric`` minus base's over the seeds both have
@@ -749,11 +745,11 @@ def claim_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int], metric: str
         diff = statistics.mean(gains)
         std = lambda v: f"{statistics.stdev(v):.4f}" if len(v) > 1 else "—"  # noqa: E731
         t, verdict = "—", "yes" if diff > 0 else "no"
-        if len(gains) > 1 and len(gains) - 1 in T_975 and statistics.stdev(gains) > 0:
-            t_stat = diff / (statistics.stdev(gains) / math.sqrt(len(gains)))
-            t = f"{t_stat:+.1f} ({T_975[len(gains) - 1]:.2f})"
-            significant = abs(t_stat) > T_975[len(gains) - 1]
-            verdict += ", significant" if significant else ", within noise"
+        test = paired_t(gains)
+        if test is not None:
+            t_stat, bound = test
+            t = f"{t_stat:+.1f} ({bound:.2f})"
+            verdict += ", significant" if abs(t_stat) > bound else ", within noise"
         if len(paired) < len(seeds):
             verdict += " (provisional: seeds missing)"
         wins = sum(g > 0 for g in gains)

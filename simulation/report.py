@@ -31,11 +31,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from duet.names import METHODS
+from simulation.paired_stats import paired_gain
 
 # ---------------------------------------------------------------------------------------------
 COMPONENTS = ("upload", "generate", "download", "inference", "finetune")
 METHOD_ORDER = METHODS  # baselines first (the registry's order)
-Z_95 = 1.959964  # two-sided 95% normal quantile; fine for the hundreds of devices of a run
 DPI = 110
 # ---------------------------------------------------------------------------------------------
 
@@ -79,22 +79,33 @@ def with_base_auc(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.filter(pl.col("method") != "base").join(base, on=keys)
 
 
-def paired_gains(rows: pl.DataFrame) -> pl.DataFrame:
-    """Per (series, device): mean AUC gain over base on the same device and sessions."""
-    return (
-        with_base_auc(rows)
-        .drop_nulls(["auc", "base_auc"])
-        .group_by("series", "device_id")
-        .agg(gain=(pl.col("auc") - pl.col("base_auc")).mean())
-    )
+def series_gains(rows: pl.DataFrame, summary: dict) -> list[dict]:
+    """Each non-base series' paired AUC gain over base: summary.json's when the run holds
+    one model (the same rows, the same statistic), else :func:`paired_gain` on its model."""
+    single = rows.select("dataset", "backbone").n_unique() == 1
+    out = []
+    for (series, method, dataset, backbone), _ in rows.group_by("series", "method", "dataset",
+                                                                "backbone"):  # fmt: skip
+        if method == "base":
+            continue
+        if single and method in summary.get("gains", {}):
+            g = summary["gains"][method]
+        else:
+            model = rows.filter((pl.col("dataset") == dataset) & (pl.col("backbone") == backbone))
+            g = paired_gain(model, str(method), summary.get("seed", 0), "auc")
+        out.append({"series": series, "gain": g["mean"], "gain_lo": g["ci95"][0],
+                    "gain_hi": g["ci95"][1]})  # fmt: skip
+    return out
 
 
-def comparison_table(rows: pl.DataFrame) -> pl.DataFrame:
+def comparison_table(rows: pl.DataFrame, summary: dict | None = None) -> pl.DataFrame:
     """Table 1 style: one row per series, in `series_order`.
 
     Columns: series, sessions, devices, auc_mean, auc_std (over sessions with a defined AUC),
-    gain, gain_lo, gain_hi (paired over devices, 95% CI; null for base), latency_p50_s,
-    latency_p99_s, requests_mean, bytes_up_mean, bytes_down_mean, fallback_rate.
+    gain, gain_lo, gain_hi (paired with base, device-cluster bootstrap 95% interval; null for
+    base), latency_p50_s, latency_p99_s, requests_mean, bytes_up_mean, bytes_down_mean,
+    fallback_rate. The gains are ``summary``'s (summary.json) for a run of one model; for a
+    run of several, each model's are computed by the same function on its own rows.
     """
     per_series = rows.group_by("series").agg(
         sessions=pl.len(),
@@ -108,17 +119,9 @@ def comparison_table(rows: pl.DataFrame) -> pl.DataFrame:
         bytes_down_mean=pl.col("bytes_down").mean(),
         fallback_rate=pl.col("fallback").mean(),
     )
-    gains = (
-        paired_gains(rows)
-        .group_by("series")
-        .agg(gain=pl.col("gain").mean(), half=Z_95 * pl.col("gain").std() / pl.len().sqrt())
-        .select(
-            "series",
-            "gain",
-            gain_lo=pl.col("gain") - pl.col("half"),
-            gain_hi=pl.col("gain") + pl.col("half"),
-        )  # fmt: skip
-    )
+    gains = pl.DataFrame(series_gains(rows, summary or {}),
+                         schema={"series": pl.String, "gain": pl.Float64, "gain_lo": pl.Float64,
+                                 "gain_hi": pl.Float64})  # fmt: skip
     order = pl.DataFrame({"series": series_order(rows)}).with_row_index("order")
     table = per_series.join(gains, on="series", how="left").join(order, on="series")
     return table.sort("order").drop("order")
@@ -261,13 +264,13 @@ def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)  # fmt: skip
 
 
-def markdown_tables(rows: pl.DataFrame) -> str:
+def markdown_tables(rows: pl.DataFrame, summary: dict | None = None) -> str:
     """The comparison and shift tables as Markdown."""
     lines = [
         "| method | sessions | devices | AUC mean ± std | gain vs base [95% CI] | latency p50 / p99 (s) | requests / session | KB up / session | KB down / session | fallbacks |",  # fmt: skip
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in comparison_table(rows).iter_rows(named=True):
+    for r in comparison_table(rows, summary).iter_rows(named=True):
         gain = "–" if r["gain"] is None else f"{r['gain']:+.4f} [{_fmt(r['gain_lo'], '+.4f')}, {_fmt(r['gain_hi'], '+.4f')}]"  # fmt: skip
         lines.append(
             f"| {r['series']} | {r['sessions']} | {r['devices']} | {_fmt(r['auc_mean'], '.4f')} ± {_fmt(r['auc_std'], '.4f')} | {gain} "
@@ -293,8 +296,8 @@ def _header(run_dir: Path, rows: pl.DataFrame) -> str:
         f"{', '.join(series_order(rows))}; model {models}; shift operators: "
         f"{', '.join(shifts) or 'none'}. AUC is per session (sessions whose AUC is undefined "
         f"are left out of AUC columns); latencies are simulated seconds; gains are paired with "
-        f"base on the same device and session, averaged per device, with a 95% interval over "
-        f"devices."
+        f"base on the same device and session, pooled over pairs, with a device-cluster "
+        f"bootstrap 95% interval (summary.json's `gains`)."
     )
 
 
@@ -305,7 +308,10 @@ def write_report(run_dir: Path) -> Path:
         raise ValueError(f"{run_dir}: the session rows are empty; nothing to report")
     images = run_dir / "report"
     images.mkdir(exist_ok=True)
-    sections = [_header(run_dir, rows), "## Comparison (Table 1 style)", markdown_tables(rows)]
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    sections = [_header(run_dir, rows), "## Comparison (Table 1 style)",
+                markdown_tables(rows, summary)]  # fmt: skip
     for stem, (make, title, caption) in FIGURES.items():
         make(rows).savefig(images / f"{stem}.png")
         sections += [f"## {title}", f"![{stem}](report/{stem}.png)", caption]

@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-BOOTSTRAP_SAMPLES = 1000
-KEY = ["device_id", "session_index"]
+from simulation.paired_stats import KEY as PAIR_KEY
+from simulation.paired_stats import cluster_bootstrap, paired_differences, paired_gain
+
+KEY = list(PAIR_KEY)
 
 
 def summarize(rows: pl.DataFrame, devices: pl.DataFrame, expected: Mapping[str, int],
@@ -34,15 +36,14 @@ def summarize(rows: pl.DataFrame, devices: pl.DataFrame, expected: Mapping[str, 
             for videos, whose sessions often hold one class and so have no AUC.
     """
     methods = list(expected)
-    rng = np.random.default_rng([seed, 0xB007])
     return {
-        "metric": metric,
+        "metric": metric, "seed": seed,
         "accounting": accounting(rows, expected),
         "methods": {m: method_stats(rows.filter(pl.col("method") == m)) for m in methods},
-        "gains": {m: paired_gain(rows, m, rng, metric) for m in methods if m != "base"},
+        "gains": {m: paired_gain(rows, m, seed, metric) for m in methods if m != "base"},
         "by_session_index": by_session_index(rows, methods, metric),
         "shifts": [
-            shift_phases(rows, devices, i, spec, methods, rng, metric)
+            shift_phases(rows, devices, i, spec, methods, seed, metric)
             for i, spec in enumerate(shifts)
         ],  # fmt: skip
         "latency_comparison": latency_comparison(rows),
@@ -95,37 +96,6 @@ def _mean(values: pl.Series) -> float:
     return float(values.mean()) if len(values) else float("nan")  # type: ignore[arg-type]
 
 
-def paired_gain(rows: pl.DataFrame, method: str, rng: np.random.Generator,
-                metric: str = "auc") -> dict[str, Any]:  # fmt: skip
-    """Mean of (method - base) over sessions both scored, with a device-cluster bootstrap CI."""
-    pairs = _pairs(rows, method, metric)
-    return {"vs": "base", "metric": metric, **_bootstrap(pairs, rng)}
-
-
-def _pairs(rows: pl.DataFrame, method: str, metric: str) -> pl.DataFrame:
-    def side(m: str, name: str) -> pl.DataFrame:
-        return rows.filter(pl.col("method") == m).select(
-            *KEY, pl.col(metric).fill_nan(None).alias(name)
-        )
-
-    joined = side(method, "x").join(side("base", "y"), on=KEY).drop_nulls()
-    return joined.select("device_id", diff=pl.col("x") - pl.col("y"))
-
-
-def _bootstrap(pairs: pl.DataFrame, rng: np.random.Generator) -> dict[str, Any]:
-    """Mean paired difference and its 95% interval, resampling devices with replacement."""
-    if pairs.height == 0:
-        return {"pairs": 0, "devices": 0, "mean": float("nan"), "ci95": [float("nan")] * 2}
-    per_device = pairs.group_by("device_id").agg(s=pl.col("diff").sum(), n=pl.len())
-    sums, counts = per_device["s"].to_numpy(), per_device["n"].to_numpy().astype(np.float64)
-    D = len(sums)
-    draws = rng.multinomial(D, np.full(D, 1.0 / D), size=BOOTSTRAP_SAMPLES)  # (B, D) counts
-    means = (draws @ sums) / (draws @ counts)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"pairs": pairs.height, "devices": D, "mean": float(sums.sum() / counts.sum()),
-            "ci95": [float(low), float(high)], "interval": "device-cluster bootstrap"}  # fmt: skip
-
-
 def by_session_index(rows: pl.DataFrame, methods: Sequence[str],
                      metric: str = "auc") -> dict[str, list[float]]:  # fmt: skip
     """Mean ``metric`` per session index (the x axis of the paper's Figure 4), per method."""
@@ -142,8 +112,7 @@ def by_session_index(rows: pl.DataFrame, methods: Sequence[str],
 
 
 def shift_phases(rows: pl.DataFrame, devices: pl.DataFrame, index: int, spec: Mapping[str, Any],
-                 methods: Sequence[str], rng: np.random.Generator,
-                 metric: str = "auc") -> dict[str, Any]:  # fmt: skip
+                 methods: Sequence[str], seed: int, metric: str = "auc") -> dict[str, Any]:  # fmt: skip
     """Per-method mean ``metric`` and paired gains before, during and after one shift, for
     the shifted group and for the devices outside it (the control)."""
     at, until = spec["at_session"], spec.get("until_session")
@@ -154,20 +123,22 @@ def shift_phases(rows: pl.DataFrame, devices: pl.DataFrame, index: int, spec: Ma
         phases["after"] = k >= until
     member = pl.col("device_id").is_in(group.implode())
 
-    def summary(where: pl.Expr) -> dict[str, Any]:
+    def summary(where: pl.Expr, label: str) -> dict[str, Any]:
         part = rows.filter(where)
         return {
             "sessions": part.filter(pl.col("method") == "base").height,
             metric: {m: _mean(part.filter(pl.col("method") == m)[metric].fill_nan(None).drop_nulls())
                      for m in methods},
-            "gain": {m: _bootstrap(_pairs(part, m, metric), rng) for m in methods if m != "base"},
+            "gain": {m: cluster_bootstrap(paired_differences(part, m, metric), seed,
+                                          f"shift{index}/{label}/{m}/{metric}")
+                     for m in methods if m != "base"},
         }  # fmt: skip
 
     return {
         "operator": spec["operator"], "at_session": at, "until_session": until,
         "devices": len(group),
-        "shifted": {name: summary(cond & member) for name, cond in phases.items()},
-        "control": {name: summary(cond & ~member) for name, cond in phases.items()},
+        "shifted": {name: summary(cond & member, f"shifted/{name}") for name, cond in phases.items()},
+        "control": {name: summary(cond & ~member, f"control/{name}") for name, cond in phases.items()},
     }  # fmt: skip
 
 

@@ -81,6 +81,7 @@ def _row(device, k, method, network, session_auc, shifted, undefined, rng) -> di
         "logloss": float(rng.uniform(0.3, 0.7)), "num_samples": 101,
         **{f"{c}_s": v for c, v in latency.items()}, "latency_s": sum(latency.values()),
         "bytes_up": bytes_up, "bytes_down": bytes_down, "requests": int("generate" in used),
+        "generate_server_s": seconds["generate"] / 4 if "generate" in used else 0.0,
         "shift": "genre_shift" if shifted else "", "shift_active": shifted,
         "fallback": fallback, "sim_time_s": 60.0 * k, "wall_time": 1.7e9 + k,
     }  # fmt: skip

@@ -48,15 +48,12 @@ def test_table_matches_direct_polars(run_dir: Path, session_rows: pl.DataFrame) 
         if r["series"] == "base":
             assert r["gain"] is None
             continue
-        # paired: same device and session as base, averaged per device, CI over devices
+        # paired: same device and session as base, pooled over pairs
         base = rows.filter(pl.col("method") == "base")
         pairs = m.join(base, on=["device_id", "session_index"], suffix="_base")
         pairs = pairs.drop_nulls(["auc", "auc_base"])
-        per_device = pairs.group_by("device_id").agg((pl.col("auc") - pl.col("auc_base")).mean())
-        g = per_device["auc"].to_numpy()
-        half = 1.959964 * g.std(ddof=1) / math.sqrt(g.size)
-        assert r["gain"] == pytest.approx(g.mean())
-        assert (r["gain_lo"], r["gain_hi"]) == pytest.approx((g.mean() - half, g.mean() + half))
+        assert r["gain"] == pytest.approx((pairs["auc"] - pairs["auc_base"]).mean())
+        assert r["gain_lo"] < r["gain"] < r["gain_hi"]
     duet = table.filter(pl.col("series") == "duet").row(0, named=True)
     assert duet["gain_lo"] > 0.03  # the fixture's +0.04 for DUET is found
 
@@ -145,3 +142,24 @@ def test_run_without_the_report_extra_warns_in_one_line(run_dir: Path, monkeypat
     report_run(run_dir)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "warning: no report.md" in err and "duet-sim[report]" in err
+
+
+def test_report_and_summary_state_the_same_gains(session_rows: pl.DataFrame, tmp_path: Path,
+                                                 make_run_dir) -> None:  # fmt: skip
+    """One statistic, one implementation: the report's gain and 95% interval for every
+    method are summary.json's, whether the report reads the summary or recomputes them."""
+    from simulation.run_summary import summarize
+
+    expected = dict(session_rows.group_by("method").len().iter_rows())
+    devices = session_rows.select("device_id").unique().with_columns(
+        shifts=pl.lit([], dtype=pl.List(pl.Int64)))  # fmt: skip
+    summary = summarize(session_rows, devices, expected, [], seed=7)
+    run = make_run_dir(tmp_path / "run", session_rows)
+    rows = load_sessions(run)
+    read = comparison_table(rows, summary)
+    recomputed = comparison_table(rows, {"seed": 7})
+    for table in (read, recomputed):
+        for r in table.filter(pl.col("series") != "base").iter_rows(named=True):
+            g = summary["gains"][r["series"]]
+            assert (r["gain"], r["gain_lo"], r["gain_hi"]) == pytest.approx(
+                (g["mean"], *g["ci95"]), abs=1e-12)  # fmt: skip
