@@ -164,9 +164,3 @@ class DeviceModel(nn.Module):
         else:
             params = self.generate(None, None, len(samples))
         return [(w[inverse], b[inverse]) for w, b in params]  # (B, O, I), (B, O)
-
-
-def method_logits(model: DeviceModel, s: Samples) -> Tensor:
-    """The logits a method is judged by: generated ones where it generates, else global."""
-    global_logits, gen_logits = model(s)
-    return global_logits if gen_logits is None else gen_logits

@@ -16,14 +16,14 @@ What they operate on:
       a :class:`ShiftContext`, never from YAML; :func:`click_context` and
       :func:`image_context` build it from a prepared directory.
 
-Determinism: :func:`apply_shift` seeds one generator per (seed, device, session index), so a
+Determinism: :func:`session_rng` seeds one generator per (seed, device, session index), so a
 session's shift does not depend on which other sessions or devices were processed first.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -412,18 +412,6 @@ def build_shift(spec: Mapping):
 def session_rng(seed: int, user: int, index: int) -> np.random.Generator:
     """The generator for one (device, session): independent of processing order."""
     return np.random.default_rng([seed, user, index])
-
-
-def apply_shift(shift, sessions: Iterable, devices: Iterable[int] | None, seed: int,
-                ctx: ShiftContext, from_index: int = 0) -> list:  # fmt: skip
-    """Shift the sessions of ``devices`` (None = all) with ``index >= from_index``; others pass
-    through unchanged (the very same objects)."""
-    chosen = None if devices is None else set(devices)
-    return [
-        shift.apply(s, session_rng(seed, s.user, s.index), ctx)
-        if (chosen is None or s.user in chosen) and s.index >= from_index else s
-        for s in sessions
-    ]  # fmt: skip
 
 
 # -- contexts from a prepared directory ------------------------------------------------------

@@ -8,11 +8,21 @@ import pytest
 from pipelines.shifts import (
     SHIFTS,
     ImageSession,
-    apply_shift,
     build_shift,
     click_context,
     image_context,
+    session_rng,
 )  # fmt: skip
+
+
+def apply_shift(op, sessions, devices, seed, ctx, from_index=0):
+    """Shift the sessions of ``devices`` (None = all) from ``from_index`` on, each with its
+    own (seed, device, session) stream, as the fleet does; the rest pass through."""
+    chosen = None if devices is None else set(devices)
+    return [op.apply(s, session_rng(seed, s.user, s.index), ctx)
+            if (chosen is None or s.user in chosen) and s.index >= from_index else s
+            for s in sessions]  # fmt: skip
+
 
 SHIFTED = {0, 1, 2, 3, 4}
 
