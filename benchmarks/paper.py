@@ -272,8 +272,11 @@ PARITY_ARCH: dict[str, tuple[tuple[str, Any], ...]] = {
     "tanh": (("activation", "tanh"),),
     "theirs": THEIRS_SASREC,
     # the choices that each beat ours on SASRec's validation AUC (seed 0: small positions
-    # +0.012, the target tower +0.006, the input transform +0.006), together
+    # +0.012, the target tower +0.006, the input transform +0.006), together, and the best
+    # one with each of the other two (greedy forward selection)
     "adopted": (("pos_std", 0.05), ("target_tower", True), ("input_transform", True)),
+    "positions+tower": (("pos_std", 0.05), ("target_tower", True)),
+    "positions+input": (("pos_std", 0.05), ("input_transform", True)),
 }
 # which backbones each choice exists on (GRU4Rec drops out its inputs, DIN has no dropout)
 ARCH_APPLIES = {"target_tower": CLICK_BACKBONES, "activation": CLICK_BACKBONES,
@@ -286,6 +289,8 @@ PARITY_DUET: dict[str, tuple[tuple[str, Any], ...]] = {
     "history": (("condition", "history"),),
     "history-gru": (("condition", "history"), ("neck", "gru")),
     "history-no-global-loss": (("condition", "history"), ("global_loss_weight", 0.0)),
+    "history-gru-no-global-loss": (("condition", "history"), ("neck", "gru"),
+                                   ("global_loss_weight", 0.0)),
 }
 
 
