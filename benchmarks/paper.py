@@ -1021,17 +1021,21 @@ def finetune_md(
 
 
 def throughput_md(tables: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
-    """Training samples/s per backbone and method (median over the cached seeds)."""
-    lines = ["| table | backbone | method | epochs | train samples/s (median) | cells |",
-             "|---|---|---|---:|---:|---:|"]  # fmt: skip
+    """Training samples/s and peak resident memory per backbone and method (medians over
+    the cached cells; the peak is the training process's own, reset per cell)."""
+    lines = ["| table | backbone | method | epochs | train samples/s (median) | peak RSS MB "
+             "(median) | cells |", "|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
     for table, cells in tables.items():
         groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for c in cells.values():
-            groups.setdefault((c["backbone"], c["variant"]), []).append(c)
+            if "train_samples_per_s" in c and "base_run" not in c:  # adapted cells train nothing
+                groups.setdefault((c["backbone"], c["variant"]), []).append(c)
         for (backbone, variant), rows in sorted(groups.items()):
             rate = statistics.median(c["train_samples_per_s"] for c in rows)
+            rss = [c["train_peak_rss_bytes"] / 2**20 for c in rows if "train_peak_rss_bytes" in c]
+            peak = f"{statistics.median(rss):,.0f}" if rss else "—"
             lines.append(f"| {table} | {backbone} | {variant} | {rows[0]['epochs']} | "
-                         f"{rate:,.0f} | {len(rows)} |")  # fmt: skip
+                         f"{rate:,.0f} | {peak} | {len(rows)} |")  # fmt: skip
     return lines
 
 
@@ -1066,7 +1070,7 @@ def render(
         "FINETUNE": finetune_md(
             t1, ablation, load_cells(results, "finetune-sweep", dataset), seeds
         ),
-        "THROUGHPUT": throughput_md({"table1": t1, "table2": t2}),
+        "THROUGHPUT": throughput_md({"table1": t1, "table1 (30-core)": t1_30, "table2": t2}),
     }
     text = template
     for key, lines in parts.items():
