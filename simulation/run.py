@@ -171,6 +171,8 @@ class Runner:
                     print(f"training {backbone}/{method.name} -> {path}", flush=True)
                     t = spec.train
                     options = {k: v for k, v in t.model_dump().items() if v is not None}
+                    if method.neck is not None:
+                        options["neck"] = method.neck
                     TrainRecipe(
                         TrainOptions(self.scenario.data.dataset, backbone, method.method,
                                      prepared=self.prepared, progress=self.progress,

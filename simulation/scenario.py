@@ -323,9 +323,12 @@ class MethodSpec(Section):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
     method: Literal[FLEET_METHODS]  # type: ignore[valid-type]
     condition: Literal[CONDITIONS] = DEFAULT_CONDITION  # type: ignore[valid-type]
+    neck: Literal[NECKS] | None = None  # type: ignore[valid-type]  # default: model.train.neck
 
     @model_validator(mode="after")
     def _condition(self) -> MethodSpec:
+        if self.neck is not None and self.method not in CONDITIONED_METHODS:
+            raise ValueError(f"neck applies to {list(CONDITIONED_METHODS)}, not {self.method!r}")
         if self.condition != DEFAULT_CONDITION and self.method not in CONDITIONED_METHODS:
             raise ValueError(f"condition {self.condition!r} applies to {list(CONDITIONED_METHODS)}, "
                              f"not {self.method!r}")  # fmt: skip
