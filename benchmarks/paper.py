@@ -523,7 +523,7 @@ class Figure:
     protocol: str = ""  # the prepared data the reused cells were trained on
 
 
-FIGURES = {
+FLEET_RUNS = {
     # trains its own DIN models (seed 0, Table 1's epochs): the scenario holds out each
     # user's last 3 sessions, Table 1's cells only the last one, so reusing them would score
     # sessions they were trained on
@@ -540,6 +540,13 @@ FIGURES = {
                              5 if m == "duet" else None, protocol=TABLE2_PROTOCOL))
                     for m in FIGURE4_METHODS),
         protocol=TABLE2_PROTOCOL,
+    ),
+    # DUET conditioned per session beside per impression, on the same devices: the
+    # communication side of the conditioning choice (requests, bytes), with Table 1's epochs
+    "ml100k-conditioning": Figure(
+        ROOT / "configs" / "scenarios" / "ml100k-conditioning.yaml",
+        (f"model.train.epochs={EPOCHS['table1']}", "model.train.seed=0", "fleet.actors=1"),
+        methods=(),  # the scenario's own: base, duet, duet-history
     ),
 }  # fmt: skip
 
@@ -565,18 +572,20 @@ def curves_by_group(run_dir: Path, metric: str) -> dict[str, dict[str, list[floa
     return out
 
 
-def cmd_figure4(args: argparse.Namespace) -> int:
-    """A fleet run of a Figure 4 scenario (per-session quality of base, duet-no-swa and
-    duet across an injected shift), through `duet-sim run`: the fleet is the platform's own
-    per-session path (shift injection, generation, on-device scoring), so no second replay
-    loop is written for the figure."""
-    figure = FIGURES[args.figure]
-    out = args.results / "figure4" / f"{args.figure}.json"
+def cmd_fleet(args: argparse.Namespace) -> int:
+    """A fleet run of one of :data:`FLEET_RUNS` through `duet-sim run` (Figure 4's
+    per-session quality across an injected shift, or the conditioning comparison): the
+    fleet is the platform's own per-session path (shift injection, generation, on-device
+    scoring), so no second replay loop is written for the tables."""
+    figure = FLEET_RUNS[args.run]
+    out = args.results / "fleet" / f"{args.run}.json"
     if out.is_file():
-        print(f"figure4: cached {out}")
+        print(f"fleet: cached {out}")
         return 0
-    run_dir = args.runs / "figure4" / args.figure
-    sets = [*figure.sets, f"methods=[{','.join(figure.methods)}]"]
+    run_dir = args.runs / "fleet" / args.run
+    sets = list(figure.sets)
+    if figure.methods:
+        sets.append(f"methods=[{','.join(figure.methods)}]")
     if figure.cells:
         data = prepared("ckplus", args.data_dir, args.runs, figure.protocol)
         sets.append(f"data.prepared={repo_relative(data)}")
@@ -593,13 +602,15 @@ def cmd_figure4(args: argparse.Namespace) -> int:
         command.append("--resume")
     subprocess.run([sys.executable, *command], check=True, cwd=ROOT)
     summary = json.loads((run_dir / "summary.json").read_text())
-    keep = ("scenario", "devices", "methods", "gains", "by_session_index", "shifts", "metric")
+    keep = ("scenario", "devices", "methods", "gains", "by_session_index", "shifts", "metric",
+            "sessions_per_s")
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {k: summary[k] for k in keep if k in summary}
-    payload["by_group"] = curves_by_group(run_dir, summary.get("metric", "auc"))
+    if summary.get("shifts"):
+        payload["by_group"] = curves_by_group(run_dir, summary.get("metric", "auc"))
     out.write_text(json.dumps(payload | {"command": ".venv/bin/python " + " ".join(command)},
                               indent=2, sort_keys=True) + "\n")  # fmt: skip
-    print(f"figure4: written {out}")
+    print(f"fleet: written {out}")
     return 0
 
 
@@ -894,6 +905,24 @@ def _ms(seconds: float | None) -> str:
     return "—" if seconds is None else f"{1000 * seconds:.3g}"
 
 
+def conditioning_md(results: Path) -> list[str]:
+    """The conditioning fleet run: AUC and its gain over base beside what each method costs
+    in generator requests and bytes per session."""
+    f = results / "fleet" / "ml100k-conditioning.json"
+    if not f.is_file():
+        return ["pending: `.venv/bin/python benchmarks/paper.py fleet ml100k-conditioning`."]
+    d = json.loads(f.read_text())
+    lines = ["| method | sessions | session AUC | gain vs base [95% CI] | requests / session | "
+             "KB up / session | KB down / session |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for method, m in d["methods"].items():
+        g = d["gains"].get(method)
+        gain = "—" if g is None else f"{g['mean']:+.4f} [{g['ci95'][0]:+.4f}, {g['ci95'][1]:+.4f}]"
+        lines.append(f"| {method} | {m['sessions']} | {m['auc_mean']:.4f} | {gain} | "
+                     f"{m.get('requests_mean', 0):.2f} | {m['bytes_up_mean'] / 1e3:.2f} | "
+                     f"{m['bytes_down_mean'] / 1e3:.2f} |")  # fmt: skip
+    return lines + ["", f"Command: `{d['command']}`"]
+
+
 FIGURE_TITLES = {"ml100k-genre-shift": "ML-100K, DIN: genre shift from session 1",
                  "ckplus-figure4": "CK+48 112x112x3, MobileNetV3-Large: another subject from "
                                    "session 1"}  # fmt: skip
@@ -903,9 +932,9 @@ def figure4_md(results: Path, name: str, plot: Path | None = None) -> list[str]:
     """One Figure 4 run as tables (the mean metric per replayed session for the shifted
     devices and the control, gains per shift phase with their 95% intervals) and, when
     ``plot`` is given, the two panels as a PNG next to the doc."""
-    f = results / "figure4" / f"{name}.json"
+    f = results / "fleet" / f"{name}.json"
     if not f.is_file():
-        return [f"pending: `.venv/bin/python benchmarks/paper.py figure4 --figure {name}`."]
+        return [f"pending: `.venv/bin/python benchmarks/paper.py fleet {name}`."]
     d = json.loads(f.read_text())
     metric = d.get("metric", "auc")
     groups: dict[str, dict[str, list[float]]] = d.get("by_group") or {"all": d["by_session_index"]}
@@ -1064,6 +1093,7 @@ def render(
         "SWA2": swa_md(t2, seeds, "accuracy", IMAGE_BACKBONES, "duet-np5"),
         "TABLE3": table3_md(results),
         "FIGURE4": figure4_md(results, "ml100k-genre-shift", plot),
+        "CONDITIONING": conditioning_md(results),
         "FIGURE4_CK": figure4_md(results, "ckplus-figure4",
                                  None if plot is None else plot.with_name("figure4-ckplus.png")),
         "ABLATION": ablation_md(t1, ablation),
@@ -1147,10 +1177,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     t3.add_argument("--dataset", default="movielens-100k", help="Table 1's dataset")
     t3.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
     t3.set_defaults(func=cmd_table3)
-    f4 = sub.add_parser("figure4", help="per-session quality across a shift (a fleet run)")
-    f4.add_argument("--figure", default="ml100k-genre-shift", choices=list(FIGURES))
-    f4.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
-    f4.set_defaults(func=cmd_figure4)
+    fl = sub.add_parser("fleet", help="a fleet run: Figure 4 (per-session quality across a "
+                        "shift) or the conditioning comparison")
+    fl.add_argument("run", choices=list(FLEET_RUNS))
+    fl.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
+    fl.set_defaults(func=cmd_fleet)
     w = sub.add_parser("write", help="render docs/results.md from the cached cells")
     w.add_argument("--dataset", default="movielens-100k", help="Table 1's dataset")
     w.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))

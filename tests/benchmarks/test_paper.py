@@ -114,8 +114,8 @@ def test_figure4_renders_curves_gains_and_a_plot(paper, tmp_path):
                     "shifted": {"before": phase, "during": phase}, "control": {"before": phase}}],
         "command": "-m simulation.cli run x.yaml", "metric": "accuracy",
     }  # fmt: skip
-    (tmp_path / "figure4").mkdir()
-    (tmp_path / "figure4" / "ckplus-figure4.json").write_text(json.dumps(summary))
+    (tmp_path / "fleet").mkdir()
+    (tmp_path / "fleet" / "ckplus-figure4.json").write_text(json.dumps(summary))
     lines = paper.figure4_md(tmp_path, "ckplus-figure4", tmp_path / "figure4.png")
     assert lines[0].startswith("Mean session accuracy")
     assert "| shifted | 1 | 0.7000 | 0.7500 |" in lines and "| control | 1 | 0.8000 | 0.8100 |" in lines
