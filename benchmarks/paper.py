@@ -294,6 +294,66 @@ PARITY_DUET: dict[str, tuple[tuple[str, Any], ...]] = {
 }
 
 
+# The differences between our code and theirs, point by point (the helper's reading of
+# HelloZicky/DUET at 7cf8069 and PAPER.md): (component, ours, theirs, the parity variant that
+# measures it on base (or, for the generator's, on DUET w/o SWA), what we did). Rendered
+# with each variant's validation effect beside it (`parity_table_md`).
+PARITY_CHOICES: tuple[tuple[str, str, str, str, str], ...] = (
+    ("positions (SASRec)", "learned, N(0, 1) init, 20x the item scale",
+     "learned, xavier init (~0.05), `model/sasrec/model_fn.py:20-23`", "small-positions",
+     "changed: init std 0.05"),
+    ("target tower (all)", "the raw item embedding", "Linear-Tanh-Linear on the target, "
+     "`model_fn.py:30-32, 64`", "target-tower", "per backbone and method, on validation"),
+    ("input transform (SASRec)", "none", "Linear + Tanh on item + position, `model_fn.py:33-35, 81`",
+     "input-transform", "kept ours alone; see the combinations"),
+    ("encoder (SASRec)", "2 pre-LN blocks, FFN 1x", "1 `nn.TransformerEncoderLayer`, FFN 4x, "
+     "`model_fn.py:37-42`", "one-wide-block", "kept ours"),
+    ("dropout", "0.1 (SASRec, GRU4Rec)", "0, `model_fn.py:41`", "no-dropout", "kept ours"),
+    ("layer norm (SASRec)", "pre-LN + final LN", "post-LN, no final LN", "post-ln", "kept ours"),
+    ("attention mask (SASRec)", "causal + padding", "none: attends to every position",
+     "no-mask", "kept ours"),
+    ("classifier activation", "ReLU", "Tanh, `model_fn.py:54-58`", "tanh", "kept ours"),
+    ("all of theirs (SASRec)", "", "every row above", "theirs", "not adopted as a whole"),
+    ("generator input", "the session's real-time clicks, once per session",
+     "each scored impression's own history, per impression, `meta_sasrec/model_fn.py:99-101`",
+     "history", "both kept: `--condition session|history`"),
+    ("generator neck", "masked mean", "GRU, state at the last click, `module/common.py:66-79`",
+     "history-gru", "GRU with history conditioning"),
+    ("global classifier loss", "trained beside the generated one (weight 1)",
+     "none: only the generated head", "history-no-global-loss", "kept ours"),
+    ("generator weights", "trained", "never trained: plain Python lists of `Parameter`s, "
+     "`module/common.py:61-64, 89-93`", "", "kept ours (registering theirs: -0.0007 test AUC on "
+     "their code)"),
+    ("SWA", "N_p = 5 generators mixed (duet)", "none", "", "both in Table 1 (duet, duet-no-swa)"),
+    ("batch, epochs, order", "256, best of 2 on validation, shuffled", "1024, best of 10 on "
+     "test, file order", "", "kept ours (ours at 1024: 0.831 vs theirs 0.905, same steps)"),
+    ("fine-tuning baseline", "per session, the classifier, on real-time clicks",
+     "per user, every parameter, on the user's training rows, 1 epoch at batch 1024",
+     "", "added theirs as finetune-user"),
+)  # fmt: skip
+
+
+def parity_table_md(cells: dict[str, dict[str, Any]]) -> list[str]:
+    """:data:`PARITY_CHOICES` with each variant's validation AUC effect per backbone:
+    a base variant against our base, a generator variant against session conditioning
+    on the same (our) architecture."""
+    lines = ["| component | ours | theirs | validation effect (SASRec / GRU4Rec / DIN) | "
+             "decision |", "|---|---|---|---|---|"]  # fmt: skip
+    for component, ours, theirs, variant, decision in PARITY_CHOICES:
+        effects = []
+        for backbone in ("sasrec", "gru4rec", "din"):  # theirs has SASRec only: it leads
+            if variant in PARITY_DUET:
+                a = cells.get(f"{backbone}-duet-no-swa-ours-{variant}-s0", {}).get("val_auc")
+                b = cells.get(f"{backbone}-duet-no-swa-ours-session-s0", {}).get("val_auc")
+            else:
+                a = cells.get(f"{backbone}-base-{variant}-s0", {}).get("val_auc")
+                b = cells.get(f"{backbone}-base-ours-s0", {}).get("val_auc")
+            effects.append("—" if a is None or b is None else f"{a - b:+.4f}")
+        effect = " / ".join(effects) if variant else "not a parity run"
+        lines.append(f"| {component} | {ours} | {theirs} | {effect} | {decision} |")
+    return lines
+
+
 def parity_cells(dataset: str, backbone: str, seed: int, archs: Sequence[str],
                  duets: Sequence[str]) -> list[Cell]:  # fmt: skip
     """Base cells per architecture variant, and duet-no-swa cells per generator variant on
@@ -1082,6 +1142,7 @@ def render(
         "CLAIM_HISTORY": claim_md(t1, seeds, duet="duet-history"),
         "RANKING": ranking_md(t1, seeds),
         "PARITY": parity_md(load_cells(results, "parity", dataset)),
+        "PARITY_TABLE": parity_table_md(load_cells(results, "parity", dataset)),
         "TABLE1_30CORE": table1_md(t1_30, seeds[:3]),
         "CLAIM_30CORE": claim_md(t1_30, seeds[:3]),
         "CLAIM_30CORE_HISTORY": claim_md(t1_30, seeds[:3], duet="duet-history"),
