@@ -225,3 +225,18 @@ def test_table2_puts_the_paper_and_the_linear_floor_beside_ours(paper, tmp_path)
     table4 = paper.table4_md(cells, [0, 1])
     assert table4[2].startswith("| mobilenet_v3_large (ours / paper) | 0.7100 / 0.7697 |")
     assert "0.7550 / 0.8245 |" in table4[2]
+
+
+def test_parity_cells_try_each_choice_where_it_exists_and_never_read_test(paper, tmp_path):
+    """A SASRec-only choice is not tried on GRU4Rec; every parity cell is a validation-only
+    run, and its stored command says so (`--no-test`) and spells its choices as flags."""
+    cells = paper.parity_cells("movielens-100k", "gru4rec", 0,
+                               ["ours", "small-positions", "target-tower"], ["history"])  # fmt: skip
+    names = [c.name for c in cells]
+    assert names == ["gru4rec-base-ours-s0", "gru4rec-duet-no-swa-ours-history-s0",
+                     "gru4rec-base-target-tower-s0", "gru4rec-duet-no-swa-target-tower-history-s0"]  # fmt: skip
+    command = paper.train_command(cells[3], 2, tmp_path, test=False)
+    assert "--arch target_tower=true" in command and "--condition history" in command
+    assert command.count("--no-test") == 1
+    sasrec = paper.parity_cells("movielens-100k", "sasrec", 0, ["small-positions"], [])
+    assert "--arch pos_std=0.05" in paper.train_command(sasrec[0], 2, tmp_path, test=False)
