@@ -42,7 +42,7 @@ from paper_values import (
 )
 
 from duet.names import ADAPTED_METHODS
-from pipelines.names import PROTOCOLS
+from pipelines.names import DATASETS, PROTOCOLS
 from simulation.paired_stats import paired_t
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,8 +192,8 @@ def run_cells(cells: Sequence[Cell], epochs: int, data: Path, results: Path, run
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         trained += 1
-        key = next(k for k in ("auc", "accuracy", "val_auc", "val_accuracy") if k in metrics)
-        score = metrics[key]
+        key = "accuracy" if DATASETS[cell.dataset].kind == "images" else "auc"  # the table's
+        score = metrics[key] if key in metrics else metrics[f"val_{key}"]  # --no-test: val
         print(f"[{i}/{len(cells)}] {cell.table} {cell.name}: {score:.4f} "
               f"({metrics['wall_seconds']:.0f} s)", flush=True)  # fmt: skip
     return trained
