@@ -166,6 +166,8 @@ def train_command(cell: Cell, epochs: int, data: Path, test: bool = True) -> str
 def _flag(key: str, value: Any) -> str:
     """One train option as its flag: ``arch`` pairs as repeated ``--arch key=value``."""
     if key == "arch":
+        if not value:
+            return " --arch reference"  # explicitly the reference architecture, not duet/tuned.py
         return "".join(f" --arch {k}={str(v).lower() if isinstance(v, bool) else v}"
                        for k, v in value)  # fmt: skip
     if isinstance(value, bool):  # store-true flags
@@ -364,11 +366,14 @@ def parity_cells(dataset: str, backbone: str, seed: int, archs: Sequence[str],
         options = tuple((k, v) for k, v in PARITY_ARCH[arch] if backbone in ARCH_APPLIES[k])
         if arch != "ours" and not options:
             continue  # a SASRec-only choice on another backbone
-        arch_opt = (("arch", options),) if options else ()
+        # every choice spelled out, so that duet/tuned.py's defaults never leak into a cell
+        arch_opt = (("arch", options),)
         cells.append(Cell("parity", dataset, backbone, "base", seed, tag=arch, options=arch_opt))
         for duet in duets:
+            generator = dict(PARITY_DUET[duet])
+            generator = {"neck": "mean", "global_loss_weight": 1.0} | generator
             cells.append(Cell("parity", dataset, backbone, "duet-no-swa", seed,
-                              tag=f"{arch}-{duet}", options=arch_opt + PARITY_DUET[duet]))  # fmt: skip
+                              tag=f"{arch}-{duet}", options=arch_opt + tuple(generator.items())))  # fmt: skip
     return cells
 
 

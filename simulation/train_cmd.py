@@ -14,7 +14,6 @@ from duet.names import (
     BACKBONE_NAMES,
     CONDITIONS,
     DEFAULT_CONDITION,
-    DEFAULT_NECK,
     LR_SCHEDULES,
     METHODS,
     NECKS,
@@ -62,8 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--np", dest="num_generators", type=positive_int, default=5, help="N_p SWA generators"
     )
     p.add_argument("--tau", type=float, default=1.0, help="SWA temperature")
-    p.add_argument("--neck", choices=NECKS, default=DEFAULT_NECK,
-                   help="PPG neck over real-time clicks (paper: gru; README says why mean)")
+    p.add_argument("--neck", choices=NECKS, default=None,
+                   help="PPG neck (default: chosen on validation per backbone and conditioning, "
+                   "duet/tuned.py; the paper's is gru)")
     p.add_argument("--condition", choices=CONDITIONS, default=DEFAULT_CONDITION,
                    help="what the PPG reads: the session's real-time clicks (the paper's text) "
                    "or each impression's own history (the authors' code)")
@@ -71,11 +71,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--finetune-steps", type=int_in_range(0), default=10,
                    help="finetune: Adam steps per session on its real-time samples (0: base)")
     p.add_argument("--finetune-lr", type=float, default=1e-2, help="finetune: Adam learning rate")
-    p.add_argument("--global-loss-weight", type=finite_float(0.0), default=1.0,
-                   help="generated methods: weight of the global classifier's loss (theirs: 0)")
-    p.add_argument("--arch", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--global-loss-weight", type=finite_float(0.0), default=None,
+                   help="generated methods: weight of the global classifier's loss (theirs: 0; "
+                   "default: duet/tuned.py)")
+    p.add_argument("--arch", action="append", default=None, metavar="KEY=VALUE",
                    help="clicks: a backbone choice, e.g. --arch target_tower=true "
-                   "(duet.builders.ARCH_DEFAULTS)")
+                   "(duet.builders.ARCH_DEFAULTS); any --arch replaces duet/tuned.py's set, "
+                   "--arch reference keeps every reference default")
     p.add_argument("--full-ranking", action="store_true",
                    help="clicks: also rank each test target among every unseen item "
                    "(full_hr@k, full_ndcg@k; minutes for DIN)")
@@ -105,10 +107,11 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
     """The recipe's options from parsed flags (every flag's dest is an option's name)."""
     names = {f.name for f in dataclasses.fields(TrainOptions)}
     options = {k: v for k, v in vars(args).items() if k in names}
-    if args.arch:
+    if args.arch is not None:
         from duet.builders import ARCH_DEFAULTS
 
-        options["arch"] = tuple(typed_overrides("--arch", ARCH_DEFAULTS, args.arch).items())
+        pairs = [a for a in args.arch if a != "reference"]  # `reference`: no override at all
+        options["arch"] = tuple(typed_overrides("--arch", ARCH_DEFAULTS, pairs).items())
     return TrainOptions(**options)
 
 

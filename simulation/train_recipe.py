@@ -23,13 +23,13 @@ from duet.names import (
     BACKBONES,
     CONDITIONS,
     DEFAULT_CONDITION,
-    DEFAULT_NECK,
     LR_SCHEDULES,
     METHODS,
     NECKS,
     SELECTIONS,
     check_backbone_fits,
 )
+from duet.tuned import tuned
 from pipelines.names import DATASETS
 
 # defaults chosen so a click cell trains in about a minute on a 2-core CPU. Images: the
@@ -66,13 +66,15 @@ class TrainOptions:
     weight_decay: float | None = None
     num_generators: int = 5  # N_p, SWA's generators (duet only)
     tau: float = 1.0  # SWA temperature
-    neck: str = DEFAULT_NECK
+    neck: str | None = None  # default: duet.tuned (clicks), the mean otherwise
     condition: str = DEFAULT_CONDITION  # what the PPG reads: "session" or "history" (clicks)
     gamma: float = 1.0  # session weight γ of Eq. 7
     finetune_steps: int = 10
     finetune_lr: float = 1e-2
-    global_loss_weight: float = 1.0  # generated methods: the global classifier's loss weight
-    arch: tuple[tuple[str, Any], ...] = ()  # clicks: duet.builders.ARCH_DEFAULTS overrides
+    # generated methods: the global classifier's loss weight; default: duet.tuned, else 1
+    global_loss_weight: float | None = None
+    # clicks: duet.builders.ARCH_DEFAULTS overrides; default: duet.tuned's for the backbone
+    arch: tuple[tuple[str, Any], ...] | None = None
     augment: bool = True  # images: random flips and shifts
     select: str = "best"  # "best" validation epoch, or "last"
     # clicks: also rank each test target against every unseen item (full_hr@k, full_ndcg@k);
@@ -88,7 +90,7 @@ class TrainOptions:
                  "condition": CONDITIONS, "select": SELECTIONS,
                  "lr_schedule": LR_SCHEDULES}  # fmt: skip
         for key, known in names.items():
-            if getattr(self, key) not in known:
+            if getattr(self, key) not in known and not (key == "neck" and self.neck is None):
                 raise ValueError(
                     f"{key}: expected one of {', '.join(known)}, got {getattr(self, key)!r}"
                 )
@@ -112,10 +114,16 @@ class TrainOptions:
         return DATASETS[self.dataset].kind
 
     def resolved(self) -> TrainOptions:
-        """These options with every per-kind default filled in (what the run used)."""
+        """These options with every default filled in (what the run used): per data kind
+        (epochs, batch size, weight decay), and per backbone and method the choices made on
+        validation (:mod:`duet.tuned`: architecture, neck, global loss weight)."""
         defaults = {"epochs": DEFAULT_EPOCHS, "batch_size": DEFAULT_BATCH_SIZE,
                     "weight_decay": DEFAULT_WEIGHT_DECAY}  # fmt: skip
         filled = {k: table[self.kind] for k, table in defaults.items() if getattr(self, k) is None}
+        choice = tuned(self.backbone, self.method, self.condition)
+        for key in ("arch", "neck", "global_loss_weight"):
+            if getattr(self, key) is None:
+                filled[key] = getattr(choice, key)
         return dataclasses.replace(self, **filled)
 
     def to_json(self) -> dict[str, Any]:
