@@ -300,56 +300,67 @@ PARITY_DUET: dict[str, tuple[tuple[str, Any], ...]] = {
 # HelloZicky/DUET at 7cf8069 and PAPER.md): (component, ours, theirs, the parity variant that
 # measures it on base (or, for the generator's, on DUET w/o SWA), what we did). Rendered
 # with each variant's validation effect beside it (`parity_table_md`).
-PARITY_CHOICES: tuple[tuple[str, str, str, str, str], ...] = (
+PARITY_CHOICES: tuple[tuple[str, str, str, str, str, str], ...] = (
     ("positions (SASRec)", "learned, N(0, 1) init, 20x the item scale",
-     "learned, xavier init (~0.05), `model/sasrec/model_fn.py:20-23`", "small-positions",
-     "changed: init std 0.05"),
+     "learned, xavier init (~0.05), `model/sasrec/model_fn.py:20-23`", "small-positions", "ours",
+     "changed: std 0.05, every SASRec model"),
     ("target tower (all)", "the raw item embedding", "Linear-Tanh-Linear on the target, "
-     "`model_fn.py:30-32, 64`", "target-tower", "per backbone and method, on validation"),
+     "`model_fn.py:30-32, 64`", "target-tower", "ours",
+     "added for base on all three, and SASRec's DUET; GRU4Rec's and DIN's DUET keep ours"),
     ("input transform (SASRec)", "none", "Linear + Tanh on item + position, `model_fn.py:33-35, 81`",
-     "input-transform", "kept ours alone; see the combinations"),
+     "input-transform", "ours", "kept ours: with small positions it loses (0.9254 vs 0.9265)"),
     ("encoder (SASRec)", "2 pre-LN blocks, FFN 1x", "1 `nn.TransformerEncoderLayer`, FFN 4x, "
-     "`model_fn.py:37-42`", "one-wide-block", "kept ours"),
-    ("dropout", "0.1 (SASRec, GRU4Rec)", "0, `model_fn.py:41`", "no-dropout", "kept ours"),
-    ("layer norm (SASRec)", "pre-LN + final LN", "post-LN, no final LN", "post-ln", "kept ours"),
+     "`model_fn.py:37-42`", "one-wide-block", "ours", "kept ours"),
+    ("dropout", "0.1 (SASRec, GRU4Rec)", "0, `model_fn.py:41`", "no-dropout", "ours",
+     "kept ours, except GRU4Rec's base, which takes theirs whole"),
+    ("layer norm (SASRec)", "pre-LN + final LN", "post-LN, no final LN", "post-ln", "ours",
+     "kept ours"),
     ("attention mask (SASRec)", "causal + padding", "none: attends to every position",
-     "no-mask", "kept ours"),
-    ("classifier activation", "ReLU", "Tanh, `model_fn.py:54-58`", "tanh", "kept ours"),
-    ("all of theirs (SASRec)", "", "every row above", "theirs", "not adopted as a whole"),
+     "no-mask", "ours", "kept ours"),
+    ("classifier activation", "ReLU", "Tanh, `model_fn.py:54-58`", "tanh", "ours",
+     "kept ours, except GRU4Rec's and DIN's base, which take theirs whole"),
+    ("all of theirs", "", "every row above that the backbone has", "theirs", "ours",
+     "taken whole by GRU4Rec's and DIN's base; SASRec's base takes positions + tower (+0.0170)"),
     ("generator input", "the session's real-time clicks, once per session",
      "each scored impression's own history, per impression, `meta_sasrec/model_fn.py:99-101`",
-     "history", "both kept: `--condition session|history`"),
-    ("generator neck", "masked mean", "GRU, state at the last click, `module/common.py:66-79`",
-     "history-gru", "GRU with history conditioning"),
-    ("global classifier loss", "trained beside the generated one (weight 1)",
-     "none: only the generated head", "history-no-global-loss", "kept ours"),
+     "history", "session", "both kept: `--condition session|history` (Table 1 has both)"),
+    ("generator neck, over a history", "masked mean", "GRU, state at the last click, "
+     "`module/common.py:66-79`", "history-gru", "history",
+     "GRU for SASRec and DIN, the mean for GRU4Rec"),
+    ("global classifier loss, with a history", "trained beside the generated one (weight 1)",
+     "none: only the generated head", "history-no-global-loss", "history",
+     "dropped under history conditioning (the best history configuration of every backbone "
+     "has none); kept under session conditioning"),
     ("generator weights", "trained", "never trained: plain Python lists of `Parameter`s, "
-     "`module/common.py:61-64, 89-93`", "", "kept ours (registering theirs: -0.0007 test AUC on "
-     "their code)"),
-    ("SWA", "N_p = 5 generators mixed (duet)", "none", "", "both in Table 1 (duet, duet-no-swa)"),
+     "`module/common.py:61-64, 89-93`", "", "", "kept ours (registering theirs: -0.0007 test AUC "
+     "on their code)"),
+    ("SWA", "N_p = 5 generators mixed (duet)", "none", "", "", "both in Table 1 (duet, duet-no-swa)"),
     ("batch, epochs, order", "256, best of 2 on validation, shuffled", "1024, best of 10 on "
-     "test, file order", "", "kept ours (ours at 1024: 0.831 vs theirs 0.905, same steps)"),
+     "test, file order", "", "", "kept ours (ours at 1024: 0.831 vs theirs 0.905 test AUC, "
+     "same number of steps)"),
     ("fine-tuning baseline", "per session, the classifier, on real-time clicks",
      "per user, every parameter, on the user's training rows, 1 epoch at batch 1024",
-     "", "added theirs as finetune-user"),
+     "", "", "added theirs as finetune-user"),
 )  # fmt: skip
 
 
 def parity_table_md(cells: dict[str, dict[str, Any]]) -> list[str]:
-    """:data:`PARITY_CHOICES` with each variant's validation AUC effect per backbone:
-    a base variant against our base, a generator variant against session conditioning
-    on the same (our) architecture."""
+    """:data:`PARITY_CHOICES` with each variant's validation AUC effect per backbone,
+    against the variant it changes: a base variant against our base, a generator variant
+    against its parent (history against session, the neck and the loss against history),
+    all on our architecture."""
     lines = ["| component | ours | theirs | validation effect (SASRec / GRU4Rec / DIN) | "
              "decision |", "|---|---|---|---|---|"]  # fmt: skip
-    for component, ours, theirs, variant, decision in PARITY_CHOICES:
+
+    def auc(backbone: str, variant: str) -> float | None:
+        name = (f"{backbone}-duet-no-swa-ours-{variant}-s0" if variant in PARITY_DUET
+                else f"{backbone}-base-{variant}-s0")  # fmt: skip
+        return cells.get(name, {}).get("val_auc")
+
+    for component, ours, theirs, variant, against, decision in PARITY_CHOICES:
         effects = []
         for backbone in ("sasrec", "gru4rec", "din"):  # theirs has SASRec only: it leads
-            if variant in PARITY_DUET:
-                a = cells.get(f"{backbone}-duet-no-swa-ours-{variant}-s0", {}).get("val_auc")
-                b = cells.get(f"{backbone}-duet-no-swa-ours-session-s0", {}).get("val_auc")
-            else:
-                a = cells.get(f"{backbone}-base-{variant}-s0", {}).get("val_auc")
-                b = cells.get(f"{backbone}-base-ours-s0", {}).get("val_auc")
+            a, b = (auc(backbone, variant), auc(backbone, against)) if variant else (None, None)
             effects.append("—" if a is None or b is None else f"{a - b:+.4f}")
         effect = " / ".join(effects) if variant else "not a parity run"
         lines.append(f"| {component} | {ours} | {theirs} | {effect} | {decision} |")
