@@ -37,6 +37,7 @@ from paper_values import (
     TABLE2,
     TABLE2_COST,
     TABLE3,
+    THEIRS_CODE,
     paper_row,
     rel_gain,
 )
@@ -783,6 +784,32 @@ def ranking_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int]) -> list[s
     return lines
 
 
+# our Table 1 rows beside their two models: their sasrec is a base model, their meta_sasrec
+# a DUET without SWA conditioned on each impression's history
+THEIRS_ROWS = (("sasrec", "base"), ("meta_sasrec", "duet-no-swa-history"),
+               ("meta_sasrec", "duet-history"), ("meta_sasrec", "duet-no-swa"))  # fmt: skip
+
+
+def theirs_md(tables: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Their code and ours on identical samples (seed 0, 2 epochs): test AUC, user AUC,
+    training throughput and peak memory, per data folder."""
+    lines = ["| data | their model | their test AUC / user AUC | our method (SASRec, seed 0) | "
+             "our test AUC / user AUC | their / our train rows/s | their / our peak RSS "
+             "(training and evaluation) |",
+             "|---|---|---:|---|---:|---:|---:|"]  # fmt: skip
+    for folder, cells in tables.items():
+        for theirs, ours in THEIRS_ROWS:
+            auc, user_auc, rate, rss = THEIRS_CODE[folder][theirs]
+            c = cells.get(f"sasrec-{ours}-s0")
+            mine = "pending" if c is None else f"{c['auc']:.4f} / {c['user_auc']:.4f}"
+            our_rate = "—" if c is None else f"{c['train_samples_per_s']:,.0f}"
+            our_rss = "—" if c is None or "peak_rss_bytes" not in c else (
+                f"{c['peak_rss_bytes'] / 1e9:.2f} GB")  # fmt: skip
+            lines.append(f"| {folder} | {theirs} | {auc:.4f} / {user_auc:.4f} | {ours} | {mine} | "
+                         f"{rate:,.0f} / {our_rate} | {rss / 1e9:.2f} GB / {our_rss} |")  # fmt: skip
+    return lines
+
+
 def parity_md(cells: dict[str, dict[str, Any]]) -> list[str]:
     """The parity runs on the validation split: each of the authors' choices alone and
     together on the base model, then the generator's choices on an architecture, each
@@ -1159,6 +1186,7 @@ def render(
         "RANKING": ranking_md(t1, seeds),
         "PARITY": parity_md(load_cells(results, "parity", dataset)),
         "PARITY_TABLE": parity_table_md(load_cells(results, "parity", dataset)),
+        "THEIRS": theirs_md({dataset: t1, f"{dataset}-paper-ml100k": t1_30}),
         "TABLE1_30CORE": table1_md(t1_30, seeds[:3]),
         "CLAIM_30CORE": claim_md(t1_30, seeds[:3]),
         "CLAIM_30CORE_HISTORY": claim_md(t1_30, seeds[:3], duet="duet-history"),

@@ -82,3 +82,15 @@ def paper_row(variant: str) -> str:
 def rel_gain(value: float, base: float) -> float:
     """Relative gain over base, in percent of base."""
     return 100 * (value / base - 1)
+
+
+# The authors' code (HelloZicky/DUET at 7cf8069, CPU patches only) run on our prepared data
+# through `duet-sim data export-duet`: the same train rows as our Table 1 cells and the
+# same test rows, seed 0, 2 epochs at their batch 1024 and lr 1e-3 (docs/results.md,
+# "Parity"): folder -> model -> (test AUC, user AUC, train rows/s, peak RSS bytes).
+THEIRS_CODE: dict[str, dict[str, tuple[float, float, float, float]]] = {
+    "movielens-100k": {"sasrec": (0.8974, 0.8892, 7310, 4.22e9),
+                       "meta_sasrec": (0.9137, 0.9027, 5912, 3.71e9)},
+    "movielens-100k-paper-ml100k": {"sasrec": (0.8223, 0.8127, 7658, 3.24e9),
+                                    "meta_sasrec": (0.8481, 0.8327, 5670, 3.14e9)},
+}  # fmt: skip

@@ -279,6 +279,7 @@ class TrainRecipe:
         self.metrics |= self._identity() | {
             "params": on_device_params(self.model), "flops": on_device_flops(self.model, test_set),
             "num_test": len(test_set),
+            "peak_rss_bytes": _peak_rss_bytes(),  # the whole cell: training and evaluation
         }  # fmt: skip
         return self.metrics
 
