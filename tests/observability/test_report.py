@@ -3,7 +3,6 @@ figure before saving, non-blank PNGs, both Parquet layouts, the CLI."""
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
