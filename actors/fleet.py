@@ -30,6 +30,7 @@ actors/fleet_actor.py is the Ray wrapper.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -47,6 +48,7 @@ from actors.generator_client import GeneratorClient
 from actors.ondevice import Costs, DeviceModels, NumpyParams, SessionScore
 from actors.profiles import DeviceProfile, NetworkClass
 from actors.replay import Replay, click_rows
+from actors.rows import SessionRow
 from actors.sink import PartSink
 from duet.names import GENERATED_METHODS
 from pipelines.shifts import ClickSession, ShiftContext, session_rng
@@ -286,6 +288,25 @@ def _condition_rows(model, replay: Replay, session) -> tuple[np.ndarray, np.ndar
 
 
 # ---- the fleet ---------------------------------------------------------------------------------
+@dataclass
+class FleetProgress:
+    """What a fleet reports to the runner: sessions simulated and skipped (already on disk),
+    fallbacks, rows on disk, and per method the sum and count of session AUCs (for the
+    running mean on the progress bar)."""
+
+    sessions: int = 0
+    skipped: int = 0
+    fallback: int = 0
+    expected: int = 0
+    rows_written: int = 0
+    auc_sum: dict[str, float] = field(default_factory=dict)
+    auc_n: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def done(self) -> int:
+        return self.sessions + self.skipped
+
+
 class Fleet:
     """Runs its devices' sessions and streams rows to a sink.
 
@@ -330,8 +351,7 @@ class Fleet:
                             config.batch_wait_s, max_concurrent=1)
             for b in models
         }  # fmt: skip
-        self.stats: dict[str, Any] = {"sessions": 0, "fallback": 0, "auc_sum": {}, "auc_n": {},
-                                      "skipped": 0}  # fmt: skip
+        self.stats = FleetProgress()
 
     def _calibrate(self) -> dict[str, Costs]:
         costs = {}
@@ -346,7 +366,7 @@ class Fleet:
     def expected_sessions(self) -> int:
         return sum(d.num_sessions for d in self.devices)
 
-    async def run(self) -> dict[str, Any]:
+    async def run(self) -> FleetProgress:
         """Replay every device's remaining sessions; returns the final `progress`."""
         slots = asyncio.Semaphore(self.config.max_in_flight)
         self._active = len(self.devices)
@@ -381,7 +401,7 @@ class Fleet:
             if not device.active[k]:
                 continue
             if (device.device_id, k) in self.done:
-                self.stats["skipped"] += 1
+                self.stats.skipped += 1
                 continue
             if self.config.pace > 0:  # demos: wait the think time, scaled
                 await asyncio.sleep(self.config.pace * (device.start_s[k] - previous_s))
@@ -391,7 +411,7 @@ class Fleet:
             self.sink.add(rows)  # the one place finished rows leave the fleet
             self._count(rows)
 
-    async def _session(self, device: DeviceProfile, k: int, replay: Replay) -> list[dict[str, Any]]:
+    async def _session(self, device: DeviceProfile, k: int, replay: Replay) -> list[SessionRow]:
         session, shift = self._shifted(device, k, replay)
         generated = self.config.generated
         outcomes = await asyncio.gather(
@@ -423,7 +443,7 @@ class Fleet:
                                        self.config.methods, by_method)  # fmt: skip
 
     def _row(self, device: DeviceProfile, k: int, replay: Replay, shift: str, method: str,
-             score: SessionScore, gen: Generated | None) -> dict[str, Any]:  # fmt: skip
+             score: SessionScore, gen: Generated | None) -> SessionRow:  # fmt: skip
         cost, tier = self.costs[device.backbone], self.config.compute_tiers[device.compute]
         net = self.config.network_classes[device.network]
         inference_s = cost.inference_s_per_sample[method] * score.num_samples * tier
@@ -436,35 +456,33 @@ class Fleet:
             download_s = net.transfer_s(gen.bytes_down) if gen.params is not None else 0.0
         latency_s = upload_s + generate_s + download_s + inference_s + finetune_s
         c = self.config
-        return {
-            "run_id": c.run_id, "scenario": c.scenario, "dataset": c.dataset,
-            "backbone": device.backbone, "method": method, "device_id": device.device_id,
-            "user_id": device.user_id, "session_index": k, "source_session": replay.source_session,
-            "network_class": device.network, "compute_tier": device.compute,
-            "upload_mode": device.upload, "auc": score.auc, "accuracy": score.accuracy,
-            "logloss": score.logloss, "num_samples": score.num_samples, "upload_s": upload_s,
-            "generate_s": generate_s, "download_s": download_s, "inference_s": inference_s,
-            "finetune_s": finetune_s, "latency_s": latency_s,
-            "bytes_up": gen.bytes_up if gen else 0, "bytes_down": gen.bytes_down if gen and gen.params is not None else 0,
-            "shift": shift, "shift_active": bool(shift),
-            "fallback": gen is not None and gen.params is None,
-            "sim_time_s": device.start_s[k] + latency_s, "wall_time": time.time(),
-            "generate_server_s": gen.server_s if gen else 0.0, "attempts": gen.attempts if gen else 0,
-            "model_version": gen.version if gen else "", "requests": gen.requests if gen else 0,
-        }  # fmt: skip
+        return SessionRow(
+            run_id=c.run_id, scenario=c.scenario, dataset=c.dataset, backbone=device.backbone,
+            method=method, device_id=device.device_id, user_id=device.user_id, session_index=k,
+            source_session=replay.source_session, network_class=device.network,
+            compute_tier=device.compute, upload_mode=device.upload, auc=score.auc,
+            accuracy=score.accuracy, logloss=score.logloss, num_samples=score.num_samples,
+            upload_s=upload_s, generate_s=generate_s, download_s=download_s,
+            inference_s=inference_s, finetune_s=finetune_s, latency_s=latency_s,
+            bytes_up=gen.bytes_up if gen else 0,
+            bytes_down=gen.bytes_down if gen and gen.params is not None else 0,
+            shift=shift, shift_active=bool(shift), fallback=gen is not None and gen.params is None,
+            sim_time_s=device.start_s[k] + latency_s, wall_time=time.time(),
+            generate_server_s=gen.server_s if gen else 0.0, attempts=gen.attempts if gen else 0,
+            model_version=gen.version if gen else "", requests=gen.requests if gen else 0,
+        )  # fmt: skip
 
-    def _count(self, rows: list[dict[str, Any]]) -> None:
-        self.stats["sessions"] += 1
+    def _count(self, rows: list[SessionRow]) -> None:
+        p = self.stats
+        p.sessions += 1
         for row in rows:
-            self.stats["fallback"] += row["fallback"]
-            if not np.isnan(row["auc"]):
-                m = row["method"]
-                self.stats["auc_sum"][m] = self.stats["auc_sum"].get(m, 0.0) + row["auc"]
-                self.stats["auc_n"][m] = self.stats["auc_n"].get(m, 0) + 1
+            p.fallback += row.fallback
+            if not np.isnan(row.auc):
+                p.auc_sum[row.method] = p.auc_sum.get(row.method, 0.0) + row.auc
+                p.auc_n[row.method] = p.auc_n.get(row.method, 0) + 1
 
-    def progress(self) -> dict[str, Any]:
+    def progress(self) -> FleetProgress:
         """Sessions done (this run and skipped as already on disk), fallbacks, running AUC."""
-        s = self.stats
-        return {"sessions": s["sessions"], "skipped": s["skipped"], "fallback": s["fallback"],
-                "expected": self.expected_sessions(), "rows_written": self.sink.rows_written,
-                "auc_sum": dict(s["auc_sum"]), "auc_n": dict(s["auc_n"])}  # fmt: skip
+        return dataclasses.replace(self.stats, expected=self.expected_sessions(),
+                                   rows_written=self.sink.rows_written,
+                                   auc_sum=dict(self.stats.auc_sum), auc_n=dict(self.stats.auc_n))  # fmt: skip

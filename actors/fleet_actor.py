@@ -11,12 +11,11 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import ray
 
-from actors.fleet import Fleet, FleetConfig, ShiftPlan
+from actors.fleet import Fleet, FleetConfig, FleetProgress, ShiftPlan
 from actors.generator_client import GeneratorClient, ServeGeneratorClient
 from actors.metrics_actor import ExporterClient
 from actors.ondevice import DeviceModels
@@ -86,7 +85,7 @@ class FleetActor:
         self.metrics = setup.metrics
         self.fleet = build_fleet(setup, ServeGeneratorClient(app_name=setup.app_name))
 
-    async def run(self) -> dict[str, Any]:
+    async def run(self) -> FleetProgress:
         try:
             return await self.fleet.run()
         finally:  # the exporter has this fleet's last rows before the runner closes it
@@ -96,5 +95,5 @@ class FleetActor:
                 except ray.exceptions.RayError as exc:  # metrics never fail a simulation
                     log.warning("fleet %d: metrics exporter unreachable: %s", self.index, exc)
 
-    async def progress(self) -> dict[str, Any]:
+    async def progress(self) -> FleetProgress:
         return self.fleet.progress()

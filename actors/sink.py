@@ -1,4 +1,4 @@
-"""Session rows on disk: the row schema, and a sink that flushes a fleet's finished sessions as
+"""Session rows on disk: a sink that flushes a fleet's finished sessions (actors/rows.py) as
 small Parquet part files, each written to a hidden temp name and renamed into place.
 
 Layout: ``OUT/sessions/fleet=K/part-00000.parquet``, one Hive-partitioned dataset:
@@ -18,31 +18,14 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from actors.rows import ROW_SCHEMA, SessionRow, rows_table
+
 log = logging.getLogger(__name__)
 
-ROW_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("scenario", pa.string()), ("dataset", pa.string()),
-    ("backbone", pa.string()), ("method", pa.string()), ("device_id", pa.int64()),
-    ("user_id", pa.int64()), ("session_index", pa.int64()), ("source_session", pa.int64()),
-    ("network_class", pa.string()), ("compute_tier", pa.string()), ("upload_mode", pa.string()),
-    ("auc", pa.float64()), ("accuracy", pa.float64()), ("logloss", pa.float64()),
-    ("num_samples", pa.int64()), ("upload_s", pa.float64()), ("generate_s", pa.float64()),
-    ("download_s", pa.float64()), ("inference_s", pa.float64()), ("finetune_s", pa.float64()),
-    ("latency_s", pa.float64()), ("bytes_up", pa.int64()), ("bytes_down", pa.int64()),
-    ("shift", pa.string()), ("shift_active", pa.bool_()), ("fallback", pa.bool_()),
-    ("sim_time_s", pa.float64()), ("wall_time", pa.float64()),
-    # beyond the contract: server-side share of the batch forward, generator attempts,
-    # and the weights version the device used (empty when nothing was generated)
-    ("generate_server_s", pa.float64()), ("attempts", pa.int64()), ("model_version", pa.string()),
-    # parameter sets requested for the session: 1 per session, or 1 per scored impression
-    # for a history-conditioned method (0 for base and fine-tuning)
-    ("requests", pa.int64()),
-])  # fmt: skip
 KEY_COLUMNS = ["device_id", "session_index"]
 PART_PREFIX = "part-"
 
@@ -76,7 +59,7 @@ class PartSink:
             stale.unlink(missing_ok=True)
         self.flush_rows, self.flush_interval_s = flush_rows, flush_interval_s
         self.on_rows = list(on_rows)
-        self._rows: list[dict[str, Any]] = []
+        self._rows: list[SessionRow] = []
         self._oldest = 0.0
         self._next_part = 1 + max((_part_number(p) for p in self._parts()), default=-1)
         self.rows_written = 0
@@ -84,7 +67,7 @@ class PartSink:
     def _parts(self) -> list[Path]:
         return sorted(self.directory.glob(f"{PART_PREFIX}*.parquet"))
 
-    def add(self, rows: list[dict[str, Any]]) -> None:
+    def add(self, rows: list[SessionRow]) -> None:
         """Queue one session's rows (kept together in one part); flush when due."""
         if not self._rows:
             self._oldest = time.monotonic()
@@ -99,7 +82,7 @@ class PartSink:
         """Write every waiting row as the next part file (temp name, then rename)."""
         if not self._rows:
             return
-        table = pa.Table.from_pylist(self._rows, schema=ROW_SCHEMA)
+        table = rows_table(self._rows)
         name = f"{PART_PREFIX}{self._next_part:05d}.parquet"
         tmp = self.directory / f".{name}.tmp"
         pq.write_table(table, tmp, compression="zstd")

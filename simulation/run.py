@@ -359,7 +359,7 @@ class Runner:
             raise RunError(f"a fleet actor failed ({type(exc).__name__}); rows on disk are kept, "
                            f"`--resume` continues: {str(exc).splitlines()[0]}") from exc  # fmt: skip
         wall_s = time.perf_counter() - start
-        summary = self._summary(wall_s, sum(r["sessions"] for r in results))
+        summary = self._summary(wall_s, sum(r.sessions for r in results))
         self._write_run_json({"status": "finished" if summary["accounting"]["complete"] else "incomplete",
                               "finished": time.time()})  # fmt: skip
         return summary
@@ -388,13 +388,13 @@ class Runner:
                 stats.append(ray.get(ref))
             except ray.exceptions.RayError:
                 continue
-        done = sum(s["sessions"] + s["skipped"] for s in stats)
+        done = sum(s.done for s in stats)
         bar.update(max(0, done - bar.n))
         auc = {}
         for m in self.scenario.method_names:
-            n = sum(s["auc_n"].get(m, 0) for s in stats)
+            n = sum(s.auc_n.get(m, 0) for s in stats)
             if n:
-                auc[m] = f"{sum(s['auc_sum'].get(m, 0.0) for s in stats) / n:.3f}"
+                auc[m] = f"{sum(s.auc_sum.get(m, 0.0) for s in stats) / n:.3f}"
         bar.set_postfix(auc, refresh=False)
 
     def _summary(self, wall_s: float, simulated: int) -> dict[str, Any]:

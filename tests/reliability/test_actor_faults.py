@@ -65,8 +65,8 @@ def test_killed_fleet_actor_resumes_from_its_flushed_sessions(runner):
     # the restarted actor skipped what was on disk and simulated only the rest
     progress = ray.get(runner.actors[0].progress.remote())
     flushed_before = sum(pl.read_parquet(p).height for p in before) // len(runner.expected)
-    assert progress["skipped"] >= flushed_before >= 1
-    assert progress["sessions"] + progress["skipped"] == progress["expected"]
+    assert progress.skipped >= flushed_before >= 1
+    assert progress.sessions + progress.skipped == progress.expected
 
 
 def replica_actors(app_name: str) -> list[str]:

@@ -18,7 +18,8 @@ from actors.metrics import MetricsRecorder
 from actors.ondevice import DeviceModels
 from actors.profiles import COMPUTE_TIERS, NETWORK_CLASSES, sample_profiles
 from actors.replay import load_replays, replayable_users
-from actors.sink import ROW_SCHEMA, PartSink, flushed_sessions, read_sessions
+from actors.rows import ROW_SCHEMA
+from actors.sink import PartSink, flushed_sessions, read_sessions
 from duet.finetune import FinetuneConfig
 from pipelines.shifts import build_shift, click_context
 
@@ -72,7 +73,7 @@ def test_every_expected_session_once_per_method(world, tmp_path):
     progress = run_fleet(world, tmp_path)
     rows = rows_of(tmp_path)
     n = expected_sessions(world)
-    assert progress["sessions"] == n and progress["fallback"] == 0
+    assert progress.sessions == n and progress.fallback == 0
     assert dict(rows.group_by("method").len().iter_rows()) == dict.fromkeys(METHODS, n)
     assert rows.select("device_id", "session_index", "method").is_unique().all()
     assert set(ROW_SCHEMA.names) <= set(rows.columns)
@@ -119,7 +120,7 @@ def test_restarted_fleet_resumes_without_duplicates(world, tmp_path):
     done = flushed_sessions(tmp_path, [p.device_id for p in world["profiles"]])
     progress = run_fleet(world, tmp_path, done=done)
     rows = rows_of(tmp_path)
-    assert progress["skipped"] == len(done) and progress["sessions"] * len(METHODS) == lost_rows
+    assert progress.skipped == len(done) and progress.sessions * len(METHODS) == lost_rows
     assert rows.height == expected_sessions(world) * len(METHODS)
     assert rows.select("device_id", "session_index", "method").is_unique().all()
 
@@ -163,7 +164,7 @@ def test_unreachable_generator_falls_back_to_the_global_classifier(world, tmp_pa
     progress = run_fleet(world, tmp_path, client=Unreachable(), retry=FAST)
     rows = rows_of(tmp_path)
     duet = rows.filter(pl.col("method") == "duet")
-    assert progress["fallback"] == duet.height == expected_sessions(world)
+    assert progress.fallback == duet.height == expected_sessions(world)
     assert duet["fallback"].all() and (duet["attempts"] == FAST.retries + 1).all()
     assert (duet["bytes_down"] == 0).all() and (duet["download_s"] == 0).all()
     assert not rows.filter(pl.col("method") != "duet")["fallback"].any()
