@@ -24,18 +24,17 @@ import dataclasses
 import json
 import logging
 import os
-import secrets
 import sys
 import time
-import zlib
 from pathlib import Path
 from typing import Any, TextIO
 
 import polars as pl
-import yaml
 
 from actors.profiles import COMPUTE_TIERS, MB, NETWORK_CLASSES, DeviceProfile, NetworkClass
 from duet.names import ADAPTED_METHODS, GENERATED_METHODS
+from simulation.fleet_plan import plan_fleets
+from simulation.run_dir import RunDirectory, RunDirError
 from simulation.scenario import Scenario, resolve_path, synthetic_config_class
 
 log = logging.getLogger(__name__)
@@ -74,28 +73,16 @@ class Runner:
         self.resume, self.address, self.num_cpus = resume, address, num_cpus
         self.progress, self.verbose = progress, verbose
         self.console: TextIO = sys.stdout  # our output while Ray runs (simulation/ray_logs.py)
-        self.run_id = self._check_output()
+        try:
+            self.run_dir = RunDirectory(self.out, self._dump_scenario(), scenario.name, resume)
+        except RunDirError as exc:
+            raise RunError(str(exc)) from None
+        self.run_id = self.run_dir.run_id
         self._started_ray = False
         self._app_name: str | None = None
         self._exporter: Any = None  # the metrics exporter's actor handle, when metrics are on
         self.actors: list[Any] = []
         self._setups: list[Any] = []  # ObjectRefs of the actors' FleetSetup
-
-    def _check_output(self) -> str:
-        run_json = self.out / "run.json"
-        if not self.resume:
-            if run_json.exists() or any((self.out / "sessions").glob("fleet=*/part-*.parquet")):
-                raise RunError(f"{self.out} already holds a run; pass --resume to continue it "
-                               "or --out to start a new one")  # fmt: skip
-            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-            return f"{self.scenario.name}-{stamp}-{secrets.token_hex(2)}"
-        if not run_json.is_file():
-            raise RunError(f"--resume: {run_json} not found; nothing to resume")
-        saved = yaml.safe_load((self.out / "scenario.yaml").read_text())
-        if _comparable(saved) != _comparable(self._dump_scenario()):
-            raise RunError(f"--resume: the scenario differs from the one {self.out} was started "
-                           "with (see its scenario.yaml); resume needs the same scenario")  # fmt: skip
-        return json.loads(run_json.read_text())["run_id"]
 
     def _dump_scenario(self) -> dict[str, Any]:
         return self.scenario.model_dump(mode="json")
@@ -107,10 +94,7 @@ class Runner:
 
     def prepare(self) -> None:
         """Everything before Ray: the output directory, the data, the trained checkpoints."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "scenario.yaml").write_text(
-            yaml.safe_dump(self._dump_scenario(), sort_keys=False)
-        )
+        self.run_dir.write_scenario()
         self.prepared = self._setup_data()
         self.checkpoints = self._setup_models()
 
@@ -243,44 +227,25 @@ class Runner:
         import ray
 
         from actors.fleet_actor import FleetActor
+        from actors.replay import replayable_users
 
-        self.profiles = self._profiles()
-        self.expected = {
-            m: sum(p.num_sessions for p in self.profiles) for m in self.scenario.method_names
-        }
-        fleets = self.scenario.fleet.actors
-        self._write_devices(fleets)
+        try:
+            self.plan = plan_fleets(self.scenario, replayable_users(self.prepared).tolist())
+        except ValueError as exc:
+            raise RunError(f"{self.prepared}: {exc}") from None
+        self.profiles = list(self.plan.devices)
+        self.expected = self.plan.expected(self.scenario.method_names)
+        self.run_dir.write_devices(self.plan)
         if not self.resume:
             self._write_run_json({"status": "running"})
         spec = self.scenario.fleet
         # SPREAD: on a multi-node cluster losing one node loses few fleets (each restarts)
         options = {"max_restarts": spec.max_restarts, "max_task_retries": spec.max_restarts,
                    "num_cpus": spec.num_cpus, "scheduling_strategy": "SPREAD"}  # fmt: skip
-        for k in range(fleets):
+        for k in range(self.plan.fleets):
             # held here for the run: a restarted actor is rebuilt from this object (ray#53727)
-            self._setups.append(ray.put(self._fleet_setup(k, self.profiles[k::fleets])))
+            self._setups.append(ray.put(self._fleet_setup(k, list(self.plan.devices_of(k)))))
             self.actors.append(FleetActor.options(**options).remote(self._setups[-1]))  # type: ignore[attr-defined]
-
-    def _profiles(self) -> list[DeviceProfile]:
-        from actors.profiles import sample_profiles, select_group
-        from actors.replay import replayable_users
-
-        fleet, profiles = self.scenario.fleet, self.scenario.fleet.profiles
-        users = replayable_users(self.prepared).tolist()
-        if len(users) == 0:
-            raise RunError(f"{self.prepared} has no test sessions to replay")
-        devices = sample_profiles(
-            fleet.devices, users, fleet.sessions_per_device, network=profiles.network,
-            compute=profiles.compute, upload=profiles.upload, backbone=self.scenario.backbone_weights,
-            online=profiles.availability.online, churn=profiles.availability.churn,
-            session_gap_s=profiles.session_gap_s, seed=self.scenario.seed,
-        )  # fmt: skip
-        # the salt is the group's own spec: identical `devices:` blocks pick the same devices
-        groups = [select_group(devices, seed=self.scenario.seed, **shift.devices.model_dump(),
-                               salt=zlib.crc32(shift.devices.model_dump_json().encode()))
-                  for shift in self.scenario.shifts]  # fmt: skip
-        return [dataclasses.replace(d, shifts=tuple(i for i, g in enumerate(groups) if d.device_id in g))
-                for d in devices]  # fmt: skip
 
     def _fleet_setup(self, index: int, devices: list[DeviceProfile]):
         from actors.fleet import FleetConfig, RetryPolicy, ShiftPlan
@@ -315,26 +280,12 @@ class Runner:
             on_rows=(metrics.record_part,) if metrics is not None else (),
         )  # fmt: skip
 
-    def _write_devices(self, fleets: int) -> None:
-        table = pl.DataFrame([
-            {"device_id": p.device_id, "user_id": p.user_id, "fleet": p.device_id % fleets,
-             "network_class": p.network, "compute_tier": p.compute, "upload_mode": p.upload,
-             "backbone": p.backbone, "sessions": p.num_sessions, "shifts": list(p.shifts)}
-            for p in self.profiles
-        ], schema_overrides={"shifts": pl.List(pl.Int64)})  # fmt: skip
-        table.write_parquet(self.out / "devices.parquet")
-
     def _write_run_json(self, extra: dict[str, Any]) -> None:
-        path = self.out / "run.json"
-        doc = json.loads(path.read_text()) if path.is_file() else {
-            "run_id": self.run_id, "scenario": self.scenario.name, "dataset": self.scenario.data.dataset,
-            "methods": self.scenario.method_names, "devices": len(self.profiles),
-            "expected_sessions": self.expected, "started": time.time(),
-        }  # fmt: skip
-        doc.update(extra)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
-        os.replace(tmp, path)
+        first = {"run_id": self.run_id, "scenario": self.scenario.name,
+                 "dataset": self.scenario.data.dataset, "methods": self.scenario.method_names,
+                 "devices": len(self.profiles), "expected_sessions": self.expected,
+                 "started": time.time()}  # fmt: skip
+        self.run_dir.write_run_json(extra, first)
 
     # ---- run -----------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -461,8 +412,3 @@ def _check_checkpoint(path: Path, backbone: str, method: str, condition: str) ->
     if cfg.ppg is not None and cfg.ppg.conditioned and cfg.ppg.condition != condition:
         raise RunError(f"checkpoint {path} is conditioned on {cfg.ppg.condition!r}, the method "
                        f"on {condition!r}")  # fmt: skip
-
-
-def _comparable(doc: dict[str, Any]) -> dict[str, Any]:
-    """A scenario as far as resuming cares: where the output goes may differ."""
-    return {k: v for k, v in doc.items() if k != "output"}
