@@ -24,7 +24,8 @@ demo: venv
 	rm -rf runs/demo
 	$(BIN)/duet-sim run configs/scenarios/quickstart.yaml --out runs/demo
 
-test: venv
+# lint first: the formatter owns the layout and no line passes 100 characters
+test: venv lint
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-all: venv

@@ -29,12 +29,17 @@ class MicroBatcher(Generic[In, Out]):
     """
 
     def __init__(
-        self, fn: Callable[[list[In]], Awaitable[list[Out]]], max_items: int, window_s: float,
+        self,
+        fn: Callable[[list[In]], Awaitable[list[Out]]],
+        max_items: int,
+        window_s: float,
         max_concurrent: int | None = None,
-    ):  # fmt: skip
+    ):
         if max_items < 1 or window_s < 0 or (max_concurrent is not None and max_concurrent < 1):
-            raise ValueError(f"max_items and max_concurrent must be >= 1 and window_s >= 0, got "
-                             f"{max_items}, {max_concurrent}, {window_s}")  # fmt: skip
+            raise ValueError(
+                f"max_items and max_concurrent must be >= 1 and window_s >= 0, got "
+                f"{max_items}, {max_concurrent}, {window_s}"
+            )
         self.fn, self.max_items, self.window_s = fn, max_items, window_s
         self.max_concurrent = max_concurrent
         self._waiting: list[tuple[In, asyncio.Future[Out]]] = []

@@ -168,14 +168,19 @@ class GeneratorGateway:
     replica died, overloaded: all retried) or "refused" (an invalid request, not retried)."""
 
     def __init__(
-        self, client: GeneratorClient, models: Mapping[str, DeviceModels], config: FleetConfig,
+        self,
+        client: GeneratorClient,
+        models: Mapping[str, DeviceModels],
+        config: FleetConfig,
         metrics: FleetMetrics | None = None,
-    ):  # fmt: skip
+    ):
         self.client, self.models, self.config = client, models, config
         self.metrics = metrics or NoMetrics()
         self._batchers: dict[tuple[str, str, str], MicroBatcher] = {}
 
-    async def generate(self, device: DeviceProfile, method: str, replay: Replay, session) -> Generated:
+    async def generate(
+        self, device: DeviceProfile, method: str, replay: Replay, session
+    ) -> Generated:
         slot = (device.backbone, method, device.upload)  # one columnar request per slot
         if slot not in self._batchers:
             self._batchers[slot] = MicroBatcher(
@@ -192,15 +197,20 @@ class GeneratorGateway:
         key = self.config.model_keys[f"{backbone}/{method}"]
         model = self.models[backbone].models[method]
         conditioned = bool(model.cfg.ppg and model.cfg.ppg.conditioned)
-        per_device = [_condition_rows(model, r, s) if conditioned else (None, np.ones(1, bool))
-                      for _, r, s in items]  # fmt: skip
-        owner = np.concatenate([np.full(int(sent.sum()), i) for i, (_, sent) in enumerate(per_device)])
+        per_device = [
+            _condition_rows(model, r, s) if conditioned else (None, np.ones(1, bool))
+            for _, r, s in items
+        ]
+        owner = np.concatenate(
+            [np.full(int(sent.sum()), i) for i, (_, sent) in enumerate(per_device)]
+        )
         out = [Generated(None, 0, 0, 0.0, 0.0, 0, requests=0)] * len(items)
         if not len(owner):
             return out  # nothing to condition on: every device falls back at once
         inputs = None if not conditioned else np.concatenate([x[sent] for x, sent in per_device])
-        request, up = await asyncio.to_thread(self._request, key, mode, backbone, method, inputs,
-                                              owner, model.cfg.kind == "clicks")  # fmt: skip
+        request, up = await asyncio.to_thread(
+            self._request, key, mode, backbone, method, inputs, owner, model.cfg.kind == "clicks"
+        )
         response, attempts, elapsed_s = await self._with_retries(request)
         history = model.condition == "history"
         for i, (_, sent) in enumerate(per_device):
@@ -210,15 +220,29 @@ class GeneratorGateway:
                 out[i] = Generated(None, bytes_up, 0, elapsed_s, 0.0, attempts, requests=n)
                 continue
             pick = mine if history else mine[0]  # (T', O, I) per impression, else (O, I)
-            out[i] = Generated([(w[pick], b[pick]) for w, b in response.params], bytes_up,
-                               n * response.download_bytes, elapsed_s,
-                               response.batch_generate_s * n / len(owner), attempts,
-                               response.model_version, requests=n,
-                               sent=sent if history else None)  # fmt: skip
+            out[i] = Generated(
+                [(w[pick], b[pick]) for w, b in response.params],
+                bytes_up,
+                n * response.download_bytes,
+                elapsed_s,
+                response.batch_generate_s * n / len(owner),
+                attempts,
+                response.model_version,
+                requests=n,
+                sent=sent if history else None,
+            )
         return out
 
-    def _request(self, key: str, mode: str, backbone: str, method: str, inputs: np.ndarray | None,
-                 owner: np.ndarray, clicks: bool) -> tuple[GenerateBatchRequest, np.ndarray]:  # fmt: skip
+    def _request(
+        self,
+        key: str,
+        mode: str,
+        backbone: str,
+        method: str,
+        inputs: np.ndarray | None,
+        owner: np.ndarray,
+        clicks: bool,
+    ) -> tuple[GenerateBatchRequest, np.ndarray]:
         """The columnar request (one row per entry of ``owner``, the device it is for) and
         each row's upload size in bytes (what the device sends)."""
         ids = [f"device-{d}-{j}" for j, d in enumerate(owner)]
@@ -259,7 +283,8 @@ class GeneratorGateway:
                     "generator refused %s (%s): %s", request.model_key, exc.field, exc.message
                 )
                 return None, attempt, time.perf_counter() - start
-            except Exception as exc:  # noqa: BLE001 - unreachable, timed out, replica died, overloaded
+            # unreachable, timed out, replica died, overloaded: retried
+            except Exception as exc:  # noqa: BLE001
                 status = "timeout" if isinstance(exc, TimeoutError) else "error"
                 report(status, seconds=time.perf_counter() - began)
                 # Serve's BackPressureError (queue full) says when to come back
@@ -268,8 +293,13 @@ class GeneratorGateway:
                     attempt > policy.retries
                     or time.perf_counter() - start + delay >= policy.deadline_s
                 ):
-                    log.warning("generator %s unavailable after %d attempt(s) (%s: %s); falling back",
-                                request.model_key, attempt, type(exc).__name__, exc)  # fmt: skip
+                    log.warning(
+                        "generator %s unavailable after %d attempt(s) (%s: %s); falling back",
+                        request.model_key,
+                        attempt,
+                        type(exc).__name__,
+                        exc,
+                    )
                     return None, attempt, time.perf_counter() - start
                 await asyncio.sleep(delay)
 
@@ -327,12 +357,19 @@ class Fleet:
     """
 
     def __init__(
-        self, config: FleetConfig, devices: Sequence[DeviceProfile],
-        replays: Mapping[int, Sequence[Replay]], models: Mapping[str, DeviceModels],
-        client: GeneratorClient, sink: PartSink, shifts: Sequence[ShiftPlan] = (),
-        shift_context: ShiftContext | None = None, done: set[tuple[int, int]] | None = None,
-        metrics: FleetMetrics | None = None, fleet_id: int = 0,
-    ):  # fmt: skip
+        self,
+        config: FleetConfig,
+        devices: Sequence[DeviceProfile],
+        replays: Mapping[int, Sequence[Replay]],
+        models: Mapping[str, DeviceModels],
+        client: GeneratorClient,
+        sink: PartSink,
+        shifts: Sequence[ShiftPlan] = (),
+        shift_context: ShiftContext | None = None,
+        done: set[tuple[int, int]] | None = None,
+        metrics: FleetMetrics | None = None,
+        fleet_id: int = 0,
+    ):
         missing = sorted({d.user_id for d in devices if not replays.get(d.user_id)})
         if missing:
             raise ValueError(f"no sessions to replay for user(s) {missing[:10]}")
@@ -347,10 +384,14 @@ class Fleet:
         self._active = 0
         self.costs = self._calibrate()
         self._scorers = {  # one scoring thread at a time: the fleet has one core's worth
-            b: MicroBatcher(partial(self._score, b), config.score_batch_sessions,
-                            config.batch_wait_s, max_concurrent=1)
+            b: MicroBatcher(
+                partial(self._score, b),
+                config.score_batch_sessions,
+                config.batch_wait_s,
+                max_concurrent=1,
+            )
             for b in models
-        }  # fmt: skip
+        }
         self.stats = FleetProgress()
 
     def _calibrate(self) -> dict[str, Costs]:
@@ -439,11 +480,20 @@ class Fleet:
     async def _score(self, backbone: str, items: list) -> list[dict[str, SessionScore]]:
         replays, sessions, received = zip(*items, strict=True)
         by_method = {m: [r.get(m) for r in received] for m in self.config.generated}
-        return await asyncio.to_thread(self.models[backbone].score, replays, sessions,
-                                       self.config.methods, by_method)  # fmt: skip
+        return await asyncio.to_thread(
+            self.models[backbone].score, replays, sessions, self.config.methods, by_method
+        )
 
-    def _row(self, device: DeviceProfile, k: int, replay: Replay, shift: str, method: str,
-             score: SessionScore, gen: Generated | None) -> SessionRow:  # fmt: skip
+    def _row(
+        self,
+        device: DeviceProfile,
+        k: int,
+        replay: Replay,
+        shift: str,
+        method: str,
+        score: SessionScore,
+        gen: Generated | None,
+    ) -> SessionRow:
         cost, tier = self.costs[device.backbone], self.config.compute_tiers[device.compute]
         net = self.config.network_classes[device.network]
         inference_s = cost.inference_s_per_sample[method] * score.num_samples * tier
@@ -457,20 +507,40 @@ class Fleet:
         latency_s = upload_s + generate_s + download_s + inference_s + finetune_s
         c = self.config
         return SessionRow(
-            run_id=c.run_id, scenario=c.scenario, dataset=c.dataset, backbone=device.backbone,
-            method=method, device_id=device.device_id, user_id=device.user_id, session_index=k,
-            source_session=replay.source_session, network_class=device.network,
-            compute_tier=device.compute, upload_mode=device.upload, auc=score.auc,
-            accuracy=score.accuracy, logloss=score.logloss, num_samples=score.num_samples,
-            upload_s=upload_s, generate_s=generate_s, download_s=download_s,
-            inference_s=inference_s, finetune_s=finetune_s, latency_s=latency_s,
+            run_id=c.run_id,
+            scenario=c.scenario,
+            dataset=c.dataset,
+            backbone=device.backbone,
+            method=method,
+            device_id=device.device_id,
+            user_id=device.user_id,
+            session_index=k,
+            source_session=replay.source_session,
+            network_class=device.network,
+            compute_tier=device.compute,
+            upload_mode=device.upload,
+            auc=score.auc,
+            accuracy=score.accuracy,
+            logloss=score.logloss,
+            num_samples=score.num_samples,
+            upload_s=upload_s,
+            generate_s=generate_s,
+            download_s=download_s,
+            inference_s=inference_s,
+            finetune_s=finetune_s,
+            latency_s=latency_s,
             bytes_up=gen.bytes_up if gen else 0,
             bytes_down=gen.bytes_down if gen and gen.params is not None else 0,
-            shift=shift, shift_active=bool(shift), fallback=gen is not None and gen.params is None,
-            sim_time_s=device.start_s[k] + latency_s, wall_time=time.time(),
-            generate_server_s=gen.server_s if gen else 0.0, attempts=gen.attempts if gen else 0,
-            model_version=gen.version if gen else "", requests=gen.requests if gen else 0,
-        )  # fmt: skip
+            shift=shift,
+            shift_active=bool(shift),
+            fallback=gen is not None and gen.params is None,
+            sim_time_s=device.start_s[k] + latency_s,
+            wall_time=time.time(),
+            generate_server_s=gen.server_s if gen else 0.0,
+            attempts=gen.attempts if gen else 0,
+            model_version=gen.version if gen else "",
+            requests=gen.requests if gen else 0,
+        )
 
     def _count(self, rows: list[SessionRow]) -> None:
         p = self.stats
@@ -483,6 +553,10 @@ class Fleet:
 
     def progress(self) -> FleetProgress:
         """Sessions done (this run and skipped as already on disk), fallbacks, running AUC."""
-        return dataclasses.replace(self.stats, expected=self.expected_sessions(),
-                                   rows_written=self.sink.rows_written,
-                                   auc_sum=dict(self.stats.auc_sum), auc_n=dict(self.stats.auc_n))  # fmt: skip
+        return dataclasses.replace(
+            self.stats,
+            expected=self.expected_sessions(),
+            rows_written=self.sink.rows_written,
+            auc_sum=dict(self.stats.auc_sum),
+            auc_n=dict(self.stats.auc_n),
+        )

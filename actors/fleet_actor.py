@@ -51,16 +51,33 @@ def build_fleet(setup: FleetSetup, client: GeneratorClient) -> Fleet:
     devices = list(setup.devices)
     done = flushed_sessions(setup.sessions_dir, [d.device_id for d in devices])
     replays = load_replays(setup.prepared_dir, [d.user_id for d in devices])
-    models = {b: DeviceModels(ckpts, setup.finetune, setup.config.method_of)
-              for b, ckpts in setup.checkpoints.items()
-              if any(d.backbone == b for d in devices)}  # fmt: skip
-    sink = PartSink(fleet_dir(setup.sessions_dir, setup.index), setup.flush_rows,
-                    setup.flush_interval_s, on_rows=setup.on_rows)  # fmt: skip
+    models = {
+        b: DeviceModels(ckpts, setup.finetune, setup.config.method_of)
+        for b, ckpts in setup.checkpoints.items()
+        if any(d.backbone == b for d in devices)
+    }
+    sink = PartSink(
+        fleet_dir(setup.sessions_dir, setup.index),
+        setup.flush_rows,
+        setup.flush_interval_s,
+        on_rows=setup.on_rows,
+    )
     context = _shift_context(setup) if setup.shifts else None
     if done:
         log.info("fleet %d: %d sessions already on disk, skipping them", setup.index, len(done))
-    return Fleet(setup.config, devices, replays, models, client, sink, setup.shifts, context, done,
-                 metrics=setup.metrics, fleet_id=setup.index)  # fmt: skip
+    return Fleet(
+        setup.config,
+        devices,
+        replays,
+        models,
+        client,
+        sink,
+        setup.shifts,
+        context,
+        done,
+        metrics=setup.metrics,
+        fleet_id=setup.index,
+    )
 
 
 def _shift_context(setup: FleetSetup):

@@ -164,12 +164,16 @@ class GenerateResponse:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "device_id": self.device_id, "model_key": self.model_key,
-            "model_version": self.model_version, "dtype": self.dtype,
+            "device_id": self.device_id,
+            "model_key": self.model_key,
+            "model_version": self.model_version,
+            "dtype": self.dtype,
             "params": [{"weight": w.tolist(), "bias": b.tolist()} for w, b in self.params],
-            "upload_bytes": self.upload_bytes, "download_bytes": self.download_bytes,
-            "batch_size": self.batch_size, "batch_generate_s": self.batch_generate_s,
-        }  # fmt: skip
+            "upload_bytes": self.upload_bytes,
+            "download_bytes": self.download_bytes,
+            "batch_size": self.batch_size,
+            "batch_generate_s": self.batch_generate_s,
+        }
 
 
 @dataclass
@@ -229,13 +233,20 @@ class GenerateBatchResponse:
         rows = zip(*(zip(w, b, strict=True) for w, b in per_layer), strict=True)
         return [
             GenerateResponse(
-                device_id=dev, model_key=self.model_key, model_version=self.model_version,
-                dtype=self.dtype, params=list(layers), upload_bytes=int(up),
-                download_bytes=self.download_bytes, batch_size=len(self.device_ids),
+                device_id=dev,
+                model_key=self.model_key,
+                model_version=self.model_version,
+                dtype=self.dtype,
+                params=list(layers),
+                upload_bytes=int(up),
+                download_bytes=self.download_bytes,
+                batch_size=len(self.device_ids),
                 batch_generate_s=self.batch_generate_s,
             )
-            for dev, layers, up in zip(self.device_ids, rows, self.upload_bytes.tolist(), strict=True)
-        ]  # fmt: skip
+            for dev, layers, up in zip(
+                self.device_ids, rows, self.upload_bytes.tolist(), strict=True
+            )
+        ]
 
 
 @dataclass
@@ -269,13 +280,19 @@ class ServedModel:
     def describe(self) -> dict[str, Any]:
         cfg = self.model.cfg
         return {
-            "key": self.key, "version": self.version, "kind": self.kind, "backbone": cfg.backbone,
-            "method": cfg.method, "conditioned": self.conditioned, "max_samples": self.max_samples,
+            "key": self.key,
+            "version": self.version,
+            "kind": self.kind,
+            "backbone": cfg.backbone,
+            "method": cfg.method,
+            "conditioned": self.conditioned,
+            "max_samples": self.max_samples,
             "input_dim": self.input_dim if self.conditioned else None,
             "num_items": cfg.sequence.num_items if cfg.sequence else None,
             "image_shape": self.image_shape if self.kind == "images" else None,
-            "param_shapes": self.param_shapes, "dataset": self.meta.get("dataset"),
-        }  # fmt: skip
+            "param_shapes": self.param_shapes,
+            "dataset": self.meta.get("dataset"),
+        }
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -318,7 +335,8 @@ class GeneratorCore:
 
     Examples:
         >>> core = GeneratorCore.from_checkpoints(["runs/duet"])  # doctest: +SKIP
-        >>> [r] = core.generate([GenerateRequest("dev-1", core.keys()[0], items=[3, 7])])  # doctest: +SKIP
+        >>> req = GenerateRequest("dev-1", core.keys()[0], items=[3, 7])  # doctest: +SKIP
+        >>> [r] = core.generate([req])  # doctest: +SKIP
     """
 
     def __init__(self, models: Mapping[str, ServedModel]):
@@ -328,9 +346,11 @@ class GeneratorCore:
 
     @classmethod
     def from_checkpoints(
-        cls, checkpoints: Sequence[str | Path] | Mapping[str, str | Path], *,
+        cls,
+        checkpoints: Sequence[str | Path] | Mapping[str, str | Path],
+        *,
         max_samples: int | None = None,
-    ) -> GeneratorCore:  # fmt: skip
+    ) -> GeneratorCore:
         """Load run directories; a mapping gives each its key, a list uses `default_model_key`.
 
         Args:
@@ -368,18 +388,23 @@ class GeneratorCore:
 
     @torch.inference_mode()
     def generate_batch(self, batch: GenerateBatchRequest) -> GenerateBatchResponse:
-        """Validate a columnar batch as a whole (errors name the row) and generate in one forward."""
+        """Validate a columnar batch as a whole (errors name the row); one forward for all."""
         start = time.perf_counter()
         served, inputs, mask, upload = self._prepare_batch(batch)  # raw uploads: device_inputs here
         params = served.model.generate(inputs, mask, len(batch.device_ids))
         flat = flatten_params(params, batch.dtype)
         elapsed_s = time.perf_counter() - start
         return GenerateBatchResponse(
-            device_ids=list(batch.device_ids), model_key=served.key, model_version=served.version,
-            dtype=batch.dtype, flat=flat, shapes=served.model.cfg.classifier.shapes,
-            upload_bytes=upload, download_bytes=param_bytes(served, batch.dtype),
+            device_ids=list(batch.device_ids),
+            model_key=served.key,
+            model_version=served.version,
+            dtype=batch.dtype,
+            flat=flat,
+            shapes=served.model.cfg.classifier.shapes,
+            upload_bytes=upload,
+            download_bytes=param_bytes(served, batch.dtype),
             batch_generate_s=elapsed_s,
-        )  # fmt: skip
+        )
 
     def _prepare_batch(self, batch: GenerateBatchRequest):
         if not isinstance(batch, GenerateBatchRequest):
@@ -475,18 +500,28 @@ class GeneratorCore:
         inputs, mask = _batch_inputs(served, group)  # (D, S, In), (D, S) or None
         params = served.model.generate(inputs, mask, len(group))  # [(W (D, O, I), b (D, O))]
         shapes = served.model.cfg.classifier.shapes
-        arrays = {name: layer_views(flatten_params(params, name), shapes)
-                  for name in DTYPES if any(p.request.dtype == name for p in group)}  # fmt: skip
+        arrays = {
+            name: layer_views(flatten_params(params, name), shapes)
+            for name in DTYPES
+            if any(p.request.dtype == name for p in group)
+        }
         elapsed_s = time.perf_counter() - start
         responses = []
         for d, p in enumerate(group):
             layers = [(w[d], b[d]) for w, b in arrays[p.request.dtype]]
-            responses.append(GenerateResponse(
-                device_id=p.request.device_id, model_key=served.key, model_version=served.version,
-                dtype=p.request.dtype, params=layers, upload_bytes=p.upload_bytes,
-                download_bytes=sum(w.nbytes + b.nbytes for w, b in layers),
-                batch_size=len(group), batch_generate_s=elapsed_s,
-            ))  # fmt: skip
+            responses.append(
+                GenerateResponse(
+                    device_id=p.request.device_id,
+                    model_key=served.key,
+                    model_version=served.version,
+                    dtype=p.request.dtype,
+                    params=layers,
+                    upload_bytes=p.upload_bytes,
+                    download_bytes=sum(w.nbytes + b.nbytes for w, b in layers),
+                    batch_size=len(group),
+                    batch_generate_s=elapsed_s,
+                )
+            )
         return responses
 
 
@@ -533,7 +568,8 @@ def _stack(tensors: list[torch.Tensor | None]) -> torch.Tensor:
 def _check_str(value: Any, where: str, max_chars: int) -> None:
     if not isinstance(value, str) or not value or len(value) > max_chars:
         raise MalformedRequestError(
-            f"{where} must be a non-empty string of at most {max_chars} characters, got {value!r:.80}",
+            f"{where} must be a non-empty string of at most {max_chars} characters, "
+            f"got {value!r:.80}",
             where,
         )
 
@@ -593,7 +629,8 @@ def _prepare_items(served: ServedModel, value: Any, where: str) -> _Prepared:
     _check_count(len(real), served, where)
     padded = torch.zeros(served.max_samples, dtype=torch.int64)
     padded[served.max_samples - len(real) :] = torch.from_numpy(real.astype(np.int64))
-    return _Prepared(None, served, "items", padded, upload_bytes=4 * len(real))  # type: ignore[arg-type]
+    upload = 4 * len(real)
+    return _Prepared(None, served, "items", padded, upload_bytes=upload)  # type: ignore[arg-type]
 
 
 def _prepare_pixels(served: ServedModel, value: Any, where: str) -> _Prepared:
@@ -608,7 +645,8 @@ def _prepare_pixels(served: ServedModel, value: Any, where: str) -> _Prepared:
     arr = arr.astype(np.float32)
     if not np.isfinite(arr).all():
         raise NonFiniteError(f"{where} holds NaN or inf", where)
-    return _Prepared(None, served, "pixels", torch.from_numpy(arr), upload_bytes=arr.nbytes)  # type: ignore[arg-type]
+    pixels, upload = torch.from_numpy(arr), arr.nbytes
+    return _Prepared(None, served, "pixels", pixels, upload_bytes=upload)  # type: ignore[arg-type]
 
 
 def _prepare_embeddings(served: ServedModel, value: Any, where: str) -> _Prepared:
@@ -627,7 +665,9 @@ def _prepare_embeddings(served: ServedModel, value: Any, where: str) -> _Prepare
     padded[S - R :] = torch.from_numpy(arr)
     mask = torch.zeros(S, dtype=torch.bool)
     mask[S - R :] = True
-    return _Prepared(None, served, "embeddings", padded, mask, upload_bytes=wire_bytes)  # type: ignore[arg-type]
+    return _Prepared(  # type: ignore[arg-type]
+        None, served, "embeddings", padded, mask, upload_bytes=wire_bytes
+    )
 
 
 def _batch_rows(arr: np.ndarray, D: int, where: str) -> None:
@@ -643,7 +683,9 @@ def _batch_items(served: ServedModel, batch: GenerateBatchRequest, D: int):
     _batch_rows(arr, D, "items")
     if arr.ndim != 2:
         raise ShapeError(f"items must have shape (D, R), got {tuple(arr.shape)}", "items")
-    num_items, S, R = served.model.cfg.sequence.num_items, served.max_samples, arr.shape[1]  # type: ignore[union-attr]
+    sequence = served.model.cfg.sequence
+    assert sequence is not None, "a click model has a sequence config"
+    num_items, S, R = sequence.num_items, served.max_samples, arr.shape[1]
     bad = np.flatnonzero(((arr < 0) | (arr > num_items)).any(1))
     if bad.size:
         raise VocabularyError(
@@ -739,9 +781,13 @@ def load_served_model(
     if limit < 1:
         raise ValueError(f"max_samples must be >= 1, got {limit}")
     served = ServedModel(
-        key=key or default_model_key(model, info), model=model, version=weights_version(directory),
-        meta=meta, max_samples=limit, path=str(directory),
-    )  # fmt: skip
+        key=key or default_model_key(model, info),
+        model=model,
+        version=weights_version(directory),
+        meta=meta,
+        max_samples=limit,
+        path=str(directory),
+    )
     log.info("loaded %s (version %s) from %s", served.key, served.version, directory)
     return served
 
@@ -781,8 +827,24 @@ def param_bytes(served: ServedModel, dtype: str) -> int:
 
 
 __all__ = [
-    "BodyTooLargeError", "DtypeError", "GenerateBatchRequest", "GenerateBatchResponse", "GenerateRequest", "GenerateResponse", "GeneratorCore",
-    "GeneratorError", "MalformedRequestError", "NonFiniteError", "SampleCountError", "ServedModel",
-    "ShapeError", "UnknownModelError", "UnsupportedMediaTypeError", "VocabularyError",
-    "flatten_params", "layer_views", "load_served_model", "param_bytes",
-]  # fmt: skip
+    "BodyTooLargeError",
+    "DtypeError",
+    "GenerateBatchRequest",
+    "GenerateBatchResponse",
+    "GenerateRequest",
+    "GenerateResponse",
+    "GeneratorCore",
+    "GeneratorError",
+    "MalformedRequestError",
+    "NonFiniteError",
+    "SampleCountError",
+    "ServedModel",
+    "ShapeError",
+    "UnknownModelError",
+    "UnsupportedMediaTypeError",
+    "VocabularyError",
+    "flatten_params",
+    "layer_views",
+    "load_served_model",
+    "param_bytes",
+]

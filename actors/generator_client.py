@@ -24,7 +24,7 @@ RAY_HINT = "Ray Serve is not installed: pip install 'duet-sim[ray]' (ray[serve]=
 
 
 class GeneratorClient(ABC):
-    """Generate many devices' parameters: ``generate(requests) -> responses``, same length, same order."""
+    """Generate many devices' parameters: ``generate(requests) -> responses``, in order."""
 
     @abstractmethod
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResponse]:

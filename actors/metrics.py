@@ -1,7 +1,8 @@
 """Prometheus metrics of a run: `MetricsRecorder` turns finished session rows into metrics.
 
 No Ray here (STYLE item 9): `MetricsServer` adds the HTTP endpoint, and actors/metrics_actor.py
-runs one per run as a named Ray actor that every fleet reports to. The rows are those of the session Parquet (one per
+runs one per run as a named Ray actor that every fleet reports to. The rows are those of the
+session Parquet (one per
 device, session and method; columns in the fleet's contract), so Prometheus and the report
 count the same things.
 
@@ -14,7 +15,8 @@ network_class.
     duet_session_latency_seconds{L, component}      histogram: upload, generate, download,
                                                     inference, finetune (components a method uses)
     duet_session_end_to_end_latency_seconds{L}      histogram of a row's ``latency_s``
-    duet_session_fallbacks_total{L}                 counter: generator unreachable, global classifier used
+    duet_session_fallbacks_total{L}                 counter: generator unreachable, global
+                                                    classifier used
     duet_shifted_sessions_total{L}                  counter: rows with a shift operator active
     duet_network_bytes_total{L, direction}          counter: "up" / "down"
     duet_parameter_requests_total{L}                counter: parameter sets a device asked
@@ -24,7 +26,8 @@ network_class.
     duet_shifted_devices_total{scenario, operator}  counter: devices those applications touched
     duet_active_devices{scenario, fleet}            gauge: devices a fleet is simulating now
     duet_generator_requests_total{scenario, status} counter, one per attempt; status "ok",
-                                                    "timeout", "error" or "refused" (actors/fleet.py)
+                                                    "timeout", "error" or "refused"
+                                                    (actors/fleet.py)
     duet_generator_request_duration_seconds{scenario, status}  histogram
     duet_generator_batch_size{scenario}             histogram: devices per generator request
 """
@@ -47,8 +50,23 @@ SESSION_LABELS = ("scenario", "dataset", "backbone", "method", "network_class")
 LATENCY_COMPONENTS = ("upload", "generate", "download", "inference", "finetune")
 AUC_BUCKETS = tuple(i / 20 for i in range(1, 21))  # 0.05 wide: enough for p10..p90 of AUC
 # 1 ms (an embedding upload on 5G) .. 60 s (a raw CK+ frame batch on 4G-5 plus fine-tuning)
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                   10.0, 30.0, 60.0)  # fmt: skip
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)  # Serve batches up to 64
 # ---------------------------------------------------------------------------------------------
 ROW_COLUMNS = frozenset(
@@ -145,7 +163,8 @@ class MetricsRecorder:
         )
         self.latency = Histogram(
             "duet_session_latency_seconds",
-            "Per-session latency of one component, simulated seconds; only components the method uses.",
+            "Per-session latency of one component, simulated seconds; only components the "
+            "method uses.",
             (*labels, "component"),
             buckets=LATENCY_BUCKETS,
             registry=reg,
@@ -298,7 +317,7 @@ class MetricsRecorder:
         self._touched()
 
     def record_generator(self, status: str, batch_size: int, seconds: float) -> None:
-        """One generator attempt for ``batch_size`` devices that ended with ``status`` ("ok", ...)."""
+        """One generator attempt for ``batch_size`` devices, ended with ``status`` ("ok", ...)."""
         self.generator_requests.labels(self.scenario, status).inc()
         self.generator_seconds.labels(self.scenario, status).observe(seconds)
         self.generator_batch.labels(self.scenario).observe(batch_size)

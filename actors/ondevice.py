@@ -77,8 +77,13 @@ class DeviceModels:
         max_rows (int): rows per backbone forward. Default: 8192.
     """
 
-    def __init__(self, checkpoints: Mapping[str, str | Path], finetune: FinetuneConfig,
-                 method_of: Mapping[str, str] | None = None, max_rows: int = MAX_ROWS):  # fmt: skip
+    def __init__(
+        self,
+        checkpoints: Mapping[str, str | Path],
+        finetune: FinetuneConfig,
+        method_of: Mapping[str, str] | None = None,
+        max_rows: int = MAX_ROWS,
+    ):
         if "base" not in checkpoints:
             raise ValueError(f"DeviceModels needs a 'base' checkpoint, got {sorted(checkpoints)}")
         self.models: dict[str, DeviceModel] = {}
@@ -101,9 +106,12 @@ class DeviceModels:
         return self.models[method].device_inputs(realtime)
 
     def score(
-        self, replays: Sequence[Replay], sessions: Sequence, methods: Sequence[str],
+        self,
+        replays: Sequence[Replay],
+        sessions: Sequence,
+        methods: Sequence[str],
         received: Mapping[str, Sequence[Received | None]],
-    ) -> list[dict[str, SessionScore]]:  # fmt: skip
+    ) -> list[dict[str, SessionScore]]:
         """Score U sessions with every method; ``received[m][u]`` is what device u got from
         the generator for method m (a parameter set, or one per impression); its params
         None, or no entry, means m's global classifier (the fallback)."""
@@ -117,8 +125,7 @@ class DeviceModels:
                 features[id(model)] = self._features(model, samples)
             got = received.get(method)
             if got is not None and any(r is not None and r.sent is not None for r in got):
-                logits = _score_rows(model, *features[id(model)],
-                                     _row_params(model, samples, got))  # fmt: skip
+                logits = _score_rows(model, *features[id(model)], _row_params(model, samples, got))
             else:
                 params = self._params(method, model, samples, U, got)
                 logits = _score_sessions(model, *features[id(model)], samples.session, params)
@@ -126,8 +133,14 @@ class DeviceModels:
                 out[u][method] = score
         return out
 
-    def _params(self, method: str, model: DeviceModel, samples: Samples, U: int,
-                received: Sequence[Received | None] | None) -> Params:  # fmt: skip
+    def _params(
+        self,
+        method: str,
+        model: DeviceModel,
+        samples: Samples,
+        U: int,
+        received: Sequence[Received | None] | None,
+    ) -> Params:
         """(U, O, I) per layer: global, fine-tuned here, or received (global where None)."""
         if self.registered(method) == "finetune":
             return finetune_params(model, samples, torch.arange(U), self.finetune)
@@ -141,10 +154,13 @@ class DeviceModels:
     @torch.inference_mode()
     def _features(self, model: DeviceModel, samples: Samples) -> tuple[Tensor, Tensor | None]:
         """Backbone output of every row, ``max_rows`` at a time: (B, F), (B, E) or None."""
-        chunks = [model.features(samples.index(idx))
-                  for idx in torch.arange(len(samples)).split(self.max_rows)]  # fmt: skip
+        chunks = [
+            model.features(samples.index(idx))
+            for idx in torch.arange(len(samples)).split(self.max_rows)
+        ]
         feat = torch.cat([f for f, _ in chunks])
-        temb = None if chunks[0][1] is None else torch.cat([t for _, t in chunks])  # type: ignore[misc]
+        targets = [t for _, t in chunks]
+        temb = None if targets[0] is None else torch.cat(targets)  # type: ignore[arg-type]
         return feat, temb
 
     def calibrate(self, replay: Replay, methods: Sequence[str], repeats: int = 5) -> Costs:
@@ -156,8 +172,11 @@ class DeviceModels:
             if id(model) not in timed:
                 timed[id(model)] = self._scoring_s(model, one, repeats) / len(one)
         per_sample = {m: timed[id(self.model_for(m))] for m in methods}
-        embed = {m: _median_s(partial(self.embed, m, one.realtime), repeats)
-                 for m in methods if self.model_for(m).generates}  # fmt: skip
+        embed = {
+            m: _median_s(partial(self.embed, m, one.realtime), repeats)
+            for m in methods
+            if self.model_for(m).generates
+        }
         finetune_s = 0.0
         if any(self.registered(m) == "finetune" for m in methods):
             tune = partial(
@@ -188,7 +207,9 @@ def _tensor(x: np.ndarray) -> Tensor:
     return torch.from_numpy(x.astype(np.float32))
 
 
-def _row_params(model: DeviceModel, samples: ClickSamples, received: Sequence[Received | None]) -> Params:
+def _row_params(
+    model: DeviceModel, samples: ClickSamples, received: Sequence[Received | None]
+) -> Params:
     """(B, O, I) per layer: each row's impression's received set; global where it has none
     (a fallback, or a position whose empty history was not sent)."""
     B = len(samples)
@@ -212,8 +233,9 @@ def _score_rows(model: DeviceModel, feat: Tensor, temb: Tensor | None, params: P
 
 
 @torch.inference_mode()
-def _score_sessions(model: DeviceModel, feat: Tensor, temb: Tensor | None, session: Tensor,
-                    params: Params) -> Tensor:  # fmt: skip
+def _score_sessions(
+    model: DeviceModel, feat: Tensor, temb: Tensor | None, session: Tensor, params: Params
+) -> Tensor:
     """Logits of every row with its own session's parameters: rows are padded per session to
     (U, N, F) so each layer is one batched matmul over sessions, not a (B, O, I) copy."""
     U = params[0][0].shape[0]
@@ -250,8 +272,10 @@ def session_scores(logits: Tensor, samples: Samples, U: int) -> list[SessionScor
     auc = np.full(U, np.nan)
     auc[groups] = auc_values
     logloss = np.bincount(session, weights=loss, minlength=U) / np.maximum(counts, 1)
-    return [SessionScore(float(auc[u]), float(accuracy[u]), float(logloss[u]), int(counts[u]))
-            for u in range(U)]  # fmt: skip
+    return [
+        SessionScore(float(auc[u]), float(accuracy[u]), float(logloss[u]), int(counts[u]))
+        for u in range(U)
+    ]
 
 
 def _image_session_auc(logp: np.ndarray, y: np.ndarray, session: np.ndarray, U: int):

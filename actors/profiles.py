@@ -74,11 +74,19 @@ def _draw(rng: np.random.Generator, weights: Mapping[str, float], n: int) -> np.
 
 
 def sample_profiles(
-    num_devices: int, users: Sequence[int], sessions: int, *,
-    network: Mapping[str, float], compute: Mapping[str, float], upload: Mapping[str, float],
-    backbone: Mapping[str, float], online: float = 1.0, churn: float = 0.0,
-    session_gap_s: float = 3600.0, seed: int = 0,
-) -> list[DeviceProfile]:  # fmt: skip
+    num_devices: int,
+    users: Sequence[int],
+    sessions: int,
+    *,
+    network: Mapping[str, float],
+    compute: Mapping[str, float],
+    upload: Mapping[str, float],
+    backbone: Mapping[str, float],
+    online: float = 1.0,
+    churn: float = 0.0,
+    session_gap_s: float = 3600.0,
+    seed: int = 0,
+) -> list[DeviceProfile]:
     """Draw ``num_devices`` profiles; device d replays ``users[d % len(users)]``.
 
     Args:
@@ -95,30 +103,47 @@ def sample_profiles(
         ValueError: no users, or a count below 1, quoting the value.
     """
     if num_devices < 1 or sessions < 1 or len(users) == 0:
-        raise ValueError(f"need num_devices >= 1, sessions >= 1 and users, got "
-                         f"{num_devices}, {sessions}, {len(users)} users")  # fmt: skip
+        raise ValueError(
+            f"need num_devices >= 1, sessions >= 1 and users, got "
+            f"{num_devices}, {sessions}, {len(users)} users"
+        )
     rng = np.random.default_rng([seed, 0x5EED])
-    draws = {key: _draw(rng, w, num_devices) for key, w in
-             (("network", network), ("compute", compute), ("upload", upload), ("backbone", backbone))}  # fmt: skip
+    draws = {
+        key: _draw(rng, w, num_devices)
+        for key, w in (
+            ("network", network),
+            ("compute", compute),
+            ("upload", upload),
+            ("backbone", backbone),
+        )
+    }
     present = rng.random((num_devices, sessions)) < online
     left = np.cumsum(rng.random((num_devices, sessions)) < churn, axis=1) > 0  # churned after slot
     left = np.concatenate([np.zeros((num_devices, 1), bool), left[:, :-1]], axis=1)
     start = np.cumsum(rng.exponential(session_gap_s, (num_devices, sessions)), axis=1)
     return [
         DeviceProfile(
-            device_id=d, user_id=int(users[d % len(users)]), network=str(draws["network"][d]),
-            compute=str(draws["compute"][d]), upload=str(draws["upload"][d]),
-            backbone=str(draws["backbone"][d]), active=tuple((present[d] & ~left[d]).tolist()),
+            device_id=d,
+            user_id=int(users[d % len(users)]),
+            network=str(draws["network"][d]),
+            compute=str(draws["compute"][d]),
+            upload=str(draws["upload"][d]),
+            backbone=str(draws["backbone"][d]),
+            active=tuple((present[d] & ~left[d]).tolist()),
             start_s=tuple(start[d].tolist()),
         )
         for d in range(num_devices)
-    ]  # fmt: skip
+    ]
 
 
 def select_group(
-    profiles: Sequence[DeviceProfile], *, fraction: float = 1.0, seed: int = 0, salt: int = 0,
+    profiles: Sequence[DeviceProfile],
+    *,
+    fraction: float = 1.0,
+    seed: int = 0,
+    salt: int = 0,
     **filters: Sequence[str] | None,
-) -> set[int]:  # fmt: skip
+) -> set[int]:
     """Device ids matching every filter (``network=["4g-5"]``...), then a seeded ``fraction``
     of them (rounded).
 
@@ -127,8 +152,11 @@ def select_group(
     unknown = sorted(set(filters) - {"network", "compute", "upload", "backbone"})
     if unknown:
         raise ValueError(f"unknown group filter(s) {unknown}")
-    match = [p.device_id for p in profiles
-             if all(allowed is None or getattr(p, key) in allowed for key, allowed in filters.items())]  # fmt: skip
+    match = [
+        p.device_id
+        for p in profiles
+        if all(allowed is None or getattr(p, key) in allowed for key, allowed in filters.items())
+    ]
     rng = np.random.default_rng([seed, 0x6409, salt])
     count = round(fraction * len(match))  # exactly this many, so small fleets get the share asked
     return {match[i] for i in rng.permutation(len(match))[:count]}

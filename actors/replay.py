@@ -115,8 +115,12 @@ def _click_replays(sessions: pl.DataFrame, rows: pl.DataFrame) -> list[ClickRepl
         part = by_session[(sid,)]
         negatives = fixed_to_numpy(part["negatives"].to_arrow()).astype(np.int64)
         first_history = np.asarray(part["history"][0], dtype=np.int64)
-        session = ClickSession(int(user), int(index), np.asarray(items, dtype=np.int64),
-                               np.asarray(realtime, dtype=np.int64))  # fmt: skip
+        session = ClickSession(
+            int(user),
+            int(index),
+            np.asarray(items, dtype=np.int64),
+            np.asarray(realtime, dtype=np.int64),
+        )
         out.append(ClickReplay(session, int(sid), first_history, negatives))
     return out
 
@@ -178,10 +182,15 @@ def click_samples(replays: Sequence[ClickReplay], sessions: Sequence[ClickSessio
     )
     sess = cat(session)
     return ClickSamples(
-        history=cat(hist), target=cat(target), label=label, session=sess,
-        user=torch.tensor([s.user for s in sessions])[sess], group=cat(group),
-        position=cat(position), realtime=torch.from_numpy(np.stack([s.realtime for s in sessions])),
-    )  # fmt: skip
+        history=cat(hist),
+        target=cat(target),
+        label=label,
+        session=sess,
+        user=torch.tensor([s.user for s in sessions])[sess],
+        group=cat(group),
+        position=cat(position),
+        realtime=torch.from_numpy(np.stack([s.realtime for s in sessions])),
+    )
 
 
 def image_samples(sessions: Sequence[ImageSession]) -> ImageSamples:
@@ -190,11 +199,13 @@ def image_samples(sessions: Sequence[ImageSession]) -> ImageSamples:
     sess = torch.repeat_interleave(torch.arange(len(sessions)), torch.tensor(counts))
     pixels = torch.from_numpy(np.concatenate([s.pixels for s in sessions])).float() / 255.0
     return ImageSamples(
-        pixels=pixels, label=torch.from_numpy(np.concatenate([s.labels for s in sessions])),
-        session=sess, user=torch.tensor([s.user for s in sessions])[sess],
+        pixels=pixels,
+        label=torch.from_numpy(np.concatenate([s.labels for s in sessions])),
+        session=sess,
+        user=torch.tensor([s.user for s in sessions])[sess],
         position=torch.cat([torch.arange(n) for n in counts]),
         realtime=torch.from_numpy(np.stack([s.pixels[0] for s in sessions])).float() / 255.0,
-    )  # fmt: skip
+    )
 
 
 def build_samples(replays: Sequence[Replay], sessions: Sequence) -> ClickSamples | ImageSamples:

@@ -103,7 +103,8 @@ class DuetGenerator:
         self.max_body_bytes = max_body_bytes
         # @serve.batch adds these setters at runtime; its type stubs do not declare them
         self._generate_batch.set_max_batch_size(max_batch_size)  # type: ignore[attr-defined]
-        self._generate_batch.set_batch_wait_timeout_s(batch_wait_timeout_s)  # type: ignore[attr-defined]
+        batched = self._generate_batch
+        batched.set_batch_wait_timeout_s(batch_wait_timeout_s)  # type: ignore[attr-defined]
         log.info("serving %s", self.core.keys())
 
     # ---- handle methods -------------------------------------------------------------------
@@ -173,7 +174,7 @@ class DuetGenerator:
         ``__init__``). An exception here fails every request of the batch, which is why
         validation happens before a request joins.
         """
-        # the forward runs in a thread (torch releases the GIL) so the loop keeps filling the next batch
+        # the forward runs in a thread (torch releases the GIL): the loop fills the next batch
         responses = await asyncio.to_thread(self.core.generate_prepared, batch)
         if len(responses) != len(batch):
             raise RuntimeError(f"generated {len(responses)} responses for a batch of {len(batch)}")
@@ -263,7 +264,8 @@ def _json(doc: Any, status: int = 200) -> Response:
 
 
 def build_app(args: dict[str, Any]) -> serve.Application:
-    """Application builder for ``serve deploy`` / ``serve run`` (platform/serve/duet_generator.yaml).
+    """Application builder for ``serve deploy`` / ``serve run``
+    (platform/serve/duet_generator.yaml).
 
     Args:
         args (dict): ``checkpoints`` (list of run dirs, or {key: dir}; required) and optional
@@ -274,9 +276,18 @@ def build_app(args: dict[str, Any]) -> serve.Application:
     Raises:
         ValueError: missing ``checkpoints`` or an unknown key.
     """
-    known = {"checkpoints", "max_samples", "max_batch_size", "batch_wait_timeout_s", "max_body_bytes",
-             "max_ongoing_requests", "max_queued_requests", "retry_after_s", "num_replicas",
-             "num_cpus"}  # fmt: skip
+    known = {
+        "checkpoints",
+        "max_samples",
+        "max_batch_size",
+        "batch_wait_timeout_s",
+        "max_body_bytes",
+        "max_ongoing_requests",
+        "max_queued_requests",
+        "retry_after_s",
+        "num_replicas",
+        "num_cpus",
+    }
     unknown = sorted(set(args) - known)
     if unknown or not args.get("checkpoints"):
         raise ValueError(
@@ -297,4 +308,5 @@ def build_app(args: dict[str, Any]) -> serve.Application:
         if k in args
     }
     # @serve.deployment turns the class into a Deployment; mypy still sees the class
-    return DuetGenerator.options(**options).bind(args["checkpoints"], **kwargs)  # type: ignore[attr-defined]
+    deployment = DuetGenerator.options(**options)  # type: ignore[attr-defined]
+    return deployment.bind(args["checkpoints"], **kwargs)

@@ -47,12 +47,17 @@ class PartSink:
     """
 
     def __init__(
-        self, directory: str | Path, flush_rows: int = 2000, flush_interval_s: float = 2.0,
+        self,
+        directory: str | Path,
+        flush_rows: int = 2000,
+        flush_interval_s: float = 2.0,
         on_rows: Iterable[Callable[[pa.Table], None]] = (),
-    ):  # fmt: skip
+    ):
         if flush_rows < 1 or flush_interval_s <= 0:
-            raise ValueError(f"flush_rows must be >= 1 and flush_interval_s > 0, got "
-                             f"{flush_rows}, {flush_interval_s}")  # fmt: skip
+            raise ValueError(
+                f"flush_rows must be >= 1 and flush_interval_s > 0, got "
+                f"{flush_rows}, {flush_interval_s}"
+            )
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         for stale in self.directory.glob(".*.tmp"):  # a crash between write and rename

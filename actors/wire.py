@@ -111,7 +111,8 @@ def _check_spec(spec: Any, where: str) -> tuple[str, str, tuple[int, ...]]:
     shape = spec.get("shape") if ok else None
     if not ok or spec.get("dtype") not in FRAME_DTYPES or not isinstance(shape, list):
         raise MalformedRequestError(
-            f"each tensor spec needs name (str), dtype in {sorted(FRAME_DTYPES)}, shape (list); got {spec!r:.120}",
+            f"each tensor spec needs name (str), dtype in {sorted(FRAME_DTYPES)}, shape (list); "
+            f"got {spec!r:.120}",
             where,
         )
     if len(shape) > 4 or not all(type(n) is int and 0 <= n < 2**31 for n in shape):

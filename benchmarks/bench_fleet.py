@@ -86,15 +86,22 @@ def main() -> None:
     p.add_argument("--scenario", type=Path, default=Path("configs/scenarios/scale-10k.yaml"))
     p.add_argument("--out", type=Path, default=Path("runs/bench-fleet"))
     p.add_argument("--set", dest="overrides", action="append", default=[])
-    p.add_argument("--baseline-devices", type=int, default=100,
-                   help="a second, small run: memory per device = peak difference / device difference")  # fmt: skip
+    p.add_argument(
+        "--baseline-devices",
+        type=int,
+        default=100,
+        help="a second, small run: memory per device = peak difference / device difference",
+    )
     p.add_argument("--num-cpus", type=int, default=2)
     args = p.parse_args()
 
     small = measure(args, [*args.overrides, f"fleet.devices={args.baseline_devices}"], "small")
     big = measure(args, args.overrides, "full")
-    per_device = (big["peak_cluster_pss_gb"] - small["peak_cluster_pss_gb"]) * 1024**2 / (
-        big["devices"] - small["devices"])  # fmt: skip
+    per_device = (
+        (big["peak_cluster_pss_gb"] - small["peak_cluster_pss_gb"])
+        * 1024**2
+        / (big["devices"] - small["devices"])
+    )
     result = {**big, "baseline_run": small, "pss_per_extra_device_kb": per_device}
     (args.out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
@@ -140,18 +147,24 @@ def _result(scenario, summary, run_s, total_s, memory) -> dict:
     gb = 1024**3
     comparison = summary["latency_comparison"]
     return {
-        "scenario": scenario.name, "devices": devices,
-        "sessions_per_device": scenario.fleet.sessions_per_device, "methods": scenario.method_names,
-        "sessions": sessions, "rows": sum(v["written"] for v in summary["accounting"]["methods"].values()),
+        "scenario": scenario.name,
+        "devices": devices,
+        "sessions_per_device": scenario.fleet.sessions_per_device,
+        "methods": scenario.method_names,
+        "sessions": sessions,
+        "rows": sum(v["written"] for v in summary["accounting"]["methods"].values()),
         "accounting_complete": summary["accounting"]["complete"],
-        "run_wall_s": run_s, "total_wall_s": total_s, "sessions_per_s": sessions / run_s,
-        "peak_cluster_pss_gb": memory.peak / gb, "processes": memory.processes,
+        "run_wall_s": run_s,
+        "total_wall_s": total_s,
+        "sessions_per_s": sessions / run_s,
+        "peak_cluster_pss_gb": memory.peak / gb,
+        "processes": memory.processes,
         "pss_per_device_kb": memory.peak / devices / 1024,
         "auc": {m: v["auc_mean"] for m, v in summary["methods"].items()},
         "latency_s": {m: v["latency_s"] for m, v in summary["methods"].items()},
         "components_mean_s": {m: v["components_mean_s"] for m, v in summary["methods"].items()},
         "latency_comparison": comparison,
-    }  # fmt: skip
+    }
 
 
 if __name__ == "__main__":

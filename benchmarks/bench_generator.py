@@ -83,8 +83,14 @@ def stats(
     neighbour's burst in one round should not decide the row. Latency percentiles are per
     device; in a batch every device waits for the whole round, so they default to it."""
     ms = np.asarray(round_s if lat_s is None else lat_s) * 1e3
-    return {"way": way, "n": n, "dtype": dtype, "sets_per_s": n / float(np.median(round_s)),
-            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}  # fmt: skip
+    return {
+        "way": way,
+        "n": n,
+        "dtype": dtype,
+        "sets_per_s": n / float(np.median(round_s)),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+    }
 
 
 def rounds_for(n: int, quick: bool) -> int:
@@ -134,9 +140,16 @@ async def bench_columnar(
         if n >= 64:
             server_ms[f"columnar batch of {n}, {dt} (incl. validation)"] = 1e3 * np.median(s) / n
         p50 = {way: 1e3 * np.median(lat) for (way, d), lat in ways.items() if d == dt}
-        breakdown.append({"n": n, "dtype": dt, "replica_ms": 1e3 * np.median(s),
-                          "forward_ms": 1e3 * np.median(ways[(FORWARD, "float32")]),
-                          "core_ms": p50[CORE], "rt_ms": p50[SERVE]})  # fmt: skip
+        breakdown.append(
+            {
+                "n": n,
+                "dtype": dt,
+                "replica_ms": 1e3 * np.median(s),
+                "forward_ms": 1e3 * np.median(ways[(FORWARD, "float32")]),
+                "core_ms": p50[CORE],
+                "rt_ms": p50[SERVE],
+            }
+        )
     split_s = timed((await handle.generate_batch.remote(batches["float32"])).split)
     return [stats(way, n, lat, dt) for (way, dt), lat in ways.items()], split_s
 
@@ -204,30 +217,46 @@ def download_sizes() -> list[tuple[str, int, int, int]]:
 def print_report(
     rows: list[dict], server_ms: dict, breakdown: list, split_ms: dict, sizes, args
 ) -> None:
-    print(f"\n## generator service ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, "
-          f"CPython {platform.python_version()}, torch {torch.__version__}, "
-          f"gru4rec DUET, {args.neck} neck, replica and ceilings with {args.replica_cpus} torch "
-          f"thread(s))\n")  # fmt: skip
-    print("| devices in flight | way | dtype | sets/s | p50 (ms) | p99 (ms) | vs forward only | vs core in-process |")  # fmt: skip
+    print(
+        f"\n## generator service ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, "
+        f"CPython {platform.python_version()}, torch {torch.__version__}, "
+        f"gru4rec DUET, {args.neck} neck, replica and ceilings with {args.replica_cpus} torch "
+        f"thread(s))\n"
+    )
+    print(
+        "| devices in flight | way | dtype | sets/s | p50 (ms) | p99 (ms) | vs forward only "
+        "| vs core in-process |"
+    )
     print("|---:|---|---|---:|---:|---:|---:|---:|")
     ceiling = {(r["n"], r["way"], r["dtype"]): r["sets_per_s"] for r in rows}
     for r in rows:
         fwd = r["sets_per_s"] / ceiling[(r["n"], FORWARD, "float32")]
         core = r["sets_per_s"] / ceiling[(r["n"], CORE, r["dtype"])]
-        print(f"| {r['n']} | {r['way']} | {r['dtype']} | {r['sets_per_s']:,.0f} | "
-              f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {fwd:.0%} | {core:.0%} |")  # fmt: skip
+        print(
+            f"| {r['n']} | {r['way']} | {r['dtype']} | {r['sets_per_s']:,.0f} | "
+            f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {fwd:.0%} | {core:.0%} |"
+        )
     print("\nServer-side generation time per device (replica, `batch_generate_s / batch_size`):\n")
     for label, ms in server_ms.items():
         print(f"- {label}: {ms:.3f} ms")
-    print("\nWhere a columnar round trip goes (medians, ms; the replica time is the same "
-          "`generate_batch` measured inside the replica):\n")  # fmt: skip
-    print("| devices | dtype | forward only | core in-process | core in the replica | Serve round trip | round trip - replica |")  # fmt: skip
+    print(
+        "\nWhere a columnar round trip goes (medians, ms; the replica time is the same "
+        "`generate_batch` measured inside the replica):\n"
+    )
+    print(
+        "| devices | dtype | forward only | core in-process | core in the replica "
+        "| Serve round trip | round trip - replica |"
+    )
     print("|---:|---|---:|---:|---:|---:|---:|")
     for b in breakdown:
-        print(f"| {b['n']} | {b['dtype']} | {b['forward_ms']:.1f} | {b['core_ms']:.1f} | "
-              f"{b['replica_ms']:.1f} | {b['rt_ms']:.1f} | {b['rt_ms'] - b['replica_ms']:.1f} |")  # fmt: skip
-    print("\n`GenerateBatchResponse.split()` into per-device responses (client side, not in the "
-          "columnar rows above): " + ", ".join(f"{ms:.1f} ms at {n}" for n, ms in split_ms.items()))  # fmt: skip
+        print(
+            f"| {b['n']} | {b['dtype']} | {b['forward_ms']:.1f} | {b['core_ms']:.1f} | "
+            f"{b['replica_ms']:.1f} | {b['rt_ms']:.1f} | {b['rt_ms'] - b['replica_ms']:.1f} |"
+        )
+    print(
+        "\n`GenerateBatchResponse.split()` into per-device responses (client side, not in the "
+        "columnar rows above): " + ", ".join(f"{ms:.1f} ms at {n}" for n, ms in split_ms.items())
+    )
     print(
         "\n| backbone (dynamic layers) | params | float32 bytes | float16 bytes | "
         + " | ".join(f"f16 at {k} (ms)" for k in NETWORKS_MBPS)
@@ -244,9 +273,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--replica-cpus", type=int, default=1, help="torch threads = Ray CPUs")
     parser.add_argument(
-        "--neck", choices=("mean", "gru", "gru-mean"), default="mean",
+        "--neck",
+        choices=("mean", "gru", "gru-mean"),
+        default="mean",
         help="PPG neck over the clicks: mean (the project default) or gru (the paper's)",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     import ray
     from ray import serve
@@ -257,13 +288,19 @@ def main() -> None:
     torch.set_num_threads(args.replica_cpus)  # the ceilings get what one replica gets
     core = GeneratorCore.from_checkpoints({KEY: ckpt})
     ray.init(
-        address="local", num_cpus=2, include_dashboard=False,
-        object_store_memory=300 * 1024**2, log_to_driver=False,
-    )  # fmt: skip
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=300 * 1024**2,
+        log_to_driver=False,
+    )
     app = build_app(
-        {"checkpoints": {KEY: str(ckpt)}, "max_batch_size": MAX_BATCH_SIZE,
-         "num_cpus": args.replica_cpus}
-    )  # fmt: skip
+        {
+            "checkpoints": {KEY: str(ckpt)},
+            "max_batch_size": MAX_BATCH_SIZE,
+            "num_cpus": args.replica_cpus,
+        }
+    )
     handle = serve.run(
         app, name=APP_NAME, route_prefix=None, logging_config={"enable_access_log": False}
     )

@@ -58,11 +58,13 @@ from duet.model import DeviceModel
 # ---------------------------------------------------------------------------------------------
 APP, KEY = "overload", "ck/mobilenet_v3_small/duet"
 DEPLOYMENTS = {
-    "default": {"max_ongoing_requests": MAX_ONGOING_REQUESTS,
-                "max_queued_requests": MAX_QUEUED_REQUESTS},
+    "default": {
+        "max_ongoing_requests": MAX_ONGOING_REQUESTS,
+        "max_queued_requests": MAX_QUEUED_REQUESTS,
+    },
     "tight": {"max_ongoing_requests": 64, "max_queued_requests": 64},
     "unbounded": {"max_ongoing_requests": MAX_ONGOING_REQUESTS, "max_queued_requests": -1},
-}  # fmt: skip
+}
 CAPACITY_IN_FLIGHT = 64
 MIB = 2**20
 # ---------------------------------------------------------------------------------------------
@@ -70,8 +72,14 @@ MIB = 2**20
 
 def make_checkpoint(root: Path) -> Path:
     torch.manual_seed(0)
-    meta = {"dataset": "ck", "kind": "images", "height": 48, "width": 48, "channels": 1,
-            "realtime_size": 1}  # fmt: skip
+    meta = {
+        "dataset": "ck",
+        "kind": "images",
+        "height": 48,
+        "width": 48,
+        "channels": 1,
+        "realtime_size": 1,
+    }
     model = DeviceModel(mobilenet_umn("small", "duet", 7, in_channels=1, head_hidden=128))
     return save_checkpoint(model, root / "mnv3s", info={"dataset_meta": meta})
 
@@ -86,8 +94,11 @@ Send = Callable[[int], Awaitable[str]]  # request i -> "ok" | "rejected" | "erro
 
 def http_sender(client: httpx.AsyncClient, bodies: list[bytes]) -> Send:
     async def send(i: int) -> str:
-        r = await client.post("/v1/generate", content=bodies[i % len(bodies)],
-                              headers={"content-type": wire.FRAME_TYPE})  # fmt: skip
+        r = await client.post(
+            "/v1/generate",
+            content=bodies[i % len(bodies)],
+            headers={"content-type": wire.FRAME_TYPE},
+        )
         if r.status_code == 503:
             assert "retry-after" in r.headers, "a 503 without Retry-After"
             return "rejected"
@@ -155,16 +166,27 @@ async def open_loop(send: Send, rate: float, seconds: float, max_outstanding: in
         await asyncio.sleep(0.002)
     await asyncio.gather(*tasks)
     wall_s = time.perf_counter() - start
-    pct = lambda k, q: float(np.percentile(latency_s[k], q)) if latency_s[k] else float("nan")  # noqa: E731
-    return {"offered": sent, "offered_per_s": sent / seconds, **outcomes,
-            "served_per_s": outcomes["ok"] / wall_s, "peak_outstanding": peak_outstanding,
-            "p50_s": pct("ok", 50), "p99_s": pct("ok", 99), "rejected_p50_s": pct("rejected", 50)}  # fmt: skip
+
+    def pct(k: str, q: float) -> float:
+        return float(np.percentile(latency_s[k], q)) if latency_s[k] else float("nan")
+
+    return {
+        "offered": sent,
+        "offered_per_s": sent / seconds,
+        **outcomes,
+        "served_per_s": outcomes["ok"] / wall_s,
+        "peak_outstanding": peak_outstanding,
+        "p50_s": pct("ok", 50),
+        "p99_s": pct("ok", 99),
+        "rejected_p50_s": pct("rejected", 50),
+    }
 
 
 async def deploy(checkpoint: Path, limits: dict[str, int]):
     args = {"checkpoints": {KEY: str(checkpoint)}, **limits}
-    handle = serve.run(build_app(args), name=APP, route_prefix="/",
-                       logging_config={"enable_access_log": False})  # fmt: skip
+    handle = serve.run(
+        build_app(args), name=APP, route_prefix="/", logging_config={"enable_access_log": False}
+    )
     await handle.generate.remote(frame_request(0))  # warm: weights loaded, first forward done
     return handle
 
@@ -177,10 +199,14 @@ async def phase(path: str, send: Send, rate: float, args, watch: dict) -> dict:
     result = await open_loop(send, rate, args.seconds, args.max_outstanding)
     after = {**memory(watch), "caller": process_memory()}
     grew = {k: (after[k]["peak_rss_bytes"] - base[k]["rss_bytes"]) / MIB for k in base}
-    result["peak_growth_mib"] = {k.split()[0]: round(v, 1) for k, v in grew.items()
-                                 if path == "http" or not k.startswith("proxy")}  # fmt: skip
-    result["baseline_rss_mib"] = {k.split()[0]: round(v["rss_bytes"] / MIB, 1)
-                                  for k, v in base.items()}  # fmt: skip
+    result["peak_growth_mib"] = {
+        k.split()[0]: round(v, 1)
+        for k, v in grew.items()
+        if path == "http" or not k.startswith("proxy")
+    }
+    result["baseline_rss_mib"] = {
+        k.split()[0]: round(v["rss_bytes"] / MIB, 1) for k, v in base.items()
+    }
     return result
 
 
@@ -189,8 +215,9 @@ async def bench(args, checkpoint: Path, port: int) -> list[dict]:
     requests = [frame_request(i) for i in range(64)]
     limits = httpx.Limits(max_connections=args.max_outstanding, max_keepalive_connections=256)
     rows = []
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
-                                 timeout=300) as client:  # fmt: skip
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=300
+    ) as client:
         for name, limits_ in DEPLOYMENTS.items():
             handle = await deploy(checkpoint, limits_)
             watch = serve_processes(APP)
@@ -204,8 +231,13 @@ async def bench(args, checkpoint: Path, port: int) -> list[dict]:
                 print(
                     f"{name} {path}: capacity {capacity:.0f}/s, offering {rate:.0f}/s", flush=True
                 )
-                row = {"deployment": name, **limits_, "path": path, "capacity_per_s": capacity,
-                       **await phase(path, send, rate, args, watch)}  # fmt: skip
+                row = {
+                    "deployment": name,
+                    **limits_,
+                    "path": path,
+                    "capacity_per_s": capacity,
+                    **await phase(path, send, rate, args, watch),
+                }
                 print(json.dumps(row), flush=True)
                 rows.append(row)
     return rows
@@ -221,10 +253,14 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         growth = r["peak_growth_mib"]
         other = growth.get("proxy", growth.get("caller"))
-        lines.append(f"| {r['deployment']} | {r['path']} | {r['capacity_per_s']:.0f} | {r['offered_per_s']:.0f} "
-                     f"| {r['ok']:,} | {r['rejected']:,} | {r['error']:,} | {r['not sent (client cap)']:,} "
-                     f"| {r['p50_s']:.2f} | {r['p99_s']:.2f} | {r['rejected_p50_s']:.3f} | {r['peak_outstanding']:,} "
-                     f"| {growth['replica']:.0f} / {other:.0f} |")  # fmt: skip
+        lines.append(
+            f"| {r['deployment']} | {r['path']} | {r['capacity_per_s']:.0f} "
+            f"| {r['offered_per_s']:.0f} "
+            f"| {r['ok']:,} | {r['rejected']:,} | {r['error']:,} | {r['not sent (client cap)']:,} "
+            f"| {r['p50_s']:.2f} | {r['p99_s']:.2f} | {r['rejected_p50_s']:.3f} "
+            f"| {r['peak_outstanding']:,} "
+            f"| {growth['replica']:.0f} / {other:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -248,8 +284,10 @@ def main() -> None:
     finally:
         serve.shutdown()
         ray.shutdown()
-    print(f"\n{platform.python_version()}, torch {torch.__version__}, ray {ray.__version__}, "
-          f"{args.seconds:.0f} s per phase at {args.overload:g}x capacity\n")  # fmt: skip
+    print(
+        f"\n{platform.python_version()}, torch {torch.__version__}, ray {ray.__version__}, "
+        f"{args.seconds:.0f} s per phase at {args.overload:g}x capacity\n"
+    )
     print(table(rows))
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2) + "\n")

@@ -39,10 +39,15 @@ def run_case(name: str, args: list[str], out: Path) -> dict:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name} failed: {stderr}")
     meta = json.loads((out / "meta.json").read_text())
-    return {"case": name, "wall_s": wall_s, "peak_rss_gb": usage.ru_maxrss / 1024**2,
-            "interactions": meta["counts"]["interactions"], "train_rows": meta["counts"]["train_rows"],
-            "test_rows": meta["counts"]["test_rows"],
-            "command": "duet-sim data prepare " + shlex.join(args)}  # fmt: skip
+    return {
+        "case": name,
+        "wall_s": wall_s,
+        "peak_rss_gb": usage.ru_maxrss / 1024**2,
+        "interactions": meta["counts"]["interactions"],
+        "train_rows": meta["counts"]["train_rows"],
+        "test_rows": meta["counts"]["test_rows"],
+        "command": "duet-sim data prepare " + shlex.join(args),
+    }
 
 
 def cases() -> list[tuple[str, list[str]]]:
@@ -59,17 +64,23 @@ def cases() -> list[tuple[str, list[str]]]:
 
 def write_results(rows: list[dict]) -> None:
     """Replace (or append) the ``## data prepare`` section of RESULTS.md."""
-    lines = [HEADING, "",
-             f"Recorded {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores, "
-             f"{platform.python_implementation()} {platform.python_version()}, "
-             f"by `DUET_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_prepare.py`. "
-             f"Target: 1M interactions in < {TARGET_S:.0f} s and < {TARGET_GB:.0f} GB.", "",
-             "| case | interactions | train rows | test rows | wall (s) | peak RSS (GB) | command |",
-             "|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    lines = [
+        HEADING,
+        "",
+        f"Recorded {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores, "
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"by `DUET_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_prepare.py`. "
+        f"Target: 1M interactions in < {TARGET_S:.0f} s and < {TARGET_GB:.0f} GB.",
+        "",
+        "| case | interactions | train rows | test rows | wall (s) | peak RSS (GB) | command |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['case']} | {r['interactions']:,} | {r['train_rows']:,} | "
-                     f"{r['test_rows']:,} | {r['wall_s']:.1f} | {r['peak_rss_gb']:.2f} | "
-                     f"`{r['command']} --out OUT` |")  # fmt: skip
+        lines.append(
+            f"| {r['case']} | {r['interactions']:,} | {r['train_rows']:,} | "
+            f"{r['test_rows']:,} | {r['wall_s']:.1f} | {r['peak_rss_gb']:.2f} | "
+            f"`{r['command']} --out OUT` |"
+        )
     section = "\n".join(lines) + "\n"
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     if HEADING in text:

@@ -1,17 +1,19 @@
 """Reproduce the paper's Tables 1-4 and Figure 4, resumably, on a small CPU machine.
 
-Every training cell (dataset, backbone, method, seed[, N_p]) goes through
-``simulation.train_cmd.train_cell``, the code path of `duet-sim train`, on a dataset
-prepared once per dataset and shared by all cells (``--prepared``). A finished cell's
-``metrics.json`` is copied to ``benchmarks/paper_results/<table>/<dataset>/<cell>.json``,
+Every training cell (dataset, backbone, method, seed[, N_p]) is one run of
+``simulation.train_recipe.TrainRecipe``, the recipe `duet-sim train` calls, on a dataset
+prepared once per (dataset, protocol) and shared by all cells (``--prepared``). A finished
+cell's ``metrics.json`` is copied to
+``benchmarks/paper_results/<table>/<dataset>[-<protocol>]/<cell>.json``,
 which is small and committed, so progress survives between sessions: rerunning the same
 command skips cached cells. Checkpoints stay under ``runs/paper/`` (git-ignored).
 
     .venv/bin/python benchmarks/paper.py table1 [--dataset movielens-1m --data-dir DIR]
     .venv/bin/python benchmarks/paper.py table2            # CK+48, includes the N_p sweep (Table 4)
-    .venv/bin/python benchmarks/paper.py table3            # sizes and delays of the DUET models (no training)
-    .venv/bin/python benchmarks/paper.py figure4           # fleet run of the genre-shift scenario (per-session AUC)
-    .venv/bin/python benchmarks/paper.py finetune-sweep    # finetune's steps/lr on Table 1's base models
+    .venv/bin/python benchmarks/paper.py table3            # sizes and delays (no training)
+    .venv/bin/python benchmarks/paper.py parity            # our vs the authors' choices, on val
+    .venv/bin/python benchmarks/paper.py linear-floor      # Table 2's ridge on raw pixels
+    .venv/bin/python benchmarks/paper.py fleet NAME        # a fleet run: Figure 4, conditioning
     .venv/bin/python benchmarks/paper.py write             # docs/results.md from the cached cells
 """
 
@@ -116,8 +118,15 @@ class Cell:
         return runs / self.table / self.folder / self.name
 
 
-def grid(table: str, dataset: str, backbones: Sequence[str], methods: Sequence[str],
-         seeds: Sequence[int], n_ps: Sequence[int] = NP_SWEEP, protocol: str = "") -> list[Cell]:  # fmt: skip
+def grid(
+    table: str,
+    dataset: str,
+    backbones: Sequence[str],
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    n_ps: Sequence[int] = NP_SWEEP,
+    protocol: str = "",
+) -> list[Cell]:
     """Cells in the order that informs first: seed 0 of every (backbone, method), then the
     next seed, and so on, so a run cut short still holds complete seed-0 rows. ``n_ps``
     narrows Table 2's DUET cells to part of the N_p sweep, so Table 2's own DUET cell
@@ -130,8 +139,10 @@ def grid(table: str, dataset: str, backbones: Sequence[str], methods: Sequence[s
                 if table == "table2":
                     tag, options = "", ()
                 nps = n_ps if table == "table2" and method == "duet" else (None,)
-                cells += [Cell(table, dataset, backbone, method, seed, n, tag, options, protocol)
-                          for n in nps]  # fmt: skip
+                cells += [
+                    Cell(table, dataset, backbone, method, seed, n, tag, options, protocol)
+                    for n in nps
+                ]
     return cells
 
 
@@ -159,9 +170,11 @@ def train_command(cell: Cell, epochs: int, data: Path, test: bool = True) -> str
     """The equivalent `duet-sim train` command line, stored with the cell for the docs."""
     np_flag = f" --np {cell.np}" if cell.np is not None else ""
     extra = "".join(_flag(k, v) for k, v in cell.options) + ("" if test else " --no-test")
-    return (f"duet-sim train --dataset {cell.dataset} --backbone {cell.backbone} "
-            f"--method {cell.method}{np_flag}{extra} --seed {cell.seed} --epochs {epochs} "
-            f"--prepared {repo_relative(data)} --out OUT")  # fmt: skip
+    return (
+        f"duet-sim train --dataset {cell.dataset} --backbone {cell.backbone} "
+        f"--method {cell.method}{np_flag}{extra} --seed {cell.seed} --epochs {epochs} "
+        f"--prepared {repo_relative(data)} --out OUT"
+    )
 
 
 def _flag(key: str, value: Any) -> str:
@@ -169,15 +182,17 @@ def _flag(key: str, value: Any) -> str:
     if key == "arch":
         if not value:
             return " --arch reference"  # explicitly the reference architecture, not duet/tuned.py
-        return "".join(f" --arch {k}={str(v).lower() if isinstance(v, bool) else v}"
-                       for k, v in value)  # fmt: skip
+        return "".join(
+            f" --arch {k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in value
+        )
     if isinstance(value, bool):  # store-true flags
         return f" --{key.replace('_', '-')}" if value else ""
     return f" --{key.replace('_', '-')} {value}"
 
 
-def run_cells(cells: Sequence[Cell], epochs: int, data: Path, results: Path, runs: Path,
-              test: bool = True) -> int:  # fmt: skip
+def run_cells(
+    cells: Sequence[Cell], epochs: int, data: Path, results: Path, runs: Path, test: bool = True
+) -> int:
     """Train every uncached cell, caching its metrics; returns how many were trained.
     ``test=False`` trains and validates only (tuning cells never read the test split)."""
     trained = 0
@@ -189,16 +204,23 @@ def run_cells(cells: Sequence[Cell], epochs: int, data: Path, results: Path, run
         start = time.perf_counter()
         train_cell(cell, epochs, data, runs, test)
         metrics = json.loads((cell.run_dir(runs) / "metrics.json").read_text())
-        metrics |= {"cell": cell.name, "variant": cell.variant, "np": cell.np,
-                    "wall_seconds": time.perf_counter() - start,
-                    "command": train_command(cell, epochs, data, test)}  # fmt: skip
+        metrics |= {
+            "cell": cell.name,
+            "variant": cell.variant,
+            "np": cell.np,
+            "wall_seconds": time.perf_counter() - start,
+            "command": train_command(cell, epochs, data, test),
+        }
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         trained += 1
         key = "accuracy" if DATASETS[cell.dataset].kind == "images" else "auc"  # the table's
         score = metrics[key] if key in metrics else metrics[f"val_{key}"]  # --no-test: val
-        print(f"[{i}/{len(cells)}] {cell.table} {cell.name}: {score:.4f} "
-              f"({metrics['wall_seconds']:.0f} s)", flush=True)  # fmt: skip
+        print(
+            f"[{i}/{len(cells)}] {cell.table} {cell.name}: {score:.4f} "
+            f"({metrics['wall_seconds']:.0f} s)",
+            flush=True,
+        )
     return trained
 
 
@@ -213,17 +235,21 @@ def train_cell(cell: Cell, epochs: int, data: Path, runs: Path, test: bool = Tru
     base = dataclasses.replace(cell, method="base").run_dir(runs)
     if cell.method in ADAPTED_METHODS and (base / "model.pt").is_file():
         options["base_run"] = base  # the same seed's base model: adapt it, do not retrain it
-    TrainRecipe(TrainOptions(cell.dataset, cell.backbone, cell.method, progress=False,
-                             **options), cell.run_dir(runs)).run(test=test)  # fmt: skip
+    TrainRecipe(
+        TrainOptions(cell.dataset, cell.backbone, cell.method, progress=False, **options),
+        cell.run_dir(runs),
+    ).run(test=test)
 
 
 def cmd_train_table(args: argparse.Namespace) -> int:
     data = prepared(args.dataset, args.data_dir, args.runs, args.protocol)
-    cells = grid(args.table, args.dataset, args.backbones, args.methods, args.seeds, args.n_p,
-                 args.protocol)  # fmt: skip
+    cells = grid(
+        args.table, args.dataset, args.backbones, args.methods, args.seeds, args.n_p, args.protocol
+    )
     if args.table == "table1":  # sampled and full-ranking metrics (Krichene and Rendle 2020)
-        cells = [dataclasses.replace(c, options=c.options + (("full_ranking", True),))
-                 for c in cells]  # fmt: skip
+        cells = [
+            dataclasses.replace(c, options=c.options + (("full_ranking", True),)) for c in cells
+        ]
     epochs = EPOCHS[args.table] if args.epochs is None else args.epochs
     run_cells(cells, epochs, data, args.results, args.runs)
     return 0
@@ -250,8 +276,11 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     """Variants of Table 1's DUET cells that test why DUET does or does not beat base."""
     for tag, method, options, protocol in ABLATIONS:
         data = prepared(args.dataset, args.data_dir, args.runs, protocol)
-        cells = [Cell("ablation", args.dataset, backbone, method, seed, tag=tag, options=options)
-                 for seed in args.seeds for backbone in args.backbones]  # fmt: skip
+        cells = [
+            Cell("ablation", args.dataset, backbone, method, seed, tag=tag, options=options)
+            for seed in args.seeds
+            for backbone in args.backbones
+        ]
         run_cells(cells, EPOCHS["table1"], data, args.results, args.runs)
     return 0
 
@@ -260,9 +289,17 @@ def cmd_ablation(args: argparse.Namespace) -> int:
 # Each choice where our code and HelloZicky/DUET differ (docs/results.md, "Parity"), tried
 # one at a time on top of ours, then all of theirs together, on the validation split: the
 # test split is not read, so adopting the better one is model selection, not test tuning.
-THEIRS_SASREC = (("num_blocks", 1), ("ffn_mult", 4), ("dropout", 0.0), ("norm_first", False),
-                 ("causal", False), ("input_transform", True), ("target_tower", True),
-                 ("pos_std", 0.05), ("activation", "tanh"))  # fmt: skip
+THEIRS_SASREC = (
+    ("num_blocks", 1),
+    ("ffn_mult", 4),
+    ("dropout", 0.0),
+    ("norm_first", False),
+    ("causal", False),
+    ("input_transform", True),
+    ("target_tower", True),
+    ("pos_std", 0.05),
+    ("activation", "tanh"),
+)
 PARITY_ARCH: dict[str, tuple[tuple[str, Any], ...]] = {
     "ours": (),
     "target-tower": (("target_tower", True),),
@@ -282,18 +319,25 @@ PARITY_ARCH: dict[str, tuple[tuple[str, Any], ...]] = {
     "positions+input": (("pos_std", 0.05), ("input_transform", True)),
 }
 # which backbones each choice exists on (GRU4Rec drops out its inputs, DIN has no dropout)
-ARCH_APPLIES = {"target_tower": CLICK_BACKBONES, "activation": CLICK_BACKBONES,
-                "dropout": ("sasrec", "gru4rec")} | {
-    k: ("sasrec",) for k in ("num_blocks", "ffn_mult", "norm_first", "causal", "input_transform",
-                             "pos_std")}  # fmt: skip
+ARCH_APPLIES = {
+    "target_tower": CLICK_BACKBONES,
+    "activation": CLICK_BACKBONES,
+    "dropout": ("sasrec", "gru4rec"),
+} | {
+    k: ("sasrec",)
+    for k in ("num_blocks", "ffn_mult", "norm_first", "causal", "input_transform", "pos_std")
+}
 # the generator's choices, on top of an architecture: (tag, options)
 PARITY_DUET: dict[str, tuple[tuple[str, Any], ...]] = {
     "session": (),
     "history": (("condition", "history"),),
     "history-gru": (("condition", "history"), ("neck", "gru")),
     "history-no-global-loss": (("condition", "history"), ("global_loss_weight", 0.0)),
-    "history-gru-no-global-loss": (("condition", "history"), ("neck", "gru"),
-                                   ("global_loss_weight", 0.0)),
+    "history-gru-no-global-loss": (
+        ("condition", "history"),
+        ("neck", "gru"),
+        ("global_loss_weight", 0.0),
+    ),
 }
 
 
@@ -302,47 +346,136 @@ PARITY_DUET: dict[str, tuple[tuple[str, Any], ...]] = {
 # measures it on base (or, for the generator's, on DUET w/o SWA), what we did). Rendered
 # with each variant's validation effect beside it (`parity_table_md`).
 PARITY_CHOICES: tuple[tuple[str, str, str, str, str, str], ...] = (
-    ("positions (SASRec)", "learned, N(0, 1) init, 20x the item scale",
-     "learned, xavier init (~0.05), `model/sasrec/model_fn.py:20-23`", "small-positions", "ours",
-     "changed: std 0.05, every SASRec model"),
-    ("target tower (all)", "the raw item embedding", "Linear-Tanh-Linear on the target, "
-     "`model_fn.py:30-32, 64`", "target-tower", "ours",
-     "added for base on all three, and SASRec's DUET; GRU4Rec's and DIN's DUET keep ours"),
-    ("input transform (SASRec)", "none", "Linear + Tanh on item + position, `model_fn.py:33-35, 81`",
-     "input-transform", "ours", "kept ours: with small positions it loses (0.9254 vs 0.9265)"),
-    ("encoder (SASRec)", "2 pre-LN blocks, FFN 1x", "1 `nn.TransformerEncoderLayer`, FFN 4x, "
-     "`model_fn.py:37-42`", "one-wide-block", "ours", "kept ours"),
-    ("dropout", "0.1 (SASRec, GRU4Rec)", "0, `model_fn.py:41`", "no-dropout", "ours",
-     "kept ours, except GRU4Rec's base, which takes theirs whole"),
-    ("layer norm (SASRec)", "pre-LN + final LN", "post-LN, no final LN", "post-ln", "ours",
-     "kept ours"),
-    ("attention mask (SASRec)", "causal + padding", "none: attends to every position",
-     "no-mask", "ours", "kept ours"),
-    ("classifier activation", "ReLU", "Tanh, `model_fn.py:54-58`", "tanh", "ours",
-     "kept ours, except GRU4Rec's and DIN's base, which take theirs whole"),
-    ("all of theirs", "", "every row above that the backbone has", "theirs", "ours",
-     "taken whole by GRU4Rec's and DIN's base; SASRec's base takes positions + tower (+0.0170)"),
-    ("generator input", "the session's real-time clicks, once per session",
-     "each scored impression's own history, per impression, `meta_sasrec/model_fn.py:99-101`",
-     "history", "session", "both kept: `--condition session|history` (Table 1 has both)"),
-    ("generator neck, over a history", "masked mean", "GRU, state at the last click, "
-     "`module/common.py:66-79`", "history-gru", "history",
-     "GRU for SASRec and DIN, the mean for GRU4Rec"),
-    ("global classifier loss, with a history", "trained beside the generated one (weight 1)",
-     "none: only the generated head", "history-no-global-loss", "history",
-     "dropped under history conditioning (the best history configuration of every backbone "
-     "has none); kept under session conditioning"),
-    ("generator weights", "trained", "never trained: plain Python lists of `Parameter`s, "
-     "`module/common.py:61-64, 89-93`", "", "", "kept ours (registering theirs: -0.0007 test AUC "
-     "on their code)"),
-    ("SWA", "N_p = 5 generators mixed (duet)", "none", "", "", "both in Table 1 (duet, duet-no-swa)"),
-    ("batch, epochs, order", "256, best of 2 on validation, shuffled", "1024, best of 10 on "
-     "test, file order", "", "", "kept ours (ours at 1024: 0.831 vs theirs 0.905 test AUC, "
-     "same number of steps)"),
-    ("fine-tuning baseline", "per session, the classifier, on real-time clicks",
-     "per user, every parameter, on the user's training rows, 1 epoch at batch 1024",
-     "", "", "added theirs as finetune-user"),
-)  # fmt: skip
+    (
+        "positions (SASRec)",
+        "learned, N(0, 1) init, 20x the item scale",
+        "learned, xavier init (~0.05), `model/sasrec/model_fn.py:20-23`",
+        "small-positions",
+        "ours",
+        "changed: std 0.05, every SASRec model",
+    ),
+    (
+        "target tower (all)",
+        "the raw item embedding",
+        "Linear-Tanh-Linear on the target, `model_fn.py:30-32, 64`",
+        "target-tower",
+        "ours",
+        "added for base on all three, and SASRec's DUET; GRU4Rec's and DIN's DUET keep ours",
+    ),
+    (
+        "input transform (SASRec)",
+        "none",
+        "Linear + Tanh on item + position, `model_fn.py:33-35, 81`",
+        "input-transform",
+        "ours",
+        "kept ours: with small positions it loses (0.9254 vs 0.9265)",
+    ),
+    (
+        "encoder (SASRec)",
+        "2 pre-LN blocks, FFN 1x",
+        "1 `nn.TransformerEncoderLayer`, FFN 4x, `model_fn.py:37-42`",
+        "one-wide-block",
+        "ours",
+        "kept ours",
+    ),
+    (
+        "dropout",
+        "0.1 (SASRec, GRU4Rec)",
+        "0, `model_fn.py:41`",
+        "no-dropout",
+        "ours",
+        "kept ours, except GRU4Rec's base, which takes theirs whole",
+    ),
+    (
+        "layer norm (SASRec)",
+        "pre-LN + final LN",
+        "post-LN, no final LN",
+        "post-ln",
+        "ours",
+        "kept ours",
+    ),
+    (
+        "attention mask (SASRec)",
+        "causal + padding",
+        "none: attends to every position",
+        "no-mask",
+        "ours",
+        "kept ours",
+    ),
+    (
+        "classifier activation",
+        "ReLU",
+        "Tanh, `model_fn.py:54-58`",
+        "tanh",
+        "ours",
+        "kept ours, except GRU4Rec's and DIN's base, which take theirs whole",
+    ),
+    (
+        "all of theirs",
+        "",
+        "every row above that the backbone has",
+        "theirs",
+        "ours",
+        "taken whole by GRU4Rec's and DIN's base; SASRec's base takes positions + tower (+0.0170)",
+    ),
+    (
+        "generator input",
+        "the session's real-time clicks, once per session",
+        "each scored impression's own history, per impression, `meta_sasrec/model_fn.py:99-101`",
+        "history",
+        "session",
+        "both kept: `--condition session|history` (Table 1 has both)",
+    ),
+    (
+        "generator neck, over a history",
+        "masked mean",
+        "GRU, state at the last click, `module/common.py:66-79`",
+        "history-gru",
+        "history",
+        "GRU for SASRec and DIN, the mean for GRU4Rec",
+    ),
+    (
+        "global classifier loss, with a history",
+        "trained beside the generated one (weight 1)",
+        "none: only the generated head",
+        "history-no-global-loss",
+        "history",
+        "dropped under history conditioning (the best history configuration of every backbone "
+        "has none); kept under session conditioning",
+    ),
+    (
+        "generator weights",
+        "trained",
+        "never trained: plain Python lists of `Parameter`s, `module/common.py:61-64, 89-93`",
+        "",
+        "",
+        "kept ours (registering theirs: -0.0007 test AUC on their code)",
+    ),
+    (
+        "SWA",
+        "N_p = 5 generators mixed (duet)",
+        "none",
+        "",
+        "",
+        "both in Table 1 (duet, duet-no-swa)",
+    ),
+    (
+        "batch, epochs, order",
+        "256, best of 2 on validation, shuffled",
+        "1024, best of 10 on test, file order",
+        "",
+        "",
+        "kept ours (ours at 1024: 0.831 vs theirs 0.905 test AUC, same number of steps)",
+    ),
+    (
+        "fine-tuning baseline",
+        "per session, the classifier, on real-time clicks",
+        "per user, every parameter, on the user's training rows, 1 epoch at batch 1024",
+        "",
+        "",
+        "added theirs as finetune-user",
+    ),
+)
 
 
 def parity_table_md(cells: dict[str, dict[str, Any]]) -> list[str]:
@@ -350,12 +483,17 @@ def parity_table_md(cells: dict[str, dict[str, Any]]) -> list[str]:
     against the variant it changes: a base variant against our base, a generator variant
     against its parent (history against session, the neck and the loss against history),
     all on our architecture."""
-    lines = ["| component | ours | theirs | validation effect (SASRec / GRU4Rec / DIN) | "
-             "decision |", "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| component | ours | theirs | validation effect (SASRec / GRU4Rec / DIN) | decision |",
+        "|---|---|---|---|---|",
+    ]
 
     def auc(backbone: str, variant: str) -> float | None:
-        name = (f"{backbone}-duet-no-swa-ours-{variant}-s0" if variant in PARITY_DUET
-                else f"{backbone}-base-{variant}-s0")  # fmt: skip
+        name = (
+            f"{backbone}-duet-no-swa-ours-{variant}-s0"
+            if variant in PARITY_DUET
+            else f"{backbone}-base-{variant}-s0"
+        )
         return cells.get(name, {}).get("val_auc")
 
     for component, ours, theirs, variant, against, decision in PARITY_CHOICES:
@@ -368,8 +506,9 @@ def parity_table_md(cells: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
-def parity_cells(dataset: str, backbone: str, seed: int, archs: Sequence[str],
-                 duets: Sequence[str]) -> list[Cell]:  # fmt: skip
+def parity_cells(
+    dataset: str, backbone: str, seed: int, archs: Sequence[str], duets: Sequence[str]
+) -> list[Cell]:
     """Base cells per architecture variant, and duet-no-swa cells per generator variant on
     each architecture; ``arch`` options only where the backbone is SASRec, except the
     classifier and target choices, which every backbone has."""
@@ -384,8 +523,17 @@ def parity_cells(dataset: str, backbone: str, seed: int, archs: Sequence[str],
         for duet in duets:
             generator = dict(PARITY_DUET[duet])
             generator = {"neck": "mean", "global_loss_weight": 1.0} | generator
-            cells.append(Cell("parity", dataset, backbone, "duet-no-swa", seed,
-                              tag=f"{arch}-{duet}", options=arch_opt + tuple(generator.items())))  # fmt: skip
+            cells.append(
+                Cell(
+                    "parity",
+                    dataset,
+                    backbone,
+                    "duet-no-swa",
+                    seed,
+                    tag=f"{arch}-{duet}",
+                    options=arch_opt + tuple(generator.items()),
+                )
+            )
     return cells
 
 
@@ -394,8 +542,14 @@ def cmd_parity(args: argparse.Namespace) -> int:
     for seed in args.seeds:
         for backbone in args.backbones:
             cells = parity_cells(args.dataset, backbone, seed, args.archs, args.duets)
-            run_cells([dataclasses.replace(c, protocol=args.protocol) for c in cells],
-                      EPOCHS["table1"], data, args.results, args.runs, test=False)  # fmt: skip
+            run_cells(
+                [dataclasses.replace(c, protocol=args.protocol) for c in cells],
+                EPOCHS["table1"],
+                data,
+                args.results,
+                args.runs,
+                test=False,
+            )
     return 0
 
 
@@ -409,8 +563,9 @@ def cmd_parity(args: argparse.Namespace) -> int:
 FINETUNE_SWEEP = ((10, 1e-2), (10, 1e-3), (10, 1e-4), (3, 1e-3))
 
 
-def sweep_cell(dataset: str, backbone: str, seed: int, steps: int, lr: float,
-               protocol: str = "") -> Cell:  # fmt: skip
+def sweep_cell(
+    dataset: str, backbone: str, seed: int, steps: int, lr: float, protocol: str = ""
+) -> Cell:
     """One swept finetune, named and cached like any cell (``<backbone>-finetune-k10-lr0.001
     [-h10-r30]-s0``) and reproducible as one `duet-sim train` command."""
     tag = f"k{steps}-lr{lr:g}" + (f"-{protocol}" if protocol else "")
@@ -445,8 +600,10 @@ def cmd_finetune_sweep(args: argparse.Namespace) -> int:
     test = load_samples(data, "test")
     for seed in args.seeds:
         for backbone in args.backbones:
-            cells = [sweep_cell(args.dataset, backbone, seed, k, lr, args.protocol)
-                     for k, lr in FINETUNE_SWEEP]  # fmt: skip
+            cells = [
+                sweep_cell(args.dataset, backbone, seed, k, lr, args.protocol)
+                for k, lr in FINETUNE_SWEEP
+            ]
             todo = [c for c in cells if not c.cached(args.results).is_file()]
             if not todo:
                 print(f"finetune-sweep {backbone} s{seed}: cached", flush=True)
@@ -459,15 +616,24 @@ def cmd_finetune_sweep(args: argparse.Namespace) -> int:
                 start = time.perf_counter()
                 ft = FinetuneConfig(options["finetune_steps"], options["finetune_lr"], seed=seed)
                 metrics: dict[str, Any] = dict(evaluate(model, test, "finetune", Adaptation(ft)))
-                metrics |= {"backbone": backbone, "seed": seed, "steps": ft.steps, "lr": ft.lr,
-                            "variant": cell.variant, "protocol": args.protocol,
-                            "wall_seconds": time.perf_counter() - start,
-                            "command": train_command(cell, EPOCHS["table1"], data)}  # fmt: skip
+                metrics |= {
+                    "backbone": backbone,
+                    "seed": seed,
+                    "steps": ft.steps,
+                    "lr": ft.lr,
+                    "variant": cell.variant,
+                    "protocol": args.protocol,
+                    "wall_seconds": time.perf_counter() - start,
+                    "command": train_command(cell, EPOCHS["table1"], data),
+                }
                 out = cell.cached(args.results)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-                print(f"finetune-sweep {cell.name}: {metrics['auc']:.4f} "
-                      f"({metrics['wall_seconds']:.0f} s)", flush=True)  # fmt: skip
+                print(
+                    f"finetune-sweep {cell.name}: {metrics['auc']:.4f} "
+                    f"({metrics['wall_seconds']:.0f} s)",
+                    flush=True,
+                )
     return 0
 
 
@@ -507,9 +673,15 @@ def ridge_floor(data: Path) -> dict[str, Any]:
     xt, yt = arrays("test")
     alpha = np.linalg.solve(gram + best * scale * np.eye(len(x)), onehot - onehot.mean(0))
     test_acc = float((((xt - mean) @ x.T @ alpha).argmax(1) == yt).mean())
-    return {"method": "linear-ridge", "lambda": best, "val_accuracy_by_lambda": val_acc,
-            "val_accuracy": val_acc[best], "accuracy": test_acc, "num_train": len(x),
-            "features": x.shape[1]}  # fmt: skip
+    return {
+        "method": "linear-ridge",
+        "lambda": best,
+        "val_accuracy_by_lambda": val_acc,
+        "val_accuracy": val_acc[best],
+        "accuracy": test_acc,
+        "num_train": len(x),
+        "features": x.shape[1],
+    }
 
 
 def cmd_linear_floor(args: argparse.Namespace) -> int:
@@ -519,8 +691,10 @@ def cmd_linear_floor(args: argparse.Namespace) -> int:
         result = ridge_floor(data) | {"protocol": protocol}
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-        print(f"linear floor {protocol}: λ {result['lambda']:g} (val {result['val_accuracy']:.4f}),"
-              f" test accuracy {result['accuracy']:.4f}")  # fmt: skip
+        print(
+            f"linear floor {protocol}: λ {result['lambda']:g} (val {result['val_accuracy']:.4f}),"
+            f" test accuracy {result['accuracy']:.4f}"
+        )
     return 0
 
 
@@ -580,8 +754,11 @@ def cmd_table3(args: argparse.Namespace) -> int:
         run = size_checkpoint(dataset, backbone, data, args.runs / "table3" / dataset / backbone)
         out = args.results / "table3" / f"{dataset}-{backbone}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"dataset": dataset, "backbone": backbone,
-                   "rows": transfer_rows(load_served_model(run))}  # fmt: skip
+        payload = {
+            "dataset": dataset,
+            "backbone": backbone,
+            "rows": transfer_rows(load_served_model(run)),
+        }
         out.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
         print(f"table3 {dataset} {backbone}: written {out}")
     return 0
@@ -606,16 +783,34 @@ FLEET_RUNS = {
     # sessions they were trained on
     "ml100k-genre-shift": Figure(
         FIGURE4_SCENARIO,
-        (f"fleet.devices={FIGURE4_DEVICES}", f"fleet.sessions_per_device={FIGURE4_SESSIONS}",
-         "fleet.actors=1", f"model.train.epochs={EPOCHS['table1']}", "model.train.seed=0"),
+        (
+            f"fleet.devices={FIGURE4_DEVICES}",
+            f"fleet.sessions_per_device={FIGURE4_SESSIONS}",
+            "fleet.actors=1",
+            f"model.train.epochs={EPOCHS['table1']}",
+            "model.train.seed=0",
+        ),
     ),
     # the paper's own Figure 4 (CK+, MobileNetV3-Large): the scenario's split is Table 2's,
     # so it scores Table 2's seed-0 models on the videos they were tested on
     "ckplus-figure4": Figure(
-        ROOT / "configs" / "scenarios" / "ckplus-figure4.yaml", ("fleet.actors=1",),
-        cells=tuple((m, Cell("table2", "ckplus", "mobilenet_v3_large", m.split("-np")[0], 0,
-                             5 if m == "duet" else None, protocol=TABLE2_PROTOCOL))
-                    for m in FIGURE4_METHODS),
+        ROOT / "configs" / "scenarios" / "ckplus-figure4.yaml",
+        ("fleet.actors=1",),
+        cells=tuple(
+            (
+                m,
+                Cell(
+                    "table2",
+                    "ckplus",
+                    "mobilenet_v3_large",
+                    m.split("-np")[0],
+                    0,
+                    5 if m == "duet" else None,
+                    protocol=TABLE2_PROTOCOL,
+                ),
+            )
+            for m in FIGURE4_METHODS
+        ),
         protocol=TABLE2_PROTOCOL,
     ),
     # DUET conditioned per session beside per impression, on the same devices: the
@@ -625,7 +820,7 @@ FLEET_RUNS = {
         (f"model.train.epochs={EPOCHS['table1']}", "model.train.seed=0", "fleet.actors=1"),
         methods=(),  # the scenario's own: base, duet, duet-history
     ),
-}  # fmt: skip
+}
 
 
 def curves_by_group(run_dir: Path, metric: str) -> dict[str, dict[str, list[float]]]:
@@ -637,12 +832,19 @@ def curves_by_group(run_dir: Path, metric: str) -> dict[str, dict[str, list[floa
 
     rows = pl.DataFrame(read_sessions(run_dir / "sessions"))
     shifted = pl.read_parquet(run_dir / "devices.parquet").filter(
-        pl.col("shifts").list.contains(0))["device_id"]  # fmt: skip
-    rows = rows.with_columns(group=pl.when(pl.col("device_id").is_in(shifted.implode()))
-                             .then(pl.lit("shifted")).otherwise(pl.lit("control")))  # fmt: skip
-    means = (rows.filter(pl.col(metric).is_not_nan())
-             .group_by("group", "method", "session_index").agg(pl.col(metric).mean())
-             .sort("session_index"))  # fmt: skip
+        pl.col("shifts").list.contains(0)
+    )["device_id"]
+    rows = rows.with_columns(
+        group=pl.when(pl.col("device_id").is_in(shifted.implode()))
+        .then(pl.lit("shifted"))
+        .otherwise(pl.lit("control"))
+    )
+    means = (
+        rows.filter(pl.col(metric).is_not_nan())
+        .group_by("group", "method", "session_index")
+        .agg(pl.col(metric).mean())
+        .sort("session_index")
+    )
     out: dict[str, dict[str, list[float]]] = {}
     for (group, method), part in means.group_by("group", "method", maintain_order=True):
         out.setdefault(str(group), {})[str(method)] = part[metric].to_list()
@@ -670,23 +872,46 @@ def cmd_fleet(args: argparse.Namespace) -> int:
             if not (cell.run_dir(args.runs) / "model.pt").is_file():
                 print(f"figure4: training {cell.name} (no checkpoint here)", flush=True)
                 train_cell(cell, EPOCHS[cell.table], data, args.runs)
-            sets.append(f"model.checkpoints.mobilenet_v3_large/{method}="
-                        f"{repo_relative(cell.run_dir(args.runs))}")  # fmt: skip
-    command = ["-m", "simulation.cli", "run", repo_relative(figure.scenario),
-               "--out", repo_relative(run_dir), "--no-progress", "--num-cpus", "2"]  # fmt: skip
+            sets.append(
+                f"model.checkpoints.mobilenet_v3_large/{method}="
+                f"{repo_relative(cell.run_dir(args.runs))}"
+            )
+    command = [
+        "-m",
+        "simulation.cli",
+        "run",
+        repo_relative(figure.scenario),
+        "--out",
+        repo_relative(run_dir),
+        "--no-progress",
+        "--num-cpus",
+        "2",
+    ]
     command += [x for s in sets for x in ("--set", s)]
     if (run_dir / "run.json").is_file():
         command.append("--resume")
     subprocess.run([sys.executable, *command], check=True, cwd=ROOT)
     summary = json.loads((run_dir / "summary.json").read_text())
-    keep = ("scenario", "devices", "methods", "gains", "by_session_index", "shifts", "metric",
-            "sessions_per_s")
+    keep = (
+        "scenario",
+        "devices",
+        "methods",
+        "gains",
+        "by_session_index",
+        "shifts",
+        "metric",
+        "sessions_per_s",
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {k: summary[k] for k in keep if k in summary}
     if summary.get("shifts"):
         payload["by_group"] = curves_by_group(run_dir, summary.get("metric", "auc"))
-    out.write_text(json.dumps(payload | {"command": ".venv/bin/python " + " ".join(command)},
-                              indent=2, sort_keys=True) + "\n")  # fmt: skip
+    out.write_text(
+        json.dumps(
+            payload | {"command": ".venv/bin/python " + " ".join(command)}, indent=2, sort_keys=True
+        )
+        + "\n"
+    )
     print(f"fleet: written {out}")
     return 0
 
@@ -706,8 +931,9 @@ def mean_std(values: Sequence[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
-def _seeds_of(cells: dict[str, dict[str, Any]], backbone: str, variant: str,
-              seeds: Sequence[int]) -> list[dict[str, Any]]:  # fmt: skip
+def _seeds_of(
+    cells: dict[str, dict[str, Any]], backbone: str, variant: str, seeds: Sequence[int]
+) -> list[dict[str, Any]]:
     return [
         cells[f"{backbone}-{variant}-s{s}"] for s in seeds if f"{backbone}-{variant}-s{s}" in cells
     ]
@@ -719,8 +945,12 @@ def _gain(ours: list[float], base: list[float]) -> str:
     return f"{100 * (statistics.mean(ours) / statistics.mean(base) - 1):+.2f}%"
 
 
-def paper_value(values: dict[tuple[str, str], tuple[float, float]], backbone: str,
-                variant: str, scale: float = 1.0) -> str:
+def paper_value(
+    values: dict[tuple[str, str], tuple[float, float]],
+    backbone: str,
+    variant: str,
+    scale: float = 1.0,
+) -> str:
     """The paper's "mean ± std" for a row, or a dash where the paper has no such row."""
     variant = paper_row(variant)
     if (backbone, variant) not in values:
@@ -729,8 +959,9 @@ def paper_value(values: dict[tuple[str, str], tuple[float, float]], backbone: st
     return f"{mean * scale:.4f} ± {std * scale:.4f}"
 
 
-def paper_gain(values: dict[tuple[str, str], tuple[float, float]], backbone: str,
-               variant: str) -> str:
+def paper_gain(
+    values: dict[tuple[str, str], tuple[float, float]], backbone: str, variant: str
+) -> str:
     """The paper's relative gain of a row over its base row, in percent."""
     variant = paper_row(variant)
     if variant == "base":
@@ -741,10 +972,12 @@ def paper_gain(values: dict[tuple[str, str], tuple[float, float]], backbone: str
 
 
 def table1_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int]) -> list[str]:
-    lines = ["| backbone | method | AUC mean ± std | val AUC | seeds done | rel. gain vs base | "
-             "paper AUC (ML-100K) | paper rel. gain | Param. (device) / paper | FLOPs / paper | "
-             "time delay (ms) / paper |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| backbone | method | AUC mean ± std | val AUC | seeds done | rel. gain vs base | "
+        "paper AUC (ML-100K) | paper rel. gain | Param. (device) / paper | FLOPs / paper | "
+        "time delay (ms) / paper |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for backbone in CLICK_BACKBONES:
         base = [c["auc"] for c in _seeds_of(cells, backbone, "base", seeds)]
         paper_params, paper_flops = TABLE1_ML100K_COST[backbone]
@@ -759,23 +992,26 @@ def table1_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int]) -> list[st
             paper_delay_text = "—" if paper_delay is None else f"≥ {paper_delay:g}"
             lines.append(
                 f"| {backbone} | {method} | {mean_std(aucs)} | {_mean(val)} | "
-                f"{len(rows)}/{len(seeds)} | {gain} | {paper_value(TABLE1_ML100K, backbone, method)} | "
+                f"{len(rows)}/{len(seeds)} | {gain} | "
+                f"{paper_value(TABLE1_ML100K, backbone, method)} | "
                 f"{paper_gain(TABLE1_ML100K, backbone, method)} | "
                 f"{first.get('params', 'pending')} / {paper_params:,} | "
-                f"{first.get('flops', 'pending')} / {paper_flops:,} | {delay} / {paper_delay_text} |"
+                f"{first.get('flops', 'pending')} / {paper_flops:,} | "
+                f"{delay} / {paper_delay_text} |"
             )
     return lines
 
 
-RANKING_COLUMNS = ("ndcg@10", "hr@10", "full_ndcg@10", "full_hr@10", "full_ndcg@20",
-                   "full_hr@20")  # fmt: skip
+RANKING_COLUMNS = ("ndcg@10", "hr@10", "full_ndcg@10", "full_hr@10", "full_ndcg@20", "full_hr@20")
 
 
 def ranking_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int]) -> list[str]:
     """Table 1's ranking metrics, mean over seeds: sampled (the positive among its 100
     negatives) beside full ranking (among every item the user never interacted with)."""
-    lines = ["| backbone | method | " + " | ".join(RANKING_COLUMNS) + " | seeds |",
-             "|---|---|" + "---:|" * (len(RANKING_COLUMNS) + 1)]  # fmt: skip
+    lines = [
+        "| backbone | method | " + " | ".join(RANKING_COLUMNS) + " | seeds |",
+        "|---|---|" + "---:|" * (len(RANKING_COLUMNS) + 1),
+    ]
     for backbone in CLICK_BACKBONES:
         for method in CLICK_METHODS:
             rows = _seeds_of(cells, backbone, method, seeds)
@@ -786,27 +1022,38 @@ def ranking_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int]) -> list[s
 
 # our Table 1 rows beside their two models: their sasrec is a base model, their meta_sasrec
 # a DUET without SWA conditioned on each impression's history
-THEIRS_ROWS = (("sasrec", "base"), ("meta_sasrec", "duet-no-swa-history"),
-               ("meta_sasrec", "duet-history"), ("meta_sasrec", "duet-no-swa"))  # fmt: skip
+THEIRS_ROWS = (
+    ("sasrec", "base"),
+    ("meta_sasrec", "duet-no-swa-history"),
+    ("meta_sasrec", "duet-history"),
+    ("meta_sasrec", "duet-no-swa"),
+)
 
 
 def theirs_md(tables: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     """Their code and ours on identical samples (seed 0, 2 epochs): test AUC, user AUC,
     training throughput and peak memory, per data folder."""
-    lines = ["| data | their model | their test AUC / user AUC | our method (SASRec, seed 0) | "
-             "our test AUC / user AUC | their / our train rows/s | their / our peak RSS "
-             "(training and evaluation) |",
-             "|---|---|---:|---|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| data | their model | their test AUC / user AUC | our method (SASRec, seed 0) | "
+        "our test AUC / user AUC | their / our train rows/s | their / our peak RSS "
+        "(training and evaluation) |",
+        "|---|---|---:|---|---:|---:|---:|",
+    ]
     for folder, cells in tables.items():
         for theirs, ours in THEIRS_ROWS:
             auc, user_auc, rate, rss = THEIRS_CODE[folder][theirs]
             c = cells.get(f"sasrec-{ours}-s0")
             mine = "pending" if c is None else f"{c['auc']:.4f} / {c['user_auc']:.4f}"
             our_rate = "—" if c is None else f"{c['train_samples_per_s']:,.0f}"
-            our_rss = "—" if c is None or "peak_rss_bytes" not in c else (
-                f"{c['peak_rss_bytes'] / 1e9:.2f} GB")  # fmt: skip
-            lines.append(f"| {folder} | {theirs} | {auc:.4f} / {user_auc:.4f} | {ours} | {mine} | "
-                         f"{rate:,.0f} / {our_rate} | {rss / 1e9:.2f} GB / {our_rss} |")  # fmt: skip
+            our_rss = (
+                "—"
+                if c is None or "peak_rss_bytes" not in c
+                else (f"{c['peak_rss_bytes'] / 1e9:.2f} GB")
+            )
+            lines.append(
+                f"| {folder} | {theirs} | {auc:.4f} / {user_auc:.4f} | {ours} | {mine} | "
+                f"{rate:,.0f} / {our_rate} | {rss / 1e9:.2f} GB / {our_rss} |"
+            )
     return lines
 
 
@@ -814,8 +1061,10 @@ def parity_md(cells: dict[str, dict[str, Any]]) -> list[str]:
     """The parity runs on the validation split: each of the authors' choices alone and
     together on the base model, then the generator's choices on an architecture, each
     beside the base of that architecture."""
-    lines = ["| backbone | architecture | choices | base val AUC | vs ours |",
-             "|---|---|---|---:|---:|"]  # fmt: skip
+    lines = [
+        "| backbone | architecture | choices | base val AUC | vs ours |",
+        "|---|---|---|---:|---:|",
+    ]
     for backbone in CLICK_BACKBONES:
         ours = cells.get(f"{backbone}-base-ours-s0", {}).get("val_auc")
         for arch, choices in PARITY_ARCH.items():
@@ -824,9 +1073,14 @@ def parity_md(cells: dict[str, dict[str, Any]]) -> list[str]:
                 continue
             text = ", ".join(f"{k}={v}" for k, v in choices if backbone in ARCH_APPLIES[k])
             delta = "—" if ours is None or arch == "ours" else f"{c['val_auc'] - ours:+.4f}"
-            lines.append(f"| {backbone} | {arch} | {text or 'ours'} | {c['val_auc']:.4f} | {delta} |")
-    lines += ["", "| backbone | architecture | generator | duet-no-swa val AUC | vs that base |",
-              "|---|---|---|---:|---:|"]  # fmt: skip
+            lines.append(
+                f"| {backbone} | {arch} | {text or 'ours'} | {c['val_auc']:.4f} | {delta} |"
+            )
+    lines += [
+        "",
+        "| backbone | architecture | generator | duet-no-swa val AUC | vs that base |",
+        "|---|---|---|---:|---:|",
+    ]
     for backbone in CLICK_BACKBONES:
         for arch in PARITY_ARCH:
             base = cells.get(f"{backbone}-base-{arch}-s0", {}).get("val_auc")
@@ -843,15 +1097,22 @@ def _mean(values: Sequence[float]) -> str:
     return f"{statistics.mean(values):.4f}" if values else "—"
 
 
-def claim_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int], metric: str = "auc",
-             backbones: Sequence[str] = CLICK_BACKBONES, duet: str = "duet") -> list[str]:  # fmt: skip
+def claim_md(
+    cells: dict[str, dict[str, Any]],
+    seeds: Sequence[int],
+    metric: str = "auc",
+    backbones: Sequence[str] = CLICK_BACKBONES,
+    duet: str = "duet",
+) -> list[str]:
     """The claim, per backbone: DUET's mean ``metric`` minus base's over the seeds both have
     finished (paired, so an unfinished seed does not bias the difference), how many of
     those seeds DUET wins, and the paired t statistic: a gain inside the seed-to-seed noise
     is reported as such, not as a win."""
-    lines = [f"| backbone | {duet} − base (mean {metric}, paired seeds) | std base / {duet} | "
-             "seeds DUET wins | paired t (95% bound) | DUET above base |",
-             "|---|---:|---:|---:|---:|---|"]  # fmt: skip
+    lines = [
+        f"| backbone | {duet} − base (mean {metric}, paired seeds) | std base / {duet} | "
+        "seeds DUET wins | paired t (95% bound) | DUET above base |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     for backbone in backbones:
         names = {s: (f"{backbone}-base-s{s}", f"{backbone}-{duet}-s{s}") for s in seeds}
         paired = [s for s in seeds if set(names[s]) <= cells.keys()]
@@ -872,16 +1133,25 @@ def claim_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int], metric: str
         if len(paired) < len(seeds):
             verdict += " (provisional: seeds missing)"
         wins = sum(g > 0 for g in gains)
-        lines.append(f"| {backbone} | {diff:+.4f} | {std(base)} / {std(duet_values)} | "
-                     f"{wins}/{len(paired)} | {t} | {verdict} |")  # fmt: skip
+        lines.append(
+            f"| {backbone} | {diff:+.4f} | {std(base)} / {std(duet_values)} | "
+            f"{wins}/{len(paired)} | {t} | {verdict} |"
+        )
     return lines
 
 
-def swa_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int], metric: str,
-           backbones: Sequence[str], duet: str) -> list[str]:  # fmt: skip
+def swa_md(
+    cells: dict[str, dict[str, Any]],
+    seeds: Sequence[int],
+    metric: str,
+    backbones: Sequence[str],
+    duet: str,
+) -> list[str]:
     """SWA's effect on the spread across seeds: std of duet-no-swa next to duet's."""
-    lines = [f"| backbone | std {metric} duet-no-swa | std {metric} {duet} | seeds (no-swa / swa) |",
-             "|---|---:|---:|---|"]  # fmt: skip
+    lines = [
+        f"| backbone | std {metric} duet-no-swa | std {metric} {duet} | seeds (no-swa / swa) |",
+        "|---|---:|---:|---|",
+    ]
     for backbone in backbones:
         no = [c[metric] for c in _seeds_of(cells, backbone, "duet-no-swa", seeds)]
         sw = [c[metric] for c in _seeds_of(cells, backbone, duet, seeds)]
@@ -890,18 +1160,24 @@ def swa_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int], metric: str,
     return lines
 
 
-TABLE2_VARIANTS = (("base", "—"), ("duet-no-swa", "1"),
-                   *((f"duet-np{n}", str(n)) for n in NP_SWEEP))  # fmt: skip
+TABLE2_VARIANTS = (
+    ("base", "—"),
+    ("duet-no-swa", "1"),
+    *((f"duet-np{n}", str(n)) for n in NP_SWEEP),
+)
 
 
-def table2_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int],
-              ridge: dict[str, Any] | None) -> list[str]:  # fmt: skip
+def table2_md(
+    cells: dict[str, dict[str, Any]], seeds: Sequence[int], ridge: dict[str, Any] | None
+) -> list[str]:
     """Table 2 (and the N_p rows of Table 4) with the paper's accuracy and relative gain
     beside ours, and the linear floor as its own row."""
-    lines = ["| backbone | method | N_p | accuracy mean ± std | val accuracy | seeds done | "
-             "rel. gain vs base | paper accuracy | paper rel. gain | Param. (device) / paper | "
-             "FLOPs / paper |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| backbone | method | N_p | accuracy mean ± std | val accuracy | seeds done | "
+        "rel. gain vs base | paper accuracy | paper rel. gain | Param. (device) / paper | "
+        "FLOPs / paper |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for backbone in IMAGE_BACKBONES:
         base = [c["accuracy"] for c in _seeds_of(cells, backbone, "base", seeds)]
         paper_params, paper_flops = TABLE2_COST[backbone]
@@ -912,7 +1188,8 @@ def table2_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int],
             first = rows[0] if rows else {}
             gain = "—" if variant == "base" else _gain(acc, base)
             lines.append(
-                f"| {backbone} | {variant.split('-np')[0]} | {n} | {mean_std(acc)} | {_mean(val)} | "
+                f"| {backbone} | {variant.split('-np')[0]} | {n} | {mean_std(acc)} | "
+                f"{_mean(val)} | "
                 f"{len(rows)}/{len(seeds)} | {gain} | "
                 f"{paper_value(TABLE2, backbone, variant, 0.01)} | "
                 f"{paper_gain(TABLE2, backbone, variant)} | "
@@ -920,16 +1197,21 @@ def table2_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int],
                 f"{first.get('flops', 'pending')} / {paper_flops:,} |"
             )
     if ridge is not None:
-        lines.append(f"| raw pixels | linear floor: ridge, λ {ridge['lambda']:g} (chosen on val) | "
-                     f"— | {ridge['accuracy']:.4f} | {ridge['val_accuracy']:.4f} | — | — | "
-                     "— (not in the paper) | — | — | — |")  # fmt: skip
+        lines.append(
+            f"| raw pixels | linear floor: ridge, λ {ridge['lambda']:g} (chosen on val) | "
+            f"— | {ridge['accuracy']:.4f} | {ridge['val_accuracy']:.4f} | — | — | "
+            "— (not in the paper) | — | — | — |"
+        )
     return lines
 
 
 def table4_md(cells: dict[str, dict[str, Any]], seeds: Sequence[int]) -> list[str]:
     """Table 4 as the paper prints it: accuracy by N_p, ours beside the paper's."""
     head = " | ".join(v for v, _ in TABLE2_VARIANTS)
-    lines = [f"| backbone | {head} |", "|---|" + "---:|" * len(TABLE2_VARIANTS),]
+    lines = [
+        f"| backbone | {head} |",
+        "|---|" + "---:|" * len(TABLE2_VARIANTS),
+    ]
     for backbone in IMAGE_BACKBONES:
         row = []
         for variant, _ in TABLE2_VARIANTS:
@@ -946,8 +1228,11 @@ SIZE_VARIANTS = ("base", "duet-no-swa", "duet-np5")
 
 def size_md(results: Path, seed: int = 0) -> list[str]:
     """One seed of Table 2's cells at every CK+ input, with the linear floor at each."""
-    lines = ["| input | backbone | method | val accuracy | test accuracy | epoch kept / trained | "
-             "train samples/s |", "|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| input | backbone | method | val accuracy | test accuracy | epoch kept / trained | "
+        "train samples/s |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
     for protocol in IMAGE_PROTOCOLS:
         cells = load_cells(results, "table2", f"ckplus-{protocol}")
         for backbone in IMAGE_BACKBONES:
@@ -956,13 +1241,17 @@ def size_md(results: Path, seed: int = 0) -> list[str]:
                 if c is None:
                     lines.append(f"| {protocol} | {backbone} | {variant} | pending | | | |")
                     continue
-                lines.append(f"| {protocol} | {backbone} | {variant} | {c['val_accuracy']:.4f} | "
-                             f"{c['accuracy']:.4f} | {c['selected_epoch']} / {c['epochs']} | "
-                             f"{c['train_samples_per_s']:,.0f} |")  # fmt: skip
+                lines.append(
+                    f"| {protocol} | {backbone} | {variant} | {c['val_accuracy']:.4f} | "
+                    f"{c['accuracy']:.4f} | {c['selected_epoch']} / {c['epochs']} | "
+                    f"{c['train_samples_per_s']:,.0f} |"
+                )
         ridge = _ridge(results, protocol)
         if ridge is not None:
-            lines.append(f"| {protocol} | raw pixels | ridge (λ {ridge['lambda']:g}) | "
-                         f"{ridge['val_accuracy']:.4f} | {ridge['accuracy']:.4f} | — | — |")  # fmt: skip
+            lines.append(
+                f"| {protocol} | raw pixels | ridge (λ {ridge['lambda']:g}) | "
+                f"{ridge['val_accuracy']:.4f} | {ridge['accuracy']:.4f} | — | — |"
+            )
     return lines
 
 
@@ -977,9 +1266,12 @@ def table3_md(results: Path) -> list[str]:
     from actors.profiles import NETWORK_CLASSES
 
     nets = list(NETWORK_CLASSES)
-    lines = ["| model | upload | up bytes ours / paper | down bytes ours / paper | "
-             + " | ".join(f"up / down ms @ {n}: ours / paper" for n in nets) + " |",
-             "|---|---|---:|---:|" + "---:|" * len(nets)]  # fmt: skip
+    lines = [
+        "| model | upload | up bytes ours / paper | down bytes ours / paper | "
+        + " | ".join(f"up / down ms @ {n}: ours / paper" for n in nets)
+        + " |",
+        "|---|---|---:|---:|" + "---:|" * len(nets),
+    ]
     files = sorted((results / "table3").glob("*.json"))
     for f in files:
         d = json.loads(f.read_text())
@@ -992,13 +1284,16 @@ def table3_md(results: Path) -> list[str]:
                 bandwidth = NETWORK_CLASSES[n].bandwidth_bytes_s
                 p_raw, p_emb, p_down = paper["delays"][n]
                 p_upload = p_raw if mode == "raw" else p_emb
-                cells.append(f"{1000 * r['upload_bytes'] / bandwidth:.3g} / "
-                             f"{1000 * r['download_bytes'] / bandwidth:.3g} : "
-                             f"{_ms(p_upload)} / {_ms(p_down)}")  # fmt: skip
-            lines.append(f"| {d['backbone']} ({d['dataset']}) | {mode} | "
-                         f"{r['upload_bytes']:,} / {p_up:,.0f} | "
-                         f"{r['download_bytes']:,} / {paper['down']:,.0f} | "
-                         + " | ".join(cells) + " |")  # fmt: skip
+                cells.append(
+                    f"{1000 * r['upload_bytes'] / bandwidth:.3g} / "
+                    f"{1000 * r['download_bytes'] / bandwidth:.3g} : "
+                    f"{_ms(p_upload)} / {_ms(p_down)}"
+                )
+            lines.append(
+                f"| {d['backbone']} ({d['dataset']}) | {mode} | "
+                f"{r['upload_bytes']:,} / {p_up:,.0f} | "
+                f"{r['download_bytes']:,} / {paper['down']:,.0f} | " + " | ".join(cells) + " |"
+            )
     if not files:
         lines.append("| pending | | | |" + " |" * len(nets))
     return lines
@@ -1015,20 +1310,26 @@ def conditioning_md(results: Path) -> list[str]:
     if not f.is_file():
         return ["pending: `.venv/bin/python benchmarks/paper.py fleet ml100k-conditioning`."]
     d = json.loads(f.read_text())
-    lines = ["| method | sessions | session AUC | gain vs base [95% CI] | requests / session | "
-             "KB up / session | KB down / session |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| method | sessions | session AUC | gain vs base [95% CI] | requests / session | "
+        "KB up / session | KB down / session |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for method, m in d["methods"].items():
         g = d["gains"].get(method)
         gain = "—" if g is None else f"{g['mean']:+.4f} [{g['ci95'][0]:+.4f}, {g['ci95'][1]:+.4f}]"
-        lines.append(f"| {method} | {m['sessions']} | {m['auc_mean']:.4f} | {gain} | "
-                     f"{m.get('requests_mean', 0):.2f} | {m['bytes_up_mean'] / 1e3:.2f} | "
-                     f"{m['bytes_down_mean'] / 1e3:.2f} |")  # fmt: skip
+        lines.append(
+            f"| {method} | {m['sessions']} | {m['auc_mean']:.4f} | {gain} | "
+            f"{m.get('requests_mean', 0):.2f} | {m['bytes_up_mean'] / 1e3:.2f} | "
+            f"{m['bytes_down_mean'] / 1e3:.2f} |"
+        )
     return lines + ["", f"Command: `{d['command']}`"]
 
 
-FIGURE_TITLES = {"ml100k-genre-shift": "ML-100K, DIN: genre shift from session 1",
-                 "ckplus-figure4": "CK+48 112x112x3, MobileNetV3-Large: another subject from "
-                                   "session 1"}  # fmt: skip
+FIGURE_TITLES = {
+    "ml100k-genre-shift": "ML-100K, DIN: genre shift from session 1",
+    "ckplus-figure4": "CK+48 112x112x3, MobileNetV3-Large: another subject from session 1",
+}
 
 
 def figure4_md(results: Path, name: str, plot: Path | None = None) -> list[str]:
@@ -1042,41 +1343,58 @@ def figure4_md(results: Path, name: str, plot: Path | None = None) -> list[str]:
     metric = d.get("metric", "auc")
     groups: dict[str, dict[str, list[float]]] = d.get("by_group") or {"all": d["by_session_index"]}
     methods = list(next(iter(groups.values())))
-    lines = [f"Mean session {metric} by replayed session index (the shift starts at session 1):",
-             "", "| group | session index | " + " | ".join(methods) + " |",
-             "|---|---:|" + "---:|" * len(methods)]  # fmt: skip
+    lines = [
+        f"Mean session {metric} by replayed session index (the shift starts at session 1):",
+        "",
+        "| group | session index | " + " | ".join(methods) + " |",
+        "|---|---:|" + "---:|" * len(methods),
+    ]
     for group, curves in groups.items():
         for k in range(max(len(v) for v in curves.values())):
-            lines.append(f"| {group} | {k} | "
-                         + " | ".join(f"{curves[m][k]:.4f}" for m in methods) + " |")  # fmt: skip
-    lines += ["", f"Paired {metric} gains over base (device-cluster bootstrap 95% interval), "
-              "shifted devices vs the unshifted control:", "",
-              "| shift | group | phase | sessions | " + " | ".join(
-                  f"{m} − base" for m in methods if m != "base") + " |",
-              "|---|---|---|---:|" + "---:|" * (len(methods) - 1)]  # fmt: skip
+            lines.append(
+                f"| {group} | {k} | " + " | ".join(f"{curves[m][k]:.4f}" for m in methods) + " |"
+            )
+    lines += [
+        "",
+        f"Paired {metric} gains over base (device-cluster bootstrap 95% interval), "
+        "shifted devices vs the unshifted control:",
+        "",
+        "| shift | group | phase | sessions | "
+        + " | ".join(f"{m} − base" for m in methods if m != "base")
+        + " |",
+        "|---|---|---|---:|" + "---:|" * (len(methods) - 1),
+    ]
     for shift in d.get("shifts", []):
         for group in ("shifted", "control"):
             for phase, part in shift[group].items():
                 gains = [part["gain"][m] for m in methods if m != "base"]
-                cells = [f"{g['mean']:+.4f} [{g['ci95'][0]:+.4f}, {g['ci95'][1]:+.4f}]"
-                         if g.get("pairs") else "—" for g in gains]  # fmt: skip
-                lines.append(f"| {shift['operator']} @ {shift['at_session']} | {group} | "
-                             f"{phase} | {part['sessions']} | " + " | ".join(cells) + " |")  # fmt: skip
+                cells = [
+                    f"{g['mean']:+.4f} [{g['ci95'][0]:+.4f}, {g['ci95'][1]:+.4f}]"
+                    if g.get("pairs")
+                    else "—"
+                    for g in gains
+                ]
+                lines.append(
+                    f"| {shift['operator']} @ {shift['at_session']} | {group} | "
+                    f"{phase} | {part['sessions']} | " + " | ".join(cells) + " |"
+                )
     if plot is not None:
         _plot_figure4(groups, metric, FIGURE_TITLES.get(name, name), plot)
         lines += ["", f"![Figure 4: {name}]({plot.name})"]
     return lines + ["", f"Command: `{d['command']}`"]
 
 
-def _plot_figure4(groups: dict[str, dict[str, list[float]]], metric: str, title: str,
-                  out: Path) -> None:  # fmt: skip
+def _plot_figure4(
+    groups: dict[str, dict[str, list[float]]], metric: str, title: str, out: Path
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.2), sharey=True,
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        1, len(groups), figsize=(4.2 * len(groups), 3.2), sharey=True, squeeze=False
+    )
     for ax, (group, curves) in zip(axes[0], groups.items(), strict=True):
         for method, values in curves.items():
             ax.plot(range(len(values)), values, marker="o", label=method)
@@ -1097,8 +1415,10 @@ def ablation_md(
     """DUET − base in each ablation, paired by seed with the base of the same protocol
     (Table 1's for a train option, the ablation's own for another protocol), next to Table
     1's DUET − base on the same seeds."""
-    lines = ["| setting | backbone | seeds | base AUC | DUET AUC | DUET − base |",
-             "|---|---|---|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| setting | backbone | seeds | base AUC | DUET AUC | DUET − base |",
+        "|---|---|---|---:|---:|---:|",
+    ]
     settings = [
         ("paper protocol (history 30, R 10), mean neck: Table 1", table1, "base", table1, "duet")
     ]
@@ -1113,15 +1433,22 @@ def ablation_md(
     return lines
 
 
-def _paired_row(label: str, backbone: str, seeds: Sequence[int],
-                base: tuple[dict[str, dict[str, Any]], str],
-                other: tuple[dict[str, dict[str, Any]], str]) -> list[str]:  # fmt: skip
+def _paired_row(
+    label: str,
+    backbone: str,
+    seeds: Sequence[int],
+    base: tuple[dict[str, dict[str, Any]], str],
+    other: tuple[dict[str, dict[str, Any]], str],
+) -> list[str]:
     """One "| label | backbone | seeds | base AUC | other AUC | other − base |" row over the
     seeds both (cells, variant) have finished, or no row when they share none."""
     (base_cells, b), (cells, o) = base, other
     names = [(f"{backbone}-{b}-s{s}", f"{backbone}-{o}-s{s}", s) for s in seeds]
-    pairs = [(base_cells[x]["auc"], cells[y]["auc"], s) for x, y, s in names
-             if x in base_cells and y in cells]  # fmt: skip
+    pairs = [
+        (base_cells[x]["auc"], cells[y]["auc"], s)
+        for x, y, s in names
+        if x in base_cells and y in cells
+    ]
     if not pairs:
         return []
     b_auc = statistics.mean(x for x, _, _ in pairs)
@@ -1138,8 +1465,11 @@ def finetune_md(
 ) -> list[str]:
     """finetune − base for each swept (steps, lr), paired by seed with the base it adapted
     (Table 1's under the paper protocol, the ablation's under another)."""
-    lines = ["| protocol, finetune setting | backbone | seeds | base AUC | finetune AUC | finetune − base |",
-             "|---|---|---|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| protocol, finetune setting | backbone | seeds | base AUC | finetune AUC "
+        "| finetune − base |",
+        "|---|---|---|---:|---:|---:|",
+    ]
     for protocol, base_cells in (("", table1), *((p, ablation) for p in CLICK_PROTOCOLS)):
         base = f"base-{protocol}" if protocol else "base"
         for backbone in CLICK_BACKBONES:
@@ -1155,8 +1485,11 @@ def finetune_md(
 def throughput_md(tables: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     """Training samples/s and peak resident memory per backbone and method (medians over
     the cached cells; the peak is the training process's own, reset per cell)."""
-    lines = ["| table | backbone | method | epochs | train samples/s (median) | peak RSS MB "
-             "(median) | cells |", "|---|---|---|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| table | backbone | method | epochs | train samples/s (median) | peak RSS MB "
+        "(median) | cells |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
     for table, cells in tables.items():
         groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for c in cells.values():
@@ -1166,8 +1499,10 @@ def throughput_md(tables: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
             rate = statistics.median(c["train_samples_per_s"] for c in rows)
             rss = [c["train_peak_rss_bytes"] / 2**20 for c in rows if "train_peak_rss_bytes" in c]
             peak = f"{statistics.median(rss):,.0f}" if rss else "—"
-            lines.append(f"| {table} | {backbone} | {variant} | {rows[0]['epochs']} | "
-                         f"{rate:,.0f} | {peak} | {len(rows)} |")  # fmt: skip
+            lines.append(
+                f"| {table} | {backbone} | {variant} | {rows[0]['epochs']} | "
+                f"{rate:,.0f} | {peak} | {len(rows)} |"
+            )
     return lines
 
 
@@ -1199,8 +1534,11 @@ def render(
         "TABLE3": table3_md(results),
         "FIGURE4": figure4_md(results, "ml100k-genre-shift", plot),
         "CONDITIONING": conditioning_md(results),
-        "FIGURE4_CK": figure4_md(results, "ckplus-figure4",
-                                 None if plot is None else plot.with_name("figure4-ckplus.png")),
+        "FIGURE4_CK": figure4_md(
+            results,
+            "ckplus-figure4",
+            None if plot is None else plot.with_name("figure4-ckplus.png"),
+        ),
         "ABLATION": ablation_md(t1, ablation),
         "FINETUNE": finetune_md(
             t1, ablation, load_cells(results, "finetune-sweep", dataset), seeds
@@ -1239,13 +1577,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         t.add_argument("--epochs", type=int, default=None, help=f"default {EPOCHS[table]}")
         t.add_argument("--backbones", nargs="+", default=list(backbones), choices=backbones)
         t.add_argument("--methods", nargs="+", default=list(methods), choices=methods)
-        t.add_argument("--n-p", type=int, nargs="+", default=list(NP_SWEEP), choices=NP_SWEEP,
-                       help="table2: which N_p of the DUET sweep to train")  # fmt: skip
+        t.add_argument(
+            "--n-p",
+            type=int,
+            nargs="+",
+            default=list(NP_SWEEP),
+            choices=NP_SWEEP,
+            help="table2: which N_p of the DUET sweep to train",
+        )
         image = table == "table2"
-        t.add_argument("--protocol", default=TABLE2_PROTOCOL if image else "",
-                       choices=IMAGE_PROTOCOLS if image else ("", "paper-ml100k"),
-                       help=f"table2: the CK+ input (default: the 5-seed grid's, {TABLE2_PROTOCOL}); "
-                       "table1: paper-ml100k for the authors' 30-core data")  # fmt: skip
+        t.add_argument(
+            "--protocol",
+            default=TABLE2_PROTOCOL if image else "",
+            choices=IMAGE_PROTOCOLS if image else ("", "paper-ml100k"),
+            help=f"table2: the CK+ input (default: the 5-seed grid's, {TABLE2_PROTOCOL}); "
+            "table1: paper-ml100k for the authors' 30-core data",
+        )
         t.set_defaults(func=cmd_train_table, table=table)
     ab = sub.add_parser("ablation", help="Table 1 variants behind the DUET-vs-base analysis")
     ab.add_argument("--dataset", default="movielens-100k")
@@ -1260,30 +1607,43 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     pa.add_argument("--seeds", type=int, nargs="+", default=[0])
     pa.add_argument("--backbones", nargs="+", default=["sasrec"], choices=CLICK_BACKBONES)
     pa.add_argument("--archs", nargs="+", default=list(PARITY_ARCH), choices=list(PARITY_ARCH))
-    pa.add_argument("--duets", nargs="*", default=list(PARITY_DUET), choices=list(PARITY_DUET),
-                    help="generator variants on each architecture (none: base cells only)")
+    pa.add_argument(
+        "--duets",
+        nargs="*",
+        default=list(PARITY_DUET),
+        choices=list(PARITY_DUET),
+        help="generator variants on each architecture (none: base cells only)",
+    )
     pa.set_defaults(func=cmd_parity)
     ft = sub.add_parser("finetune-sweep", help="finetune's steps and lr on Table 1's base models")
     ft.add_argument("--dataset", default="movielens-100k")
     ft.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
     ft.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
-    ft.add_argument("--protocol", default="", choices=["", *CLICK_PROTOCOLS],
-                    help="data protocol of the base models (default: the paper's, Table 1)")  # fmt: skip
+    ft.add_argument(
+        "--protocol",
+        default="",
+        choices=["", *CLICK_PROTOCOLS],
+        help="data protocol of the base models (default: the paper's, Table 1)",
+    )
     ft.add_argument(
         "--backbones", nargs="+", default=list(CLICK_BACKBONES), choices=CLICK_BACKBONES
     )
     ft.set_defaults(func=cmd_finetune_sweep)
     lf = sub.add_parser("linear-floor", help="Table 2's ridge regression on raw pixels")
     lf.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
-    lf.add_argument("--protocols", nargs="+", default=list(IMAGE_PROTOCOLS),
-                    choices=IMAGE_PROTOCOLS)  # fmt: skip
+    lf.add_argument(
+        "--protocols", nargs="+", default=list(IMAGE_PROTOCOLS), choices=IMAGE_PROTOCOLS
+    )
     lf.set_defaults(func=cmd_linear_floor)
     t3 = sub.add_parser("table3", help="upload/download sizes and delays")
     t3.add_argument("--dataset", default="movielens-100k", help="Table 1's dataset")
     t3.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
     t3.set_defaults(func=cmd_table3)
-    fl = sub.add_parser("fleet", help="a fleet run: Figure 4 (per-session quality across a "
-                        "shift) or the conditioning comparison")
+    fl = sub.add_parser(
+        "fleet",
+        help="a fleet run: Figure 4 (per-session quality across a "
+        "shift) or the conditioning comparison",
+    )
     fl.add_argument("run", choices=list(FLEET_RUNS))
     fl.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
     fl.set_defaults(func=cmd_fleet)

@@ -25,8 +25,11 @@ TABLE1_ML100K: dict[tuple[str, str], tuple[float, float]] = {
     ("gru4rec", "duet"): (0.8755, 0.0017),
 }
 # Table 1's device model size on ML-100K: backbone -> (params, FLOPs); the same for every method
-TABLE1_ML100K_COST = {"din": (271_830, 600_000), "sasrec": (263_630, 770_000),
-                      "gru4rec": (261_620, 720_000)}  # fmt: skip
+TABLE1_ML100K_COST = {
+    "din": (271_830, 600_000),
+    "sasrec": (263_630, 770_000),
+    "gru4rec": (261_620, 720_000),
+}
 # Table 1's time delay on ML-100K (ms, Tesla V100): a lower bound per method
 TABLE1_DELAY_MS = {"base": 0.0, "finetune-user": 60_000.0, "duet-no-swa": 0.15, "duet": 0.15}
 
@@ -45,8 +48,10 @@ TABLE2: dict[tuple[str, str], tuple[float, float]] = {
     ("mobilenet_v3_small", "duet-np3"): (73.74, 2.19),
     ("mobilenet_v3_small", "duet-np5"): (75.15, 1.41),
 }
-TABLE2_COST = {"mobilenet_v3_large": (2_690_000, 270_000_000),
-               "mobilenet_v3_small": (1_240_000, 60_000_000)}  # fmt: skip
+TABLE2_COST = {
+    "mobilenet_v3_large": (2_690_000, 270_000_000),
+    "mobilenet_v3_small": (1_240_000, 60_000_000),
+}
 TABLE2_DELAY_MS = {"mobilenet_v3_large": 51.0, "mobilenet_v3_small": 31.0}  # DUET, >=
 
 # Table 3, row by row: bytes up (raw real-time data, or the uploaded embedding) and down
@@ -55,21 +60,39 @@ TABLE2_DELAY_MS = {"mobilenet_v3_large": 51.0, "mobilenet_v3_small": 31.0}  # DU
 KB, MB = 1024, 1024 * 1024
 TABLE3: dict[str, dict[str, object]] = {
     "mobilenet_v3_large": {
-        "up_raw": 0.14 * MB, "up_embedding": 0.25 * KB, "down": 5.31 * MB,
-        "delays": {"4g-5": (0.03, 0.05e-3, 1.06), "4g-15": (0.01, 0.017e-3, 0.35),
-                   "5g-50": (0.003, 0.005e-3, 0.10), "5g-100": (0.001, 0.003e-3, 0.05)},
+        "up_raw": 0.14 * MB,
+        "up_embedding": 0.25 * KB,
+        "down": 5.31 * MB,
+        "delays": {
+            "4g-5": (0.03, 0.05e-3, 1.06),
+            "4g-15": (0.01, 0.017e-3, 0.35),
+            "5g-50": (0.003, 0.005e-3, 0.10),
+            "5g-100": (0.001, 0.003e-3, 0.05),
+        },
     },
     "mobilenet_v3_small": {
-        "up_raw": 0.14 * MB, "up_embedding": 0.25 * KB, "down": 3.06 * MB,
-        "delays": {"4g-5": (None, None, 0.61), "4g-15": (None, None, 0.20),
-                   "5g-50": (None, None, 0.06), "5g-100": (None, None, 0.03)},
+        "up_raw": 0.14 * MB,
+        "up_embedding": 0.25 * KB,
+        "down": 3.06 * MB,
+        "delays": {
+            "4g-5": (None, None, 0.61),
+            "4g-15": (None, None, 0.20),
+            "5g-50": (None, None, 0.06),
+            "5g-100": (None, None, 0.03),
+        },
     },
     "clicks": {  # ML-100K, DIN / SASRec / GRU4Rec alike
-        "up_raw": 7.32 * KB, "up_embedding": 0.25 * KB, "down": 8.06 * KB,
-        "delays": {"4g-5": (1.46e-3, 0.05e-3, 1.60e-3), "4g-15": (0.49e-3, 0.017e-3, 0.53e-3),
-                   "5g-50": (0.15e-3, 0.005e-3, 0.16e-3), "5g-100": (0.07e-3, 0.003e-3, 0.08e-3)},
+        "up_raw": 7.32 * KB,
+        "up_embedding": 0.25 * KB,
+        "down": 8.06 * KB,
+        "delays": {
+            "4g-5": (1.46e-3, 0.05e-3, 1.60e-3),
+            "4g-15": (0.49e-3, 0.017e-3, 0.53e-3),
+            "5g-50": (0.15e-3, 0.005e-3, 0.16e-3),
+            "5g-100": (0.07e-3, 0.003e-3, 0.08e-3),
+        },
     },
-}  # fmt: skip
+}
 
 
 def paper_row(variant: str) -> str:
@@ -89,8 +112,12 @@ def rel_gain(value: float, base: float) -> float:
 # same test rows, seed 0, 2 epochs at their batch 1024 and lr 1e-3 (docs/results.md,
 # "Parity"): folder -> model -> (test AUC, user AUC, train rows/s, peak RSS bytes).
 THEIRS_CODE: dict[str, dict[str, tuple[float, float, float, float]]] = {
-    "movielens-100k": {"sasrec": (0.8974, 0.8892, 7310, 4.22e9),
-                       "meta_sasrec": (0.9137, 0.9027, 5912, 3.71e9)},
-    "movielens-100k-paper-ml100k": {"sasrec": (0.8223, 0.8127, 7658, 3.24e9),
-                                    "meta_sasrec": (0.8481, 0.8327, 5670, 3.14e9)},
-}  # fmt: skip
+    "movielens-100k": {
+        "sasrec": (0.8974, 0.8892, 7310, 4.22e9),
+        "meta_sasrec": (0.9137, 0.9027, 5912, 3.71e9),
+    },
+    "movielens-100k-paper-ml100k": {
+        "sasrec": (0.8223, 0.8127, 7658, 3.24e9),
+        "meta_sasrec": (0.8481, 0.8327, 5670, 3.14e9),
+    },
+}

@@ -29,7 +29,7 @@ def ppg(
     max_block_params: int = 16384,
     condition: str = DEFAULT_CONDITION,
 ) -> PPGConfig | None:
-    """PPG for a method: SWA with N_p generators (duet), one (duet-no-swa), latent-only (hypernet)."""
+    """PPG for a method: SWA over N_p generators (duet), one (duet-no-swa), latents (hypernet)."""
     if method not in GENERATED_METHODS:
         return None
     return PPGConfig(
@@ -47,9 +47,10 @@ def ppg(
 # what `arch` may override in sequence_umn, with our defaults: the backbone choices of
 # SequenceConfig past the sizes, and the dynamic classifier's activation (theirs: tanh)
 ARCH_DEFAULTS: dict[str, Any] = {
-    f.name: f.default for f in dataclasses.fields(SequenceConfig)
+    f.name: f.default
+    for f in dataclasses.fields(SequenceConfig)
     if f.name not in ("num_items", "embed_dim", "history_length", "num_heads")
-} | {"activation": "relu"}  # fmt: skip
+} | {"activation": "relu"}
 
 
 def sequence_umn(
@@ -91,8 +92,9 @@ def sequence_umn(
         method=method,
         sequence=sequence,
         classifier=ClassifierConfig((embed_dim, classifier_hidden, embed_dim), activation),
-        ppg=ppg(method, embed_dim, neck, num_generators=num_generators, tau=tau,
-                condition=condition),
+        ppg=ppg(
+            method, embed_dim, neck, num_generators=num_generators, tau=tau, condition=condition
+        ),
     )
 
 

@@ -43,7 +43,9 @@ class CheckpointError(ValueError):
 
 
 def load_checkpoint(directory: str | Path) -> tuple[DeviceModel, dict[str, Any]]:
-    """Rebuild the model from ``config.json`` and load ``model.pt``; returns (model in eval mode, info).
+    """Rebuild the model from ``config.json`` and load ``model.pt``.
+
+    Returns (model in eval mode, info).
 
     Raises:
         CheckpointError: a file is missing or cannot be read, naming it.

@@ -138,9 +138,11 @@ def finetune_params(
 
 
 def user_adapted(
-    model: DeviceModel, history: ClickSamples | ImageSamples, users: Tensor,
+    model: DeviceModel,
+    history: ClickSamples | ImageSamples,
+    users: Tensor,
     cfg: UserFinetuneConfig,
-) -> Iterator[tuple[int, DeviceModel]]:  # fmt: skip
+) -> Iterator[tuple[int, DeviceModel]]:
     """Yield ``(user, model)`` with ``model`` fine-tuned on that user's rows of ``history``
     (every parameter), each user from the trained base weights; ``model`` is restored after.
 
@@ -164,9 +166,12 @@ def user_adapted(
 
 
 def finetune_user_logits(
-    model: DeviceModel, history: ClickSamples | ImageSamples, samples: ClickSamples | ImageSamples,
-    cfg: UserFinetuneConfig, users: Tensor | None = None,
-) -> Tensor:  # fmt: skip
+    model: DeviceModel,
+    history: ClickSamples | ImageSamples,
+    samples: ClickSamples | ImageSamples,
+    cfg: UserFinetuneConfig,
+    users: Tensor | None = None,
+) -> Tensor:
     """Logits of ``samples`` (in row order) from the per-user fine-tuned models of
     :func:`user_adapted`; ``users`` narrows the loop (the latency measurement times one)."""
     from duet.train import predict

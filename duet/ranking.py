@@ -35,7 +35,9 @@ def seen_mask(seen_ptr: Tensor, seen_items: Tensor, users: Tensor, num_items: in
     counts = seen_ptr[users + 1] - seen_ptr[users]
     rows = torch.repeat_interleave(torch.arange(len(users)), counts)
     starts = torch.repeat_interleave(seen_ptr[users], counts)
-    offsets = torch.arange(int(counts.sum())) - torch.repeat_interleave(counts.cumsum(0) - counts, counts)
+    offsets = torch.arange(int(counts.sum())) - torch.repeat_interleave(
+        counts.cumsum(0) - counts, counts
+    )
     mask[rows, seen_items[starts + offsets]] = True
     mask[:, 0] = True
     return mask
@@ -79,9 +81,12 @@ def ranking_metrics_from_ranks(rank: Tensor, ks=RANKING_KS) -> dict[str, float]:
 
 
 def full_ranks(
-    model: DeviceModel, positives: ClickSamples, row_params: Callable[[ClickSamples], Params],
-    seen_ptr: Tensor, seen_items: Tensor,
-) -> Tensor:  # fmt: skip
+    model: DeviceModel,
+    positives: ClickSamples,
+    row_params: Callable[[ClickSamples], Params],
+    seen_ptr: Tensor,
+    seen_items: Tensor,
+) -> Tensor:
     """Ranks of ``positives``' targets, scored in chunks with ``row_params(chunk)``."""
     num_items = model.backbone.item_emb.weight.shape[0] - 1
     chunk = ROW_CHUNK[model.backbone.target_aware]

@@ -125,8 +125,12 @@ def train(
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps)
     log, best_state, best = TrainLog(), None, float("-inf")
     key = SELECTION_METRIC["clicks" if isinstance(samples, ClickSamples) else "images"]
-    bar = tqdm(total=cfg.epochs * steps, disable=not progress, desc=f"train {model.cfg.method}",
-               unit="batch")  # fmt: skip
+    bar = tqdm(
+        total=cfg.epochs * steps,
+        disable=not progress,
+        desc=f"train {model.cfg.method}",
+        unit="batch",
+    )
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         batches = iterate_batches(samples, cfg.batch_size, shuffle=True, generator=g)
@@ -149,7 +153,11 @@ def train(
         log.val.append(validate(model, samples, val, cfg.batch_size))
         bar.set_postfix(epoch=epoch, loss=f"{log.losses[-1]:.4f}", val=f"{log.val[-1][key]:.4f}")
         if cfg.select == "best" and log.val[-1][key] > best:  # ties keep the earlier epoch
-            best_state, best, log.selected_epoch = copy.deepcopy(model.state_dict()), log.val[-1][key], epoch
+            best_state, best, log.selected_epoch = (
+                copy.deepcopy(model.state_dict()),
+                log.val[-1][key],
+                epoch,
+            )
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)  # with the BatchNorm statistics validated
@@ -317,15 +325,20 @@ def row_params(model: DeviceModel, s: Samples, method: str, adapt: Adaptation) -
 
 
 def full_ranking(
-    model: DeviceModel, samples: ClickSamples, method: str, adapt: Adaptation,
-    seen_ptr: Tensor, seen_items: Tensor,
-) -> dict[str, float]:  # fmt: skip
+    model: DeviceModel,
+    samples: ClickSamples,
+    method: str,
+    adapt: Adaptation,
+    seen_ptr: Tensor,
+    seen_items: Tensor,
+) -> dict[str, float]:
     """``full_hr@k`` / ``full_ndcg@k``: each positive's target ranked against every item its
     user never interacted with, with the parameters ``method`` scores that row with."""
     pos = samples.index((samples.label > 0.5).nonzero().squeeze(1))
     if method != "finetune-user":
-        rank = full_ranks(model, pos, partial(row_params, model, method=method, adapt=adapt),
-                          seen_ptr, seen_items)  # fmt: skip
+        rank = full_ranks(
+            model, pos, partial(row_params, model, method=method, adapt=adapt), seen_ptr, seen_items
+        )
         return ranking_metrics_from_ranks(rank)
     if adapt.history is None:
         raise ValueError("finetune-user needs the users' labelled rows (Adaptation.history)")

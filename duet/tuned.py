@@ -37,20 +37,28 @@ THEIRS_DIN = (("target_tower", True), ("activation", "tanh"))
 
 TUNED: dict[tuple[str, str], Choice] = {
     ("sasrec", "base"): Choice(SMALL_POSITIONS + TOWER, evidence="sasrec-base-positions+tower-s0"),
-    ("sasrec", "session"): Choice(SMALL_POSITIONS + TOWER,
-                                  evidence="sasrec-duet-no-swa-positions+tower-session-s0"),
+    ("sasrec", "session"): Choice(
+        SMALL_POSITIONS + TOWER, evidence="sasrec-duet-no-swa-positions+tower-session-s0"
+    ),
     ("sasrec", "history"): Choice(
-        SMALL_POSITIONS + TOWER, neck="gru", global_loss_weight=0.0,
-        evidence="sasrec-duet-no-swa-positions+tower-history-gru-no-global-loss-s0"),
+        SMALL_POSITIONS + TOWER,
+        neck="gru",
+        global_loss_weight=0.0,
+        evidence="sasrec-duet-no-swa-positions+tower-history-gru-no-global-loss-s0",
+    ),
     ("gru4rec", "base"): Choice(THEIRS_GRU4REC, evidence="gru4rec-base-theirs-s0"),
     ("gru4rec", "session"): Choice(evidence="gru4rec-duet-no-swa-ours-session-s0"),
-    ("gru4rec", "history"): Choice(global_loss_weight=0.0,
-                                   evidence="gru4rec-duet-no-swa-ours-history-no-global-loss-s0"),
+    ("gru4rec", "history"): Choice(
+        global_loss_weight=0.0, evidence="gru4rec-duet-no-swa-ours-history-no-global-loss-s0"
+    ),
     ("din", "base"): Choice(THEIRS_DIN, evidence="din-base-theirs-s0"),
     ("din", "session"): Choice(evidence="din-duet-no-swa-ours-session-s0"),
-    ("din", "history"): Choice(neck="gru", global_loss_weight=0.0,
-                               evidence="din-duet-no-swa-ours-history-gru-no-global-loss-s0"),
-}  # fmt: skip
+    ("din", "history"): Choice(
+        neck="gru",
+        global_loss_weight=0.0,
+        evidence="din-duet-no-swa-ours-history-gru-no-global-loss-s0",
+    ),
+}
 
 
 def family(method: str, condition: str) -> str:

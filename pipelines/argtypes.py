@@ -56,7 +56,9 @@ def typed_overrides(option: str, defaults: Mapping[str, Any], pairs: list[str]) 
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or key not in defaults:
-            raise ValueError(f"{option} {pair!r}: expected KEY=VALUE with KEY in {sorted(defaults)}")
+            raise ValueError(
+                f"{option} {pair!r}: expected KEY=VALUE with KEY in {sorted(defaults)}"
+            )
         kind = type(defaults[key])
         if kind is bool:
             if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):

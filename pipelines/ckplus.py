@@ -19,10 +19,16 @@ CKPLUS48_CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", 
 # Emotion/*_emotion.txt codes 0..7.
 CKPLUS_CLASSES = ("neutral", *CKPLUS48_CLASSES)
 
-FRAMES_SCHEMA = pa.schema([
-    ("subject", pa.string()), ("sequence", pa.int32()), ("position", pa.int32()),
-    ("label", pa.int32()), ("pixels", pa.binary()), ("source", pa.string()),
-])  # fmt: skip
+FRAMES_SCHEMA = pa.schema(
+    [
+        ("subject", pa.string()),
+        ("sequence", pa.int32()),
+        ("position", pa.int32()),
+        ("label", pa.int32()),
+        ("pixels", pa.binary()),
+        ("source", pa.string()),
+    ]
+)
 
 _NAME = re.compile(r"^S(\d+)_(\d+)_(\d+)\.png$")
 _FRAMES_PER_END = 3  # original layout: first 3 frames (neutral) + last 3 (the emotion)
@@ -87,8 +93,16 @@ def _read_ckplus48(directory: Path, image_size: int) -> pl.DataFrame:
             subject, sequence, frame = _parse_name(path)
             if owner.setdefault((subject, sequence), emotion) != emotion:
                 raise DataError(path, f"sequence also appears under {owner[(subject, sequence)]}/")
-            rows.append((subject, sequence, frame, label, load_gray(path, image_size),
-                         f"{emotion}/{path.name}"))  # fmt: skip
+            rows.append(
+                (
+                    subject,
+                    sequence,
+                    frame,
+                    label,
+                    load_gray(path, image_size),
+                    f"{emotion}/{path.name}",
+                )
+            )
     if not rows:
         raise DataError(directory, "no PNG frames found in the emotion folders")
     return _frames(rows)
@@ -107,8 +121,16 @@ def _read_original(directory: Path, image_size: int) -> pl.DataFrame:
         tail = frames[max(len(head), len(frames) - _FRAMES_PER_END) :]
         for path in head + tail:
             subj, sequence, frame = _parse_name(path)
-            rows.append((subj, sequence, frame, 0 if path in head else label,
-                         load_gray(path, image_size), str(path.relative_to(directory))))  # fmt: skip
+            rows.append(
+                (
+                    subj,
+                    sequence,
+                    frame,
+                    0 if path in head else label,
+                    load_gray(path, image_size),
+                    str(path.relative_to(directory)),
+                )
+            )
     if not rows:
         raise DataError(directory / "Emotion", "no *_emotion.txt label files found")
     return _frames(rows)
@@ -128,12 +150,23 @@ def _read_label(path: Path) -> int:
 def _frames(rows: list[tuple]) -> pl.DataFrame:
     """Rows (subject, sequence, frame number, ...) -> frame table with positions 0..n-1."""
     subject, sequence, frame, label, pixels, source = (list(c) for c in zip(*rows, strict=True))
-    df = pl.DataFrame({"subject": subject, "sequence": sequence, "frame": frame, "label": label,
-                       "pixels": pixels, "source": source},
-                      schema_overrides={"sequence": pl.Int32, "label": pl.Int32})  # fmt: skip
+    df = pl.DataFrame(
+        {
+            "subject": subject,
+            "sequence": sequence,
+            "frame": frame,
+            "label": label,
+            "pixels": pixels,
+            "source": source,
+        },
+        schema_overrides={"sequence": pl.Int32, "label": pl.Int32},
+    )
     df = df.sort("subject", "sequence", "frame")
     position = pl.int_range(pl.len()).over("subject", "sequence").cast(pl.Int32)
     return pl.from_arrow(
-        df.with_columns(position=position).drop("frame").to_arrow().select(FRAMES_SCHEMA.names)
+        df.with_columns(position=position)
+        .drop("frame")
+        .to_arrow()
+        .select(FRAMES_SCHEMA.names)
         .cast(FRAMES_SCHEMA)
-    )  # fmt: skip
+    )

@@ -18,9 +18,15 @@ from pipelines.errors import DataError
 from pipelines.names import DATASET_NAMES, IMAGE_CHANNELS, IMAGE_SIZES, PROTOCOLS, SPLITS
 
 FETCH_NAMES = (
-    "movielens-100k", "movielens-1m", "movielens-10m", "movielens-20m", "movielens-25m",
-    "movielens-latest", "movielens-latest-small", "ckplus",
-)  # fmt: skip
+    "movielens-100k",
+    "movielens-1m",
+    "movielens-10m",
+    "movielens-20m",
+    "movielens-25m",
+    "movielens-latest",
+    "movielens-latest-small",
+    "ckplus",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,9 +57,13 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", default=None, help="raw data root (default: $DUET_DATA_DIR)")
     p.add_argument("--out", required=True, type=Path, help="prepared directory to write")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--protocol", choices=list(PROTOCOLS), default=None,
-                   help="a named protocol (pipelines/names.py), e.g. paper-ml100k: the authors' "
-                   "30-core ML-100K; options given after it override it")
+    p.add_argument(
+        "--protocol",
+        choices=list(PROTOCOLS),
+        default=None,
+        help="a named protocol (pipelines/names.py), e.g. paper-ml100k: the authors' "
+        "30-core ML-100K; options given after it override it",
+    )
     p.add_argument("--session-length", type=int, default=None, help="clicks per session (10)")
     p.add_argument(
         "--session-gap-s",
@@ -61,10 +71,15 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="cut sessions at this inactivity gap instead of by length",
     )
-    p.add_argument("--test-sessions", type=int, default=None,
-                   help="each user's last N sessions (1)")
-    p.add_argument("--val-sessions", type=int_in_range(0), default=None,
-                   help="the N sessions before a user's test sessions: validation (0: none)")  # fmt: skip
+    p.add_argument(
+        "--test-sessions", type=int, default=None, help="each user's last N sessions (1)"
+    )
+    p.add_argument(
+        "--val-sessions",
+        type=int_in_range(0),
+        default=None,
+        help="the N sessions before a user's test sessions: validation (0: none)",
+    )
     p.add_argument(
         "--history-length",
         type=int,
@@ -80,10 +95,19 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-negatives", type=int, default=None, help="(4)")
     p.add_argument("--test-negatives", type=int, default=None, help="(100)")
     p.add_argument("--k-core", type=int, default=None, help="(0: no k-core filter)")
-    p.add_argument("--image-size", type=int_in_range(IMAGE_SIZES.start, IMAGE_SIZES.stop - 1),
-                   default=None, help="square side of CK+ frames (48; paper: 224)")
-    p.add_argument("--image-channels", type=int, choices=IMAGE_CHANNELS, default=None,
-                   help="3 repeats the gray plane: the paper's 224x224x3 input")  # fmt: skip
+    p.add_argument(
+        "--image-size",
+        type=int_in_range(IMAGE_SIZES.start, IMAGE_SIZES.stop - 1),
+        default=None,
+        help="square side of CK+ frames (48; paper: 224)",
+    )
+    p.add_argument(
+        "--image-channels",
+        type=int,
+        choices=IMAGE_CHANNELS,
+        default=None,
+        help="3 repeats the gray plane: the paper's 224x224x3 input",
+    )
     p.add_argument(
         "--synthetic",
         action="append",
@@ -91,7 +115,7 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="override a synthetic dataset knob, e.g. --synthetic p_stay=0.3",
     )
-    p.set_defaults(func=_guarded(p.prog, _prepare))  # fmt: skip
+    p.set_defaults(func=_guarded(p.prog, _prepare))
 
 
 def synthetic_overrides(config_cls: type, pairs: list[str]):
@@ -105,10 +129,24 @@ def _prepare(args: argparse.Namespace) -> int:
     from pipelines.synthetic import SyntheticClicksConfig, SyntheticVideoConfig
 
     preset = PROTOCOLS[args.protocol] if args.protocol else {}
-    given = {k: getattr(args, k) for k in ("session_length", "session_gap_s", "test_sessions",
-             "val_sessions", "history_length", "realtime_size", "train_negatives",
-             "test_negatives", "k_core") if getattr(args, k) is not None}  # fmt: skip
-    options = dataclasses.replace(default_options(args.dataset), **preset.get("options", {}) | given)
+    given = {
+        k: getattr(args, k)
+        for k in (
+            "session_length",
+            "session_gap_s",
+            "test_sessions",
+            "val_sessions",
+            "history_length",
+            "realtime_size",
+            "train_negatives",
+            "test_negatives",
+            "k_core",
+        )
+        if getattr(args, k) is not None
+    }
+    options = dataclasses.replace(
+        default_options(args.dataset), **preset.get("options", {}) | given
+    )
     image = {"image_size": 48, "image_channels": 1} | preset.get("image", {})
     image |= {k: getattr(args, k) for k in image if getattr(args, k) is not None}
     configs = {}
@@ -118,8 +156,15 @@ def _prepare(args: argparse.Namespace) -> int:
         configs["video_config"] = synthetic_overrides(SyntheticVideoConfig, args.synthetic)
     elif args.synthetic:
         raise ValueError(f"--synthetic applies to synthetic datasets, not {args.dataset}")
-    meta = prepare(args.dataset, args.out, data_dir=args.data_dir, options=options,
-                   seed=args.seed, **image, **configs)  # fmt: skip
+    meta = prepare(
+        args.dataset,
+        args.out,
+        data_dir=args.data_dir,
+        options=options,
+        seed=args.seed,
+        **image,
+        **configs,
+    )
     counts = ", ".join(f"{k}={v}" for k, v in meta["counts"].items())
     print(f"prepared {args.dataset} -> {args.out} ({counts})")
     return 0
@@ -135,7 +180,7 @@ def _add_fetch(sub: argparse._SubParsersAction) -> None:
         "--base-url", default=None, help="mirror of files.grouplens.org/datasets/movielens"
     )
     p.add_argument("--checksum", default=None, help="md5:<hex> or sha256:<hex> override")
-    p.set_defaults(func=_guarded(p.prog, _fetch))  # fmt: skip
+    p.set_defaults(func=_guarded(p.prog, _fetch))
 
 
 def _fetch(args: argparse.Namespace) -> int:

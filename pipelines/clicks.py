@@ -1,4 +1,4 @@
-"""Click datasets -> the four Arrow tables of a prepared directory (sessions, train, test, items)."""
+"""Click datasets -> the Arrow tables of a prepared directory (sessions, splits, items)."""
 
 from __future__ import annotations
 
@@ -15,28 +15,46 @@ from pipelines.sessions import SessionOptions, protocol, split_counts
 
 def click_sessions_schema(realtime_size: int) -> pa.Schema:
     """``sessions.parquet`` for clicks: one row per session, ``session`` == row number."""
-    return pa.schema([
-        ("session", pa.int64()), ("user", pa.int32()), ("raw_user_id", pa.int64()),
-        ("session_index", pa.int32()), ("split", pa.string()), ("start_ts", pa.int64()),
-        ("end_ts", pa.int64()), ("n_clicks", pa.int32()), ("items", pa.list_(pa.int32())),
-        ("realtime", pa.list_(pa.int32(), realtime_size)),
-    ])  # fmt: skip
+    return pa.schema(
+        [
+            ("session", pa.int64()),
+            ("user", pa.int32()),
+            ("raw_user_id", pa.int64()),
+            ("session_index", pa.int32()),
+            ("split", pa.string()),
+            ("start_ts", pa.int64()),
+            ("end_ts", pa.int64()),
+            ("n_clicks", pa.int32()),
+            ("items", pa.list_(pa.int32())),
+            ("realtime", pa.list_(pa.int32(), realtime_size)),
+        ]
+    )
 
 
 def click_samples_schema(history_length: int, negatives: int) -> pa.Schema:
     """``train.parquet``/``test.parquet`` for clicks: one row per positive, negatives inline."""
-    return pa.schema([
-        ("user", pa.int32()), ("session", pa.int64()), ("position", pa.int32()),
-        ("ts", pa.int64()), ("target", pa.int32()),
-        ("history", pa.list_(pa.int32(), history_length)),
-        ("negatives", pa.list_(pa.int32(), negatives)),
-    ])  # fmt: skip
+    return pa.schema(
+        [
+            ("user", pa.int32()),
+            ("session", pa.int64()),
+            ("position", pa.int32()),
+            ("ts", pa.int64()),
+            ("target", pa.int32()),
+            ("history", pa.list_(pa.int32(), history_length)),
+            ("negatives", pa.list_(pa.int32(), negatives)),
+        ]
+    )
 
 
-ITEMS_OUT_SCHEMA = pa.schema([
-    ("item", pa.int32()), ("raw_item_id", pa.int64()), ("title", pa.string()),
-    ("genres", pa.list_(pa.string())), ("popularity", pa.int64()),
-])  # fmt: skip
+ITEMS_OUT_SCHEMA = pa.schema(
+    [
+        ("item", pa.int32()),
+        ("raw_item_id", pa.int64()),
+        ("title", pa.string()),
+        ("genres", pa.list_(pa.string())),
+        ("popularity", pa.int64()),
+    ]
+)
 
 
 @dataclass
@@ -82,32 +100,48 @@ def build_click_tables(
     # streams 0 and 1 are train and test as before validation existed; val is scored like
     # test (same number of negatives) so that its metrics estimate the test metrics
     for stream, (split, k) in enumerate(
-        (("train", options.train_negatives), ("test", options.test_negatives),
-         ("val", options.test_negatives))
-    ):  # fmt: skip
+        (
+            ("train", options.train_negatives),
+            ("test", options.test_negatives),
+            ("val", options.test_negatives),
+        )
+    ):
         rows = np.flatnonzero(df["split"].to_numpy() == split)
         rng = np.random.default_rng([seed, stream])
         splits[split] = _samples_table(df, rows, item_arr, user_start, seen, rng, options, k)
     items_table = _items_table(df, items, num_items)
     counts = {
-        "users": int(users.max()) + 1, "items": num_items, "interactions": df.height,
+        "users": int(users.max()) + 1,
+        "items": num_items,
+        "interactions": df.height,
         "sessions": sessions.num_rows,
         **split_counts(sessions["split"], splits),
         "genres": len({g for gs in items_table["genres"].to_pylist() for g in gs}),
-    }  # fmt: skip
-    return ClickTables(sessions, splits["train"], splits["val"], splits["test"], items_table,
-                       counts)  # fmt: skip
+    }
+    return ClickTables(
+        sessions, splits["train"], splits["val"], splits["test"], items_table, counts
+    )
 
 
 def _sessions_table(
     df: pl.DataFrame, item_arr: np.ndarray, user_start: np.ndarray, realtime_size: int
 ) -> pa.Table:
     """One row per session; real-time samples = the R clicks strictly before its first click."""
-    grouped = df.with_row_index("row").group_by("session", maintain_order=True).agg(
-        pl.col("user").first(), pl.col("raw_user_id").first(), pl.col("session_index").first(),
-        pl.col("split").first(), start_ts=pl.col("ts").min(), end_ts=pl.col("ts").max(),
-        n_clicks=pl.len().cast(pl.Int32), items=pl.col("item"), first=pl.col("row").first(),
-    )  # fmt: skip
+    grouped = (
+        df.with_row_index("row")
+        .group_by("session", maintain_order=True)
+        .agg(
+            pl.col("user").first(),
+            pl.col("raw_user_id").first(),
+            pl.col("session_index").first(),
+            pl.col("split").first(),
+            start_ts=pl.col("ts").min(),
+            end_ts=pl.col("ts").max(),
+            n_clicks=pl.len().cast(pl.Int32),
+            items=pl.col("item"),
+            first=pl.col("row").first(),
+        )
+    )
     first = grouped["first"].to_numpy().astype(np.int64)
     realtime = windows(item_arr, user_start[first], first, realtime_size)
     table = grouped.drop("first").to_arrow()
@@ -116,9 +150,15 @@ def _sessions_table(
 
 
 def _samples_table(
-    df: pl.DataFrame, rows: np.ndarray, item_arr: np.ndarray, user_start: np.ndarray,
-    seen: np.ndarray, rng: np.random.Generator, options: SessionOptions, k: int,
-) -> pa.Table:  # fmt: skip
+    df: pl.DataFrame,
+    rows: np.ndarray,
+    item_arr: np.ndarray,
+    user_start: np.ndarray,
+    seen: np.ndarray,
+    rng: np.random.Generator,
+    options: SessionOptions,
+    k: int,
+) -> pa.Table:
     """One row per positive in ``rows``: its history window and ``k`` sampled negatives."""
     history = windows(item_arr, user_start[rows], rows, options.history_length)
     users = df["user"].to_numpy()[rows]
@@ -134,12 +174,14 @@ def _items_table(df: pl.DataFrame, items: pl.DataFrame, num_items: int) -> pa.Ta
     train = df.filter(pl.col("split") == "train")
     popularity = np.bincount(train["item"].to_numpy(), minlength=num_items + 1)
     vocab = (
-        df.select("item", "raw_item_id").unique().sort("item")
+        df.select("item", "raw_item_id")
+        .unique()
+        .sort("item")
         .join(items.rename({"item_id": "raw_item_id"}), on="raw_item_id", how="left")
         .with_columns(
             title=pl.col("title").fill_null(""),
             genres=pl.col("genres").fill_null(pl.lit([], dtype=pl.List(pl.String))),
         )
-    )  # fmt: skip
+    )
     vocab = vocab.with_columns(popularity=pl.Series(popularity[vocab["item"].to_numpy()]))
     return vocab.to_arrow().cast(ITEMS_OUT_SCHEMA)

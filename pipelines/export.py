@@ -52,19 +52,24 @@ def export_duet(prepared_dir: str | Path, dest: str | Path, splits=SPLITS) -> li
     for split in splits:
         table = read_table(prepared_dir / f"{split}.parquet")
         session = table["session"].to_numpy()
-        rows = pl.DataFrame({
-            "user": table["user"].to_numpy(),
-            "trigger_seq": _joined(realtime[session]),
-            "click_seq": _joined(right_padded(fixed_to_numpy(table["history"]))),
-            "item": np.concatenate([table["target"].to_numpy()[:, None],
-                                    fixed_to_numpy(table["negatives"])], axis=1),
-        }).with_row_index("group")  # fmt: skip
+        rows = pl.DataFrame(
+            {
+                "user": table["user"].to_numpy(),
+                "trigger_seq": _joined(realtime[session]),
+                "click_seq": _joined(right_padded(fixed_to_numpy(table["history"]))),
+                "item": np.concatenate(
+                    [table["target"].to_numpy()[:, None], fixed_to_numpy(table["negatives"])],
+                    axis=1,
+                ),
+            }
+        ).with_row_index("group")
         lines = (
             rows.explode("item")
             .with_columns(label=(pl.int_range(pl.len()).over("group") == 0).cast(pl.Int8))
-            .select(pl.concat_str(["user", "item", "trigger_seq", "click_seq", "label"],
-                                  separator=";"))
-        )  # fmt: skip
+            .select(
+                pl.concat_str(["user", "item", "trigger_seq", "click_seq", "label"], separator=";")
+            )
+        )
         path = dest / f"{split}.txt"
         tmp = path.with_suffix(".txt.tmp")
         lines.write_csv(tmp, include_header=False, quote_style="never")

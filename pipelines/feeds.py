@@ -23,9 +23,13 @@ def _read(prepared_dir: str | Path, name: str, columns: list[str] | None = None)
 
 
 def training_batches(
-    prepared_dir: str | Path, split: str, batch_size: int, *,
-    shuffle_seed: int | None = None, columns: list[str] | None = None,
-) -> Iterator[dict]:  # fmt: skip
+    prepared_dir: str | Path,
+    split: str,
+    batch_size: int,
+    *,
+    shuffle_seed: int | None = None,
+    columns: list[str] | None = None,
+) -> Iterator[dict]:
     """Batches of a split as dicts of torch tensors (one entry per column).
 
     Rows are Parquet rows: for clicks one positive with its ``negatives`` (B, k) and
@@ -48,8 +52,9 @@ def training_batches(
     return iter(ds.iter_torch_batches(batch_size=batch_size, **kwargs))
 
 
-def session_stream(prepared_dir: str | Path, n_consumers: int, *, split: str | None = "test",
-                   equal: bool = False) -> list:  # fmt: skip
+def session_stream(
+    prepared_dir: str | Path, n_consumers: int, *, split: str | None = "test", equal: bool = False
+) -> list:
     """Split ``sessions.parquet`` into ``n_consumers`` streaming iterators (one per fleet actor).
 
     Each iterator is consumed concurrently (pass it to an actor); together they yield every

@@ -53,9 +53,13 @@ def parse_checksum(text: str) -> tuple[str, str]:
 
 
 def fetch(
-    dataset: str, dest: str | Path, *, base_url: str = BASE_URL,
-    checksum: str | None = None, timeout_s: float = 60.0,
-) -> Path:  # fmt: skip
+    dataset: str,
+    dest: str | Path,
+    *,
+    base_url: str = BASE_URL,
+    checksum: str | None = None,
+    timeout_s: float = 60.0,
+) -> Path:
     """Download ``dataset``'s archive into ``dest/<folder>``; nothing is left half-written.
 
     Args:
@@ -110,13 +114,19 @@ def _download(url: str, path: Path, timeout_s: float) -> dict[str, str]:
 
 def _verify(url: str, digests: dict[str, str], expected: tuple[str, str] | None) -> None:
     if expected is None:
-        log.warning("%s has no published checksum; sha256 is %s (pass --checksum to pin it)",
-                    url, digests["sha256"])  # fmt: skip
+        log.warning(
+            "%s has no published checksum; sha256 is %s (pass --checksum to pin it)",
+            url,
+            digests["sha256"],
+        )
         return
     algo, want = expected
     if digests[algo] != want:
-        raise DataError(url, f"{algo} mismatch: expected {want}, got {digests[algo]}; "
-                        "download rejected (corrupt or changed archive)")  # fmt: skip
+        raise DataError(
+            url,
+            f"{algo} mismatch: expected {want}, got {digests[algo]}; "
+            "download rejected (corrupt or changed archive)",
+        )
 
 
 def _unpack(archive: Path, into: Path, folder: str) -> Path:

@@ -14,21 +14,33 @@ from pipelines.sessions import SPLITS, assign_split, split_counts
 
 def image_sessions_schema(frame_bytes: int) -> pa.Schema:
     """``sessions.parquet`` for images: one row per video; ``realtime`` is its first frame."""
-    return pa.schema([
-        ("session", pa.int64()), ("user", pa.int32()), ("subject", pa.string()),
-        ("sequence", pa.int32()), ("session_index", pa.int32()), ("split", pa.string()),
-        ("label", pa.int32()), ("n_frames", pa.int32()),
-        ("realtime", pa.list_(pa.uint8(), frame_bytes)),
-    ])  # fmt: skip
+    return pa.schema(
+        [
+            ("session", pa.int64()),
+            ("user", pa.int32()),
+            ("subject", pa.string()),
+            ("sequence", pa.int32()),
+            ("session_index", pa.int32()),
+            ("split", pa.string()),
+            ("label", pa.int32()),
+            ("n_frames", pa.int32()),
+            ("realtime", pa.list_(pa.uint8(), frame_bytes)),
+        ]
+    )
 
 
 def image_frames_schema(frame_bytes: int) -> pa.Schema:
     """``train.parquet``/``test.parquet`` for images: one row per frame, pixels uint8 (C, H, W)."""
-    return pa.schema([
-        ("user", pa.int32()), ("session", pa.int64()), ("position", pa.int32()),
-        ("label", pa.int32()), ("pixels", pa.list_(pa.uint8(), frame_bytes)),
-        ("source", pa.string()),
-    ])  # fmt: skip
+    return pa.schema(
+        [
+            ("user", pa.int32()),
+            ("session", pa.int64()),
+            ("position", pa.int32()),
+            ("label", pa.int32()),
+            ("pixels", pa.list_(pa.uint8(), frame_bytes)),
+            ("source", pa.string()),
+        ]
+    )
 
 
 @dataclass
@@ -68,9 +80,12 @@ def _fixed_bytes(
 
 
 def build_image_tables(
-    frames: pl.DataFrame, plane_bytes: int, test_sessions: int, val_sessions: int = 0,
+    frames: pl.DataFrame,
+    plane_bytes: int,
+    test_sessions: int,
+    val_sessions: int = 0,
     channels: int = 1,
-) -> ImageTables:  # fmt: skip
+) -> ImageTables:
     """Split videos by time per subject and build the session and frame tables.
 
     Args:
@@ -85,11 +100,16 @@ def build_image_tables(
     df = assign_split(index_sessions(frames.lazy()), test_sessions, val_sessions).collect()
     sessions = df.group_by("session", maintain_order=True).agg(
         pl.col("user", "subject", "sequence", "session_index", "split").first(),
-        label=pl.col("label").max(), n_frames=pl.len().cast(pl.Int32),
+        label=pl.col("label").max(),
+        n_frames=pl.len().cast(pl.Int32),
         realtime=pl.col("pixels").first(),
-    )  # fmt: skip
-    table = sessions.drop("realtime").to_arrow().append_column(
-        "realtime", _fixed_bytes(sessions["realtime"], plane_bytes, channels, "<sessions>")
+    )
+    table = (
+        sessions.drop("realtime")
+        .to_arrow()
+        .append_column(
+            "realtime", _fixed_bytes(sessions["realtime"], plane_bytes, channels, "<sessions>")
+        )
     )
     splits = {}
     for split in SPLITS:
@@ -100,8 +120,15 @@ def build_image_tables(
         cols = cols.append_column("source", part["source"].to_arrow())
         splits[split] = cols.cast(image_frames_schema(frame_bytes))
     counts = {
-        "users": int(df["user"].max()) + 1, "sessions": table.num_rows, "frames": df.height,
+        "users": int(df["user"].max()) + 1,
+        "sessions": table.num_rows,
+        "frames": df.height,
         **split_counts(table["split"], splits),
-    }  # fmt: skip
-    return ImageTables(table.cast(image_sessions_schema(frame_bytes)), splits["train"],
-                       splits["val"], splits["test"], counts)  # fmt: skip
+    }
+    return ImageTables(
+        table.cast(image_sessions_schema(frame_bytes)),
+        splits["train"],
+        splits["val"],
+        splits["test"],
+        counts,
+    )

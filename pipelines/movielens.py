@@ -27,10 +27,26 @@ ITEMS_SCHEMA = pa.schema(
 
 # u.item's 19 genre flags, in file order (also in u.genre).
 ML100K_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-    "Romance", "Sci-Fi", "Thriller", "War", "Western",
-)  # fmt: skip
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 
 # layout name -> (ratings file, items file, field separator, has header)
 LAYOUTS = {
@@ -90,8 +106,11 @@ def _text(path: Path) -> bytes:
     if not data.strip():
         raise DataError(path, "file is empty")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:4096]:
-        raise DataError(path, "looks like UTF-16 (byte-order mark or NUL bytes); MovieLens files "
-                        "are ASCII, latin-1 or UTF-8: re-encode it, e.g. iconv -f UTF-16 -t UTF-8")  # fmt: skip
+        raise DataError(
+            path,
+            "looks like UTF-16 (byte-order mark or NUL bytes); MovieLens files "
+            "are ASCII, latin-1 or UTF-8: re-encode it, e.g. iconv -f UTF-16 -t UTF-8",
+        )
     return data
 
 
@@ -117,9 +136,13 @@ def read_ratings(path: Path, *, sep: str, header: bool) -> pl.DataFrame:
     one_sep = "\t" if len(sep) > 1 else sep
     try:
         raw = pl.read_csv(
-            io.BytesIO(data), separator=one_sep, has_header=header, new_columns=list(_RATING_FIELDS),
-            schema_overrides=dict.fromkeys(_RATING_FIELDS, pl.String), quote_char=None,
-        )  # fmt: skip
+            io.BytesIO(data),
+            separator=one_sep,
+            has_header=header,
+            new_columns=list(_RATING_FIELDS),
+            schema_overrides=dict.fromkeys(_RATING_FIELDS, pl.String),
+            quote_char=None,
+        )
     except pl.exceptions.PolarsError as exc:
         raise _locate(path, sep, header) from exc
     if raw.width != len(_RATING_FIELDS):
@@ -144,9 +167,11 @@ def _locate(path: Path, sep: str, header: bool) -> DataError:
         fields = line.split(sep)
         if len(fields) != len(_RATING_FIELDS):
             return DataError(
-                path, f"expected {len(_RATING_FIELDS)} fields separated by {sep!r}, got "
-                f"{len(fields)}: {line[:80]!r}", line=number,
-            )  # fmt: skip
+                path,
+                f"expected {len(_RATING_FIELDS)} fields separated by {sep!r}, got "
+                f"{len(fields)}: {line[:80]!r}",
+                line=number,
+            )
         for name, value in zip(_RATING_FIELDS, fields, strict=True):
             try:
                 float(value) if name == "rating" else int(value)

@@ -43,13 +43,20 @@ IMAGE_CHANNELS = (1, 3)  # gray, or the gray plane repeated (the paper's 224x224
 # "Quality claim"); the image ones are CK+ inputs: 48x1 is CK+48 as distributed, 224x3 the
 # paper's (Table 5), 112x3 the largest the CPU grid affords (docs/results.md).
 PROTOCOLS: dict[str, dict[str, dict[str, int]]] = {
-    "paper-ml100k": {"options": {"k_core": 30, "history_length": 30, "session_length": 10,
-                                 "train_negatives": 4, "test_negatives": 100}},
+    "paper-ml100k": {
+        "options": {
+            "k_core": 30,
+            "history_length": 30,
+            "session_length": 10,
+            "train_negatives": 4,
+            "test_negatives": 100,
+        }
+    },
     "h10-r30": {"options": {"history_length": 10, "realtime_size": 30}},
     "48x1": {"image": {"image_size": 48, "image_channels": 1}},
     "112x3": {"image": {"image_size": 112, "image_channels": 3}},
     "224x3": {"image": {"image_size": 224, "image_channels": 3}},
-}  # fmt: skip
+}
 
 
 def check_image_input(size: int, channels: int) -> None:
@@ -59,7 +66,9 @@ def check_image_input(size: int, channels: int) -> None:
         ValueError: naming the option, the value and the accepted range.
     """
     if not isinstance(size, int) or size not in IMAGE_SIZES:
-        raise ValueError(f"image_size: expected an int in [{IMAGE_SIZES.start}, "
-                         f"{IMAGE_SIZES.stop - 1}], got {size!r}")  # fmt: skip
+        raise ValueError(
+            f"image_size: expected an int in [{IMAGE_SIZES.start}, "
+            f"{IMAGE_SIZES.stop - 1}], got {size!r}"
+        )
     if channels not in IMAGE_CHANNELS:
         raise ValueError(f"image_channels: expected one of {IMAGE_CHANNELS}, got {channels!r}")

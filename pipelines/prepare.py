@@ -69,11 +69,17 @@ def resolve_source(dataset: str, data_dir: str | Path | None) -> Path | None:
 
 
 def prepare(
-    dataset: str, out: str | Path, *, data_dir: str | Path | None = None,
-    options: SessionOptions | None = None, seed: int = 0, image_size: int = 48,
-    image_channels: int = 1, clicks_config: SyntheticClicksConfig | None = None,
+    dataset: str,
+    out: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    options: SessionOptions | None = None,
+    seed: int = 0,
+    image_size: int = 48,
+    image_channels: int = 1,
+    clicks_config: SyntheticClicksConfig | None = None,
     video_config: SyntheticVideoConfig | None = None,
-) -> dict:  # fmt: skip
+) -> dict:
     """Prepare ``dataset`` into ``out``; on any failure ``out`` is left as it was.
 
     Args:
@@ -111,10 +117,15 @@ def prepare(
         else:
             image = (image_size, image_channels)
             meta = _prepare_images(dataset, source, tmp, options, seed, image, video_config)
-        meta = {"schema_version": SCHEMA_VERSION, "dataset": dataset, "seed": seed,
-                "source": str(source) if source else None,
-                "options": dataclasses.asdict(options), **meta,
-                "files": {p.name: sha256(p) for p in sorted(tmp.glob("*.parquet"))}}  # fmt: skip
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "dataset": dataset,
+            "seed": seed,
+            "source": str(source) if source else None,
+            "options": dataclasses.asdict(options),
+            **meta,
+            "files": {p.name: sha256(p) for p in sorted(tmp.glob("*.parquet"))},
+        }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         _replace_dir(tmp, out)
     finally:
@@ -138,11 +149,15 @@ def _prepare_clicks(dataset, source, tmp, options, seed, config) -> dict:
         write_parquet(getattr(tables, name), tmp / f"{name}.parquet")
     genres = sorted({g for gs in tables.items["genres"].to_pylist() for g in gs})
     return {
-        "kind": "clicks", "counts": tables.counts, "num_users": tables.counts["users"],
-        "num_items": tables.counts["items"], "history_length": options.history_length,
-        "realtime_size": options.realtime_size, "genres": genres,
+        "kind": "clicks",
+        "counts": tables.counts,
+        "num_users": tables.counts["users"],
+        "num_items": tables.counts["items"],
+        "history_length": options.history_length,
+        "realtime_size": options.realtime_size,
+        "genres": genres,
         "synthetic": dataclasses.asdict(config) if source is None else None,
-    }  # fmt: skip
+    }
 
 
 def _prepare_images(dataset, source, tmp, options, seed, image, config) -> dict:
@@ -157,20 +172,26 @@ def _prepare_images(dataset, source, tmp, options, seed, image, config) -> dict:
         image_size = config.image_size
     else:
         frames, class_names = read_ckplus(source, image_size)
-    tables = build_image_tables(frames, image_size * image_size, options.test_sessions,
-                                options.val_sessions, channels)  # fmt: skip
+    tables = build_image_tables(
+        frames, image_size * image_size, options.test_sessions, options.val_sessions, channels
+    )
     for name in ("sessions", *SPLITS):
         write_parquet(getattr(tables, name), tmp / f"{name}.parquet")
     return {
-        "kind": "images", "counts": tables.counts, "num_users": tables.counts["users"],
-        "height": image_size, "width": image_size, "channels": channels,
-        "num_classes": len(class_names), "class_names": class_names,
+        "kind": "images",
+        "counts": tables.counts,
+        "num_users": tables.counts["users"],
+        "height": image_size,
+        "width": image_size,
+        "channels": channels,
+        "num_classes": len(class_names),
+        "class_names": class_names,
         "synthetic": dataclasses.asdict(config) if source is None else None,
-    }  # fmt: skip
+    }
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
-    """Deterministic Parquet: fixed codec, no timestamps in metadata, so bytes depend on data only."""
+    """Deterministic Parquet: a fixed codec and no timestamps, so bytes depend on data only."""
     pq.write_table(table, path, compression="zstd", row_group_size=1 << 20)
 
 

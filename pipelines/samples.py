@@ -77,8 +77,11 @@ def sample_negatives(
     counts = np.bincount(seen // (num_items + 1), minlength=int(users.max(initial=0)) + 1)
     if len(users) and (num_items - counts[users]).min() < k:
         worst = int(users[np.argmin(num_items - counts[users])])
-        raise DataError("<interactions>", f"user {worst} has fewer than {k} unseen items "
-                        f"of {num_items}; lower the negatives or apply a k-core filter")  # fmt: skip
+        raise DataError(
+            "<interactions>",
+            f"user {worst} has fewer than {k} unseen items "
+            f"of {num_items}; lower the negatives or apply a k-core filter",
+        )
     cand = rng.integers(1, num_items + 1, size=(len(users), k), dtype=np.int64)
     rows = np.arange(len(users))
     while len(rows):

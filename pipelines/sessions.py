@@ -48,8 +48,14 @@ class SessionOptions:
     k_core: int = 0
 
     def __post_init__(self) -> None:
-        positive = ("session_length", "test_sessions", "history_length", "realtime_size",
-                    "train_negatives", "test_negatives")  # fmt: skip
+        positive = (
+            "session_length",
+            "test_sessions",
+            "history_length",
+            "realtime_size",
+            "train_negatives",
+            "test_negatives",
+        )
         for key in positive:
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
@@ -75,9 +81,7 @@ def k_core_filter(lf: pl.LazyFrame, k: int) -> pl.LazyFrame:
         return lf
     height = -1
     while True:
-        lf = lf.filter(
-            (pl.len().over("user_id") >= k) & (pl.len().over("item_id") >= k)
-        ).cache()
+        lf = lf.filter((pl.len().over("user_id") >= k) & (pl.len().over("item_id") >= k)).cache()
         new_height = lf.select(pl.len()).collect().item()
         if new_height == height:
             return lf
@@ -87,9 +91,14 @@ def k_core_filter(lf: pl.LazyFrame, k: int) -> pl.LazyFrame:
 # -- stage: dense ids ------------------------------------------------------------------------
 
 ENCODED_SCHEMA = pa.schema(
-    [("user", pa.int32()), ("item", pa.int32()), ("raw_user_id", pa.int64()),
-     ("raw_item_id", pa.int64()), ("ts", pa.int64())]
-)  # fmt: skip
+    [
+        ("user", pa.int32()),
+        ("item", pa.int32()),
+        ("raw_user_id", pa.int64()),
+        ("raw_item_id", pa.int64()),
+        ("ts", pa.int64()),
+    ]
+)
 
 
 def encode_ids(lf: pl.LazyFrame) -> pl.LazyFrame:
@@ -133,7 +142,9 @@ def sessionize(lf: pl.LazyFrame, session_length: int, session_gap_s: int | None)
 
 # -- stage: split ----------------------------------------------------------------------------
 
-SPLIT_SCHEMA = pa.schema(list(SESSIONIZED_SCHEMA) + [("split", pa.string()), ("session", pa.int64())])
+SPLIT_SCHEMA = pa.schema(
+    list(SESSIONIZED_SCHEMA) + [("split", pa.string()), ("session", pa.int64())]
+)
 
 
 def assign_split(lf: pl.LazyFrame, test_sessions: int, val_sessions: int = 0) -> pl.LazyFrame:

@@ -127,7 +127,9 @@ class UserSwap:
 def _swap(session, donor):
     if isinstance(session, ClickSession):
         return replace(session, items=donor.items.copy(), realtime=donor.realtime.copy())
-    return replace(session, pixels=donor.pixels.copy(), labels=donor.labels.copy(), label=donor.label)
+    return replace(
+        session, pixels=donor.pixels.copy(), labels=donor.labels.copy(), label=donor.label
+    )
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,9 @@ class GenreShift:
         else:
             raise ValueError(f"genre: expected one of {list(ctx.genre_names)}, got {self.genre!r}")
         members = np.flatnonzero(ctx.item_genres[:, column])
-        weights = (ctx.popularity[members] + 1.0) if ctx.popularity is not None else np.ones(len(members))
+        weights = (
+            (ctx.popularity[members] + 1.0) if ctx.popularity is not None else np.ones(len(members))
+        )
         draw = lambda g, n: g.choice(members, size=n, p=weights / weights.sum())  # noqa: E731
         return _replace_clicks(session, self.fraction, draw, rng, self.realtime)
 
@@ -322,8 +326,10 @@ class Rotation:
 
         f, c, h, w = session.pixels.shape
         planes = session.pixels.reshape(f * c, h, w)
-        rotated = [np.asarray(Image.fromarray(p).rotate(self.degrees, Image.Resampling.BILINEAR))
-                   for p in planes]  # fmt: skip
+        rotated = [
+            np.asarray(Image.fromarray(p).rotate(self.degrees, Image.Resampling.BILINEAR))
+            for p in planes
+        ]
         return replace(session, pixels=np.stack(rotated).reshape(f, c, h, w))
 
 
@@ -347,8 +353,10 @@ class LabelDistributionShift:
         _range("prob", self.prob, 0, 1, open_lo=True)
         w = np.asarray(self.weights, dtype=np.float64)
         if w.ndim != 1 or len(w) == 0 or (w < 0).any() or w.sum() <= 0:
-            raise ValueError(f"weights: expected a non-empty list of weights >= 0 with a "
-                             f"positive sum, got {self.weights!r}")  # fmt: skip
+            raise ValueError(
+                f"weights: expected a non-empty list of weights >= 0 with a "
+                f"positive sum, got {self.weights!r}"
+            )
 
     def apply(self, session: ImageSession, rng: np.random.Generator, ctx: ShiftContext):
         if rng.random() >= self.prob:
@@ -365,12 +373,19 @@ class LabelDistributionShift:
 # -- registry, composition, application ------------------------------------------------------
 
 SHIFTS: dict[str, type] = {
-    "user_swap": UserSwap, "genre_shift": GenreShift, "popularity_shift": PopularityShift,
-    "click_noise": ClickNoise, "temporal_reversal": TemporalReversal,
-    "brightness_contrast": BrightnessContrast, "gaussian_noise": GaussianNoise, "blur": Blur,
-    "occlusion": Occlusion, "rotation": Rotation, "subject_swap": SubjectSwap,
+    "user_swap": UserSwap,
+    "genre_shift": GenreShift,
+    "popularity_shift": PopularityShift,
+    "click_noise": ClickNoise,
+    "temporal_reversal": TemporalReversal,
+    "brightness_contrast": BrightnessContrast,
+    "gaussian_noise": GaussianNoise,
+    "blur": Blur,
+    "occlusion": Occlusion,
+    "rotation": Rotation,
+    "subject_swap": SubjectSwap,
     "label_distribution_shift": LabelDistributionShift,
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -432,12 +447,18 @@ def click_context(prepared_dir: str | Path) -> tuple[ShiftContext, list[ClickSes
     popularity = np.zeros(len(genres), dtype=np.int64)
     popularity[items["item"].to_numpy()] = items["popularity"].to_numpy()
     sessions = pl.DataFrame(read_table(Path(prepared_dir) / "sessions.parquet"))
-    pool = [ClickSession(u, i, np.asarray(it, dtype=np.int64), np.asarray(rt, dtype=np.int64))
-            for u, i, it, rt in sessions.select("user", "session_index", "items", "realtime").iter_rows()]  # fmt: skip
+    pool = [
+        ClickSession(u, i, np.asarray(it, dtype=np.int64), np.asarray(rt, dtype=np.int64))
+        for u, i, it, rt in sessions.select(
+            "user", "session_index", "items", "realtime"
+        ).iter_rows()
+    ]
     return ShiftContext(genres, names, popularity, pool), pool
 
 
-def image_context(prepared_dir: str | Path, split: str = "test") -> tuple[ShiftContext, list[ImageSession]]:
+def image_context(
+    prepared_dir: str | Path, split: str = "test"
+) -> tuple[ShiftContext, list[ImageSession]]:
     """Every video of ``split`` as an :class:`ImageSession` (also the swap/label pool)."""
     from pipelines.tensors import fixed_to_numpy, load_meta, read_table
 
@@ -452,6 +473,13 @@ def image_context(prepared_dir: str | Path, split: str = "test") -> tuple[ShiftC
     pool = []
     for sid in np.unique(session):
         rows = np.flatnonzero(session == sid)
-        pool.append(ImageSession(int(user[rows[0]]), int(index[sid]), pixels[rows],
-                                 labels[rows], int(labels[rows].max())))  # fmt: skip
+        pool.append(
+            ImageSession(
+                int(user[rows[0]]),
+                int(index[sid]),
+                pixels[rows],
+                labels[rows],
+                int(labels[rows].max()),
+            )
+        )
     return ShiftContext(pool=pool), pool

@@ -67,13 +67,24 @@ class SyntheticClicksConfig:
 
     def __post_init__(self) -> None:
         big = 10**9
-        _check(self, {
-            "n_users": (1, big), "n_items": (2, big), "n_clusters": (1, self.n_items),
-            "sessions_per_user": (1, big), "clicks_per_session": (1, big), "p_stay": (0, 1),
-            "n_favorites": (1, self.n_clusters), "p_favorite": (0, 1), "p_taste": (0, 1),
-            "p_focus": (0, 1), "zipf_a": (0, 10), "click_gap_s": (1, big),
-            "session_gap_s": (1, big),
-        })  # fmt: skip
+        _check(
+            self,
+            {
+                "n_users": (1, big),
+                "n_items": (2, big),
+                "n_clusters": (1, self.n_items),
+                "sessions_per_user": (1, big),
+                "clicks_per_session": (1, big),
+                "p_stay": (0, 1),
+                "n_favorites": (1, self.n_clusters),
+                "p_favorite": (0, 1),
+                "p_taste": (0, 1),
+                "p_focus": (0, 1),
+                "zipf_a": (0, 10),
+                "click_gap_s": (1, big),
+                "session_gap_s": (1, big),
+            },
+        )
 
 
 def user_favorites(rng: np.random.Generator, config: SyntheticClicksConfig) -> np.ndarray:
@@ -132,16 +143,23 @@ def synthetic_clicks(config: SyntheticClicksConfig, seed: int) -> tuple[pl.DataF
     uniform = rng.integers(0, config.n_items, size=click_cluster.shape)
     items = np.where(rng.random(click_cluster.shape) < config.p_focus, focused, uniform)
     ts = np.arange(s)[:, None] * config.session_gap_s + np.arange(t)[None, :] * config.click_gap_s
-    interactions = pl.DataFrame({
-        "user_id": np.repeat(np.arange(1, u + 1), s * t),
-        "item_id": items.ravel() + 1,
-        "ts": np.broadcast_to(ts, (u, s, t)).ravel() + 1_000_000_000,
-    }, schema={"user_id": pl.Int64, "item_id": pl.Int64, "ts": pl.Int64})  # fmt: skip
+    interactions = pl.DataFrame(
+        {
+            "user_id": np.repeat(np.arange(1, u + 1), s * t),
+            "item_id": items.ravel() + 1,
+            "ts": np.broadcast_to(ts, (u, s, t)).ravel() + 1_000_000_000,
+        },
+        schema={"user_id": pl.Int64, "item_id": pl.Int64, "ts": pl.Int64},
+    )
     ids = np.arange(config.n_items)
-    items_table = pa.table([
-        pa.array(ids + 1, pa.int64()), pa.array([f"item-{i + 1}" for i in ids]),
-        pa.array([[f"cluster-{i % config.n_clusters:02d}"] for i in ids]),
-    ], schema=ITEMS_SCHEMA)  # fmt: skip
+    items_table = pa.table(
+        [
+            pa.array(ids + 1, pa.int64()),
+            pa.array([f"item-{i + 1}" for i in ids]),
+            pa.array([[f"cluster-{i % config.n_clusters:02d}"] for i in ids]),
+        ],
+        schema=ITEMS_SCHEMA,
+    )
     return interactions, pl.from_arrow(items_table)
 
 
@@ -188,12 +206,22 @@ class SyntheticVideoConfig:
 
     def __post_init__(self) -> None:
         big = 10**6
-        _check(self, {
-            "n_subjects": (1, big), "sessions_per_subject": (1, big),
-            "frames_per_session": (1, 1000), "image_size": (8, 512), "num_classes": (2, 64),
-            "n_styles": (1, 1000), "texture_amp": (0, 1), "brightness_range": (0, 1),
-            "contrast_range": (0, 1), "noise_std": (0, 1), "stripe_period": (2, 1000),
-        })  # fmt: skip
+        _check(
+            self,
+            {
+                "n_subjects": (1, big),
+                "sessions_per_subject": (1, big),
+                "frames_per_session": (1, 1000),
+                "image_size": (8, 512),
+                "num_classes": (2, 64),
+                "n_styles": (1, 1000),
+                "texture_amp": (0, 1),
+                "brightness_range": (0, 1),
+                "contrast_range": (0, 1),
+                "noise_std": (0, 1),
+                "stripe_period": (2, 1000),
+            },
+        )
 
     @property
     def class_names(self) -> list[str]:
@@ -214,8 +242,13 @@ def _styles(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per style: a class -> pattern permutation (K,) and a smooth texture (H, W)."""
     k, size = config.num_classes, config.image_size
-    perms = np.stack([np.arange(k)] + [rng.permutation(k) if config.permute else np.arange(k)
-                                       for _ in range(config.n_styles - 1)])  # fmt: skip
+    perms = np.stack(
+        [np.arange(k)]
+        + [
+            rng.permutation(k) if config.permute else np.arange(k)
+            for _ in range(config.n_styles - 1)
+        ]
+    )
     coarse = rng.random((config.n_styles, 6, 6))
     reps = -(-size // 6)
     textures = np.kron(coarse, np.ones((reps, reps)))[:, :size, :size] - 0.5
@@ -244,11 +277,13 @@ def synthetic_video(config: SyntheticVideoConfig, seed: int) -> pl.DataFrame:
     img = img + rng.normal(0, config.noise_std, size=img.shape)
     pixels = np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
     flat = pixels.reshape(len(dev), -1)
-    return pl.DataFrame({
-        "subject": [f"D{i:04d}" for i in dev],
-        "sequence": np.tile(np.repeat(np.arange(s), f), d).astype(np.int32),
-        "position": np.tile(np.arange(f), d * s).astype(np.int32),
-        "label": lab.astype(np.int32),
-        "pixels": pl.Series([row.tobytes() for row in flat], dtype=pl.Binary),
-        "source": [f"synthetic:{dev[i]}" for i in range(len(dev))],
-    })  # fmt: skip
+    return pl.DataFrame(
+        {
+            "subject": [f"D{i:04d}" for i in dev],
+            "sequence": np.tile(np.repeat(np.arange(s), f), d).astype(np.int32),
+            "position": np.tile(np.arange(f), d * s).astype(np.int32),
+            "label": lab.astype(np.int32),
+            "pixels": pl.Series([row.tobytes() for row in flat], dtype=pl.Binary),
+            "source": [f"synthetic:{dev[i]}" for i in range(len(dev))],
+        }
+    )

@@ -34,8 +34,11 @@ def load_meta(prepared_dir: str | Path) -> dict:
     except (OSError, ValueError) as exc:
         raise DataError(path, f"cannot read prepared metadata ({exc})") from exc
     if meta.get("schema_version") != SCHEMA_VERSION:
-        raise DataError(path, f"schema_version {meta.get('schema_version')!r}, "
-                        f"this code reads {SCHEMA_VERSION}; prepare the data again")  # fmt: skip
+        raise DataError(
+            path,
+            f"schema_version {meta.get('schema_version')!r}, "
+            f"this code reads {SCHEMA_VERSION}; prepare the data again",
+        )
     return meta
 
 
@@ -57,8 +60,11 @@ def verify_prepared(prepared_dir: str | Path) -> dict:
         if not path.is_file():
             raise DataError(path, "missing (listed in meta.json); prepare the data again")
         if sha256(path) != digest:
-            raise DataError(path, "SHA-256 differs from meta.json: the file was truncated or "
-                            "changed after `duet-sim data prepare`; prepare the data again")  # fmt: skip
+            raise DataError(
+                path,
+                "SHA-256 differs from meta.json: the file was truncated or "
+                "changed after `duet-sim data prepare`; prepare the data again",
+            )
     return meta
 
 
@@ -98,7 +104,9 @@ def load_samples(prepared_dir: str | Path, split: str):
     prepared_dir = Path(prepared_dir)
     meta = load_meta(prepared_dir)
     table = read_table(prepared_dir / f"{split}.parquet")
-    realtime = fixed_to_numpy(read_table(prepared_dir / "sessions.parquet", ["realtime"])["realtime"])
+    realtime = fixed_to_numpy(
+        read_table(prepared_dir / "sessions.parquet", ["realtime"])["realtime"]
+    )
     if meta["kind"] == "clicks":
         return _clicks(table, realtime)
     return _images(table, realtime, meta)
@@ -124,11 +132,12 @@ def _clicks(table: pa.Table, realtime: np.ndarray):
         history=torch.from_numpy(history),  # (B, L)
         target=torch.from_numpy(target.reshape(-1).astype(np.int64)),  # (B,)
         label=torch.from_numpy(label.reshape(-1)),
-        session=rep("session"), user=rep("user"),
+        session=rep("session"),
+        user=rep("user"),
         group=torch.from_numpy(np.repeat(np.arange(n_pos, dtype=np.int64), per_pos)),
         position=rep("position"),
         realtime=torch.from_numpy(realtime.astype(np.int64)),  # (S, R)
-    )  # fmt: skip
+    )
 
 
 def _images(table: pa.Table, realtime: np.ndarray, meta: dict):
@@ -146,10 +155,12 @@ def _images(table: pa.Table, realtime: np.ndarray, meta: dict):
 
     return ImageSamples(
         pixels=pixels(fixed_to_numpy(table["pixels"])),  # (B, C, H, W)
-        label=col("label"), session=col("session"), user=col("user"),
+        label=col("label"),
+        session=col("session"),
+        user=col("user"),
         position=col("position"),
         realtime=pixels(realtime),  # (S, C, H, W)
-    )  # fmt: skip
+    )
 
 
 def load_seen(prepared_dir: str | Path):

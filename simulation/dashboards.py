@@ -1,4 +1,4 @@
-"""Grafana dashboards as code, built with Grafana's foundation SDK and committed as dashboards/*.json.
+"""Grafana dashboards as code, built with Grafana's foundation SDK, committed as dashboards/*.json.
 
 Four dashboards over the exporter's metrics (actors/metrics.py) and the recording rules of
 platform/prometheus/duet_rules.yml: fleet overview, model quality, latency, and a
@@ -136,97 +136,314 @@ def fleet_overview() -> dash.Dashboard:
     by_scenario = f"{{{SCENARIOS}}}"
     failed_requests = rate("duet_generator_requests_total", f'{SCENARIOS}, status!="ok"')
     board = new_dashboard(
-        "duet-fleet", "DUET · fleet overview",
+        "duet-fleet",
+        "DUET · fleet overview",
         "Throughput, active devices, generator errors and fallbacks of running simulations.",
         [variable("scenario", "label_values(duet_sessions_total, scenario)", multi=True)],
-    )  # fmt: skip
+    )
     panels = [
-        panel(stat.Panel(), "Sessions per second", "ops", q(f"sum({SESSIONS_RATE}{by_scenario})"), w=6, h=4),
-        panel(stat.Panel(), "Active devices", "short", q(f"sum(duet_active_devices{by_scenario})"), w=6, h=4),
-        panel(stat.Panel(), "Generator error ratio", "percentunit", q(f"(sum({failed_requests}) or vector(0)) / sum({rate('duet_generator_requests_total')})"), w=6, h=4),
-        panel(stat.Panel(), "Fallback ratio", "percentunit", q(ratio("duet_session_fallbacks_total", "duet_sessions_total")), w=6, h=4),
-        panel(timeseries.Panel(), "Sessions per second by method", "ops", q(f"sum by (method) ({SESSIONS_RATE}{by_scenario})", "{{method}}")),
-        panel(timeseries.Panel(), "Active devices by fleet", "short", q(f"sum by (fleet) (duet_active_devices{by_scenario})", "{{fleet}}")),
-        panel(timeseries.Panel(), "Generator requests per second by status", "reqps", q(f"sum by (status) (scenario_status:duet_generator_requests:rate1m{by_scenario})", "{{status}}")),
-        panel(timeseries.Panel(), "Fallbacks per second by method", "ops", q(f"sum by (method) ({rate('duet_session_fallbacks_total')})", "{{method}}")),
-        panel(timeseries.Panel(), "Network throughput", "Bps", q(f"sum by (direction) ({rate('duet_network_bytes_total')})", "{{direction}}")),
-        panel(timeseries.Panel(), "Share of sessions under a shift", "percentunit", q(ratio("duet_shifted_sessions_total", "duet_sessions_total", by="scenario"), "{{scenario}}")),
-    ]  # fmt: skip
+        panel(
+            stat.Panel(),
+            "Sessions per second",
+            "ops",
+            q(f"sum({SESSIONS_RATE}{by_scenario})"),
+            w=6,
+            h=4,
+        ),
+        panel(
+            stat.Panel(),
+            "Active devices",
+            "short",
+            q(f"sum(duet_active_devices{by_scenario})"),
+            w=6,
+            h=4,
+        ),
+        panel(
+            stat.Panel(),
+            "Generator error ratio",
+            "percentunit",
+            q(
+                f"(sum({failed_requests}) or vector(0)) "
+                f"/ sum({rate('duet_generator_requests_total')})"
+            ),
+            w=6,
+            h=4,
+        ),
+        panel(
+            stat.Panel(),
+            "Fallback ratio",
+            "percentunit",
+            q(ratio("duet_session_fallbacks_total", "duet_sessions_total")),
+            w=6,
+            h=4,
+        ),
+        panel(
+            timeseries.Panel(),
+            "Sessions per second by method",
+            "ops",
+            q(f"sum by (method) ({SESSIONS_RATE}{by_scenario})", "{{method}}"),
+        ),
+        panel(
+            timeseries.Panel(),
+            "Active devices by fleet",
+            "short",
+            q(f"sum by (fleet) (duet_active_devices{by_scenario})", "{{fleet}}"),
+        ),
+        panel(
+            timeseries.Panel(),
+            "Generator requests per second by status",
+            "reqps",
+            q(
+                f"sum by (status) (scenario_status:duet_generator_requests:rate1m{by_scenario})",
+                "{{status}}",
+            ),
+        ),
+        panel(
+            timeseries.Panel(),
+            "Fallbacks per second by method",
+            "ops",
+            q(f"sum by (method) ({rate('duet_session_fallbacks_total')})", "{{method}}"),
+        ),
+        panel(
+            timeseries.Panel(),
+            "Network throughput",
+            "Bps",
+            q(f"sum by (direction) ({rate('duet_network_bytes_total')})", "{{direction}}"),
+        ),
+        panel(
+            timeseries.Panel(),
+            "Share of sessions under a shift",
+            "percentunit",
+            q(
+                ratio("duet_shifted_sessions_total", "duet_sessions_total", by="scenario"),
+                "{{scenario}}",
+            ),
+        ),
+    ]
     return add_panels(board, panels)
 
 
 def model_quality() -> dash.Dashboard:
     board = new_dashboard(
-        "duet-quality", "DUET · model quality",
+        "duet-quality",
+        "DUET · model quality",
         "Per-session AUC by method, gain over base, AUC distribution; shift events as annotations.",
-        [*one_run_variables(), variable("method", 'label_values(duet_sessions_total{scenario="$scenario"}, method)', multi=True)],
-    )  # fmt: skip
+        [
+            *one_run_variables(),
+            variable(
+                "method",
+                'label_values(duet_sessions_total{scenario="$scenario"}, method)',
+                multi=True,
+            ),
+        ],
+    )
     one_method = f'{ONE_RUN}, method=~"$method"'
     auc_quantiles = [
-        q(quantile(phi, over_range("duet_session_auc_bucket", ONE_RUN), "method"), f"{{{{method}}}} p{round(phi * 100)}", instant=True)
+        q(
+            quantile(phi, over_range("duet_session_auc_bucket", ONE_RUN), "method"),
+            f"{{{{method}}}} p{round(phi * 100)}",
+            instant=True,
+        )
         for phi in (0.1, 0.5, 0.9)
-    ]  # fmt: skip
+    ]
     panels = [
-        panel(timeseries.Panel().min(0.5).max(1), "Mean session AUC by method (1m)", "none", q(f"{MEAN_AUC}{{{ONE_RUN}}}", "{{method}}")),
-        panel(timeseries.Panel(), "AUC gain over base (1m, same devices)", "none", q(f"{AUC_GAIN}{{{ONE_RUN}}}", "{{method}}")),
-        panel(heatmap.Panel().repeat("method").repeat_direction("h").max_per_row(5), "AUC distribution: $method", "none", q(
-            f"sum by (le) (scenario_dataset_backbone_method_le:duet_session_auc_bucket:rate1m{{{one_method}}})", "{{le}}", fmt="heatmap"), w=24),
-        panel(bargauge.Panel().min(0).max(1), "AUC p10 / p50 / p90 over the time range", "none", *auc_quantiles, w=24),
-        panel(timeseries.Panel(), "Mean session AUC by network class", "none", q(ratio("duet_session_auc_sum", "duet_session_auc_count", "network_class", one_method), "{{network_class}}")),
-        panel(timeseries.Panel(), "Share of sessions under a shift by method", "percentunit", q(ratio("duet_shifted_sessions_total", "duet_sessions_total", "method", ONE_RUN), "{{method}}")),
-    ]  # fmt: skip
+        panel(
+            timeseries.Panel().min(0.5).max(1),
+            "Mean session AUC by method (1m)",
+            "none",
+            q(f"{MEAN_AUC}{{{ONE_RUN}}}", "{{method}}"),
+        ),
+        panel(
+            timeseries.Panel(),
+            "AUC gain over base (1m, same devices)",
+            "none",
+            q(f"{AUC_GAIN}{{{ONE_RUN}}}", "{{method}}"),
+        ),
+        panel(
+            heatmap.Panel().repeat("method").repeat_direction("h").max_per_row(5),
+            "AUC distribution: $method",
+            "none",
+            q(
+                "sum by (le) (scenario_dataset_backbone_method_le:duet_session_auc_bucket:rate1m"
+                f"{{{one_method}}})",
+                "{{le}}",
+                fmt="heatmap",
+            ),
+            w=24,
+        ),
+        panel(
+            bargauge.Panel().min(0).max(1),
+            "AUC p10 / p50 / p90 over the time range",
+            "none",
+            *auc_quantiles,
+            w=24,
+        ),
+        panel(
+            timeseries.Panel(),
+            "Mean session AUC by network class",
+            "none",
+            q(
+                ratio(
+                    "duet_session_auc_sum", "duet_session_auc_count", "network_class", one_method
+                ),
+                "{{network_class}}",
+            ),
+        ),
+        panel(
+            timeseries.Panel(),
+            "Share of sessions under a shift by method",
+            "percentunit",
+            q(
+                ratio("duet_shifted_sessions_total", "duet_sessions_total", "method", ONE_RUN),
+                "{{method}}",
+            ),
+        ),
+    ]
     return add_panels(board, panels)
 
 
 def latency() -> dash.Dashboard:
     run = 'scenario="$scenario"'
     board = new_dashboard(
-        "duet-latency", "DUET · latency",
+        "duet-latency",
+        "DUET · latency",
         "p50/p95/p99 session latency by component (simulated seconds) and generator batching.",
         [variable("scenario", "label_values(duet_sessions_total, scenario)")],
-    )  # fmt: skip
+    )
     by_component = [
-        panel(timeseries.Panel(), f"p{round(phi * 100)} latency by component", "s", q(quantile(phi, f"{LATENCY_BUCKETS}{{{run}}}", "component"), "{{component}}"), w=8)
+        panel(
+            timeseries.Panel(),
+            f"p{round(phi * 100)} latency by component",
+            "s",
+            q(quantile(phi, f"{LATENCY_BUCKETS}{{{run}}}", "component"), "{{component}}"),
+            w=8,
+        )
         for phi in (0.5, 0.95, 0.99)
-    ]  # fmt: skip
+    ]
     panels = [
         *by_component,
-        panel(timeseries.Panel(), "p95 end-to-end latency by network class", "s", q(quantile(0.95, f"{E2E_BUCKETS}{{{run}}}", "network_class"), "{{network_class}}")),
-        panel(timeseries.Panel(), "p95 generator request time by status", "s", q(quantile(0.95, rate("duet_generator_request_duration_seconds_bucket", run), "status"), "{{status}}")),
-        panel(timeseries.Panel(), "Generator batch size", "short",
-              q(ratio("duet_generator_batch_size_sum", "duet_generator_batch_size_count", selector=run), "mean"),
-              q(quantile(0.95, rate("duet_generator_batch_size_bucket", run), "scenario"), "p95")),
-        panel(heatmap.Panel(), "Generator batch sizes", "short", q(
-            f"sum by (le) ({rate('duet_generator_batch_size_bucket', run)})", "{{le}}", fmt="heatmap")),
-    ]  # fmt: skip
+        panel(
+            timeseries.Panel(),
+            "p95 end-to-end latency by network class",
+            "s",
+            q(quantile(0.95, f"{E2E_BUCKETS}{{{run}}}", "network_class"), "{{network_class}}"),
+        ),
+        panel(
+            timeseries.Panel(),
+            "p95 generator request time by status",
+            "s",
+            q(
+                quantile(
+                    0.95, rate("duet_generator_request_duration_seconds_bucket", run), "status"
+                ),
+                "{{status}}",
+            ),
+        ),
+        panel(
+            timeseries.Panel(),
+            "Generator batch size",
+            "short",
+            q(
+                ratio(
+                    "duet_generator_batch_size_sum", "duet_generator_batch_size_count", selector=run
+                ),
+                "mean",
+            ),
+            q(quantile(0.95, rate("duet_generator_batch_size_bucket", run), "scenario"), "p95"),
+        ),
+        panel(
+            heatmap.Panel(),
+            "Generator batch sizes",
+            "short",
+            q(
+                f"sum by (le) ({rate('duet_generator_batch_size_bucket', run)})",
+                "{{le}}",
+                fmt="heatmap",
+            ),
+        ),
+    ]
     return add_panels(board, panels)
 
 
 def scenario_comparison() -> dash.Dashboard:
     by = "scenario, method"
     board = new_dashboard(
-        "duet-scenarios", "DUET · scenario comparison",
+        "duet-scenarios",
+        "DUET · scenario comparison",
         "Scenarios side by side: AUC and gain per method, throughput, latency, fallbacks.",
         [variable("scenario", "label_values(duet_sessions_total, scenario)", multi=True)],
-    )  # fmt: skip
+    )
     table_targets = [
         q(f"sum by ({by}) ({over_range('duet_sessions_total')})", instant=True, fmt="table"),
-        q(ratio("duet_session_auc_sum", "duet_session_auc_count", by, of=over_range), instant=True, fmt="table"),
-        q(quantile(0.95, over_range("duet_session_end_to_end_latency_seconds_bucket"), by), instant=True, fmt="table"),
-        q(ratio("duet_session_fallbacks_total", "duet_sessions_total", by, of=over_range), instant=True, fmt="table"),
-    ]  # fmt: skip
+        q(
+            ratio("duet_session_auc_sum", "duet_session_auc_count", by, of=over_range),
+            instant=True,
+            fmt="table",
+        ),
+        q(
+            quantile(0.95, over_range("duet_session_end_to_end_latency_seconds_bucket"), by),
+            instant=True,
+            fmt="table",
+        ),
+        q(
+            ratio("duet_session_fallbacks_total", "duet_sessions_total", by, of=over_range),
+            instant=True,
+            fmt="table",
+        ),
+    ]
     recorded = f"{{{SCENARIOS}}}"
     panels = [
-        # one row per scenario and method; columns A-D: sessions, mean AUC, p95 latency, fallback ratio
-        panel(table.Panel().with_transformation(model.DataTransformerConfig(id_val="merge", options={})), "Over the time range: sessions, mean AUC, p95 latency (s), fallback ratio", "none", *table_targets, w=24),
-        panel(timeseries.Panel(), "Mean session AUC by scenario and method (1m)", "none", q(
-            f"sum by ({by}) (scenario_dataset_backbone_method:duet_session_auc_sum:rate1m{recorded})"
-            f" / sum by ({by}) (scenario_dataset_backbone_method:duet_session_auc_count:rate1m{recorded})", "{{scenario}} {{method}}")),
-        panel(timeseries.Panel(), "AUC gain over base by scenario (1m)", "none", q(f"avg by ({by}) ({AUC_GAIN}{recorded})", "{{scenario}} {{method}}")),
-        panel(timeseries.Panel(), "Sessions per second by scenario", "ops", q(f"sum by (scenario) ({SESSIONS_RATE}{recorded})", "{{scenario}}"), w=8),
-        panel(timeseries.Panel(), "p95 end-to-end latency by scenario", "s", q(quantile(0.95, f"{E2E_BUCKETS}{recorded}", "scenario"), "{{scenario}}"), w=8),
-        panel(timeseries.Panel(), "Fallback ratio by scenario", "percentunit", q(f"scenario:duet_session_fallbacks:ratio_rate1m{recorded}", "{{scenario}}"), w=8),
-    ]  # fmt: skip
+        # one row per scenario and method; columns A-D: sessions, mean AUC, p95 latency,
+        # fallback ratio
+        panel(
+            table.Panel().with_transformation(
+                model.DataTransformerConfig(id_val="merge", options={})
+            ),
+            "Over the time range: sessions, mean AUC, p95 latency (s), fallback ratio",
+            "none",
+            *table_targets,
+            w=24,
+        ),
+        panel(
+            timeseries.Panel(),
+            "Mean session AUC by scenario and method (1m)",
+            "none",
+            q(
+                f"sum by ({by}) "
+                f"(scenario_dataset_backbone_method:duet_session_auc_sum:rate1m{recorded})"
+                f" / sum by ({by}) "
+                f"(scenario_dataset_backbone_method:duet_session_auc_count:rate1m{recorded})",
+                "{{scenario}} {{method}}",
+            ),
+        ),
+        panel(
+            timeseries.Panel(),
+            "AUC gain over base by scenario (1m)",
+            "none",
+            q(f"avg by ({by}) ({AUC_GAIN}{recorded})", "{{scenario}} {{method}}"),
+        ),
+        panel(
+            timeseries.Panel(),
+            "Sessions per second by scenario",
+            "ops",
+            q(f"sum by (scenario) ({SESSIONS_RATE}{recorded})", "{{scenario}}"),
+            w=8,
+        ),
+        panel(
+            timeseries.Panel(),
+            "p95 end-to-end latency by scenario",
+            "s",
+            q(quantile(0.95, f"{E2E_BUCKETS}{recorded}", "scenario"), "{{scenario}}"),
+            w=8,
+        ),
+        panel(
+            timeseries.Panel(),
+            "Fallback ratio by scenario",
+            "percentunit",
+            q(f"scenario:duet_session_fallbacks:ratio_rate1m{recorded}", "{{scenario}}"),
+            w=8,
+        ),
+    ]
     return add_panels(board, panels)
 
 

@@ -30,14 +30,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pub = sub.add_parser("publish", help="upload dashboards/*.json to a Grafana server")
     pub.add_argument("--url", required=True, help="Grafana base URL, e.g. http://127.0.0.1:3000")
     pub.add_argument(
-        "--token", default=os.environ.get("GRAFANA_TOKEN"),
+        "--token",
+        default=os.environ.get("GRAFANA_TOKEN"),
         help="service-account token (default: $GRAFANA_TOKEN; user:password@ in --url also works)",
-    )  # fmt: skip
+    )
     pub.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="where the JSON files are")
     pub.add_argument(
-        "--prometheus-url", default="http://127.0.0.1:9090",
+        "--prometheus-url",
+        default="http://127.0.0.1:9090",
         help="URL Grafana uses for the datasource when it has to create it",
-    )  # fmt: skip
+    )
     pub.set_defaults(func=run_publish)
 
 
@@ -88,7 +90,8 @@ def referenced_datasource(docs: list[dict[str, Any]]) -> str:
     uids = {r["uid"] for r in refs if r.get("type") == "prometheus"}
     if len(uids) != 1:
         raise SystemExit(
-            f"duet-sim dashboards publish: error: expected one Prometheus datasource, got {sorted(uids)}"
+            "duet-sim dashboards publish: error: expected one Prometheus datasource, "
+            f"got {sorted(uids)}"
         )
     return uids.pop()
 
@@ -110,10 +113,15 @@ def publish(api: Any, docs: list[dict[str, Any]], prometheus_url: str) -> list[s
         if e.status_code != 404:
             raise
         api.datasource.create_datasource(
-            {"name": datasource_uid, "uid": datasource_uid, "type": "prometheus",
-             "access": "proxy", "url": prometheus_url,
-             "jsonData": {"timeInterval": SCRAPE_INTERVAL}}
-        )  # fmt: skip
+            {
+                "name": datasource_uid,
+                "uid": datasource_uid,
+                "type": "prometheus",
+                "access": "proxy",
+                "url": prometheus_url,
+                "jsonData": {"timeInterval": SCRAPE_INTERVAL},
+            }
+        )
     try:
         folder = api.folder.get_folder(FOLDER_UID)
     except GrafanaClientError as e:
@@ -123,9 +131,13 @@ def publish(api: Any, docs: list[dict[str, Any]], prometheus_url: str) -> list[s
     urls = []
     for doc in docs:
         saved = api.dashboard.update_dashboard(
-            {"dashboard": {**doc, "id": None}, "folderUid": FOLDER_UID, "overwrite": True,
-             "message": "duet-sim dashboards publish"}
-        )  # fmt: skip
+            {
+                "dashboard": {**doc, "id": None},
+                "folderUid": FOLDER_UID,
+                "overwrite": True,
+                "message": "duet-sim dashboards publish",
+            }
+        )
         urls.append(saved["url"])
     hits = api.search.search_dashboards(type_="dash-db", limit=5000)
     found = {hit["uid"] for hit in hits if hit.get("folderUid") == folder["uid"]}

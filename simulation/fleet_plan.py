@@ -45,15 +45,28 @@ def plan_fleets(scenario: Scenario, users: Sequence[int]) -> FleetPlan:
         raise ValueError("no test sessions to replay")
     fleet, profiles = scenario.fleet, scenario.fleet.profiles
     devices = sample_profiles(
-        fleet.devices, list(users), fleet.sessions_per_device, network=profiles.network,
-        compute=profiles.compute, upload=profiles.upload, backbone=scenario.backbone_weights,
-        online=profiles.availability.online, churn=profiles.availability.churn,
-        session_gap_s=profiles.session_gap_s, seed=scenario.seed,
-    )  # fmt: skip
+        fleet.devices,
+        list(users),
+        fleet.sessions_per_device,
+        network=profiles.network,
+        compute=profiles.compute,
+        upload=profiles.upload,
+        backbone=scenario.backbone_weights,
+        online=profiles.availability.online,
+        churn=profiles.availability.churn,
+        session_gap_s=profiles.session_gap_s,
+        seed=scenario.seed,
+    )
     # the salt is the group's own spec: identical `devices:` blocks pick the same devices
-    groups = [select_group(devices, seed=scenario.seed, **shift.devices.model_dump(),
-                           salt=zlib.crc32(shift.devices.model_dump_json().encode()))
-              for shift in scenario.shifts]  # fmt: skip
+    groups = [
+        select_group(
+            devices,
+            seed=scenario.seed,
+            **shift.devices.model_dump(),
+            salt=zlib.crc32(shift.devices.model_dump_json().encode()),
+        )
+        for shift in scenario.shifts
+    ]
     planned = tuple(
         dataclasses.replace(d, shifts=tuple(i for i, g in enumerate(groups) if d.device_id in g))
         for d in devices

@@ -29,8 +29,9 @@ KEY = ("device_id", "session_index")  # a session of the fleet: its pairs share 
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306}
 
 
-def paired_differences(rows: pl.DataFrame, method: str, metric: str = "auc",
-                       base: str = "base") -> pl.DataFrame:  # fmt: skip
+def paired_differences(
+    rows: pl.DataFrame, method: str, metric: str = "auc", base: str = "base"
+) -> pl.DataFrame:
     """``device_id, diff``: ``metric`` of ``method`` minus ``base`` on every session both
     scored (NaN metrics, e.g. a one-class session's AUC, drop the pair)."""
 
@@ -50,22 +51,33 @@ def cluster_bootstrap(pairs: pl.DataFrame, seed: int, label: str) -> dict[str, A
         return {"pairs": 0, "devices": 0, "mean": float("nan"), "ci95": [float("nan")] * 2}
     rng = np.random.default_rng([seed, zlib.crc32(label.encode())])
     # sorted: group_by has no order, and the draws must meet the devices in the same order
-    per_device = pairs.group_by("device_id").agg(s=pl.col("diff").sum(), n=pl.len()).sort("device_id")
+    per_device = (
+        pairs.group_by("device_id").agg(s=pl.col("diff").sum(), n=pl.len()).sort("device_id")
+    )
     sums, counts = per_device["s"].to_numpy(), per_device["n"].to_numpy().astype(np.float64)
     D = len(sums)
     draws = rng.multinomial(D, np.full(D, 1.0 / D), size=BOOTSTRAP_SAMPLES)  # (B, D) counts
     means = (draws @ sums) / (draws @ counts)
     low, high = np.percentile(means, [2.5, 97.5])
-    return {"pairs": pairs.height, "devices": D, "mean": float(sums.sum() / counts.sum()),
-            "ci95": [float(low), float(high)], "interval": "device-cluster bootstrap"}  # fmt: skip
+    return {
+        "pairs": pairs.height,
+        "devices": D,
+        "mean": float(sums.sum() / counts.sum()),
+        "ci95": [float(low), float(high)],
+        "interval": "device-cluster bootstrap",
+    }
 
 
-def paired_gain(rows: pl.DataFrame, method: str, seed: int = 0, metric: str = "auc",
-                label: str = "") -> dict[str, Any]:  # fmt: skip
+def paired_gain(
+    rows: pl.DataFrame, method: str, seed: int = 0, metric: str = "auc", label: str = ""
+) -> dict[str, Any]:
     """``method`` minus base over ``rows``, with its device-cluster bootstrap interval."""
     pairs = paired_differences(rows, method, metric)
-    return {"vs": "base", "metric": metric,
-            **cluster_bootstrap(pairs, seed, f"{label}/{method}/{metric}")}  # fmt: skip
+    return {
+        "vs": "base",
+        "metric": metric,
+        **cluster_bootstrap(pairs, seed, f"{label}/{method}/{metric}"),
+    }
 
 
 def paired_t(gains: Sequence[float]) -> tuple[float, float] | None:

@@ -84,8 +84,9 @@ def series_gains(rows: pl.DataFrame, summary: dict) -> list[dict]:
     one model (the same rows, the same statistic), else :func:`paired_gain` on its model."""
     single = rows.select("dataset", "backbone").n_unique() == 1
     out = []
-    for (series, method, dataset, backbone), _ in rows.group_by("series", "method", "dataset",
-                                                                "backbone"):  # fmt: skip
+    for (series, method, dataset, backbone), _ in rows.group_by(
+        "series", "method", "dataset", "backbone"
+    ):
         if method == "base":
             continue
         if single and method in summary.get("gains", {}):
@@ -93,8 +94,9 @@ def series_gains(rows: pl.DataFrame, summary: dict) -> list[dict]:
         else:
             model = rows.filter((pl.col("dataset") == dataset) & (pl.col("backbone") == backbone))
             g = paired_gain(model, str(method), summary.get("seed", 0), "auc")
-        out.append({"series": series, "gain": g["mean"], "gain_lo": g["ci95"][0],
-                    "gain_hi": g["ci95"][1]})  # fmt: skip
+        out.append(
+            {"series": series, "gain": g["mean"], "gain_lo": g["ci95"][0], "gain_hi": g["ci95"][1]}
+        )
     return out
 
 
@@ -119,9 +121,15 @@ def comparison_table(rows: pl.DataFrame, summary: dict | None = None) -> pl.Data
         bytes_down_mean=pl.col("bytes_down").mean(),
         fallback_rate=pl.col("fallback").mean(),
     )
-    gains = pl.DataFrame(series_gains(rows, summary or {}),
-                         schema={"series": pl.String, "gain": pl.Float64, "gain_lo": pl.Float64,
-                                 "gain_hi": pl.Float64})  # fmt: skip
+    gains = pl.DataFrame(
+        series_gains(rows, summary or {}),
+        schema={
+            "series": pl.String,
+            "gain": pl.Float64,
+            "gain_lo": pl.Float64,
+            "gain_hi": pl.Float64,
+        },
+    )
     order = pl.DataFrame({"series": series_order(rows)}).with_row_index("order")
     table = per_series.join(gains, on="series", how="left").join(order, on="series")
     return table.sort("order").drop("order")
@@ -156,7 +164,7 @@ def _shade_shifts(ax: Axes, rows: pl.DataFrame) -> list[Patch]:
         .agg(
             share=pl.col("shift_active").mean(),
             ops=pl.col("shift").filter(pl.col("shift") != "").unique(),
-        )  # fmt: skip
+        )
         .filter(pl.col("share") > 0)
     )
     for k, s, _ in share.iter_rows():
@@ -206,7 +214,15 @@ def auc_distribution(rows: pl.DataFrame) -> Figure:
     for body, color in zip(bodies, series_colors(rows).values(), strict=True):
         body.set(facecolor=color, alpha=0.6)
     parts["cmedians"].set_color("0.2")
-    ax.scatter(range(1, len(names) + 1), [v.mean() for v in values], marker="D", color="k", s=18, zorder=3, label="mean")  # fmt: skip
+    ax.scatter(
+        range(1, len(names) + 1),
+        [v.mean() for v in values],
+        marker="D",
+        color="k",
+        s=18,
+        zorder=3,
+        label="mean",
+    )
     ax.set_xticks(range(1, len(names) + 1), names, rotation=15)
     ax.set(ylabel="session AUC", title="Distribution of per-session AUC")
     ax.grid(axis="y", alpha=0.3)
@@ -228,7 +244,7 @@ def latency_cdfs(rows: pl.DataFrame) -> Figure:
             seconds = rows.filter((pl.col("series") == name) & (pl.col(column) > 0))[column]
             if seconds.len():
                 x = np.sort(seconds.to_numpy())
-                ax.step(x, np.arange(1, x.size + 1) / x.size, where="post", color=color, label=name)  # fmt: skip
+                ax.step(x, np.arange(1, x.size + 1) / x.size, where="post", color=color, label=name)
         title = "end to end" if column == "latency_s" else column.removesuffix("_s")
         ax.set(title=title, xscale="log", xlabel="simulated seconds")
         ax.grid(alpha=0.3)
@@ -261,24 +277,44 @@ FIGURES = {  # file stem -> (figure function, section title, caption)
 
 
 def _fmt(value: float | None, spec: str) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)  # fmt: skip
+    return (
+        "–"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else format(value, spec)
+    )
 
 
 def markdown_tables(rows: pl.DataFrame, summary: dict | None = None) -> str:
     """The comparison and shift tables as Markdown."""
     lines = [
-        "| method | sessions | devices | AUC mean ± std | gain vs base [95% CI] | latency p50 / p99 (s) | requests / session | KB up / session | KB down / session | fallbacks |",  # fmt: skip
+        "| method | sessions | devices | AUC mean ± std | gain vs base [95% CI] "
+        "| latency p50 / p99 (s) | requests / session | KB up / session | KB down / session "
+        "| fallbacks |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in comparison_table(rows, summary).iter_rows(named=True):
-        gain = "–" if r["gain"] is None else f"{r['gain']:+.4f} [{_fmt(r['gain_lo'], '+.4f')}, {_fmt(r['gain_hi'], '+.4f')}]"  # fmt: skip
+        gain = (
+            "–"
+            if r["gain"] is None
+            else f"{r['gain']:+.4f} [{_fmt(r['gain_lo'], '+.4f')}, {_fmt(r['gain_hi'], '+.4f')}]"
+        )
         lines.append(
-            f"| {r['series']} | {r['sessions']} | {r['devices']} | {_fmt(r['auc_mean'], '.4f')} ± {_fmt(r['auc_std'], '.4f')} | {gain} "
-            f"| {r['latency_p50_s']:.3f} / {r['latency_p99_s']:.3f} | {r['requests_mean']:.2f} | {r['bytes_up_mean'] / 1e3:.2f} | {r['bytes_down_mean'] / 1e3:.1f} | {r['fallback_rate']:.1%} |"
-        )  # fmt: skip
-    lines += ["", "| method | AUC, no shift | AUC, under shift | sessions under shift |", "|---|---:|---:|---:|"]  # fmt: skip
+            f"| {r['series']} | {r['sessions']} | {r['devices']} "
+            f"| {_fmt(r['auc_mean'], '.4f')} ± {_fmt(r['auc_std'], '.4f')} | {gain} "
+            f"| {r['latency_p50_s']:.3f} / {r['latency_p99_s']:.3f} | {r['requests_mean']:.2f} "
+            f"| {r['bytes_up_mean'] / 1e3:.2f} | {r['bytes_down_mean'] / 1e3:.1f} "
+            f"| {r['fallback_rate']:.1%} |"
+        )
+    lines += [
+        "",
+        "| method | AUC, no shift | AUC, under shift | sessions under shift |",
+        "|---|---:|---:|---:|",
+    ]
     for r in shift_table(rows).iter_rows(named=True):
-        lines.append(f"| {r['series']} | {_fmt(r['auc_no_shift'], '.4f')} | {_fmt(r['auc_under_shift'], '.4f')} | {r['sessions_under_shift']} |")  # fmt: skip
+        lines.append(
+            f"| {r['series']} | {_fmt(r['auc_no_shift'], '.4f')} "
+            f"| {_fmt(r['auc_under_shift'], '.4f')} | {r['sessions_under_shift']} |"
+        )
     return "\n".join(lines)
 
 
@@ -287,7 +323,9 @@ def _header(run_dir: Path, rows: pl.DataFrame) -> str:
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     first = rows.row(0, named=True)
     run_id = summary.get("run_id", first["run_id"])
-    models = ", ".join(sorted({f"{d}/{b}" for d, b in rows.select("dataset", "backbone").iter_rows()}))  # fmt: skip
+    models = ", ".join(
+        sorted({f"{d}/{b}" for d, b in rows.select("dataset", "backbone").iter_rows()})
+    )
     shifts = sorted({op for s in rows["shift"].unique() if s for op in s.split("+")})
     return (
         f"# Run {run_id}: scenario {first['scenario']}\n\n"
@@ -310,8 +348,11 @@ def write_report(run_dir: Path) -> Path:
     images.mkdir(exist_ok=True)
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    sections = [_header(run_dir, rows), "## Comparison (Table 1 style)",
-                markdown_tables(rows, summary)]  # fmt: skip
+    sections = [
+        _header(run_dir, rows),
+        "## Comparison (Table 1 style)",
+        markdown_tables(rows, summary),
+    ]
     for stem, (make, title, caption) in FIGURES.items():
         make(rows).savefig(images / f"{stem}.png")
         sections += [f"## {title}", f"![{stem}](report/{stem}.png)", caption]

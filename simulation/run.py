@@ -65,9 +65,17 @@ class Runner:
             ``out`` holds no run or one of a different scenario.
     """
 
-    def __init__(self, scenario: Scenario, out: str | Path | None = None, *, resume: bool = False,
-                 address: str | None = None, num_cpus: int | None = None, progress: bool = True,
-                 verbose: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        scenario: Scenario,
+        out: str | Path | None = None,
+        *,
+        resume: bool = False,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        progress: bool = True,
+        verbose: bool = False,
+    ):
         self.scenario = scenario
         self.out = Path(out).resolve() if out is not None else resolve_path(scenario.output.dir)
         self.resume, self.address, self.num_cpus = resume, address, num_cpus
@@ -117,7 +125,8 @@ class Runner:
                 raise RunError(f"data.prepared {path} holds {meta['dataset']}, not {spec.dataset}")
             return path
         path = self.out / "data"
-        options = dataclasses.replace(default_options(spec.dataset), **spec.options)  # type: ignore[arg-type]
+        given: dict[str, Any] = dict(spec.options)
+        options = dataclasses.replace(default_options(spec.dataset), **given)
         config_cls = synthetic_config_class(spec.dataset)
         config = config_cls(**spec.synthetic) if config_cls else None
         image = {"image_size": spec.image_size, "image_channels": spec.image_channels}
@@ -138,19 +147,23 @@ class Runner:
         return path
 
     def _setup_models(self) -> dict[str, dict[str, str]]:
-        """backbone -> method -> checkpoint dir; trains the cells not given (finetune reuses base)."""
+        """backbone -> method name -> checkpoint dir; trains those not given (finetune: base's)."""
         from simulation.train_recipe import TrainOptions, TrainRecipe
 
         spec = self.scenario.model
         out: dict[str, dict[str, str]] = {}
-        needed = [m for m in self.scenario.methods
-                  if m.name == "base" or m.method in GENERATED_METHODS]  # fmt: skip
+        needed = [
+            m for m in self.scenario.methods if m.name == "base" or m.method in GENERATED_METHODS
+        ]
         for backbone in spec.backbones:
             out[backbone] = {}
             for method in needed:
                 given = spec.checkpoints.get(f"{backbone}/{method.name}")
-                path = (resolve_path(given) if given
-                        else self.out / "models" / f"{backbone}-{method.name}")  # fmt: skip
+                path = (
+                    resolve_path(given)
+                    if given
+                    else self.out / "models" / f"{backbone}-{method.name}"
+                )
                 if given is None and not (path / "metrics.json").is_file():
                     print(f"training {backbone}/{method.name} -> {path}", flush=True)
                     t = spec.train
@@ -158,12 +171,18 @@ class Runner:
                     if method.neck is not None:
                         options["neck"] = method.neck
                     TrainRecipe(
-                        TrainOptions(self.scenario.data.dataset, backbone, method.method,
-                                     prepared=self.prepared, progress=self.progress,
-                                     finetune_steps=spec.finetune_steps,
-                                     condition=method.condition, **options),
+                        TrainOptions(
+                            self.scenario.data.dataset,
+                            backbone,
+                            method.method,
+                            prepared=self.prepared,
+                            progress=self.progress,
+                            finetune_steps=spec.finetune_steps,
+                            condition=method.condition,
+                            **options,
+                        ),
                         path,
-                    ).run()  # fmt: skip
+                    ).run()
                 _check_checkpoint(path, backbone, method.method, method.condition)
                 out[backbone][method.name] = str(path)
         return out
@@ -193,9 +212,11 @@ class Runner:
         try:
             self._exporter = start_exporter(spec, self.scenario.name, operators)
         except OSError as exc:
-            raise RunError(f"{exc}; is another run exporting there? Choose a free port with "
-                           "--set metrics.port=N or turn metrics off with "
-                           "--set metrics.enabled=false") from exc  # fmt: skip
+            raise RunError(
+                f"{exc}; is another run exporting there? Choose a free port with "
+                "--set metrics.port=N or turn metrics off with "
+                "--set metrics.enabled=false"
+            ) from exc
         if self._exporter is not None:
             print(f"metrics at http://{spec.host}:{spec.port}/metrics", file=self.console)
 
@@ -205,8 +226,12 @@ class Runner:
         from actors.serve_app import APP_NAME, build_app
 
         of = self.scenario.method_of
-        cells = {f"{b}/{m}": d for b, ckpts in self.checkpoints.items() for m, d in ckpts.items()
-                 if of[m] in GENERATED_METHODS}  # fmt: skip
+        cells = {
+            f"{b}/{m}": d
+            for b, ckpts in self.checkpoints.items()
+            for m, d in ckpts.items()
+            if of[m] in GENERATED_METHODS
+        }
         self.model_keys = {cell: cell for cell in cells}
         if not cells:
             return
@@ -217,11 +242,16 @@ class Runner:
             serve.start(http_options={"host": spec.http_host, "port": spec.http_port})
         self._app_name = f"{APP_NAME}-{self.run_id}"
         args = {"checkpoints": cells, "num_replicas": spec.replicas, "num_cpus": spec.num_cpus}
-        print(f"deploying the generator ({', '.join(cells)}) as Serve app {self._app_name}",
-              file=self.console)
-        serve.run(build_app(args), name=self._app_name,
-                  route_prefix=None if spec.http_port is None else f"/{self._app_name}",
-                  logging_config={"enable_access_log": False})  # fmt: skip
+        print(
+            f"deploying the generator ({', '.join(cells)}) as Serve app {self._app_name}",
+            file=self.console,
+        )
+        serve.run(
+            build_app(args),
+            name=self._app_name,
+            route_prefix=None if spec.http_port is None else f"/{self._app_name}",
+            logging_config={"enable_access_log": False},
+        )
 
     def _setup_fleet(self) -> None:
         import ray
@@ -240,12 +270,17 @@ class Runner:
             self._write_run_json({"status": "running"})
         spec = self.scenario.fleet
         # SPREAD: on a multi-node cluster losing one node loses few fleets (each restarts)
-        options = {"max_restarts": spec.max_restarts, "max_task_retries": spec.max_restarts,
-                   "num_cpus": spec.num_cpus, "scheduling_strategy": "SPREAD"}  # fmt: skip
+        options = {
+            "max_restarts": spec.max_restarts,
+            "max_task_retries": spec.max_restarts,
+            "num_cpus": spec.num_cpus,
+            "scheduling_strategy": "SPREAD",
+        }
         for k in range(self.plan.fleets):
             # held here for the run: a restarted actor is rebuilt from this object (ray#53727)
             self._setups.append(ray.put(self._fleet_setup(k, list(self.plan.devices_of(k)))))
-            self.actors.append(FleetActor.options(**options).remote(self._setups[-1]))  # type: ignore[attr-defined]
+            actor = FleetActor.options(**options)  # type: ignore[attr-defined]
+            self.actors.append(actor.remote(self._setups[-1]))
 
     def _fleet_setup(self, index: int, devices: list[DeviceProfile]):
         from actors.fleet import FleetConfig, RetryPolicy, ShiftPlan
@@ -258,33 +293,63 @@ class Runner:
         networks = dict(NETWORK_CLASSES) | {
             name: NetworkClass(name, n.bandwidth_mb_s * MB, n.rtt_s)
             for name, n in s.fleet.network_classes.items()
-        }  # fmt: skip
+        }
         config = FleetConfig(
-            run_id=self.run_id, scenario=s.name, dataset=s.data.dataset,
-            methods=tuple(s.method_names), method_of=s.method_of,
-            sessions_per_device=s.fleet.sessions_per_device, model_keys=self.model_keys,
-            network_classes=networks, compute_tiers=COMPUTE_TIERS, seed=s.seed,
-            max_in_flight=s.fleet.max_in_flight, pace=s.fleet.pace, dtype=g.dtype,
-            batch_wait_s=g.batch_wait_s, max_batch_devices=g.max_batch_devices,
+            run_id=self.run_id,
+            scenario=s.name,
+            dataset=s.data.dataset,
+            methods=tuple(s.method_names),
+            method_of=s.method_of,
+            sessions_per_device=s.fleet.sessions_per_device,
+            model_keys=self.model_keys,
+            network_classes=networks,
+            compute_tiers=COMPUTE_TIERS,
+            seed=s.seed,
+            max_in_flight=s.fleet.max_in_flight,
+            pace=s.fleet.pace,
+            dtype=g.dtype,
+            batch_wait_s=g.batch_wait_s,
+            max_batch_devices=g.max_batch_devices,
             retry=RetryPolicy(g.timeout_s, g.retries, g.backoff_s, deadline_s=g.deadline_s),
-        )  # fmt: skip
-        shifts = [ShiftPlan(sh.operator, build_shift({"type": sh.operator, **sh.params}),
-                            sh.at_session, sh.until_session) for sh in s.shifts]  # fmt: skip
+        )
+        shifts = [
+            ShiftPlan(
+                sh.operator,
+                build_shift({"type": sh.operator, **sh.params}),
+                sh.at_session,
+                sh.until_session,
+            )
+            for sh in s.shifts
+        ]
         metrics = ExporterClient(self._exporter) if self._exporter is not None else None
         return FleetSetup(
-            index=index, config=config, devices=devices, prepared_dir=str(self.prepared),
-            checkpoints=self.checkpoints, sessions_dir=str(self.out / "sessions"),
-            finetune=FinetuneConfig(steps=s.model.finetune_steps, lr=s.model.finetune_lr, seed=s.seed),
-            shifts=shifts, flush_rows=s.output.flush_rows, flush_interval_s=s.output.flush_interval_s,
-            app_name=self._app_name or "", metrics=metrics,
+            index=index,
+            config=config,
+            devices=devices,
+            prepared_dir=str(self.prepared),
+            checkpoints=self.checkpoints,
+            sessions_dir=str(self.out / "sessions"),
+            finetune=FinetuneConfig(
+                steps=s.model.finetune_steps, lr=s.model.finetune_lr, seed=s.seed
+            ),
+            shifts=shifts,
+            flush_rows=s.output.flush_rows,
+            flush_interval_s=s.output.flush_interval_s,
+            app_name=self._app_name or "",
+            metrics=metrics,
             on_rows=(metrics.record_part,) if metrics is not None else (),
-        )  # fmt: skip
+        )
 
     def _write_run_json(self, extra: dict[str, Any]) -> None:
-        first = {"run_id": self.run_id, "scenario": self.scenario.name,
-                 "dataset": self.scenario.data.dataset, "methods": self.scenario.method_names,
-                 "devices": len(self.profiles), "expected_sessions": self.expected,
-                 "started": time.time()}  # fmt: skip
+        first = {
+            "run_id": self.run_id,
+            "scenario": self.scenario.name,
+            "dataset": self.scenario.data.dataset,
+            "methods": self.scenario.method_names,
+            "devices": len(self.profiles),
+            "expected_sessions": self.expected,
+            "started": time.time(),
+        }
         self.run_dir.write_run_json(extra, first)
 
     # ---- run -----------------------------------------------------------------------------------
@@ -296,8 +361,14 @@ class Runner:
         start = time.perf_counter()
         refs = [a.run.remote() for a in self.actors]
         total = sum(self.expected.values()) // len(self.expected)
-        with tqdm(total=total, unit="session", desc=self.scenario.name, disable=not self.progress,
-                  dynamic_ncols=True, file=self.console) as bar:  # fmt: skip
+        with tqdm(
+            total=total,
+            unit="session",
+            desc=self.scenario.name,
+            disable=not self.progress,
+            dynamic_ncols=True,
+            file=self.console,
+        ) as bar:
             pending = refs
             while pending:
                 _, pending = ray.wait(pending, timeout=POLL_S, num_returns=len(pending))
@@ -307,12 +378,18 @@ class Runner:
             results = ray.get(refs)
         except ray.exceptions.RayError as exc:  # a fleet failed past its restarts
             self._write_run_json({"status": "failed", "error": str(exc).splitlines()[0]})
-            raise RunError(f"a fleet actor failed ({type(exc).__name__}); rows on disk are kept, "
-                           f"`--resume` continues: {str(exc).splitlines()[0]}") from exc  # fmt: skip
+            raise RunError(
+                f"a fleet actor failed ({type(exc).__name__}); rows on disk are kept, "
+                f"`--resume` continues: {str(exc).splitlines()[0]}"
+            ) from exc
         wall_s = time.perf_counter() - start
         summary = self._summary(wall_s, sum(r.sessions for r in results))
-        self._write_run_json({"status": "finished" if summary["accounting"]["complete"] else "incomplete",
-                              "finished": time.time()})  # fmt: skip
+        self._write_run_json(
+            {
+                "status": "finished" if summary["accounting"]["complete"] else "incomplete",
+                "finished": time.time(),
+            }
+        )
         return summary
 
     def _close_exporter(self) -> None:
@@ -323,9 +400,12 @@ class Runner:
         if self._exporter is None:
             return
         if not ray.get(self._exporter.close.remote()):
-            log.warning("metrics: Prometheus did not scrape the final values before the exporter "
-                        "closed (is it scraping %s:%d?)", self.scenario.metrics.host,
-                        self.scenario.metrics.port)  # fmt: skip
+            log.warning(
+                "metrics: Prometheus did not scrape the final values before the exporter "
+                "closed (is it scraping %s:%d?)",
+                self.scenario.metrics.host,
+                self.scenario.metrics.port,
+            )
 
     def _show(self, bar) -> None:
         """Sessions done (this run + already on disk), rate, running AUC per method."""
@@ -355,12 +435,23 @@ class Runner:
         rows = pl.DataFrame(read_sessions(self.out / "sessions"))
         devices = pl.read_parquet(self.out / "devices.parquet")
         shifts = [s.model_dump() for s in self.scenario.shifts]
-        summary = {"run_id": self.run_id, "scenario": self.scenario.name,
-                   "dataset": self.scenario.data.dataset, "devices": len(self.profiles),
-                   "wall_s": wall_s, "sessions_simulated": simulated,
-                   "sessions_per_s": simulated / wall_s if wall_s > 0 else float("nan"),
-                   **summarize(rows, devices, self.expected, shifts, self.scenario.seed,
-                               metric="auc" if self.scenario.kind == "clicks" else "accuracy")}  # fmt: skip
+        summary = {
+            "run_id": self.run_id,
+            "scenario": self.scenario.name,
+            "dataset": self.scenario.data.dataset,
+            "devices": len(self.profiles),
+            "wall_s": wall_s,
+            "sessions_simulated": simulated,
+            "sessions_per_s": simulated / wall_s if wall_s > 0 else float("nan"),
+            **summarize(
+                rows,
+                devices,
+                self.expected,
+                shifts,
+                self.scenario.seed,
+                metric="auc" if self.scenario.kind == "clicks" else "accuracy",
+            ),
+        }
         path = self.out / "summary.json"
         path.write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
         return summary
@@ -393,7 +484,9 @@ def _same_data(meta: dict[str, Any], options, seed: int, synthetic, image: dict[
     same = meta.get("options") == dataclasses.asdict(options) and meta.get("seed") == seed
     if meta.get("kind") == "images" and meta.get("synthetic") is None:
         same &= (meta.get("height"), meta.get("channels")) == (
-            image["image_size"], image["image_channels"])
+            image["image_size"],
+            image["image_channels"],
+        )
     return same and meta.get("synthetic") == (dataclasses.asdict(synthetic) if synthetic else None)
 
 
@@ -410,5 +503,7 @@ def _check_checkpoint(path: Path, backbone: str, method: str, condition: str) ->
     if (cfg.backbone, cfg.method) != (backbone, expect):
         raise RunError(f"checkpoint {path} is {cfg.backbone}/{cfg.method}, not {backbone}/{expect}")
     if cfg.ppg is not None and cfg.ppg.conditioned and cfg.ppg.condition != condition:
-        raise RunError(f"checkpoint {path} is conditioned on {cfg.ppg.condition!r}, the method "
-                       f"on {condition!r}")  # fmt: skip
+        raise RunError(
+            f"checkpoint {path} is conditioned on {cfg.ppg.condition!r}, the method "
+            f"on {condition!r}"
+        )

@@ -39,8 +39,10 @@ class RunDirectory:
 
     def _new(self, name: str) -> str:
         if self.run_json.exists() or any((self.out / "sessions").glob("fleet=*/part-*.parquet")):
-            raise RunDirError(f"{self.out} already holds a run; pass --resume to continue it "
-                              "or --out to start a new one")  # fmt: skip
+            raise RunDirError(
+                f"{self.out} already holds a run; pass --resume to continue it "
+                "or --out to start a new one"
+            )
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         return f"{name}-{stamp}-{secrets.token_hex(2)}"
 
@@ -49,9 +51,11 @@ class RunDirectory:
             raise RunDirError(f"--resume: {self.run_json} not found; nothing to resume")
         saved = yaml.safe_load((self.out / "scenario.yaml").read_text())
         if _comparable(saved) != _comparable(self.scenario):
-            raise RunDirError(f"--resume: the scenario differs from the one {self.out} was "
-                              "started with (see its scenario.yaml); resume needs the same "
-                              "scenario")  # fmt: skip
+            raise RunDirError(
+                f"--resume: the scenario differs from the one {self.out} was "
+                "started with (see its scenario.yaml); resume needs the same "
+                "scenario"
+            )
         return json.loads(self.run_json.read_text())["run_id"]
 
     def write_scenario(self) -> None:
@@ -59,12 +63,23 @@ class RunDirectory:
         (self.out / "scenario.yaml").write_text(yaml.safe_dump(self.scenario, sort_keys=False))
 
     def write_devices(self, plan: FleetPlan) -> None:
-        table = pl.DataFrame([
-            {"device_id": p.device_id, "user_id": p.user_id, "fleet": plan.fleet_of(p),
-             "network_class": p.network, "compute_tier": p.compute, "upload_mode": p.upload,
-             "backbone": p.backbone, "sessions": p.num_sessions, "shifts": list(p.shifts)}
-            for p in plan.devices
-        ], schema_overrides={"shifts": pl.List(pl.Int64)})  # fmt: skip
+        table = pl.DataFrame(
+            [
+                {
+                    "device_id": p.device_id,
+                    "user_id": p.user_id,
+                    "fleet": plan.fleet_of(p),
+                    "network_class": p.network,
+                    "compute_tier": p.compute,
+                    "upload_mode": p.upload,
+                    "backbone": p.backbone,
+                    "sessions": p.num_sessions,
+                    "shifts": list(p.shifts),
+                }
+                for p in plan.devices
+            ],
+            schema_overrides={"shifts": pl.List(pl.Int64)},
+        )
         table.write_parquet(self.out / "devices.parquet")
 
     def write_run_json(self, extra: dict[str, Any], first: dict[str, Any]) -> None:

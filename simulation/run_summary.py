@@ -20,9 +20,14 @@ from simulation.paired_stats import cluster_bootstrap, paired_differences, paire
 KEY = list(PAIR_KEY)
 
 
-def summarize(rows: pl.DataFrame, devices: pl.DataFrame, expected: Mapping[str, int],
-              shifts: Sequence[Mapping[str, Any]], seed: int = 0,
-              metric: str = "auc") -> dict[str, Any]:  # fmt: skip
+def summarize(
+    rows: pl.DataFrame,
+    devices: pl.DataFrame,
+    expected: Mapping[str, int],
+    shifts: Sequence[Mapping[str, Any]],
+    seed: int = 0,
+    metric: str = "auc",
+) -> dict[str, Any]:
     """Everything ``summary.json`` holds, from the session rows and the device table.
 
     Args:
@@ -37,7 +42,8 @@ def summarize(rows: pl.DataFrame, devices: pl.DataFrame, expected: Mapping[str, 
     """
     methods = list(expected)
     return {
-        "metric": metric, "seed": seed,
+        "metric": metric,
+        "seed": seed,
         "accounting": accounting(rows, expected),
         "methods": {m: method_stats(rows.filter(pl.col("method") == m)) for m in methods},
         "gains": {m: paired_gain(rows, m, seed, metric) for m in methods if m != "base"},
@@ -45,7 +51,7 @@ def summarize(rows: pl.DataFrame, devices: pl.DataFrame, expected: Mapping[str, 
         "shifts": [
             shift_phases(rows, devices, i, spec, methods, seed, metric)
             for i, spec in enumerate(shifts)
-        ],  # fmt: skip
+        ],
         "latency_comparison": latency_comparison(rows),
     }
 
@@ -70,40 +76,49 @@ def _percentiles(values: pl.Series) -> dict[str, float]:
 def method_stats(rows: pl.DataFrame) -> dict[str, Any]:
     components = ("upload_s", "generate_s", "download_s", "inference_s", "finetune_s")
     return {
-        "sessions": rows.height, **_mean_std(rows, "auc"), **_mean_std(rows, "accuracy"),
+        "sessions": rows.height,
+        **_mean_std(rows, "auc"),
+        **_mean_std(rows, "accuracy"),
         "logloss_mean": _mean(rows["logloss"]),
         "fallback": int(rows["fallback"].sum()),
         "latency_s": _percentiles(rows["latency_s"]),
         "components_mean_s": {c: _mean(rows[c]) for c in components},
-        "bytes_up_mean": _mean(rows["bytes_up"]), "bytes_down_mean": _mean(rows["bytes_down"]),
+        "bytes_up_mean": _mean(rows["bytes_up"]),
+        "bytes_down_mean": _mean(rows["bytes_down"]),
         # parameter sets asked for per session: 1 (session conditioning), one per scored
         # impression (history conditioning), 0 (base, fine-tuning): the communication side
         # of the accuracy trade-off between the two conditioning modes
         "requests_total": int(rows["requests"].sum()) if "requests" in rows.columns else 0,
         "requests_mean": _mean(rows["requests"]) if "requests" in rows.columns else 0.0,
-    }  # fmt: skip
+    }
 
 
 def _mean_std(rows: pl.DataFrame, metric: str) -> dict[str, Any]:
     """Mean, std and count over the sessions where ``metric`` is defined (not NaN)."""
     v = rows[metric].fill_nan(None).drop_nulls().to_numpy()
-    return {f"{metric}_mean": float(v.mean()) if len(v) else float("nan"),
-            f"{metric}_std": float(v.std(ddof=1)) if len(v) > 1 else float("nan"),
-            f"{metric}_sessions": len(v)}  # fmt: skip
+    return {
+        f"{metric}_mean": float(v.mean()) if len(v) else float("nan"),
+        f"{metric}_std": float(v.std(ddof=1)) if len(v) > 1 else float("nan"),
+        f"{metric}_sessions": len(v),
+    }
 
 
 def _mean(values: pl.Series) -> float:
     return float(values.mean()) if len(values) else float("nan")  # type: ignore[arg-type]
 
 
-def by_session_index(rows: pl.DataFrame, methods: Sequence[str],
-                     metric: str = "auc") -> dict[str, list[float]]:  # fmt: skip
+def by_session_index(
+    rows: pl.DataFrame, methods: Sequence[str], metric: str = "auc"
+) -> dict[str, list[float]]:
     """Mean ``metric`` per session index (the x axis of the paper's Figure 4), per method."""
     if rows.height == 0:
         return {m: [] for m in methods}
     top = int(rows["session_index"].to_numpy().max()) + 1
-    table = (rows.with_columns(pl.col(metric).fill_nan(None))
-             .group_by("method", "session_index").agg(pl.col(metric).mean()))  # fmt: skip
+    table = (
+        rows.with_columns(pl.col(metric).fill_nan(None))
+        .group_by("method", "session_index")
+        .agg(pl.col(metric).mean())
+    )
     out = {m: [float("nan")] * top for m in methods}
     for method, k, value in table.iter_rows():
         if method in out:
@@ -111,8 +126,15 @@ def by_session_index(rows: pl.DataFrame, methods: Sequence[str],
     return out
 
 
-def shift_phases(rows: pl.DataFrame, devices: pl.DataFrame, index: int, spec: Mapping[str, Any],
-                 methods: Sequence[str], seed: int, metric: str = "auc") -> dict[str, Any]:  # fmt: skip
+def shift_phases(
+    rows: pl.DataFrame,
+    devices: pl.DataFrame,
+    index: int,
+    spec: Mapping[str, Any],
+    methods: Sequence[str],
+    seed: int,
+    metric: str = "auc",
+) -> dict[str, Any]:
     """Per-method mean ``metric`` and paired gains before, during and after one shift, for
     the shifted group and for the devices outside it (the control)."""
     at, until = spec["at_session"], spec.get("until_session")
@@ -127,19 +149,31 @@ def shift_phases(rows: pl.DataFrame, devices: pl.DataFrame, index: int, spec: Ma
         part = rows.filter(where)
         return {
             "sessions": part.filter(pl.col("method") == "base").height,
-            metric: {m: _mean(part.filter(pl.col("method") == m)[metric].fill_nan(None).drop_nulls())
-                     for m in methods},
-            "gain": {m: cluster_bootstrap(paired_differences(part, m, metric), seed,
-                                          f"shift{index}/{label}/{m}/{metric}")
-                     for m in methods if m != "base"},
-        }  # fmt: skip
+            metric: {
+                m: _mean(part.filter(pl.col("method") == m)[metric].fill_nan(None).drop_nulls())
+                for m in methods
+            },
+            "gain": {
+                m: cluster_bootstrap(
+                    paired_differences(part, m, metric), seed, f"shift{index}/{label}/{m}/{metric}"
+                )
+                for m in methods
+                if m != "base"
+            },
+        }
 
     return {
-        "operator": spec["operator"], "at_session": at, "until_session": until,
+        "operator": spec["operator"],
+        "at_session": at,
+        "until_session": until,
         "devices": len(group),
-        "shifted": {name: summary(cond & member, f"shifted/{name}") for name, cond in phases.items()},
-        "control": {name: summary(cond & ~member, f"control/{name}") for name, cond in phases.items()},
-    }  # fmt: skip
+        "shifted": {
+            name: summary(cond & member, f"shifted/{name}") for name, cond in phases.items()
+        },
+        "control": {
+            name: summary(cond & ~member, f"control/{name}") for name, cond in phases.items()
+        },
+    }
 
 
 def latency_comparison(rows: pl.DataFrame) -> dict[str, Any]:
@@ -153,7 +187,9 @@ def latency_comparison(rows: pl.DataFrame) -> dict[str, Any]:
     for method in sorted(asked["method"].unique()):  # the methods that asked the generator
         gen = rows.filter((pl.col("method") == method) & ~pl.col("fallback"))
         if gen.height:
-            out[method] = {"generate_s": _percentiles(gen["generate_s"]),
-                           "generate_server_s": _percentiles(gen["generate_server_s"]),
-                           "upload_plus_download_s": _percentiles(gen["upload_s"] + gen["download_s"])}  # fmt: skip
+            out[method] = {
+                "generate_s": _percentiles(gen["generate_s"]),
+                "generate_server_s": _percentiles(gen["generate_server_s"]),
+                "upload_plus_download_s": _percentiles(gen["upload_s"] + gen["download_s"]),
+            }
     return out

@@ -77,8 +77,10 @@ def resolve_path(value: str | Path, roots: Sequence[Path] | None = None) -> Path
     roots = path_roots() if roots is None else [Path(r).resolve() for r in roots]
     resolved = (roots[0] / value).resolve()
     if not any(resolved.is_relative_to(root) for root in roots):
-        raise ValueError(f"{str(value)!r} resolves to {resolved}, outside the allowed roots "
-                         f"{[str(r) for r in roots]}; add a root with ${ROOTS_ENV}")  # fmt: skip
+        raise ValueError(
+            f"{str(value)!r} resolves to {resolved}, outside the allowed roots "
+            f"{[str(r) for r in roots]}; add a root with ${ROOTS_ENV}"
+        )
     return resolved
 
 
@@ -139,7 +141,9 @@ class DataSpec(Section):
             _bind(config, self.synthetic)
         image = (self.image_size, self.image_channels) != (48, 1)
         if image and DATASET_KINDS[self.dataset].kind != "images":
-            raise ValueError(f"image_size/image_channels apply to image datasets, not {self.dataset}")
+            raise ValueError(
+                f"image_size/image_channels apply to image datasets, not {self.dataset}"
+            )
         return self
 
 
@@ -170,8 +174,10 @@ class ModelSpec(Section):
         for key in value:
             backbone, _, name = key.partition("/")
             if backbone not in BACKBONES or not name:
-                raise ValueError(f"checkpoint key {key!r}: expected '<backbone>/<method name>' "
-                                 f"with backbone in {list(BACKBONES)}")  # fmt: skip
+                raise ValueError(
+                    f"checkpoint key {key!r}: expected '<backbone>/<method name>' "
+                    f"with backbone in {list(BACKBONES)}"
+                )
         return value
 
 
@@ -330,8 +336,10 @@ class MethodSpec(Section):
         if self.neck is not None and self.method not in CONDITIONED_METHODS:
             raise ValueError(f"neck applies to {list(CONDITIONED_METHODS)}, not {self.method!r}")
         if self.condition != DEFAULT_CONDITION and self.method not in CONDITIONED_METHODS:
-            raise ValueError(f"condition {self.condition!r} applies to {list(CONDITIONED_METHODS)}, "
-                             f"not {self.method!r}")  # fmt: skip
+            raise ValueError(
+                f"condition {self.condition!r} applies to {list(CONDITIONED_METHODS)}, "
+                f"not {self.method!r}"
+            )
         return self
 
 
@@ -386,12 +394,16 @@ class Scenario(Section):
         trained = ["base"] + [m.name for m in self.methods if m.method in GENERATED_METHODS]
         for key in self.model.checkpoints:
             if key.partition("/")[2] not in trained:
-                raise ValueError(f"model.checkpoints: key {key!r} names no trained method of "
-                                 f"this run; expected '<backbone>/<name>' with name in {trained}")  # fmt: skip
+                raise ValueError(
+                    f"model.checkpoints: key {key!r} names no trained method of "
+                    f"this run; expected '<backbone>/<name>' with name in {trained}"
+                )
         for backbone in self.model.backbones:
             if BACKBONE_KINDS[backbone] != kind:
-                raise ValueError(f"model.backbones: {backbone!r} does not fit {kind} dataset "
-                                 f"{self.data.dataset!r}")  # fmt: skip
+                raise ValueError(
+                    f"model.backbones: {backbone!r} does not fit {kind} dataset "
+                    f"{self.data.dataset!r}"
+                )
         extra = set(self.fleet.profiles.backbone or {}) - set(self.model.backbones)
         if extra:
             raise ValueError(
@@ -400,8 +412,10 @@ class Scenario(Section):
         for i, shift in enumerate(self.shifts):
             acts_on = getattr(SHIFTS[shift.operator], "kind", kind)
             if acts_on != kind:
-                raise ValueError(f"shifts[{i}].operator: {shift.operator!r} acts on {acts_on}, "
-                                 f"dataset {self.data.dataset!r} is {kind}")  # fmt: skip
+                raise ValueError(
+                    f"shifts[{i}].operator: {shift.operator!r} acts on {acts_on}, "
+                    f"dataset {self.data.dataset!r} is {kind}"
+                )
         return self
 
     @property
@@ -435,8 +449,9 @@ def _known(value: dict[str, float], known, what: str) -> dict[str, float]:
 def synthetic_config_class(dataset: str) -> type | None:
     from pipelines.synthetic import SyntheticClicksConfig, SyntheticVideoConfig
 
-    return {"synthetic-clicks": SyntheticClicksConfig,
-            "synthetic-video": SyntheticVideoConfig}.get(dataset)  # fmt: skip
+    return {"synthetic-clicks": SyntheticClicksConfig, "synthetic-video": SyntheticVideoConfig}.get(
+        dataset
+    )
 
 
 # ---- loading ---------------------------------------------------------------------------------
@@ -454,14 +469,19 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
         raise ScenarioError([f"{path}: cannot read ({exc.strerror})"]) from None
     if len(text) > MAX_SCENARIO_BYTES:
         line = text.count(b"\n") + 1
-        raise ScenarioError([f"{path.name}: <top> (line {line}): more than {MAX_SCENARIO_BYTES} "
-                             "bytes; a scenario is a page of YAML"])  # fmt: skip
+        raise ScenarioError(
+            [
+                f"{path.name}: <top> (line {line}): more than {MAX_SCENARIO_BYTES} "
+                "bytes; a scenario is a page of YAML"
+            ]
+        )
     try:
         decoded = text.decode("utf-8")
     except UnicodeDecodeError as exc:  # replacement characters would hide a wrong encoding
         line = text[: exc.start].count(b"\n") + 1
-        raise ScenarioError([f"{path.name}: <top> (line {line}): not valid UTF-8 "
-                             f"({exc.reason})"]) from None  # fmt: skip
+        raise ScenarioError(
+            [f"{path.name}: <top> (line {line}): not valid UTF-8 ({exc.reason})"]
+        ) from None
     root, data = _parse(path.name, decoded)
     for item in overrides:
         _apply_override(data, item)
@@ -489,8 +509,9 @@ def _parse(name: str, text: str) -> tuple[yaml.Node | None, dict[str, Any]]:
         loader.dispose()
     if not isinstance(data, dict):
         line = root.start_mark.line + 1 if root is not None else 1
-        raise ScenarioError([f"{name}: <top> (line {line}): expected a mapping, "
-                             f"got {type(data).__name__}"])  # fmt: skip
+        raise ScenarioError(
+            [f"{name}: <top> (line {line}): expected a mapping, got {type(data).__name__}"]
+        )
     return root, data
 
 

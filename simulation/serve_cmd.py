@@ -14,10 +14,13 @@ log = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("serve", help="serve trained checkpoints' parameter generator")
     p.add_argument(
-        "--checkpoint", action="append", required=True, metavar="[KEY=]RUN_DIR",
+        "--checkpoint",
+        action="append",
+        required=True,
+        metavar="[KEY=]RUN_DIR",
         help="run directory of `duet-sim train`; repeat to serve several; KEY defaults to "
         "<dataset>/<backbone>/<method>",
-    )  # fmt: skip
+    )
     p.add_argument("--host", default="127.0.0.1", help="bind address (loopback by default)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-batch-size", type=int, default=64, help="@serve.batch window size")
@@ -51,14 +54,19 @@ def run_serve(args: argparse.Namespace) -> int:
 
     ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False)
     serve.start(http_options={"host": args.host, "port": args.port})
-    app_args = {"checkpoints": checkpoints, "max_batch_size": args.max_batch_size,
-                "batch_wait_timeout_s": args.batch_wait_timeout_s}  # fmt: skip
+    app_args = {
+        "checkpoints": checkpoints,
+        "max_batch_size": args.max_batch_size,
+        "batch_wait_timeout_s": args.batch_wait_timeout_s,
+    }
     if args.max_samples is not None:
         app_args["max_samples"] = args.max_samples
     handle = serve.run(
-        build_app(app_args), name=APP_NAME, route_prefix="/",
+        build_app(app_args),
+        name=APP_NAME,
+        route_prefix="/",
         logging_config={"enable_access_log": False},
-    )  # fmt: skip
+    )
     keys = [m["key"] for m in handle.models.remote().result()]
     print(
         f"serving {keys} at http://{args.host}:{args.port}/v1/generate (Ctrl-C stops)", flush=True

@@ -46,47 +46,99 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--prepared", type=Path, default=None, help="reuse a `data prepare` output")
     p.add_argument("--data-seed", type=int, default=0, help="negative sampling / synthetic data")
-    p.add_argument("--epochs", type=positive_int, default=None,
-                   help="most epochs trained; the best on validation is kept "
-                   f"(default: {DEFAULT_EPOCHS['clicks']} clicks, {DEFAULT_EPOCHS['images']} images)")
-    p.add_argument("--batch-size", type=positive_int, default=None,
-                   help=f"default: {DEFAULT_BATCH_SIZE['clicks']} clicks, "
-                   f"{DEFAULT_BATCH_SIZE['images']} images")
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help="most epochs trained; the best on validation is kept "
+        f"(default: {DEFAULT_EPOCHS['clicks']} clicks, {DEFAULT_EPOCHS['images']} images)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help=f"default: {DEFAULT_BATCH_SIZE['clicks']} clicks, "
+        f"{DEFAULT_BATCH_SIZE['images']} images",
+    )
     p.add_argument("--lr", type=finite_float(0.0, inclusive=False), default=1e-3)
-    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
-                   help="constant (the paper's Adam rate) or cosine decay to 0")
-    p.add_argument("--weight-decay", type=finite_float(0.0), default=None,
-                   help="Adam's L2 term (default: 0 clicks, 5e-4 images, paper Table 5)")
+    p.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default="constant",
+        help="constant (the paper's Adam rate) or cosine decay to 0",
+    )
+    p.add_argument(
+        "--weight-decay",
+        type=finite_float(0.0),
+        default=None,
+        help="Adam's L2 term (default: 0 clicks, 5e-4 images, paper Table 5)",
+    )
     p.add_argument(
         "--np", dest="num_generators", type=positive_int, default=5, help="N_p SWA generators"
     )
     p.add_argument("--tau", type=float, default=1.0, help="SWA temperature")
-    p.add_argument("--neck", choices=NECKS, default=None,
-                   help="PPG neck (default: chosen on validation per backbone and conditioning, "
-                   "duet/tuned.py; the paper's is gru)")
-    p.add_argument("--condition", choices=CONDITIONS, default=DEFAULT_CONDITION,
-                   help="what the PPG reads: the session's real-time clicks (the paper's text) "
-                   "or each impression's own history (the authors' code)")
+    p.add_argument(
+        "--neck",
+        choices=NECKS,
+        default=None,
+        help="PPG neck (default: chosen on validation per backbone and conditioning, "
+        "duet/tuned.py; the paper's is gru)",
+    )
+    p.add_argument(
+        "--condition",
+        choices=CONDITIONS,
+        default=DEFAULT_CONDITION,
+        help="what the PPG reads: the session's real-time clicks (the paper's text) "
+        "or each impression's own history (the authors' code)",
+    )
     p.add_argument("--gamma", type=float, default=1.0, help="session weight γ of Eq. 7")
-    p.add_argument("--finetune-steps", type=int_in_range(0), default=10,
-                   help="finetune: Adam steps per session on its real-time samples (0: base)")
+    p.add_argument(
+        "--finetune-steps",
+        type=int_in_range(0),
+        default=10,
+        help="finetune: Adam steps per session on its real-time samples (0: base)",
+    )
     p.add_argument("--finetune-lr", type=float, default=1e-2, help="finetune: Adam learning rate")
-    p.add_argument("--global-loss-weight", type=finite_float(0.0), default=None,
-                   help="generated methods: weight of the global classifier's loss (theirs: 0; "
-                   "default: duet/tuned.py)")
-    p.add_argument("--arch", action="append", default=None, metavar="KEY=VALUE",
-                   help="clicks: a backbone choice, e.g. --arch target_tower=true "
-                   "(duet.builders.ARCH_DEFAULTS); any --arch replaces duet/tuned.py's set, "
-                   "--arch reference keeps every reference default")
-    p.add_argument("--full-ranking", action="store_true",
-                   help="clicks: also rank each test target among every unseen item "
-                   "(full_hr@k, full_ndcg@k; minutes for DIN)")
-    p.add_argument("--no-test", dest="test", action="store_false",
-                   help="train and validate only: the test split is not read (tuning runs)")
-    p.add_argument("--no-augment", dest="augment", action="store_false",
-                   help="images: train without random flips and shifts")
-    p.add_argument("--select", choices=SELECTIONS, default="best",
-                   help="the epoch kept: best on the validation split (default), or the last")
+    p.add_argument(
+        "--global-loss-weight",
+        type=finite_float(0.0),
+        default=None,
+        help="generated methods: weight of the global classifier's loss (theirs: 0; "
+        "default: duet/tuned.py)",
+    )
+    p.add_argument(
+        "--arch",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="clicks: a backbone choice, e.g. --arch target_tower=true "
+        "(duet.builders.ARCH_DEFAULTS); any --arch replaces duet/tuned.py's set, "
+        "--arch reference keeps every reference default",
+    )
+    p.add_argument(
+        "--full-ranking",
+        action="store_true",
+        help="clicks: also rank each test target among every unseen item "
+        "(full_hr@k, full_ndcg@k; minutes for DIN)",
+    )
+    p.add_argument(
+        "--no-test",
+        dest="test",
+        action="store_false",
+        help="train and validate only: the test split is not read (tuning runs)",
+    )
+    p.add_argument(
+        "--no-augment",
+        dest="augment",
+        action="store_false",
+        help="images: train without random flips and shifts",
+    )
+    p.add_argument(
+        "--select",
+        choices=SELECTIONS,
+        default="best",
+        help="the epoch kept: best on the validation split (default), or the last",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=run_train)
 
@@ -126,8 +178,20 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COLUMNS = ("method", "backbone", "seed", "auc", "session_auc", "user_auc", "ndcg@10", "hr@10",
-           "logloss", "accuracy", "latency_ms", "params")  # fmt: skip
+COLUMNS = (
+    "method",
+    "backbone",
+    "seed",
+    "auc",
+    "session_auc",
+    "user_auc",
+    "ndcg@10",
+    "hr@10",
+    "logloss",
+    "accuracy",
+    "latency_ms",
+    "params",
+)
 
 
 def _format_table(rows: list[dict[str, Any]]) -> str:
@@ -150,8 +214,9 @@ def run_demo(args: argparse.Namespace) -> int:
     for method in ("base", "duet-no-swa", "duet"):
         run = args.out / method
         print(f"== {method} ({args.backbone}) -> {run}")
-        options = TrainOptions("synthetic-clicks", args.backbone, method, seed=args.seed,
-                               prepared=data)  # fmt: skip
+        options = TrainOptions(
+            "synthetic-clicks", args.backbone, method, seed=args.seed, prepared=data
+        )
         TrainRecipe(options, run).run()
         runs.append(run)
     print("\n== comparison on the synthetic-clicks test split")

@@ -86,9 +86,15 @@ class TrainOptions:
     base_run: Path | None = None
 
     def __post_init__(self) -> None:
-        names = {"dataset": DATASETS, "backbone": BACKBONES, "method": METHODS, "neck": NECKS,
-                 "condition": CONDITIONS, "select": SELECTIONS,
-                 "lr_schedule": LR_SCHEDULES}  # fmt: skip
+        names = {
+            "dataset": DATASETS,
+            "backbone": BACKBONES,
+            "method": METHODS,
+            "neck": NECKS,
+            "condition": CONDITIONS,
+            "select": SELECTIONS,
+            "lr_schedule": LR_SCHEDULES,
+        }
         for key, known in names.items():
             if getattr(self, key) not in known and not (key == "neck" and self.neck is None):
                 raise ValueError(
@@ -96,14 +102,20 @@ class TrainOptions:
                 )
         check_backbone_fits(self.backbone, DATASETS[self.dataset].kind)
         if self.base_run is not None and self.method not in ADAPTED_METHODS:
-            raise ValueError(f"base_run: only adapted methods {list(ADAPTED_METHODS)} reuse a "
-                             f"base model, not {self.method!r}")  # fmt: skip
+            raise ValueError(
+                f"base_run: only adapted methods {list(ADAPTED_METHODS)} reuse a "
+                f"base model, not {self.method!r}"
+            )
         if self.arch and self.kind != "clicks":
             raise ValueError("arch: overrides the click backbones; images take none")
         if self.condition == "history" and self.kind != "clicks":
             raise ValueError(f"condition: 'history' reads click histories, {self.dataset} has none")
-        for key, minimum in (("epochs", 1), ("batch_size", 1), ("num_generators", 1),
-                             ("finetune_steps", 0)):  # fmt: skip
+        for key, minimum in (
+            ("epochs", 1),
+            ("batch_size", 1),
+            ("num_generators", 1),
+            ("finetune_steps", 0),
+        ):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, int) or value < minimum):
                 raise ValueError(f"{key}: expected an int >= {minimum}, got {value!r}")
@@ -117,8 +129,11 @@ class TrainOptions:
         """These options with every default filled in (what the run used): per data kind
         (epochs, batch size, weight decay), and per backbone and method the choices made on
         validation (:mod:`duet.tuned`: architecture, neck, global loss weight)."""
-        defaults = {"epochs": DEFAULT_EPOCHS, "batch_size": DEFAULT_BATCH_SIZE,
-                    "weight_decay": DEFAULT_WEIGHT_DECAY}  # fmt: skip
+        defaults = {
+            "epochs": DEFAULT_EPOCHS,
+            "batch_size": DEFAULT_BATCH_SIZE,
+            "weight_decay": DEFAULT_WEIGHT_DECAY,
+        }
         filled = {k: table[self.kind] for k, table in defaults.items() if getattr(self, k) is None}
         choice = tuned(self.backbone, self.method, self.condition)
         for key in ("arch", "neck", "global_loss_weight"):
@@ -127,13 +142,23 @@ class TrainOptions:
         return dataclasses.replace(self, **filled)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
+        return {
+            k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()
+        }
 
     def same_training(self, other: dict[str, Any]) -> bool:
         """Whether ``other`` (a run's stored options) trained the model these options would:
         every option but the method, the adaptation settings and bookkeeping is equal."""
-        ignore = {"method", "finetune_steps", "finetune_lr", "base_run", "progress", "prepared",
-                  "data_dir", "full_ranking"}  # fmt: skip
+        ignore = {
+            "method",
+            "finetune_steps",
+            "finetune_lr",
+            "base_run",
+            "progress",
+            "prepared",
+            "data_dir",
+            "full_ranking",
+        }
         mine = {k: v for k, v in self.to_json().items() if k not in ignore}
         theirs = {k: (tuple(tuple(p) for p in v) if k == "arch" else v) for k, v in other.items()}
         mine = {k: (tuple(tuple(p) for p in v) if k == "arch" else v) for k, v in mine.items()}
@@ -148,17 +173,36 @@ def model_config(options: TrainOptions, meta: dict[str, Any]):
     method = "base" if options.method in ADAPTED_METHODS else options.method
     gen = {"num_generators": options.num_generators, "tau": options.tau}
     if meta["kind"] == "clicks":
-        return sequence_umn(options.backbone, method, meta["num_items"],
-                            history_length=meta["history_length"], neck=options.neck,
-                            condition=options.condition, arch=dict(options.arch), **gen)  # fmt: skip
+        return sequence_umn(
+            options.backbone,
+            method,
+            meta["num_items"],
+            history_length=meta["history_length"],
+            neck=options.neck,
+            condition=options.condition,
+            arch=dict(options.arch),
+            **gen,
+        )
     variant = options.backbone.removeprefix("mobilenet_v3_")
-    return mobilenet_umn(variant, method, meta["num_classes"], in_channels=meta["channels"],
-                         head_hidden=128, **gen)  # fmt: skip
+    return mobilenet_umn(
+        variant, method, meta["num_classes"], in_channels=meta["channels"], head_hidden=128, **gen
+    )
 
 
-META_SUMMARY_KEYS = ("dataset", "kind", "num_items", "num_users", "num_classes", "class_names",
-                     "history_length", "realtime_size", "height", "width", "channels",
-                     "schema_version")  # fmt: skip
+META_SUMMARY_KEYS = (
+    "dataset",
+    "kind",
+    "num_items",
+    "num_users",
+    "num_classes",
+    "class_names",
+    "history_length",
+    "realtime_size",
+    "height",
+    "width",
+    "channels",
+    "schema_version",
+)
 
 
 def meta_summary(meta: dict[str, Any]) -> dict[str, Any]:
@@ -195,8 +239,10 @@ class TrainRecipe:
         self.data = self._setup_data()
         self.meta = load_meta(self.data)
         if self.meta["kind"] != self.options.kind:
-            raise ValueError(f"prepared data {self.data} holds {self.meta['dataset']}, "
-                             f"not {self.options.dataset}")  # fmt: skip
+            raise ValueError(
+                f"prepared data {self.data} holds {self.meta['dataset']}, "
+                f"not {self.options.dataset}"
+            )
         self.train_set, self.val_set = self._load("train"), self._load("val")
         torch.manual_seed(self.options.seed)
         self.model = DeviceModel(model_config(self.options, self.meta))
@@ -210,12 +256,23 @@ class TrainRecipe:
 
         model, info = load_checkpoint(run)
         if model.cfg != self.model.cfg or not self.options.same_training(info.get("args", {})):
-            raise ValueError(f"base_run {run} was not trained with these options "
-                             "(architecture, seed, epochs or data differ)")  # fmt: skip
+            raise ValueError(
+                f"base_run {run} was not trained with these options "
+                "(architecture, seed, epochs or data differ)"
+            )
         self.model = model
         base = json.loads((Path(run) / "metrics.json").read_text())
-        keep = ("epochs", "selected_epoch", "train_seconds", "train_samples_per_s", "final_loss",
-                "num_train", "num_val", "val_curve", "train_peak_rss_bytes")  # fmt: skip
+        keep = (
+            "epochs",
+            "selected_epoch",
+            "train_seconds",
+            "train_samples_per_s",
+            "final_loss",
+            "num_train",
+            "num_val",
+            "val_curve",
+            "train_peak_rss_bytes",
+        )
         self.metrics |= {k: base[k] for k in keep if k in base} | {"base_run": str(run)}
 
     def _setup_data(self) -> Path:
@@ -238,27 +295,40 @@ class TrainRecipe:
         from duet.train import TrainConfig, TrainLog, train
 
         o = self.options
-        cfg = TrainConfig(epochs=o.epochs, batch_size=o.batch_size, lr=o.lr,
-                          lr_schedule=o.lr_schedule, global_loss_weight=o.global_loss_weight,
-                          weight_decay=o.weight_decay, gamma=o.gamma, augment=o.augment,
-                          select=o.select, seed=o.seed)  # fmt: skip
+        cfg = TrainConfig(
+            epochs=o.epochs,
+            batch_size=o.batch_size,
+            lr=o.lr,
+            lr_schedule=o.lr_schedule,
+            global_loss_weight=o.global_loss_weight,
+            weight_decay=o.weight_decay,
+            gamma=o.gamma,
+            augment=o.augment,
+            select=o.select,
+            seed=o.seed,
+        )
         val = self.val_set if len(self.val_set) else None
         if o.base_run is not None:  # adapting a base model trained before: nothing to fit
             self.log = TrainLog(selected_epoch=self.metrics.get("selected_epoch", 0))
             if val is not None:
-                self.metrics |= {f"val_{k}": v for k, v in self._evaluate(val).items()
-                                 if k != "latency_ms"}  # fmt: skip
+                self.metrics |= {
+                    f"val_{k}": v for k, v in self._evaluate(val).items() if k != "latency_ms"
+                }
             return
         start = time.perf_counter()
         self.log = train(self.model, self.train_set, cfg, progress=o.progress, val=val)
         train_s = time.perf_counter() - start
         self.metrics |= {
-            "epochs": o.epochs, "selected_epoch": self.log.selected_epoch,
-            "train_seconds": train_s, "train_samples_per_s": o.epochs * len(self.train_set) / train_s,
-            "final_loss": self.log.losses[-1], "num_train": len(self.train_set),
-            "num_val": len(self.val_set), "val_curve": [v[_selection_key(o)] for v in self.log.val],
+            "epochs": o.epochs,
+            "selected_epoch": self.log.selected_epoch,
+            "train_seconds": train_s,
+            "train_samples_per_s": o.epochs * len(self.train_set) / train_s,
+            "final_loss": self.log.losses[-1],
+            "num_train": len(self.train_set),
+            "num_val": len(self.val_set),
+            "val_curve": [v[_selection_key(o)] for v in self.log.val],
             "train_peak_rss_bytes": _peak_rss_bytes(),
-        }  # fmt: skip
+        }
         if val is not None:
             # an adapted method is validated as it is scored (after adaptation); the others
             # as they were when their epoch was selected, which is the model they hold now
@@ -277,24 +347,33 @@ class TrainRecipe:
         if self.meta["kind"] == "clicks" and self.options.full_ranking:
             self.metrics |= self._full_ranking(test_set)
         self.metrics |= self._identity() | {
-            "params": on_device_params(self.model), "flops": on_device_flops(self.model, test_set),
+            "params": on_device_params(self.model),
+            "flops": on_device_flops(self.model, test_set),
             "num_test": len(test_set),
             "peak_rss_bytes": _peak_rss_bytes(),  # the whole cell: training and evaluation
-        }  # fmt: skip
+        }
         return self.metrics
 
     def _identity(self) -> dict[str, Any]:
         o = self.options
-        return {"method": o.method, "backbone": o.backbone, "dataset": o.dataset, "seed": o.seed,
-                "options": o.to_json()}  # fmt: skip
+        return {
+            "method": o.method,
+            "backbone": o.backbone,
+            "dataset": o.dataset,
+            "seed": o.seed,
+            "options": o.to_json(),
+        }
 
     def _adaptation(self):
         from duet.finetune import FinetuneConfig, UserFinetuneConfig
         from duet.train import Adaptation
 
         o = self.options
-        return Adaptation(FinetuneConfig(steps=o.finetune_steps, lr=o.finetune_lr, seed=o.seed),
-                          UserFinetuneConfig(seed=o.seed), history=self.train_set)  # fmt: skip
+        return Adaptation(
+            FinetuneConfig(steps=o.finetune_steps, lr=o.finetune_lr, seed=o.seed),
+            UserFinetuneConfig(seed=o.seed),
+            history=self.train_set,
+        )
 
     def _evaluate(self, samples) -> dict[str, float]:
         from duet.train import evaluate
@@ -305,8 +384,9 @@ class TrainRecipe:
         from duet.train import full_ranking
         from pipelines.tensors import load_seen
 
-        return full_ranking(self.model, samples, self.options.method, self._adaptation(),
-                            *load_seen(self.data))  # fmt: skip
+        return full_ranking(
+            self.model, samples, self.options.method, self._adaptation(), *load_seen(self.data)
+        )
 
     # ---- save ----------------------------------------------------------------------------
     def save(self) -> None:

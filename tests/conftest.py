@@ -115,10 +115,12 @@ def local_ray():
 @pytest.fixture(scope="session")
 def prepared(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("fleet") / "data"
-    options = dataclasses.replace(default_options("synthetic-clicks"), test_sessions=TEST_SESSIONS,
-                                  test_negatives=20)  # fmt: skip
-    config = SyntheticClicksConfig(n_users=USERS, n_items=120, n_clusters=6,
-                                   sessions_per_user=SESSIONS_PER_USER)  # fmt: skip
+    options = dataclasses.replace(
+        default_options("synthetic-clicks"), test_sessions=TEST_SESSIONS, test_negatives=20
+    )
+    config = SyntheticClicksConfig(
+        n_users=USERS, n_items=120, n_clusters=6, sessions_per_user=SESSIONS_PER_USER
+    )
     prepare("synthetic-clicks", out, options=options, clicks_config=config)
     return out
 
@@ -127,8 +129,11 @@ def prepared(tmp_path_factory) -> Path:
 def checkpoints(prepared, tmp_path_factory) -> dict[str, Path]:
     """``{"base": dir, "duet": dir, "hypernet": dir}`` for DIN."""
     meta = load_meta(prepared)
-    info = {"dataset_meta": {k: meta[k] for k in ("dataset", "kind", "num_items", "realtime_size",
-                                                  "history_length")}}  # fmt: skip
+    info = {
+        "dataset_meta": {
+            k: meta[k] for k in ("dataset", "kind", "num_items", "realtime_size", "history_length")
+        }
+    }
     root = tmp_path_factory.mktemp("ckpt")
     torch.manual_seed(0)
     out = {}
@@ -145,18 +150,34 @@ def scenario_file(prepared, checkpoints, tmp_path):
 
     def write(**sections) -> Path:
         doc = {
-            "version": 1, "name": "tiny", "seed": 0,
+            "version": 1,
+            "name": "tiny",
+            "seed": 0,
             "data": {"dataset": "synthetic-clicks", "prepared": str(prepared)},
-            "model": {"backbones": ["din"],
-                      "checkpoints": {f"din/{m}": str(checkpoints[m]) for m in ("base", "duet")}},
+            "model": {
+                "backbones": ["din"],
+                "checkpoints": {f"din/{m}": str(checkpoints[m]) for m in ("base", "duet")},
+            },
             "methods": ["base", "duet", "finetune"],
-            "fleet": {"devices": 30, "sessions_per_device": 3, "actors": 2,
-                      "profiles": {"upload": {"raw": 1, "embedding": 1},
-                                   "availability": {"online": 0.8, "churn": 0.1}}},
-            "shifts": [{"operator": "genre_shift", "params": {"fraction": 0.8},
-                        "devices": {"fraction": 0.5}, "at_session": 1}],
+            "fleet": {
+                "devices": 30,
+                "sessions_per_device": 3,
+                "actors": 2,
+                "profiles": {
+                    "upload": {"raw": 1, "embedding": 1},
+                    "availability": {"online": 0.8, "churn": 0.1},
+                },
+            },
+            "shifts": [
+                {
+                    "operator": "genre_shift",
+                    "params": {"fraction": 0.8},
+                    "devices": {"fraction": 0.5},
+                    "at_session": 1,
+                }
+            ],
             "output": {"dir": str(tmp_path / "out"), "flush_rows": 30},
-        }  # fmt: skip
+        }
         doc.update(sections)
         path = tmp_path / "tiny.yaml"
         path.write_text(yaml.safe_dump(doc, sort_keys=False))

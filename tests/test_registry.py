@@ -21,8 +21,11 @@ def _choices(*path: str) -> dict[str, tuple]:
     for name in path:
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         parser = sub.choices[name]
-    return {a.dest: tuple(a.choices) for a in parser._actions if a.choices is not None
-            and not isinstance(a, argparse._SubParsersAction)}  # fmt: skip
+    return {
+        a.dest: tuple(a.choices)
+        for a in parser._actions
+        if a.choices is not None and not isinstance(a, argparse._SubParsersAction)
+    }
 
 
 def test_train_choices_come_from_the_registries():
@@ -65,7 +68,10 @@ def test_every_backbone_of_a_kind_is_built_by_the_model(kind):
     from duet.sequence import SEQUENCE_BACKBONES
 
     named = {b for b, k in model_names.BACKBONES.items() if k == kind}
-    built = set(SEQUENCE_BACKBONES) if kind == "clicks" else {"mobilenet_v3_large",
-                                                              "mobilenet_v3_small"}  # fmt: skip
+    built = (
+        set(SEQUENCE_BACKBONES)
+        if kind == "clicks"
+        else {"mobilenet_v3_large", "mobilenet_v3_small"}
+    )
     assert named == built
     assert {d for d, spec in data_names.DATASETS.items() if spec.kind == kind}

@@ -78,11 +78,13 @@ def test_images_and_hypernet(core):
     pixels = torch.rand(1, 48, 48)
     served = core.models[IMAGE_KEY]
     feats = served.model.device_inputs(pixels[None])[0][0].numpy()  # (1, F)
-    raw, up, hyper = core.generate([
-        GenerateRequest("a", IMAGE_KEY, pixels=pixels.numpy()),
-        GenerateRequest("b", IMAGE_KEY, embeddings=feats),
-        GenerateRequest("c", HYPER_KEY),
-    ])  # fmt: skip
+    raw, up, hyper = core.generate(
+        [
+            GenerateRequest("a", IMAGE_KEY, pixels=pixels.numpy()),
+            GenerateRequest("b", IMAGE_KEY, embeddings=feats),
+            GenerateRequest("c", HYPER_KEY),
+        ]
+    )
     for (w, b), (w2, b2) in zip(raw.params, up.params, strict=True):
         np.testing.assert_allclose(w, w2, atol=1e-5)
         np.testing.assert_allclose(b, b2, atol=1e-5)
@@ -165,10 +167,16 @@ def test_frame_round_trip(core):
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"DUT1", b"DUT1\xff\xff\xff\xff", b"XXXX\x00\x00\x00\x00", wire.MAGIC + b"\x02\x00\x00\x00[]",
-     wire.encode_frame({"device_id": "a", "model_key": "k"}, {"items": np.arange(3)})[:-1],
-     wire.encode_frame({"device_id": "a", "model_key": "k"}, {"items": np.arange(3)}) + b"\0"],
-)  # fmt: skip
+    [
+        b"",
+        b"DUT1",
+        b"DUT1\xff\xff\xff\xff",
+        b"XXXX\x00\x00\x00\x00",
+        wire.MAGIC + b"\x02\x00\x00\x00[]",
+        wire.encode_frame({"device_id": "a", "model_key": "k"}, {"items": np.arange(3)})[:-1],
+        wire.encode_frame({"device_id": "a", "model_key": "k"}, {"items": np.arange(3)}) + b"\0",
+    ],
+)
 def test_bad_frames(body):
     with pytest.raises(MalformedRequestError):
         wire.decode_request(body, wire.FRAME_TYPE)
@@ -209,7 +217,7 @@ def test_columnar_batch_matches_single_requests(core, checkpoints):
         (dict(items=np.ones((2, 2), int), dtype="int8"), DtypeError, "dtype"),
         (dict(items=np.ones((2, 2), int), model_key="x"), UnknownModelError, "model_key"),
     ],
-)  # fmt: skip
+)
 def test_columnar_batch_errors_name_the_row(core, fields, error, field):
     from actors.generator import GenerateBatchRequest
 

@@ -50,9 +50,11 @@ def app(checkpoints):
             "max_body_bytes": 64 * 1024,
         }
         handle = serve.run(
-            build_app(args), name=APP_NAME, route_prefix="/",
+            build_app(args),
+            name=APP_NAME,
+            route_prefix="/",
             logging_config={"enable_access_log": False},
-        )  # fmt: skip
+        )
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             yield handle, client
     finally:
@@ -171,31 +173,60 @@ def test_http_batch_and_limits(app):
 # ---- fuzzing: every bad request gets a 4xx / typed error, then a good one still works ----------
 valid_ids = st.integers(1, NUM_ITEMS)
 bad_scalar = st.one_of(
-    st.integers(max_value=-1), st.integers(min_value=NUM_ITEMS + 1), st.floats(allow_nan=True),
-    st.booleans(), st.text(max_size=3), st.none(), st.just([1, 2]),
-)  # fmt: skip
+    st.integers(max_value=-1),
+    st.integers(min_value=NUM_ITEMS + 1),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.text(max_size=3),
+    st.none(),
+    st.just([1, 2]),
+)
 bad_items = st.one_of(
-    st.tuples(st.lists(valid_ids, max_size=4), bad_scalar, st.lists(valid_ids, max_size=4)).map(lambda t: [*t[0], t[1], *t[2]]),
+    st.tuples(st.lists(valid_ids, max_size=4), bad_scalar, st.lists(valid_ids, max_size=4)).map(
+        lambda t: [*t[0], t[1], *t[2]]
+    ),
     st.lists(valid_ids, min_size=REALTIME_SIZE + 1, max_size=40),  # oversized
     st.lists(st.just(0), max_size=5),  # empty / padding only
-    st.one_of(st.integers(), st.text(max_size=5), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)),
-)  # fmt: skip
+    st.one_of(
+        st.integers(),
+        st.text(max_size=5),
+        st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    ),
+)
 bad_embeddings = st.one_of(
-    st.integers(1, 4).flatmap(lambda r: st.lists(st.lists(st.floats(-1, 1), min_size=31, max_size=31), min_size=r, max_size=r)),
-    st.lists(st.sampled_from([math.nan, math.inf, -math.inf]), min_size=32, max_size=32).map(lambda row: [row]),
+    st.integers(1, 4).flatmap(
+        lambda r: st.lists(
+            st.lists(st.floats(-1, 1), min_size=31, max_size=31), min_size=r, max_size=r
+        )
+    ),
+    st.lists(st.sampled_from([math.nan, math.inf, -math.inf]), min_size=32, max_size=32).map(
+        lambda row: [row]
+    ),
     st.just([]),
-    st.lists(st.lists(st.floats(-1, 1), min_size=32, max_size=32), min_size=REALTIME_SIZE + 1, max_size=REALTIME_SIZE + 2),
-)  # fmt: skip
+    st.lists(
+        st.lists(st.floats(-1, 1), min_size=32, max_size=32),
+        min_size=REALTIME_SIZE + 1,
+        max_size=REALTIME_SIZE + 2,
+    ),
+)
 base = {"device_id": "fuzz", "model_key": CLICK_KEY}
 bad_bodies = st.one_of(
     bad_items.map(lambda v: base | {"items": v}),
     bad_embeddings.map(lambda v: base | {"embeddings": v}),
-    st.text(min_size=1, max_size=20).filter(lambda k: k not in (CLICK_KEY, IMAGE_KEY, HYPER_KEY)).map(lambda k: base | {"model_key": k, "items": ITEMS}),
-    st.text(max_size=10).filter(lambda d: d not in ("float32", "float16")).map(lambda d: base | {"items": ITEMS, "dtype": d}),
-    st.sampled_from(["device_id", "model_key"]).map(lambda k: {x: v for x, v in (base | {"items": ITEMS}).items() if x != k}),
-    st.text(min_size=1, max_size=8).filter(lambda k: k not in GenerateRequest.__dataclass_fields__).map(lambda k: base | {"items": ITEMS, k: 1}),
+    st.text(min_size=1, max_size=20)
+    .filter(lambda k: k not in (CLICK_KEY, IMAGE_KEY, HYPER_KEY))
+    .map(lambda k: base | {"model_key": k, "items": ITEMS}),
+    st.text(max_size=10)
+    .filter(lambda d: d not in ("float32", "float16"))
+    .map(lambda d: base | {"items": ITEMS, "dtype": d}),
+    st.sampled_from(["device_id", "model_key"]).map(
+        lambda k: {x: v for x, v in (base | {"items": ITEMS}).items() if x != k}
+    ),
+    st.text(min_size=1, max_size=8)
+    .filter(lambda k: k not in GenerateRequest.__dataclass_fields__)
+    .map(lambda k: base | {"items": ITEMS, k: 1}),
     st.just(base | {"items": ITEMS, "embeddings": [[0.0] * 32]}),
-)  # fmt: skip
+)
 FUZZ = settings(
     max_examples=70, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
 )

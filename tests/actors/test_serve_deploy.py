@@ -70,13 +70,35 @@ def cluster(tmp_path):
     }
     log = (tmp_path / "ray_start.log").open("w")
     proc = subprocess.Popen(
-        [str(BIN / "ray"), "start", "--head", "--block", "--num-cpus", "2", "--port", str(gcs),
-         "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
-         "--dashboard-port", str(dash), "--dashboard-agent-listen-port", str(agent),
-         "--ray-client-server-port", str(client), "--temp-dir", str(root),
-         "--disable-usage-stats"],
-        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            "--block",
+            "--num-cpus",
+            "2",
+            "--port",
+            str(gcs),
+            "--include-dashboard",
+            "true",
+            "--dashboard-host",
+            "127.0.0.1",
+            "--dashboard-port",
+            str(dash),
+            "--dashboard-agent-listen-port",
+            str(agent),
+            "--ray-client-server-port",
+            str(client),
+            "--temp-dir",
+            str(root),
+            "--disable-usage-stats",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     address = f"http://127.0.0.1:{dash}"
     try:
         yield env, address

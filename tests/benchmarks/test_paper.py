@@ -25,8 +25,16 @@ def paper():
 
 
 def fake_metrics(auc: float, backbone: str, method: str) -> dict:
-    return {"auc": auc, "latency_ms": 1.0, "params": 100, "flops": 200, "epochs": 2,
-            "backbone": backbone, "method": method, "train_samples_per_s": 1000.0}  # fmt: skip
+    return {
+        "auc": auc,
+        "latency_ms": 1.0,
+        "params": 100,
+        "flops": 200,
+        "epochs": 2,
+        "backbone": backbone,
+        "method": method,
+        "train_samples_per_s": 1000.0,
+    }
 
 
 def test_cached_cell_is_skipped_and_new_cell_is_cached(paper, tmp_path, monkeypatch):
@@ -55,9 +63,11 @@ def test_cached_cell_is_skipped_and_new_cell_is_cached(paper, tmp_path, monkeypa
 def test_np_sweep_cells_and_seed_major_order(paper):
     cells = paper.grid("table2", "ckplus", ["mobilenet_v3_small"], ["base", "duet"], [0, 1])
     assert [c.name for c in cells[:4]] == [
-        "mobilenet_v3_small-base-s0", "mobilenet_v3_small-duet-np2-s0",
-        "mobilenet_v3_small-duet-np3-s0", "mobilenet_v3_small-duet-np5-s0",
-    ]  # fmt: skip
+        "mobilenet_v3_small-base-s0",
+        "mobilenet_v3_small-duet-np2-s0",
+        "mobilenet_v3_small-duet-np3-s0",
+        "mobilenet_v3_small-duet-np5-s0",
+    ]
     assert {c.seed for c in cells[4:]} == {1}
     # --n-p 5: Table 2's own DUET cell alone, the rest of the sweep left for later
     only5 = paper.grid("table2", "ckplus", ["mobilenet_v3_small"], ["duet"], [0], [5])
@@ -67,14 +77,19 @@ def test_np_sweep_cells_and_seed_major_order(paper):
 def test_write_renders_finished_cells_and_marks_the_rest_pending(paper, tmp_path):
     folder = tmp_path / "table1" / "movielens-100k"
     folder.mkdir(parents=True)
-    for name, auc, method in (("din-base-s0", 0.80, "base"), ("din-base-s1", 0.82, "base"),
-                              ("din-duet-s0", 0.84, "duet")):  # fmt: skip
+    for name, auc, method in (
+        ("din-base-s0", 0.80, "base"),
+        ("din-base-s1", 0.82, "base"),
+        ("din-duet-s0", 0.84, "duet"),
+    ):
         cell = fake_metrics(auc, "din", method) | {"variant": method}
         (folder / f"{name}.json").write_text(json.dumps(cell))
     text = paper.render(tmp_path, "movielens-100k", [0, 1], "{{TABLE1}}\n{{TABLE3}}")
     rows = {tuple(r.split(" | ")[:2]): r for r in text.splitlines() if r.startswith("| din")}
     assert "0.8100 ± 0.0141 | — | 2/2" in rows[("| din", "base")]
-    assert "0.8400 (1 seed) | — | 1/2 | +3.70% | 0.8581 ± 0.0055 | +2.79% |" in rows[("| din", "duet")]
+    assert (
+        "0.8400 (1 seed) | — | 1/2 | +3.70% | 0.8581 ± 0.0055 | +2.79% |" in rows[("| din", "duet")]
+    )
     assert "| pending | — | 0/2 | pending | — (not in the paper) |" in rows[("| din", "hypernet")]
     assert "| sasrec | base | pending | — | 0/2 |" in text
     assert "| pending |" in text.splitlines()[-1]  # Table 3 not computed yet
@@ -108,17 +123,29 @@ def test_figure4_renders_curves_gains_and_a_plot(paper, tmp_path):
     phase = {"sessions": 10, "auc": {}, "gain": {"duet": gain}}
     summary = {
         "by_session_index": {"base": [0.8, 0.7], "duet": [0.82, 0.75]},
-        "by_group": {"shifted": {"base": [0.8, 0.7], "duet": [0.82, 0.75]},
-                     "control": {"base": [0.8, 0.8], "duet": [0.81, 0.81]}},
-        "shifts": [{"operator": "genre_shift", "at_session": 1,
-                    "shifted": {"before": phase, "during": phase}, "control": {"before": phase}}],
-        "command": "-m simulation.cli run x.yaml", "metric": "accuracy",
-    }  # fmt: skip
+        "by_group": {
+            "shifted": {"base": [0.8, 0.7], "duet": [0.82, 0.75]},
+            "control": {"base": [0.8, 0.8], "duet": [0.81, 0.81]},
+        },
+        "shifts": [
+            {
+                "operator": "genre_shift",
+                "at_session": 1,
+                "shifted": {"before": phase, "during": phase},
+                "control": {"before": phase},
+            }
+        ],
+        "command": "-m simulation.cli run x.yaml",
+        "metric": "accuracy",
+    }
     (tmp_path / "fleet").mkdir()
     (tmp_path / "fleet" / "ckplus-figure4.json").write_text(json.dumps(summary))
     lines = paper.figure4_md(tmp_path, "ckplus-figure4", tmp_path / "figure4.png")
     assert lines[0].startswith("Mean session accuracy")
-    assert "| shifted | 1 | 0.7000 | 0.7500 |" in lines and "| control | 1 | 0.8000 | 0.8100 |" in lines
+    assert (
+        "| shifted | 1 | 0.7000 | 0.7500 |" in lines
+        and "| control | 1 | 0.8000 | 0.8100 |" in lines
+    )
     assert "| genre_shift @ 1 | shifted | during | 10 | +0.0200 [+0.0100, +0.0300] |" in lines
     assert sum(line.startswith("| genre_shift") for line in lines) == 3
     assert (tmp_path / "figure4.png").stat().st_size > 1000
@@ -151,8 +178,19 @@ def test_finetune_sweep_refinetunes_the_base_checkpoint_and_caches(paper, tmp_pa
     monkeypatch.setitem(paper.EPOCHS, "table1", 1)
     monkeypatch.setattr(paper, "FINETUNE_SWEEP", ((0, 1e-3), (3, 3e-2)))
     results, runs = tmp_path / "results", tmp_path / "runs"
-    argv = ["--results", str(results), "--runs", str(runs), "finetune-sweep",
-            "--dataset", "synthetic-clicks", "--seeds", "0", "--backbones", "din"]  # fmt: skip
+    argv = [
+        "--results",
+        str(results),
+        "--runs",
+        str(runs),
+        "finetune-sweep",
+        "--dataset",
+        "synthetic-clicks",
+        "--seeds",
+        "0",
+        "--backbones",
+        "din",
+    ]
     assert paper.cmd_finetune_sweep(paper.parse_args(argv)) == 0
     sweep = paper.load_cells(results, "finetune-sweep", "synthetic-clicks")
     assert set(sweep) == {"din-finetune-k0-lr0.001-s0", "din-finetune-k3-lr0.03-s0"}
@@ -215,13 +253,19 @@ def test_table2_puts_the_paper_and_the_linear_floor_beside_ours(paper, tmp_path)
     for seed, (base, duet) in enumerate(((0.70, 0.75), (0.72, 0.76))):
         for variant, acc in (("base", base), ("duet-np5", duet)):
             cells[f"mobilenet_v3_large-{variant}-s{seed}"] = {
-                "accuracy": acc, "val_accuracy": acc - 0.01, "params": 1, "flops": 2}
+                "accuracy": acc,
+                "val_accuracy": acc - 0.01,
+                "params": 1,
+                "flops": 2,
+            }
     ridge = {"lambda": 0.01, "accuracy": 0.63, "val_accuracy": 0.73}
     rows = paper.table2_md(cells, [0, 1], ridge)
     duet = next(r for r in rows if r.startswith("| mobilenet_v3_large | duet | 5 |"))
     # ours: 0.755 / 0.71 - 1 = +6.34%; the paper's: 82.45 / 76.97 - 1 = +7.12%
     assert "| 0.7550 ± 0.0071 | 0.7450 | 2/2 | +6.34% | 0.8245 ± 0.0267 | +7.12% |" in duet
-    assert rows[-1].startswith("| raw pixels | linear floor: ridge, λ 0.01 (chosen on val) | — | 0.6300 |")
+    assert rows[-1].startswith(
+        "| raw pixels | linear floor: ridge, λ 0.01 (chosen on val) | — | 0.6300 |"
+    )
     table4 = paper.table4_md(cells, [0, 1])
     assert table4[2].startswith("| mobilenet_v3_large (ours / paper) | 0.7100 / 0.7697 |")
     assert "0.7550 / 0.8245 |" in table4[2]
@@ -230,11 +274,16 @@ def test_table2_puts_the_paper_and_the_linear_floor_beside_ours(paper, tmp_path)
 def test_parity_cells_try_each_choice_where_it_exists_and_never_read_test(paper, tmp_path):
     """A SASRec-only choice is not tried on GRU4Rec; every parity cell is a validation-only
     run, and its stored command says so (`--no-test`) and spells its choices as flags."""
-    cells = paper.parity_cells("movielens-100k", "gru4rec", 0,
-                               ["ours", "small-positions", "target-tower"], ["history"])  # fmt: skip
+    cells = paper.parity_cells(
+        "movielens-100k", "gru4rec", 0, ["ours", "small-positions", "target-tower"], ["history"]
+    )
     names = [c.name for c in cells]
-    assert names == ["gru4rec-base-ours-s0", "gru4rec-duet-no-swa-ours-history-s0",
-                     "gru4rec-base-target-tower-s0", "gru4rec-duet-no-swa-target-tower-history-s0"]  # fmt: skip
+    assert names == [
+        "gru4rec-base-ours-s0",
+        "gru4rec-duet-no-swa-ours-history-s0",
+        "gru4rec-base-target-tower-s0",
+        "gru4rec-duet-no-swa-target-tower-history-s0",
+    ]
     command = paper.train_command(cells[3], 2, tmp_path, test=False)
     assert "--arch target_tower=true" in command and "--condition history" in command
     assert command.count("--no-test") == 1

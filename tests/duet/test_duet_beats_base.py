@@ -29,8 +29,22 @@ def prepared(tmp_path_factory):
 
 def _auc(prepared, tmp_path, method: str, seed: int) -> float:
     run = tmp_path / f"{method}-{seed}"
-    argv = ["train", "--dataset", "synthetic-clicks", "--backbone", "din", "--method", method,
-            "--seed", str(seed), "--prepared", str(prepared), "--out", str(run), "--no-progress"]  # fmt: skip
+    argv = [
+        "train",
+        "--dataset",
+        "synthetic-clicks",
+        "--backbone",
+        "din",
+        "--method",
+        method,
+        "--seed",
+        str(seed),
+        "--prepared",
+        str(prepared),
+        "--out",
+        str(run),
+        "--no-progress",
+    ]
     assert main(argv) == 0
     return json.loads((run / "metrics.json").read_text())["auc"]
 

@@ -164,8 +164,17 @@ def test_the_authors_sasrec_has_their_parameter_count():
     the model has their registered parameters, 125,696 on ML-100K's 1,682 items (measured
     on their code), less the 1,653 rows of their position table that no 30-click history
     reaches (their table has id_vocab rows, ours history_length): 125,696 - 1,653 x 32."""
-    arch = dict(num_blocks=1, ffn_mult=4, dropout=0.0, norm_first=False, causal=False,
-                input_transform=True, target_tower=True, pos_std=0.05, activation="tanh")  # fmt: skip
+    arch = dict(
+        num_blocks=1,
+        ffn_mult=4,
+        dropout=0.0,
+        norm_first=False,
+        causal=False,
+        input_transform=True,
+        target_tower=True,
+        pos_std=0.05,
+        activation="tanh",
+    )
     model = DeviceModel(sequence_umn("sasrec", "base", 1682, arch=arch))
     assert sum(p.numel() for p in model.parameters()) == 125_696 - (1683 - 30) * 32
     assert not any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.modules())
@@ -173,8 +182,9 @@ def test_the_authors_sasrec_has_their_parameter_count():
 
 @pytest.mark.parametrize("backbone", ["sasrec", "gru4rec", "din"])
 def test_arch_choices_run_and_unknown_keys_are_refused(backbone, clicks):
-    model = DeviceModel(sequence_umn(backbone, "duet", NUM_ITEMS,
-                                     arch={"target_tower": True, "activation": "tanh"}))  # fmt: skip
+    model = DeviceModel(
+        sequence_umn(backbone, "duet", NUM_ITEMS, arch={"target_tower": True, "activation": "tanh"})
+    )
     global_logits, gen_logits = model(clicks)
     assert global_logits.shape == gen_logits.shape == (len(clicks),)
     with pytest.raises(ValueError, match="unknown key"):

@@ -43,8 +43,9 @@ def test_all_item_scores_are_the_models_own_logits(make_clicks, backbone, method
     scores = all_item_scores(model, s, row_params(model, s, method, adapt))
     assert scores.shape == (len(s), NUM_ITEMS + 1)
     expected = method_logits(model, s, method, adapt)
-    torch.testing.assert_close(scores.gather(1, s.target[:, None])[:, 0], expected,
-                               rtol=1e-4, atol=1e-5)  # fmt: skip
+    torch.testing.assert_close(
+        scores.gather(1, s.target[:, None])[:, 0], expected, rtol=1e-4, atol=1e-5
+    )
 
 
 def test_full_ranking_matches_brute_force_over_every_item(make_clicks):
@@ -65,8 +66,9 @@ def test_full_ranking_matches_brute_force_over_every_item(make_clicks):
     expected_ranks = []
     for row in (s.label > 0.5).nonzero().squeeze(1).tolist():
         one = s.index(torch.full((NUM_ITEMS,), row))
-        every = dataclasses.replace(one, target=torch.arange(1, NUM_ITEMS + 1),
-                                    group=torch.arange(NUM_ITEMS))  # fmt: skip
+        every = dataclasses.replace(
+            one, target=torch.arange(1, NUM_ITEMS + 1), group=torch.arange(NUM_ITEMS)
+        )
         logits = method_logits(model, every, "duet", Adaptation())
         target = int(s.target[row])
         others = [i for i in range(1, NUM_ITEMS + 1) if i not in seen[int(s.user[row])]]
@@ -88,8 +90,13 @@ def test_full_ranking_runs_every_method(make_clicks):
     s.user = s.group % 4
     ptr, items = torch.zeros(5, dtype=torch.long), torch.zeros(0, dtype=torch.long)
     adapt = Adaptation(FinetuneConfig(steps=2), UserFinetuneConfig(), history=s)
-    for method, arch in (("base", "base"), ("finetune", "base"), ("finetune-user", "base"),
-                         ("duet", "duet"), ("hypernet", "hypernet")):  # fmt: skip
+    for method, arch in (
+        ("base", "base"),
+        ("finetune", "base"),
+        ("finetune-user", "base"),
+        ("duet", "duet"),
+        ("hypernet", "hypernet"),
+    ):
         model = DeviceModel(sequence_umn("sasrec", arch, NUM_ITEMS)).eval()
         metrics = full_ranking(model, s, method, adapt, ptr, items)
         assert 0 <= metrics["full_ndcg@20"] <= metrics["full_hr@20"] <= 1, method

@@ -132,8 +132,10 @@ def test_recalibrated_batchnorm_matches_the_final_weights_statistics(images):
     for m in norms:  # stale statistics, as after a short training from init
         m.running_mean.fill_(5.0)
     seen: dict[torch.nn.Module, list[torch.Tensor]] = {m: [] for m in norms}
-    hooks = [m.register_forward_hook(lambda mod, inp, out: seen[mod].append(inp[0].mean((0, 2, 3))))
-             for m in norms]  # fmt: skip
+    hooks = [
+        m.register_forward_hook(lambda mod, inp, out: seen[mod].append(inp[0].mean((0, 2, 3))))
+        for m in norms
+    ]
     recalibrate_batchnorm(model, images, batch_size=len(images))
     for h in hooks:
         h.remove()
@@ -175,8 +177,9 @@ def test_the_epoch_kept_is_the_best_on_validation_and_validating_changes_no_weig
     stopped = DeviceModel(sequence_umn("sasrec", "duet", NUM_ITEMS))
     stop_cfg = TrainConfig(epochs=log.selected_epoch, batch_size=64)
     train(stopped, s, stop_cfg, progress=False)
-    for (name, a), b in zip(selected.state_dict().items(), stopped.state_dict().values(),
-                            strict=True):  # fmt: skip
+    for (name, a), b in zip(
+        selected.state_dict().items(), stopped.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b), name
 
 

@@ -74,17 +74,34 @@ def _row(device, k, method, network, session_auc, shifted, undefined, rng) -> di
     noise = rng.normal(0, 0.01)  # methods differ per session, so paired gains vary
     auc = np.nan if undefined else float(np.clip(session_auc + AUC_GAIN[method] + noise, 0, 1))
     return {
-        "run_id": "fixture-run", "scenario": "fixture", "dataset": "movielens-100k",
-        "backbone": "sasrec", "method": method, "device_id": device, "user_id": 1000 + device,
-        "session_index": k, "source_session": 10 * device + k, "network_class": network,
-        "compute_tier": "mid", "upload_mode": "embeddings", "auc": auc, "accuracy": np.nan,
-        "logloss": float(rng.uniform(0.3, 0.7)), "num_samples": 101,
-        **{f"{c}_s": v for c, v in latency.items()}, "latency_s": sum(latency.values()),
-        "bytes_up": bytes_up, "bytes_down": bytes_down, "requests": int("generate" in used),
+        "run_id": "fixture-run",
+        "scenario": "fixture",
+        "dataset": "movielens-100k",
+        "backbone": "sasrec",
+        "method": method,
+        "device_id": device,
+        "user_id": 1000 + device,
+        "session_index": k,
+        "source_session": 10 * device + k,
+        "network_class": network,
+        "compute_tier": "mid",
+        "upload_mode": "embeddings",
+        "auc": auc,
+        "accuracy": np.nan,
+        "logloss": float(rng.uniform(0.3, 0.7)),
+        "num_samples": 101,
+        **{f"{c}_s": v for c, v in latency.items()},
+        "latency_s": sum(latency.values()),
+        "bytes_up": bytes_up,
+        "bytes_down": bytes_down,
+        "requests": int("generate" in used),
         "generate_server_s": seconds["generate"] / 4 if "generate" in used else 0.0,
-        "shift": "genre_shift" if shifted else "", "shift_active": shifted,
-        "fallback": fallback, "sim_time_s": 60.0 * k, "wall_time": 1.7e9 + k,
-    }  # fmt: skip
+        "shift": "genre_shift" if shifted else "",
+        "shift_active": shifted,
+        "fallback": fallback,
+        "sim_time_s": 60.0 * k,
+        "wall_time": 1.7e9 + k,
+    }
 
 
 def write_run_dir(out: Path, rows: pl.DataFrame, partitioned: bool = False) -> Path:
@@ -134,10 +151,18 @@ class Prometheus:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (workdir / "prometheus.log").open("w")
         self.process = subprocess.Popen(
-            [str(PROMETHEUS_DIR / "run-local.sh"), "--port", str(self.port),
-             "--config", str(workdir / "prometheus.yml"), "--data", str(workdir / "data")],
-            stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                str(PROMETHEUS_DIR / "run-local.sh"),
+                "--port",
+                str(self.port),
+                "--config",
+                str(workdir / "prometheus.yml"),
+                "--data",
+                str(workdir / "data"),
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self._wait_ready(workdir / "prometheus.log")
 
     def _wait_ready(self, log: Path, attempts: int = 300) -> None:

@@ -28,7 +28,9 @@ def test_committed_json_is_the_build() -> None:
     docs = committed()
     assert sorted(docs) == sorted(DASHBOARDS), "run `duet-sim dashboards build`"
     for name, build in DASHBOARDS.items():
-        assert docs[name] == render(build()), f"dashboards/{name}.json is stale: run `duet-sim dashboards build`"  # fmt: skip
+        assert docs[name] == render(build()), (
+            f"dashboards/{name}.json is stale: run `duet-sim dashboards build`"
+        )
 
 
 def test_dashboard_structure() -> None:
@@ -56,7 +58,9 @@ def test_dashboard_structure() -> None:
 
 
 def test_provisioning_matches_dashboards_and_prometheus() -> None:
-    datasource = yaml.safe_load((GRAFANA / "datasources" / "duet.yaml").read_text())["datasources"][0]  # fmt: skip
+    datasource = yaml.safe_load((GRAFANA / "datasources" / "duet.yaml").read_text())["datasources"][
+        0
+    ]
     provider = yaml.safe_load((GRAFANA / "dashboards" / "duet.yaml").read_text())["providers"][0]
     prometheus = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     assert datasource["uid"] == DATASOURCE_UID and datasource["type"] == "prometheus"
@@ -70,8 +74,9 @@ def test_promtool_accepts_config_and_rules(prometheus_binary: str) -> None:
     promtool = Path(prometheus_binary).with_name("promtool")
     result = subprocess.run(
         [str(promtool), "check", "config", str(PROMETHEUS / "prometheus.yml")],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -108,9 +113,13 @@ def test_every_dashboard_query_returns_data_from_fed_exporter(
         total = prom.api("query", query="sum(duet_sessions_total)", time=end)["result"]
         assert float(total[0]["value"][1]) == session_rows.height
         values = {
-            "__rate_interval": "4s", "__range": f"{int(end - start) + 5}s", "scenario": "fixture",
-            "dataset": "movielens-100k", "backbone": "sasrec", "method": "duet",
-        }  # fmt: skip
+            "__rate_interval": "4s",
+            "__range": f"{int(end - start) + 5}s",
+            "scenario": "fixture",
+            "dataset": "movielens-100k",
+            "backbone": "sasrec",
+            "method": "duet",
+        }
         assert check_dashboard_queries(prom, values, start, end) > 40
     finally:
         server.close(timeout_s=0)

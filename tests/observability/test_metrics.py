@@ -77,9 +77,12 @@ def test_auc_buckets_are_cumulative_and_bounded(session_rows: pl.DataFrame) -> N
 def test_events_generator_and_active_devices() -> None:
     rec = MetricsRecorder("s1", shift_operators=["genre_shift", "click_noise"])
     # declared operators exist at 0 before any event, so increase() sees the first one
-    assert rec.registry.get_sample_value(
-        "duet_shift_events_total", {"scenario": "s1", "operator": "click_noise"}
-    ) == 0.0  # fmt: skip
+    assert (
+        rec.registry.get_sample_value(
+            "duet_shift_events_total", {"scenario": "s1", "operator": "click_noise"}
+        )
+        == 0.0
+    )
     rec.record_shift("genre_shift", devices=40)
     rec.record_shift("genre_shift", devices=10)
     rec.set_active_devices("fleet-0", 300)
@@ -93,7 +96,9 @@ def test_events_generator_and_active_devices() -> None:
     assert value(rec, "duet_generator_requests_total", scenario="s1", status="ok") == 2
     assert value(rec, "duet_generator_batch_size_sum", scenario="s1") == 75
     assert value(rec, "duet_generator_batch_size_bucket", scenario="s1", le="4.0") == 1
-    dur = value(rec, "duet_generator_request_duration_seconds_sum", scenario="s1", status="unavailable")  # fmt: skip
+    dur = value(
+        rec, "duet_generator_request_duration_seconds_sum", scenario="s1", status="unavailable"
+    )
     assert dur == 1.5
 
 

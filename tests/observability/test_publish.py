@@ -58,12 +58,22 @@ class FakeGrafana:
             return 409, {"message": "data source with the same name already exists"}
         ds = {**body, "id": len(self.datasources) + 1}
         self.datasources[body["uid"]] = ds
-        return 200, {"datasource": ds, "id": ds["id"], "message": "Datasource added", "name": ds["name"]}  # fmt: skip
+        return 200, {
+            "datasource": ds,
+            "id": ds["id"],
+            "message": "Datasource added",
+            "name": ds["name"],
+        }
 
     def add_folder(self, body: dict) -> tuple[int, Any]:
         if body.get("uid") in self.folders:
             return 409, {"message": "a folder with the same uid already exists"}
-        folder = {"id": len(self.folders) + 1, "uid": body["uid"], "title": body["title"], "version": 1}  # fmt: skip
+        folder = {
+            "id": len(self.folders) + 1,
+            "uid": body["uid"],
+            "title": body["title"],
+            "version": 1,
+        }
         self.folders[body["uid"]] = folder
         return 200, folder
 
@@ -77,11 +87,25 @@ class FakeGrafana:
             return 404, {"message": "Dashboard not found"}
         old = self.dashboards.get(doc["uid"])
         if old and not body.get("overwrite"):
-            return 412, {"message": "A dashboard with the same uid already exists", "status": "name-exists"}  # fmt: skip
+            return 412, {
+                "message": "A dashboard with the same uid already exists",
+                "status": "name-exists",
+            }
         version = old["version"] + 1 if old else 1
-        self.dashboards[doc["uid"]] = {"dashboard": doc, "folderUid": body["folderUid"], "version": version}  # fmt: skip
+        self.dashboards[doc["uid"]] = {
+            "dashboard": doc,
+            "folderUid": body["folderUid"],
+            "version": version,
+        }
         slug = re.sub(r"[^a-z0-9]+", "-", doc["title"].lower()).strip("-")
-        return 200, {"id": list(self.dashboards).index(doc["uid"]) + 1, "uid": doc["uid"], "url": f"/d/{doc['uid']}/{slug}", "status": "success", "version": version, "slug": slug}  # fmt: skip
+        return 200, {
+            "id": list(self.dashboards).index(doc["uid"]) + 1,
+            "uid": doc["uid"],
+            "url": f"/d/{doc['uid']}/{slug}",
+            "status": "success",
+            "version": version,
+            "slug": slug,
+        }
 
     def search(self, query: dict) -> list[dict]:
         if query.get("type", ["dash-db"])[0] != "dash-db":
@@ -95,7 +119,7 @@ class FakeGrafana:
                 "tags": d["dashboard"]["tags"],
                 "folderUid": d["folderUid"],
                 "url": f"/d/{uid}",
-            }  # fmt: skip
+            }
             for uid, d in self.dashboards.items()
             if tag is None or tag in d["dashboard"]["tags"]
         ]
@@ -108,7 +132,7 @@ def handler_for(grafana: FakeGrafana) -> type[BaseHTTPRequestHandler]:
             grafana.requests.append(f"{method} {url.path}")
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length)) if length else None
-            if url.path != "/api/health" and self.headers.get("Authorization") != f"Bearer {TOKEN}":  # fmt: skip
+            if url.path != "/api/health" and self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 status, payload = 401, {"message": "Unauthorized"}
             else:
                 status, payload = grafana.route(method, url.path, parse_qs(url.query), body)
@@ -147,7 +171,16 @@ def grafana() -> Iterator[tuple[FakeGrafana, str]]:
 
 def test_publish_creates_datasource_folder_and_dashboards(grafana, capsys) -> None:
     state, url = grafana
-    argv = ["dashboards", "publish", "--url", url, "--token", TOKEN, "--dir", str(REPO / "dashboards")]  # fmt: skip
+    argv = [
+        "dashboards",
+        "publish",
+        "--url",
+        url,
+        "--token",
+        TOKEN,
+        "--dir",
+        str(REPO / "dashboards"),
+    ]
     assert main(argv) == 0
     committed = {p.stem: json.loads(p.read_text()) for p in (REPO / "dashboards").glob("*.json")}
     assert len(state.dashboards) == len(committed) == 4
@@ -170,7 +203,18 @@ def test_publish_creates_datasource_folder_and_dashboards(grafana, capsys) -> No
 def test_publish_bad_token_is_one_line_error(grafana) -> None:
     state, url = grafana
     with pytest.raises(SystemExit, match=r"publish: error: .*Unauthorized"):
-        main(["dashboards", "publish", "--url", url, "--token", "wrong", "--dir", str(REPO / "dashboards")])  # fmt: skip
+        main(
+            [
+                "dashboards",
+                "publish",
+                "--url",
+                url,
+                "--token",
+                "wrong",
+                "--dir",
+                str(REPO / "dashboards"),
+            ]
+        )
     assert not state.dashboards and not state.datasources
 
 
@@ -179,8 +223,18 @@ def test_publish_unreachable_server_is_one_line_error() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(SystemExit, match="publish: error: http://127.0.0.1"):
-        main(["dashboards", "publish", "--url", f"http://127.0.0.1:{port}", "--token", TOKEN,
-              "--dir", str(REPO / "dashboards")])  # fmt: skip
+        main(
+            [
+                "dashboards",
+                "publish",
+                "--url",
+                f"http://127.0.0.1:{port}",
+                "--token",
+                TOKEN,
+                "--dir",
+                str(REPO / "dashboards"),
+            ]
+        )
 
 
 def test_publish_refuses_empty_directory(tmp_path: Path) -> None:

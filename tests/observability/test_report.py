@@ -38,7 +38,9 @@ def test_table_matches_direct_polars(run_dir: Path, session_rows: pl.DataFrame) 
         m = rows.filter(pl.col("method") == r["series"])
         auc = m["auc"].drop_nulls().to_numpy()
         assert r["sessions"] == m.height and r["devices"] == m["device_id"].n_unique()
-        assert r["auc_mean"] == pytest.approx(auc.mean()) and r["auc_std"] == pytest.approx(auc.std(ddof=1))  # fmt: skip
+        assert r["auc_mean"] == pytest.approx(auc.mean()) and r["auc_std"] == pytest.approx(
+            auc.std(ddof=1)
+        )
         lat = m["latency_s"].to_numpy()
         assert r["latency_p50_s"] == pytest.approx(np.percentile(lat, 50))
         assert r["latency_p99_s"] == pytest.approx(np.percentile(lat, 99))
@@ -91,8 +93,13 @@ def test_distribution_and_latency_series(run_dir: Path, session_rows: pl.DataFra
     assert [t.get_text() for t in ax.get_xticklabels()] == METHODS
     fig = latency_cdfs(rows)
     expected = {  # methods that use each component in the fixture
-        "upload": 2, "generate": 3, "download": 3, "inference": 5, "finetune": 1, "end to end": 5,
-    }  # fmt: skip
+        "upload": 2,
+        "generate": 3,
+        "download": 3,
+        "inference": 5,
+        "finetune": 1,
+        "end to end": 5,
+    }
     assert {ax.get_title(): len(ax.get_lines()) for ax in fig.axes} == expected
 
 
@@ -104,7 +111,9 @@ def assert_png_nontrivial(path: Path) -> None:
     assert pixels.std() > 20 and non_white > 0.03 and colours > 50, (path, non_white, colours)
 
 
-def test_both_parquet_layouts_load_the_same_rows(tmp_path: Path, session_rows, make_run_dir) -> None:  # fmt: skip
+def test_both_parquet_layouts_load_the_same_rows(
+    tmp_path: Path, session_rows, make_run_dir
+) -> None:
     keys = ["device_id", "session_index", "method"]
     single = load_sessions(make_run_dir(tmp_path / "a", session_rows)).sort(keys)
     tree = load_sessions(make_run_dir(tmp_path / "b", session_rows, partitioned=True)).sort(keys)
@@ -113,7 +122,12 @@ def test_both_parquet_layouts_load_the_same_rows(tmp_path: Path, session_rows, m
 
 
 def test_mixed_models_are_separate_series(tmp_path: Path, make_rows, make_run_dir) -> None:
-    rows = pl.concat([make_rows(devices=4, sessions=3), make_rows(devices=4, sessions=3).with_columns(backbone=pl.lit("gru4rec"))])  # fmt: skip
+    rows = pl.concat(
+        [
+            make_rows(devices=4, sessions=3),
+            make_rows(devices=4, sessions=3).with_columns(backbone=pl.lit("gru4rec")),
+        ]
+    )
     table = comparison_table(load_sessions(make_run_dir(tmp_path / "run", rows)))
     assert "movielens-100k/gru4rec/duet" in table["series"].to_list()
     assert table.height == 2 * len(METHODS)
@@ -143,15 +157,19 @@ def test_run_without_the_report_extra_warns_in_one_line(run_dir: Path, monkeypat
     assert err.count("\n") == 1 and "warning: no report.md" in err and "duet-sim[report]" in err
 
 
-def test_report_and_summary_state_the_same_gains(session_rows: pl.DataFrame, tmp_path: Path,
-                                                 make_run_dir) -> None:  # fmt: skip
+def test_report_and_summary_state_the_same_gains(
+    session_rows: pl.DataFrame, tmp_path: Path, make_run_dir
+) -> None:
     """One statistic, one implementation: the report's gain and 95% interval for every
     method are summary.json's, whether the report reads the summary or recomputes them."""
     from simulation.run_summary import summarize
 
     expected = dict(session_rows.group_by("method").len().iter_rows())
-    devices = session_rows.select("device_id").unique().with_columns(
-        shifts=pl.lit([], dtype=pl.List(pl.Int64)))  # fmt: skip
+    devices = (
+        session_rows.select("device_id")
+        .unique()
+        .with_columns(shifts=pl.lit([], dtype=pl.List(pl.Int64)))
+    )
     summary = summarize(session_rows, devices, expected, [], seed=7)
     run = make_run_dir(tmp_path / "run", session_rows)
     rows = load_sessions(run)
@@ -161,4 +179,5 @@ def test_report_and_summary_state_the_same_gains(session_rows: pl.DataFrame, tmp
         for r in table.filter(pl.col("series") != "base").iter_rows(named=True):
             g = summary["gains"][r["series"]]
             assert (r["gain"], r["gain_lo"], r["gain_hi"]) == pytest.approx(
-                (g["mean"], *g["ci95"]), abs=1e-12)  # fmt: skip
+                (g["mean"], *g["ci95"]), abs=1e-12
+            )

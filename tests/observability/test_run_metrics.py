@@ -51,9 +51,13 @@ def test_run_exports_its_rows_and_feeds_every_dashboard(
     shifted = last_values(prom, "sum(duet_shifted_devices_total)", start, end)
     assert shifted == {"": 12}  # the scenario's shift takes half of the 24 devices
     values = {
-        "__rate_interval": "4s", "__range": f"{int(end - start) + 5}s", "scenario": "tiny",
-        "dataset": "synthetic-clicks", "backbone": "din", "method": "duet",
-    }  # fmt: skip
+        "__rate_interval": "4s",
+        "__range": f"{int(end - start) + 5}s",
+        "scenario": "tiny",
+        "dataset": "synthetic-clicks",
+        "backbone": "din",
+        "method": "duet",
+    }
     assert check_dashboard_queries(prom, values, start, end) > 40
 
 

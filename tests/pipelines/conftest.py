@@ -39,7 +39,9 @@ def make_interactions(n_users: int = 12, n_items: int = 40, per_user: int = 25, 
     for user in range(1, n_users + 1):
         items = rng.choice(np.arange(1, n_items + 1), size=per_user, replace=False)
         ts = 1_000_000 + np.sort(rng.integers(0, 50_000, size=per_user)) // 7 * 7
-        rows += [(user, int(i), int(t), int(rng.integers(1, 6))) for i, t in zip(items, ts, strict=True)]
+        rows += [
+            (user, int(i), int(t), int(rng.integers(1, 6))) for i, t in zip(items, ts, strict=True)
+        ]
     return rows
 
 
@@ -53,20 +55,34 @@ def write_movielens(directory: Path, layout: str, rows=None, n_items: int = 40) 
     genres = {i: [GENRES[i % 4], GENRES[(i + 1) % 4]] for i in range(1, n_items + 1)}
     if layout == "100k":
         (directory / "u.data").write_text("".join(f"{u}\t{i}\t{r}\t{t}\n" for u, i, t, r in rows))
-        flags = lambda i: "|".join("1" if g in genres[i] else "0" for g in ML100K_GENRES)  # noqa: E731
-        (directory / "u.item").write_bytes("".join(
-            f"{i}|Caf\u00e9 {i} (1995)|01-Jan-1995||http://x|{flags(i)}\n" for i in genres
-        ).encode("latin-1"))  # fmt: skip
+
+        def flags(i: int) -> str:
+            return "|".join("1" if g in genres[i] else "0" for g in ML100K_GENRES)
+
+        (directory / "u.item").write_bytes(
+            "".join(
+                f"{i}|Caf\u00e9 {i} (1995)|01-Jan-1995||http://x|{flags(i)}\n" for i in genres
+            ).encode("latin-1")
+        )
     elif layout == "dat":
-        (directory / "ratings.dat").write_text("".join(f"{u}::{i}::{r}::{t}\n" for u, i, t, r in rows))
-        (directory / "movies.dat").write_bytes("".join(
-            f"{i}::Caf\u00e9 {i} (1995)::{'|'.join(genres[i])}\n" for i in genres
-        ).encode("latin-1"))  # fmt: skip
+        (directory / "ratings.dat").write_text(
+            "".join(f"{u}::{i}::{r}::{t}\n" for u, i, t, r in rows)
+        )
+        (directory / "movies.dat").write_bytes(
+            "".join(f"{i}::Caf\u00e9 {i} (1995)::{'|'.join(genres[i])}\n" for i in genres).encode(
+                "latin-1"
+            )
+        )
     else:
-        (directory / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "".join(
-            f"{u},{i},{r}.5,{t}\n" for u, i, t, r in rows))  # fmt: skip
-        (directory / "movies.csv").write_text("movieId,title,genres\n" + "".join(
-            f'{i},"Caf\u00e9, {i} (1995)",{"|".join(genres[i])}\n' for i in genres), encoding="utf-8")  # fmt: skip
+        (directory / "ratings.csv").write_text(
+            "userId,movieId,rating,timestamp\n"
+            + "".join(f"{u},{i},{r}.5,{t}\n" for u, i, t, r in rows)
+        )
+        (directory / "movies.csv").write_text(
+            "movieId,title,genres\n"
+            + "".join(f'{i},"Caf\u00e9, {i} (1995)",{"|".join(genres[i])}\n' for i in genres),
+            encoding="utf-8",
+        )
     return directory
 
 
@@ -86,8 +102,21 @@ def movielens_fixture():
 def prepared_clicks(tmp_path_factory) -> Path:
     """A small prepared synthetic-clicks directory shared by read-only tests."""
     out = tmp_path_factory.mktemp("prep") / "clicks"
-    assert run_cli("data", "prepare", "--dataset", "synthetic-clicks", "--out", out,
-                   "--synthetic", "n_users=40", "--synthetic", "sessions_per_user=6") == 0  # fmt: skip
+    assert (
+        run_cli(
+            "data",
+            "prepare",
+            "--dataset",
+            "synthetic-clicks",
+            "--out",
+            out,
+            "--synthetic",
+            "n_users=40",
+            "--synthetic",
+            "sessions_per_user=6",
+        )
+        == 0
+    )
     return out
 
 
@@ -95,6 +124,19 @@ def prepared_clicks(tmp_path_factory) -> Path:
 def prepared_video(tmp_path_factory) -> Path:
     """A small prepared synthetic-video directory shared by read-only tests."""
     out = tmp_path_factory.mktemp("prep") / "video"
-    assert run_cli("data", "prepare", "--dataset", "synthetic-video", "--out", out,
-                   "--synthetic", "n_subjects=12", "--synthetic", "sessions_per_subject=4") == 0  # fmt: skip
+    assert (
+        run_cli(
+            "data",
+            "prepare",
+            "--dataset",
+            "synthetic-video",
+            "--out",
+            out,
+            "--synthetic",
+            "n_subjects=12",
+            "--synthetic",
+            "sessions_per_subject=4",
+        )
+        == 0
+    )
     return out

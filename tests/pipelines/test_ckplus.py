@@ -26,11 +26,15 @@ def _original(root, sequences):
 
 
 def test_original_layout_keeps_labelled_sequences_first3_neutral_last3_emotion(tmp_path):
-    root = _original(tmp_path, {("S005", "001"): (11, 3), ("S005", "002"): (8, None),
-                                ("S010", "004"): (9, 5)})  # fmt: skip
+    root = _original(
+        tmp_path, {("S005", "001"): (11, 3), ("S005", "002"): (8, None), ("S010", "004"): (9, 5)}
+    )
     frames, classes = read_ckplus(root)
     assert classes[0] == "neutral" and classes[3] == "disgust" and len(classes) == 8
-    assert frames.select("subject", "sequence").unique().sort("subject").rows() == [("S005", 1), ("S010", 4)]
+    assert frames.select("subject", "sequence").unique().sort("subject").rows() == [
+        ("S005", 1),
+        ("S010", 4),
+    ]
     s005 = frames.filter(frames["subject"] == "S005")
     assert s005["label"].to_list() == [0, 0, 0, 3, 3, 3]
     assert s005["position"].to_list() == list(range(6))
@@ -40,15 +44,38 @@ def test_original_layout_keeps_labelled_sequences_first3_neutral_last3_emotion(t
 
 
 def test_prepare_original_layout(tmp_path, cli):
-    _original(tmp_path / "CK+", {("S005", "001"): (7, 1), ("S005", "002"): (6, 7), ("S011", "001"): (6, 2)})
-    assert cli("data", "prepare", "--dataset", "ckplus", "--data-dir", tmp_path, "--out", tmp_path / "o") == 0
+    _original(
+        tmp_path / "CK+",
+        {("S005", "001"): (7, 1), ("S005", "002"): (6, 7), ("S011", "001"): (6, 2)},
+    )
+    assert (
+        cli(
+            "data",
+            "prepare",
+            "--dataset",
+            "ckplus",
+            "--data-dir",
+            tmp_path,
+            "--out",
+            tmp_path / "o",
+        )
+        == 0
+    )
     import json
 
     meta = json.loads((tmp_path / "o" / "meta.json").read_text())
     # S005 has 2 sequences (train, test), S011 one (train): neither can spare a validation one
-    assert meta["counts"] == {"users": 2, "sessions": 3, "frames": 18, "train_sessions": 2,
-                              "val_sessions": 0, "test_sessions": 1, "train_rows": 12,
-                              "val_rows": 0, "test_rows": 6}  # fmt: skip
+    assert meta["counts"] == {
+        "users": 2,
+        "sessions": 3,
+        "frames": 18,
+        "train_sessions": 2,
+        "val_sessions": 0,
+        "test_sessions": 1,
+        "train_rows": 12,
+        "val_rows": 0,
+        "test_rows": 6,
+    }
     assert meta["num_classes"] == 8
 
 
@@ -69,7 +96,19 @@ def _ck48(root, names):
 def test_corrupt_png_names_the_file(tmp_path, cli, capsys):
     root = _ck48(tmp_path / "ck-plus-48", [("anger", "S005_001_00000001.png")])
     (root / "anger" / "S005_001_00000002.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
-    assert cli("data", "prepare", "--dataset", "ckplus", "--data-dir", tmp_path, "--out", tmp_path / "o") == 1
+    assert (
+        cli(
+            "data",
+            "prepare",
+            "--dataset",
+            "ckplus",
+            "--data-dir",
+            tmp_path,
+            "--out",
+            tmp_path / "o",
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "S005_001_00000002.png: cannot decode image" in err
     assert not (tmp_path / "o").exists()
@@ -79,6 +118,8 @@ def test_bad_file_name_and_split_sequence(tmp_path):
     root = _ck48(tmp_path / "a", [("happy", "face.png")])
     with pytest.raises(DataError, match="expected a file name like"):
         read_ckplus(root)
-    root = _ck48(tmp_path / "b", [("happy", "S005_001_00000001.png"), ("fear", "S005_001_00000002.png")])
+    root = _ck48(
+        tmp_path / "b", [("happy", "S005_001_00000001.png"), ("fear", "S005_001_00000002.png")]
+    )
     with pytest.raises(DataError, match="sequence also appears under"):
         read_ckplus(root)

@@ -14,8 +14,13 @@ from pipelines.export import right_padded
 def parse_like_their_loader(line: str):
     """``MetaSequenceDataLoader.parse_data`` of HelloZicky/DUET, verbatim in behaviour."""
     data = line.strip("\n").split(";")
-    return (int(data[0]), int(data[1]), np.fromstring(data[2], dtype=np.int32, sep=","),
-            np.fromstring(data[3], dtype=np.int32, sep=","), float(data[4]))  # fmt: skip
+    return (
+        int(data[0]),
+        int(data[1]),
+        np.fromstring(data[2], dtype=np.int32, sep=","),
+        np.fromstring(data[3], dtype=np.int32, sep=","),
+        float(data[4]),
+    )
 
 
 def test_right_padding_keeps_order_and_moves_zeros_last():

@@ -51,15 +51,52 @@ def test_fetch_verifies_and_unpacks(server, archive, tmp_path, cli):
     data, md5 = archive
     (www / "ml-100k.zip").write_bytes(data)
     dest = tmp_path / "data"
-    assert cli("data", "fetch", "movielens-100k", "--dest", dest, "--base-url", url,
-               "--checksum", f"md5:{md5}") == 0  # fmt: skip
+    assert (
+        cli(
+            "data",
+            "fetch",
+            "movielens-100k",
+            "--dest",
+            dest,
+            "--base-url",
+            url,
+            "--checksum",
+            f"md5:{md5}",
+        )
+        == 0
+    )
     assert _leftovers(dest) == ["ml-100k"]
     assert sorted(p.name for p in (dest / "ml-100k").iterdir()) == ["u.data", "u.item"]
-    assert cli("data", "prepare", "--dataset", "movielens-100k", "--data-dir", dest,
-               "--out", tmp_path / "p", "--test-negatives", "5") == 0  # fmt: skip
+    assert (
+        cli(
+            "data",
+            "prepare",
+            "--dataset",
+            "movielens-100k",
+            "--data-dir",
+            dest,
+            "--out",
+            tmp_path / "p",
+            "--test-negatives",
+            "5",
+        )
+        == 0
+    )
     sha = hashlib.sha256(data).hexdigest()  # sha256 overrides work too, and re-fetch is a no-op
-    assert cli("data", "fetch", "movielens-100k", "--dest", dest, "--base-url", url,
-               "--checksum", f"sha256:{sha}") == 0  # fmt: skip
+    assert (
+        cli(
+            "data",
+            "fetch",
+            "movielens-100k",
+            "--dest",
+            dest,
+            "--base-url",
+            url,
+            "--checksum",
+            f"sha256:{sha}",
+        )
+        == 0
+    )
 
 
 def test_corrupted_download_rejected_nothing_left(server, archive, tmp_path, cli, capsys):
@@ -69,8 +106,20 @@ def test_corrupted_download_rejected_nothing_left(server, archive, tmp_path, cli
     corrupt[len(corrupt) // 2] ^= 0xFF
     (www / "ml-100k.zip").write_bytes(bytes(corrupt))
     dest = tmp_path / "data"
-    assert cli("data", "fetch", "movielens-100k", "--dest", dest, "--base-url", url,
-               "--checksum", f"md5:{md5}") == 1  # fmt: skip
+    assert (
+        cli(
+            "data",
+            "fetch",
+            "movielens-100k",
+            "--dest",
+            dest,
+            "--base-url",
+            url,
+            "--checksum",
+            f"md5:{md5}",
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert err.startswith("duet-sim data fetch: error: ") and "md5 mismatch" in err
     assert _leftovers(dest) == []
@@ -88,8 +137,20 @@ def test_not_a_zip_and_missing_file(server, tmp_path, cli, capsys):
     url, www = server
     (www / "ml-1m.zip").write_bytes(b"<html>not found</html>")
     md5 = hashlib.md5(b"<html>not found</html>").hexdigest()
-    assert cli("data", "fetch", "movielens-1m", "--dest", tmp_path / "d", "--base-url", url,
-               "--checksum", f"md5:{md5}") == 1  # fmt: skip
+    assert (
+        cli(
+            "data",
+            "fetch",
+            "movielens-1m",
+            "--dest",
+            tmp_path / "d",
+            "--base-url",
+            url,
+            "--checksum",
+            f"md5:{md5}",
+        )
+        == 1
+    )
     assert "not a valid zip archive" in capsys.readouterr().err
     assert cli("data", "fetch", "movielens-20m", "--dest", tmp_path / "d", "--base-url", url) == 1
     assert "download failed" in capsys.readouterr().err

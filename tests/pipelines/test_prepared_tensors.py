@@ -57,8 +57,23 @@ def test_unknown_split(prepared_clicks):
 def test_same_seed_byte_identical_other_seed_differs(tmp_path, cli):
     def run(name, seed):
         out = tmp_path / name
-        assert cli("data", "prepare", "--dataset", "synthetic-clicks", "--out", out, "--seed", seed,
-                   "--synthetic", "n_users=20", "--synthetic", "sessions_per_user=5") == 0  # fmt: skip
+        assert (
+            cli(
+                "data",
+                "prepare",
+                "--dataset",
+                "synthetic-clicks",
+                "--out",
+                out,
+                "--seed",
+                seed,
+                "--synthetic",
+                "n_users=20",
+                "--synthetic",
+                "sessions_per_user=5",
+            )
+            == 0
+        )
         return {p.name: p.read_bytes() for p in out.glob("*.parquet")}
 
     a, b, c = run("a", 5), run("b", 5), run("c", 6)

@@ -22,7 +22,9 @@ def _build(rows, **kw):
     """Build tables for ``rows`` plus background users 998/999 clicking items 1..200, so the
     catalogue is large enough for negatives."""
     rows = list(rows) + [(998 + i // 101, i, i) for i in range(1, 201)]
-    items = pl.DataFrame(schema={"item_id": pl.Int64, "title": pl.String, "genres": pl.List(pl.String)})
+    items = pl.DataFrame(
+        schema={"item_id": pl.Int64, "title": pl.String, "genres": pl.List(pl.String)}
+    )
     return build_click_tables(_frame(rows), items, SessionOptions(**kw), seed=3)
 
 
@@ -89,7 +91,9 @@ def test_negatives_are_unseen_and_distinct():
     assert neg.shape == (200, 100)
     assert all(len(set(r)) == 100 for r in neg)
     pairs = set(zip(users.tolist(), items.tolist(), strict=True))
-    assert not any((u, i) in pairs for u, row in zip(np.arange(50).repeat(4), neg, strict=True) for i in row)
+    assert not any(
+        (u, i) in pairs for u, row in zip(np.arange(50).repeat(4), neg, strict=True) for i in row
+    )
 
 
 def test_negatives_impossible_is_a_data_error():
@@ -106,8 +110,11 @@ def test_k_core_reaches_a_fixed_point():
 
 def test_same_seed_same_tables_and_order_independent():
     rng = np.random.default_rng(0)
-    rows = [(u, int(i), int(t)) for u in range(1, 21)
-            for i, t in zip(rng.choice(60, 30, replace=False) + 1, rng.integers(0, 99, 30), strict=True)]
+    rows = [
+        (u, int(i), int(t))
+        for u in range(1, 21)
+        for i, t in zip(rng.choice(60, 30, replace=False) + 1, rng.integers(0, 99, 30), strict=True)
+    ]
     a = _build(rows, test_negatives=20)
     b = _build(list(reversed(rows)), test_negatives=20)  # file order must not matter
     for name in ("sessions", "train", "test"):

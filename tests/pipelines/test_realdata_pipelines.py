@@ -17,8 +17,21 @@ def ml100k_prepared(tmp_path_factory, real_data, cli):
     src = real_data("ml-100k")
     root = tmp_path_factory.mktemp("ml100k")
     for run in ("a", "b"):
-        assert cli("data", "prepare", "--dataset", "movielens-100k",
-                       "--data-dir", src.parent, "--out", root / run, "--seed", "0") == 0  # fmt: skip
+        assert (
+            cli(
+                "data",
+                "prepare",
+                "--dataset",
+                "movielens-100k",
+                "--data-dir",
+                src.parent,
+                "--out",
+                root / run,
+                "--seed",
+                "0",
+            )
+            == 0
+        )
     return root
 
 
@@ -35,13 +48,21 @@ def test_ml100k_prepared_meta(ml100k_prepared):
     import json
 
     meta = json.loads((ml100k_prepared / "a" / "meta.json").read_text())
-    assert (meta["num_users"], meta["num_items"], meta["counts"]["interactions"]) == (943, 1682, 100_000)
+    assert (meta["num_users"], meta["num_items"], meta["counts"]["interactions"]) == (
+        943,
+        1682,
+        100_000,
+    )
 
 
 def test_ml100k_test_negatives_are_100_unseen(ml100k_prepared):
     out = ml100k_prepared / "a"
-    seen = pl.concat([pl.read_parquet(out / f"{s}.parquet", columns=["user", "target"])
-                      for s in ("train", "test")])  # fmt: skip
+    seen = pl.concat(
+        [
+            pl.read_parquet(out / f"{s}.parquet", columns=["user", "target"])
+            for s in ("train", "test")
+        ]
+    )
     test = pl.read_parquet(out / "test.parquet")
     negatives = np.stack(test["negatives"].to_numpy())
     assert negatives.shape == (test.height, 100)
@@ -74,15 +95,37 @@ def test_ckplus48_counts(tmp_path, real_data, cli):
     assert frames["subject"].n_unique() == 118
     assert frames.select("subject", "sequence").n_unique() == 327
     counts = dict(zip(*np.unique(frames["label"].to_numpy(), return_counts=True), strict=True))
-    expected = {"anger": 135, "contempt": 54, "disgust": 177, "fear": 75, "happy": 207,
-                "sadness": 84, "surprise": 249}  # fmt: skip
+    expected = {
+        "anger": 135,
+        "contempt": 54,
+        "disgust": 177,
+        "fear": 75,
+        "happy": 207,
+        "sadness": 84,
+        "surprise": 249,
+    }
     assert {classes[k]: int(v) for k, v in counts.items()} == expected
-    assert cli("data", "prepare", "--dataset", "ckplus", "--data-dir", src.parent,
-                   "--out", tmp_path / "ck") == 0  # fmt: skip
+    assert (
+        cli(
+            "data",
+            "prepare",
+            "--dataset",
+            "ckplus",
+            "--data-dir",
+            src.parent,
+            "--out",
+            tmp_path / "ck",
+        )
+        == 0
+    )
     import json
 
     meta = json.loads((tmp_path / "ck" / "meta.json").read_text())
-    assert (meta["num_users"], meta["counts"]["sessions"], meta["counts"]["frames"]) == (118, 327, 981)
+    assert (meta["num_users"], meta["counts"]["sessions"], meta["counts"]["frames"]) == (
+        118,
+        327,
+        981,
+    )
     assert meta["class_names"] == list(expected)
 
 
@@ -93,12 +136,40 @@ def test_paper_ml100k_protocol_is_the_30_core_data(tmp_path, real_data, cli):
     import json
 
     src = real_data("ml-100k")
-    assert cli("data", "prepare", "--dataset", "movielens-100k", "--data-dir", src.parent,
-               "--protocol", "paper-ml100k", "--out", tmp_path / "p") == 0  # fmt: skip
+    assert (
+        cli(
+            "data",
+            "prepare",
+            "--dataset",
+            "movielens-100k",
+            "--data-dir",
+            src.parent,
+            "--protocol",
+            "paper-ml100k",
+            "--out",
+            tmp_path / "p",
+        )
+        == 0
+    )
     meta = json.loads((tmp_path / "p" / "meta.json").read_text())
     assert (meta["num_users"], meta["num_items"]) == (720, 795)
     assert meta["options"]["k_core"] == 30 and meta["options"]["history_length"] == 30
     assert (meta["options"]["train_negatives"], meta["options"]["test_negatives"]) == (4, 100)
-    assert cli("data", "prepare", "--dataset", "movielens-100k", "--data-dir", src.parent,
-               "--protocol", "paper-ml100k", "--k-core", "20", "--out", tmp_path / "q") == 0  # fmt: skip
+    assert (
+        cli(
+            "data",
+            "prepare",
+            "--dataset",
+            "movielens-100k",
+            "--data-dir",
+            src.parent,
+            "--protocol",
+            "paper-ml100k",
+            "--k-core",
+            "20",
+            "--out",
+            tmp_path / "q",
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "q" / "meta.json").read_text())["num_items"] == 937

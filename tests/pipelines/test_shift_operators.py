@@ -1,4 +1,4 @@
-"""Each shift operator moves its distribution by a measured amount and leaves other devices alone."""
+"""Each shift operator moves its distribution by a measured amount, other devices untouched."""
 
 from __future__ import annotations
 
@@ -12,16 +12,19 @@ from pipelines.shifts import (
     click_context,
     image_context,
     session_rng,
-)  # fmt: skip
+)
 
 
 def apply_shift(op, sessions, devices, seed, ctx, from_index=0):
     """Shift the sessions of ``devices`` (None = all) from ``from_index`` on, each with its
     own (seed, device, session) stream, as the fleet does; the rest pass through."""
     chosen = None if devices is None else set(devices)
-    return [op.apply(s, session_rng(seed, s.user, s.index), ctx)
-            if (chosen is None or s.user in chosen) and s.index >= from_index else s
-            for s in sessions]  # fmt: skip
+    return [
+        op.apply(s, session_rng(seed, s.user, s.index), ctx)
+        if (chosen is None or s.user in chosen) and s.index >= from_index
+        else s
+        for s in sessions
+    ]
 
 
 SHIFTED = {0, 1, 2, 3, 4}
@@ -57,11 +60,16 @@ def shift(spec, pool, ctx, seed=0):
 
 def test_genre_shift_moves_genre_histogram(clicks):
     ctx, pool = clicks
-    before, after = shift({"type": "genre_shift", "genre": "cluster-03", "fraction": 0.8}, pool, ctx)
+    before, after = shift(
+        {"type": "genre_shift", "genre": "cluster-03", "fraction": 0.8}, pool, ctx
+    )
     h0, h1 = genre_hist(before, ctx.item_genres), genre_hist(after, ctx.item_genres)
     assert tv(h0, h1) >= 0.5
     assert h1[ctx.genre_names.index("cluster-03")] / h1.sum() >= 0.75
-    assert all((s.realtime == 0).sum() == (a.realtime == 0).sum() for s, a in zip(before, after, strict=True))
+    assert all(
+        (s.realtime == 0).sum() == (a.realtime == 0).sum()
+        for s, a in zip(before, after, strict=True)
+    )
 
 
 def test_popularity_shift_moves_mean_log_popularity(clicks):
@@ -79,7 +87,9 @@ def test_popularity_shift_moves_mean_log_popularity(clicks):
 def test_click_noise_replaces_about_rate(clicks):
     ctx, pool = clicks
     before, after = shift({"type": "click_noise", "rate": 0.5, "realtime": False}, pool, ctx)
-    changed = np.mean(np.concatenate([s.items != a.items for s, a in zip(before, after, strict=True)]))
+    changed = np.mean(
+        np.concatenate([s.items != a.items for s, a in zip(before, after, strict=True)])
+    )
     assert 0.4 <= changed <= 0.6
     assert all(np.array_equal(s.realtime, a.realtime) for s, a in zip(before, after, strict=True))
     assert tv(genre_hist(before, ctx.item_genres), genre_hist(after, ctx.item_genres)) >= 0.1
@@ -110,16 +120,22 @@ def mean_px(sessions) -> float:
 
 def test_brightness_contrast(video):
     ctx, pool = video
-    before, after = shift({"type": "brightness_contrast", "brightness": 0.3, "contrast": 1.0}, pool, ctx)
+    before, after = shift(
+        {"type": "brightness_contrast", "brightness": 0.3, "contrast": 1.0}, pool, ctx
+    )
     assert mean_px(after) - mean_px(before) >= 0.2 * 255
     _, flat = shift({"type": "brightness_contrast", "brightness": 0.0, "contrast": 0.5}, pool, ctx)
-    assert np.mean([a.pixels.std() for a in flat]) <= 0.6 * np.mean([s.pixels.std() for s in before])
+    assert np.mean([a.pixels.std() for a in flat]) <= 0.6 * np.mean(
+        [s.pixels.std() for s in before]
+    )
 
 
 def test_gaussian_noise(video):
     ctx, pool = video
     before, after = shift({"type": "gaussian_noise", "std": 0.2}, pool, ctx)
-    diff = np.concatenate([(a.pixels.astype(float) - s.pixels).ravel() for s, a in zip(before, after, strict=True)])
+    diff = np.concatenate(
+        [(a.pixels.astype(float) - s.pixels).ravel() for s, a in zip(before, after, strict=True)]
+    )
     assert 0.12 * 255 <= diff.std() <= 0.21 * 255
 
 
@@ -127,7 +143,9 @@ def test_blur_removes_high_frequencies(video):
     ctx, pool = video
 
     def edges(sessions):
-        return float(np.mean([np.abs(np.diff(s.pixels.astype(float), axis=-1)).mean() for s in sessions]))
+        return float(
+            np.mean([np.abs(np.diff(s.pixels.astype(float), axis=-1)).mean() for s in sessions])
+        )
 
     before, after = shift({"type": "blur", "sigma": 2.0}, pool, ctx)
     assert edges(after) <= 0.6 * edges(before)
@@ -187,13 +205,24 @@ def test_inputs_are_not_mutated(video):
     assert np.array_equal(s.pixels, copy) and isinstance(s, ImageSession)
 
 
-@pytest.mark.parametrize(("spec", "exc", "msg"), [
-    ({"type": "genre_swap"}, ValueError, "type: expected one of"),
-    ({"type": "blur", "radius": 2}, TypeError, r"blur: .*'radius'.*accepted parameters: \['sigma'\]"),
-    ({"type": "click_noise", "rate": 1.5}, ValueError, r"rate: expected number in \(0, 1\], got 1.5"),
-    ({"type": "rotation", "degrees": "90"}, TypeError, "degrees: expected number"),
-    ({"type": "label_distribution_shift", "weights": []}, ValueError, "weights: expected"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("spec", "exc", "msg"),
+    [
+        ({"type": "genre_swap"}, ValueError, "type: expected one of"),
+        (
+            {"type": "blur", "radius": 2},
+            TypeError,
+            r"blur: .*'radius'.*accepted parameters: \['sigma'\]",
+        ),
+        (
+            {"type": "click_noise", "rate": 1.5},
+            ValueError,
+            r"rate: expected number in \(0, 1\], got 1.5",
+        ),
+        ({"type": "rotation", "degrees": "90"}, TypeError, "degrees: expected number"),
+        ({"type": "label_distribution_shift", "weights": []}, ValueError, "weights: expected"),
+    ],
+)
 def test_build_shift_errors_quote_key_and_value(spec, exc, msg):
     with pytest.raises(exc, match=msg):
         build_shift(spec)
@@ -201,7 +230,16 @@ def test_build_shift_errors_quote_key_and_value(spec, exc, msg):
 
 def test_registry_has_every_operator():
     assert set(SHIFTS) == {
-        "user_swap", "genre_shift", "popularity_shift", "click_noise", "temporal_reversal",
-        "brightness_contrast", "gaussian_noise", "blur", "occlusion", "rotation",
-        "subject_swap", "label_distribution_shift",
-    }  # fmt: skip
+        "user_swap",
+        "genre_shift",
+        "popularity_shift",
+        "click_noise",
+        "temporal_reversal",
+        "brightness_contrast",
+        "gaussian_noise",
+        "blur",
+        "occlusion",
+        "rotation",
+        "subject_swap",
+        "label_distribution_shift",
+    }

@@ -73,11 +73,14 @@ def test_video_shapes_and_style_signal():
     assert not frames.equals(synthetic_video(config, seed=1))
 
 
-@pytest.mark.parametrize(("cls", "kw", "msg"), [
-    (SyntheticClicksConfig, {"p_stay": 1.5}, r"p_stay: expected value in \[0, 1\], got 1.5"),
-    (SyntheticClicksConfig, {"n_clusters": 0}, "n_clusters"),
-    (SyntheticVideoConfig, {"num_classes": 1}, "num_classes"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("cls", "kw", "msg"),
+    [
+        (SyntheticClicksConfig, {"p_stay": 1.5}, r"p_stay: expected value in \[0, 1\], got 1.5"),
+        (SyntheticClicksConfig, {"n_clusters": 0}, "n_clusters"),
+        (SyntheticVideoConfig, {"num_classes": 1}, "num_classes"),
+    ],
+)
 def test_config_validation(cls, kw, msg):
     with pytest.raises(ValueError, match=msg):
         cls(**kw)

@@ -16,8 +16,13 @@ import polars as pl
 
 # Paced devices: a session every ~0.5 s of wall time per device, one-session part files,
 # so a run lasts several seconds and writes parts from the start (something to kill into).
-PACED_FLEET = {"devices": 24, "sessions_per_device": 4, "actors": 2, "pace": 1.0,
-               "profiles": {"session_gap_s": 0.5, "upload": {"raw": 1, "embedding": 1}}}  # fmt: skip
+PACED_FLEET = {
+    "devices": 24,
+    "sessions_per_device": 4,
+    "actors": 2,
+    "pace": 1.0,
+    "profiles": {"session_gap_s": 0.5, "upload": {"raw": 1, "embedding": 1}},
+}
 POLL_S = 0.05
 
 

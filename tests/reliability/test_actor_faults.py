@@ -42,8 +42,9 @@ def runner(local_ray, scenario_file, tmp_path, request):
 HTTP_PORT = free_port()
 
 
-@pytest.mark.parametrize("runner", [{"generator": {"http_port": HTTP_PORT}}], indirect=True,
-                         ids=["with HTTP"])  # fmt: skip
+@pytest.mark.parametrize(
+    "runner", [{"generator": {"http_port": HTTP_PORT}}], indirect=True, ids=["with HTTP"]
+)
 def test_killed_fleet_actor_resumes_from_its_flushed_sessions(runner):
     out = runner.out
     assert listen_addresses(HTTP_PORT) == {"127.0.0.1"}  # the run's Serve proxy: loopback
@@ -71,9 +72,10 @@ def test_killed_fleet_actor_resumes_from_its_flushed_sessions(runner):
 
 def replica_actors(app_name: str) -> list[str]:
     return sorted(
-        a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
         if a["name"].startswith("SERVE_REPLICA::") and f"::{app_name}#" in a["name"]
-    )  # fmt: skip
+    )
 
 
 # a short deadline, so that devices caught in the outage fall back rather than wait it out
@@ -108,7 +110,11 @@ def test_killed_generator_replica_is_replaced_and_no_session_is_lost(runner):
     called = fell_back.filter(pl.col("attempts") > 0)  # not the sessions with nothing to upload
     assert (called["wall_time"] >= killed_at).all()  # only the outage made devices fall back
     # Serve replaces the replica (found by its health check), which then generates again
-    wait_until(lambda: serve.status().applications[app].status == "RUNNING"
-               and replica_actors(app) not in ([], [replica]))  # fmt: skip
+    wait_until(
+        lambda: (
+            serve.status().applications[app].status == "RUNNING"
+            and replica_actors(app) not in ([], [replica])
+        )
+    )
     request = GenerateRequest("after", "din/duet", items=[5, 17, 3, 42])
     assert serve.get_app_handle(app).generate.remote(request).result().params

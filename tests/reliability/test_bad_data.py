@@ -76,17 +76,17 @@ CHECKPOINT_DAMAGE: dict[str, tuple[str, Callable[[Path], None], str]] = {
         "model.pt",
         lambda d: torch.save({"x": object()}, d / "model.pt"),
         "cannot load weights",
-    ),  # fmt: skip
+    ),
     "config not JSON": (
         "config.json",
         lambda d: (d / "config.json").write_text("{"),
         "not a model config",
-    ),  # fmt: skip
+    ),
     "config wrong shape": (
         "config.json",
         lambda d: (d / "config.json").write_text('{"a": 1}'),
         "not a model config",
-    ),  # fmt: skip
+    ),
     "weights missing": ("model.pt", lambda d: (d / "model.pt").unlink(), "not found"),
 }
 
@@ -111,12 +111,15 @@ def _ck48(root: Path, frames: dict[str, bytes]) -> Path:
     return root
 
 
-@pytest.mark.parametrize("data", [
-    lambda png: png[: len(png) // 2],  # truncated
-    b"",  # empty
-    b"GIF89a" + bytes(50),  # another format under a .png name
-    lambda png: png[:16] + bytes(len(png) - 16),  # header intact, image data zeroed
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "data",
+    [
+        lambda png: png[: len(png) // 2],  # truncated
+        b"",  # empty
+        b"GIF89a" + bytes(50),  # another format under a .png name
+        lambda png: png[:16] + bytes(len(png) - 16),  # header intact, image data zeroed
+    ],
+)
 def test_corrupted_png_names_the_file(tmp_path, data):
     root = _ck48(tmp_path / "ck-plus-48", {"S005_001_00000002.png": data})
     with pytest.raises(DataError, match="cannot decode image") as info:
@@ -124,11 +127,14 @@ def test_corrupted_png_names_the_file(tmp_path, data):
     assert info.value.path.name == "S005_001_00000002.png"
 
 
-@pytest.mark.parametrize("name, content", [
-    ("u.data", "1\t2\t3\t4\n5\t6\t7\t8\n".encode("utf-16")),
-    ("ratings.dat", "1::2::3::4\n".encode("utf-16-le")),  # no BOM: found by its NUL bytes
-    ("ratings.csv", "userId,movieId,rating,timestamp\n1,2,3,4\n".encode("utf-16")),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("u.data", "1\t2\t3\t4\n5\t6\t7\t8\n".encode("utf-16")),
+        ("ratings.dat", "1::2::3::4\n".encode("utf-16-le")),  # no BOM: found by its NUL bytes
+        ("ratings.csv", "userId,movieId,rating,timestamp\n1,2,3,4\n".encode("utf-16")),
+    ],
+)
 def test_utf16_text_names_the_file(tmp_path, name, content):
     (tmp_path / "ml").mkdir()
     (tmp_path / "ml" / name).write_bytes(content)
@@ -156,9 +162,11 @@ def test_run_with_a_corrupt_file_stops_before_ray(
     truncate(broken)
     path = scenario_file(
         data={"dataset": "synthetic-clicks", "prepared": str(prepared_copy)},
-        model={"backbones": ["din"], "checkpoints": {"din/base": str(checkpoints["base"]),
-                                                     "din/duet": str(checkpoint_copy)}},
-    )  # fmt: skip
+        model={
+            "backbones": ["din"],
+            "checkpoints": {"din/base": str(checkpoints["base"]), "din/duet": str(checkpoint_copy)},
+        },
+    )
     assert main(["run", str(path), "--no-progress"]) == 1
     assert str(broken) in capsys.readouterr().err
     assert not ray.is_initialized()

@@ -27,8 +27,12 @@ KEY = ["device_id", "session_index", "method"]
 def start(args: list[str], log: Path) -> subprocess.Popen:
     """`duet-sim` in a session of its own, so one signal reaches it and the Ray it starts."""
     with log.open("ab") as sink:
-        return subprocess.Popen([str(DUET_SIM), *args, "--num-cpus", "2", "--no-progress"],
-                                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        return subprocess.Popen(
+            [str(DUET_SIM), *args, "--num-cpus", "2", "--no-progress"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def group_alive(pgid: int) -> bool:

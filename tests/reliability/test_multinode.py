@@ -15,8 +15,11 @@ ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.slow, pytest.mark.ray]  # three raylets on two cores: about 75 s here
 
 # four fleets over three nodes, sessions for long enough that a node can go mid-run
-FLEET = PACED_FLEET | {"actors": 4, "sessions_per_device": 6,
-                       "profiles": PACED_FLEET["profiles"] | {"session_gap_s": 1.0}}  # fmt: skip
+FLEET = PACED_FLEET | {
+    "actors": 4,
+    "sessions_per_device": 6,
+    "profiles": PACED_FLEET["profiles"] | {"session_gap_s": 1.0},
+}
 
 
 @pytest.fixture
@@ -27,8 +30,12 @@ def cluster():
     cluster cannot be joined."""
     from ray.cluster_utils import Cluster
 
-    head = {"include_dashboard": False, "num_cpus": 2, "gcs_server_port": free_port(),
-            "dashboard_agent_listen_port": free_port()}  # fmt: skip
+    head = {
+        "include_dashboard": False,
+        "num_cpus": 2,
+        "gcs_server_port": free_port(),
+        "dashboard_agent_listen_port": free_port(),
+    }
     cluster = Cluster(initialize_head=True, head_node_args=head)
     try:
         workers = [cluster.add_node(include_dashboard=False, num_cpus=1) for _ in range(2)]
@@ -54,8 +61,11 @@ def test_losing_a_node_mid_run_keeps_every_session(cluster, scenario_file, tmp_p
         runner.setup()
         placed = [node_of(a) for a in runner.actors]
         assert len(set(placed)) >= 2, placed  # SPREAD put the fleets on several nodes
-        [replica] = [node_of(h) for k, h in serve_processes(runner._app_name).items()
-                     if k.startswith("replica")]  # fmt: skip
+        [replica] = [
+            node_of(h)
+            for k, h in serve_processes(runner._app_name).items()
+            if k.startswith("replica")
+        ]
         # the worker with the most fleets, sparing the replica's node when there is a choice
         victim = max(workers, key=lambda w: (placed.count(w.node_id), w.node_id != replica))
         lost = [a for a, n in zip(runner.actors, placed, strict=True) if n == victim.node_id]

@@ -45,9 +45,17 @@ class Overloaded:
 
 
 def gateway(client: Overloaded, retry: RetryPolicy) -> GeneratorGateway:
-    config = FleetConfig(run_id="r", scenario="s", dataset="d", methods=("base", "duet"),
-                         sessions_per_device=1, model_keys={}, network_classes=NETWORK_CLASSES,
-                         compute_tiers=COMPUTE_TIERS, retry=retry)  # fmt: skip
+    config = FleetConfig(
+        run_id="r",
+        scenario="s",
+        dataset="d",
+        methods=("base", "duet"),
+        sessions_per_device=1,
+        model_keys={},
+        network_classes=NETWORK_CLASSES,
+        compute_tiers=COMPUTE_TIERS,
+        retry=retry,
+    )
     return GeneratorGateway(client, {}, config)  # type: ignore[arg-type]
 
 
@@ -84,11 +92,16 @@ def app(checkpoints):
     ray.init(num_cpus=2, include_dashboard=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        args = {"checkpoints": {KEY: str(checkpoints["duet"])}, "max_ongoing_requests": 1,
-                "max_queued_requests": 1, "retry_after_s": RETRY_AFTER_S,
-                "batch_wait_timeout_s": 0.3}  # fmt: skip
-        handle = serve.run(build_app(args), name=APP, route_prefix="/",
-                           logging_config={"enable_access_log": False})  # fmt: skip
+        args = {
+            "checkpoints": {KEY: str(checkpoints["duet"])},
+            "max_ongoing_requests": 1,
+            "max_queued_requests": 1,
+            "retry_after_s": RETRY_AFTER_S,
+            "batch_wait_timeout_s": 0.3,
+        }
+        handle = serve.run(
+            build_app(args), name=APP, route_prefix="/", logging_config={"enable_access_log": False}
+        )
         yield handle, port
     finally:
         serve.shutdown()
@@ -101,8 +114,9 @@ def body(device: str) -> dict:
 
 async def burst(port: int, n: int) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=n)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
-                                 timeout=60) as client:  # fmt: skip
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60
+    ) as client:
         return await asyncio.gather(
             *(client.post("/v1/generate", json=body(f"d{i}")) for i in range(n))
         )
@@ -138,8 +152,10 @@ def test_handle_overload_raises_backpressure_then_serves(app):
 def send_declared_gigabyte(port: int) -> tuple[bytes, int]:
     """POST with ``Content-Length: 1 GB``, streaming the body slowly (64 KiB per ms) and
     watching for an answer between chunks; returns (status line, bytes sent by then)."""
-    head = (f"POST /v1/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
-            f"\r\nContent-Length: {GIB}\r\n\r\n").encode()  # fmt: skip
+    head = (
+        f"POST /v1/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+        f"\r\nContent-Length: {GIB}\r\n\r\n"
+    ).encode()
     chunk, sent = b" " * 65536, 0
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(head)

@@ -22,12 +22,26 @@ LOOPBACK = "127.0.0.1"
 
 # module attribute calls that turn bytes into arbitrary objects (or run code)
 UNSAFE_CALLS = {
-    ("pickle", "load"), ("pickle", "loads"), ("cloudpickle", "load"), ("cloudpickle", "loads"),
-    ("dill", "load"), ("dill", "loads"), ("marshal", "load"), ("marshal", "loads"),
-    ("shelve", "open"), ("yaml", "load"), ("yaml", "load_all"), ("yaml", "unsafe_load"),
-    ("yaml", "unsafe_load_all"), ("yaml", "full_load"), ("yaml", "full_load_all"),
-    ("pd", "read_pickle"), ("pandas", "read_pickle"), ("os", "system"), ("os", "popen"),
-}  # fmt: skip
+    ("pickle", "load"),
+    ("pickle", "loads"),
+    ("cloudpickle", "load"),
+    ("cloudpickle", "loads"),
+    ("dill", "load"),
+    ("dill", "loads"),
+    ("marshal", "load"),
+    ("marshal", "loads"),
+    ("shelve", "open"),
+    ("yaml", "load"),
+    ("yaml", "load_all"),
+    ("yaml", "unsafe_load"),
+    ("yaml", "unsafe_load_all"),
+    ("yaml", "full_load"),
+    ("yaml", "full_load_all"),
+    ("pd", "read_pickle"),
+    ("pandas", "read_pickle"),
+    ("os", "system"),
+    ("os", "popen"),
+}
 UNSAFE_LOADERS = {"Loader", "UnsafeLoader", "FullLoader"}  # yaml.<these> passed anywhere
 
 
@@ -87,18 +101,26 @@ df.list.eval(expr)
 np.load("x.npy")
 """
     assert [what for _, what in unsafe_calls(ast.parse(bad))] == [
-        "pickle.loads", "torch.load without weights_only=True",
-        "torch.load without weights_only=True", "yaml.FullLoader", "yaml.load",
-        "np.load with allow_pickle", "shell=True", "eval",
-    ]  # fmt: skip
+        "pickle.loads",
+        "torch.load without weights_only=True",
+        "torch.load without weights_only=True",
+        "yaml.FullLoader",
+        "yaml.load",
+        "np.load with allow_pickle",
+        "shell=True",
+        "eval",
+    ]
     assert unsafe_calls(ast.parse(good)) == []
 
 
 def test_no_unsafe_deserialization_or_shell_in_the_code():
     files = sorted(p for d in SOURCES for p in (REPO / d).rglob("*.py"))
     assert len(files) > 50
-    problems = [f"{path.relative_to(REPO)}:{line}: {what}"
-                for path in files for line, what in unsafe_calls(ast.parse(path.read_text()))]  # fmt: skip
+    problems = [
+        f"{path.relative_to(REPO)}:{line}: {what}"
+        for path in files
+        for line, what in unsafe_calls(ast.parse(path.read_text()))
+    ]
     assert problems == []
 
 
@@ -116,8 +138,9 @@ def test_servers_bind_loopback_by_default():
         f"--web.listen-address={LOOPBACK}:$port"
     ]
     config = yaml.safe_load((REPO / "platform/prometheus/prometheus.yml").read_text())
-    targets = [t for job in config["scrape_configs"] for sc in job["static_configs"]
-               for t in sc["targets"]]  # fmt: skip
+    targets = [
+        t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]
+    ]
     assert targets and all(t.startswith(f"{LOOPBACK}:") for t in targets)
 
 

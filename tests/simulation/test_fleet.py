@@ -32,32 +32,62 @@ def world(prepared, checkpoints):
     """Devices, replays, on-device models and an in-process generator, shared by the tests."""
     users = replayable_users(prepared).tolist()
     profiles = sample_profiles(
-        24, users, SESSIONS, network={k: 1 for k in NETWORK_CLASSES}, compute={"high": 1, "low": 1},
-        upload={"raw": 1, "embedding": 1}, backbone={"din": 1}, online=0.8, churn=0.1, seed=0,
-    )  # fmt: skip
+        24,
+        users,
+        SESSIONS,
+        network={k: 1 for k in NETWORK_CLASSES},
+        compute={"high": 1, "low": 1},
+        upload={"raw": 1, "embedding": 1},
+        backbone={"din": 1},
+        online=0.8,
+        churn=0.1,
+        seed=0,
+    )
     profiles = [dataclasses.replace(p, shifts=(0,) if p.device_id % 2 else ()) for p in profiles]
     models = {"din": DeviceModels(checkpoints, FinetuneConfig())}
     core = GeneratorCore.from_checkpoints(
         {f"din/{m}": checkpoints[m] for m in ("duet", "hypernet")}
     )
     shifts = [ShiftPlan("genre_shift", build_shift({"type": "genre_shift", "fraction": 0.8}), 1)]
-    return {"profiles": profiles, "replays": load_replays(prepared, users), "models": models,
-            "core": core, "shifts": shifts, "context": click_context(prepared)[0],
-            "base_dir": checkpoints["base"]}  # fmt: skip
+    return {
+        "profiles": profiles,
+        "replays": load_replays(prepared, users),
+        "models": models,
+        "core": core,
+        "shifts": shifts,
+        "context": click_context(prepared)[0],
+        "base_dir": checkpoints["base"],
+    }
 
 
-def run_fleet(world, sessions_dir, client=None, retry=None, done=None, methods=METHODS,
-              metrics=None) -> dict:  # fmt: skip
+def run_fleet(
+    world, sessions_dir, client=None, retry=None, done=None, methods=METHODS, metrics=None
+) -> dict:
     config = FleetConfig(
-        run_id="run", scenario="test", dataset="synthetic-clicks", methods=methods,
-        sessions_per_device=SESSIONS, model_keys={"din/duet": "din/duet", "din/hypernet": "din/hypernet"},
-        network_classes=NETWORK_CLASSES, compute_tiers=COMPUTE_TIERS, retry=retry or RetryPolicy(),
+        run_id="run",
+        scenario="test",
+        dataset="synthetic-clicks",
+        methods=methods,
+        sessions_per_device=SESSIONS,
+        model_keys={"din/duet": "din/duet", "din/hypernet": "din/hypernet"},
+        network_classes=NETWORK_CLASSES,
+        compute_tiers=COMPUTE_TIERS,
+        retry=retry or RetryPolicy(),
         score_batch_sessions=8,
-    )  # fmt: skip
+    )
     sink = PartSink(sessions_dir / "fleet=0", flush_rows=20)
-    fleet = Fleet(config, world["profiles"], world["replays"], world["models"],
-                  client or LocalGeneratorClient(world["core"]), sink, world["shifts"],
-                  world["context"], done, metrics=metrics)  # fmt: skip
+    fleet = Fleet(
+        config,
+        world["profiles"],
+        world["replays"],
+        world["models"],
+        client or LocalGeneratorClient(world["core"]),
+        sink,
+        world["shifts"],
+        world["context"],
+        done,
+        metrics=metrics,
+    )
     return asyncio.run(fleet.run())
 
 
@@ -232,28 +262,56 @@ def test_video_fleet_uploads_frames_or_features(tmp_path):
         "dataset_meta": {k: meta[k] for k in ("dataset", "kind", "height", "width", "channels")}
     }
     torch.manual_seed(0)
-    ckpts = {m: save_checkpoint(DeviceModel(mobilenet_umn("small", m, meta["num_classes"], in_channels=1,
-                                                          head_hidden=32)), tmp_path / m, info=info)
-             for m in ("base", "duet")}  # fmt: skip
+    ckpts = {
+        m: save_checkpoint(
+            DeviceModel(
+                mobilenet_umn("small", m, meta["num_classes"], in_channels=1, head_hidden=32)
+            ),
+            tmp_path / m,
+            info=info,
+        )
+        for m in ("base", "duet")
+    }
     users = replayable_users(tmp_path / "data").tolist()
-    profiles = sample_profiles(8, users, 2, network={"5g-50": 1}, compute={"mid": 1},
-                               upload={"raw": 1, "embedding": 1}, backbone={"mobilenet_v3_small": 1})  # fmt: skip
+    profiles = sample_profiles(
+        8,
+        users,
+        2,
+        network={"5g-50": 1},
+        compute={"mid": 1},
+        upload={"raw": 1, "embedding": 1},
+        backbone={"mobilenet_v3_small": 1},
+    )
     profiles = [dataclasses.replace(p, shifts=(0,)) for p in profiles]
     world = {
-        "profiles": profiles, "replays": load_replays(tmp_path / "data", users),
+        "profiles": profiles,
+        "replays": load_replays(tmp_path / "data", users),
         "models": {"mobilenet_v3_small": DeviceModels(ckpts, FinetuneConfig(steps=2))},
         "core": GeneratorCore.from_checkpoints({"mobilenet_v3_small/duet": ckpts["duet"]}),
         "shifts": [ShiftPlan("blur", build_shift({"type": "blur", "sigma": 1.0}), 1)],
         "context": image_context(tmp_path / "data")[0],
-    }  # fmt: skip
+    }
     config = FleetConfig(
-        run_id="run", scenario="video", dataset="synthetic-video", methods=METHODS,
-        sessions_per_device=2, model_keys={"mobilenet_v3_small/duet": "mobilenet_v3_small/duet"},
-        network_classes=NETWORK_CLASSES, compute_tiers=COMPUTE_TIERS,
-    )  # fmt: skip
+        run_id="run",
+        scenario="video",
+        dataset="synthetic-video",
+        methods=METHODS,
+        sessions_per_device=2,
+        model_keys={"mobilenet_v3_small/duet": "mobilenet_v3_small/duet"},
+        network_classes=NETWORK_CLASSES,
+        compute_tiers=COMPUTE_TIERS,
+    )
     sink = PartSink(tmp_path / "sessions" / "fleet=0")
-    fleet = Fleet(config, profiles, world["replays"], world["models"],
-                  LocalGeneratorClient(world["core"]), sink, world["shifts"], world["context"])  # fmt: skip
+    fleet = Fleet(
+        config,
+        profiles,
+        world["replays"],
+        world["models"],
+        LocalGeneratorClient(world["core"]),
+        sink,
+        world["shifts"],
+        world["context"],
+    )
     asyncio.run(fleet.run())
     rows = rows_of(tmp_path / "sessions")
     assert rows.height == 8 * 2 * len(METHODS) and not rows["fallback"].any()
@@ -279,24 +337,50 @@ def test_history_conditioned_duet_requests_per_impression(world, prepared, tmp_p
     from pipelines.tensors import load_meta
 
     meta = load_meta(prepared)
-    info = {"dataset_meta": {k: meta[k] for k in ("dataset", "kind", "num_items", "realtime_size",
-                                                  "history_length")}}  # fmt: skip
+    info = {
+        "dataset_meta": {
+            k: meta[k] for k in ("dataset", "kind", "num_items", "realtime_size", "history_length")
+        }
+    }
     torch.manual_seed(1)
-    model = DeviceModel(sequence_umn("din", "duet", meta["num_items"], condition="history",
-                                     history_length=meta["history_length"]))  # fmt: skip
+    model = DeviceModel(
+        sequence_umn(
+            "din",
+            "duet",
+            meta["num_items"],
+            condition="history",
+            history_length=meta["history_length"],
+        )
+    )
     history_ckpt = save_checkpoint(model, tmp_path / "din-duet-history", info=info)
     of = {"duet-history": "duet"}
-    models = {"din": DeviceModels({"base": world["base_dir"], "duet-history": history_ckpt},
-                                  FinetuneConfig(), of)}  # fmt: skip
+    models = {
+        "din": DeviceModels(
+            {"base": world["base_dir"], "duet-history": history_ckpt}, FinetuneConfig(), of
+        )
+    }
     core = GeneratorCore.from_checkpoints({"din/duet-history": history_ckpt})
     config = FleetConfig(
-        run_id="run", scenario="test", dataset="synthetic-clicks", methods=("base", "duet-history"),
-        sessions_per_device=SESSIONS, model_keys={"din/duet-history": "din/duet-history"},
-        network_classes=NETWORK_CLASSES, compute_tiers=COMPUTE_TIERS, method_of=of,
-    )  # fmt: skip
-    fleet = Fleet(config, world["profiles"], world["replays"], models,
-                  LocalGeneratorClient(core), PartSink(tmp_path / "out" / "fleet=0"),
-                  world["shifts"], world["context"])  # fmt: skip
+        run_id="run",
+        scenario="test",
+        dataset="synthetic-clicks",
+        methods=("base", "duet-history"),
+        sessions_per_device=SESSIONS,
+        model_keys={"din/duet-history": "din/duet-history"},
+        network_classes=NETWORK_CLASSES,
+        compute_tiers=COMPUTE_TIERS,
+        method_of=of,
+    )
+    fleet = Fleet(
+        config,
+        world["profiles"],
+        world["replays"],
+        models,
+        LocalGeneratorClient(core),
+        PartSink(tmp_path / "out" / "fleet=0"),
+        world["shifts"],
+        world["context"],
+    )
     asyncio.run(fleet.run())
     rows = rows_of(tmp_path / "out").filter(pl.col("method") == "duet-history")
     assert rows.height == expected_sessions(world) and not rows["fallback"].any()
@@ -306,8 +390,9 @@ def test_history_conditioned_duet_requests_per_impression(world, prepared, tmp_p
     assert (rows["bytes_down"] == rows["requests"] * 2112 * 4).all()
     # one unshifted session, scored offline with the same model: the same AUC
     row = plain.row(0, named=True)
-    replay = next(r for r in world["replays"][row["user_id"]]
-                  if r.source_session == row["source_session"])  # fmt: skip
+    replay = next(
+        r for r in world["replays"][row["user_id"]] if r.source_session == row["source_session"]
+    )
     samples = build_samples([replay], [replay.session])
     loaded, _ = load_checkpoint(history_ckpt)
     with torch.no_grad():

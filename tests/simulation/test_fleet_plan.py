@@ -12,12 +12,18 @@ from simulation.scenario import load_scenario
 @pytest.fixture
 def scenario(scenario_file):
     path = scenario_file(
-        fleet={"devices": 40, "sessions_per_device": 3, "actors": 3,
-               "profiles": {"availability": {"online": 0.7, "churn": 0.1}}},
-        shifts=[{"operator": "genre_shift", "devices": {"fraction": 0.5}, "at_session": 1},
-                {"operator": "click_noise", "devices": {"fraction": 0.5}, "at_session": 2},
-                {"operator": "user_swap", "devices": {"fraction": 0.25}, "at_session": 1}],
-    )  # fmt: skip
+        fleet={
+            "devices": 40,
+            "sessions_per_device": 3,
+            "actors": 3,
+            "profiles": {"availability": {"online": 0.7, "churn": 0.1}},
+        },
+        shifts=[
+            {"operator": "genre_shift", "devices": {"fraction": 0.5}, "at_session": 1},
+            {"operator": "click_noise", "devices": {"fraction": 0.5}, "at_session": 2},
+            {"operator": "user_swap", "devices": {"fraction": 0.25}, "at_session": 1},
+        ],
+    )
     return load_scenario(path)
 
 

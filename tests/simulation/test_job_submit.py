@@ -23,9 +23,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-SHRINK = ["data.synthetic.n_users=12", "data.synthetic.sessions_per_user=6",
-          "data.options.test_negatives=20", "model.train.epochs=1", "fleet.devices=24",
-          "fleet.sessions_per_device=2"]  # fmt: skip
+SHRINK = [
+    "data.synthetic.n_users=12",
+    "data.synthetic.sessions_per_user=6",
+    "data.options.test_negatives=20",
+    "model.train.epochs=1",
+    "fleet.devices=24",
+    "fleet.sessions_per_device=2",
+]
 STARTUP_S = 120  # a cold `ray start` on a busy 2-core box
 
 
@@ -47,15 +52,33 @@ def cluster():
     read or written), stopped by signalling its ``--block`` process."""
     temp = tempfile.mkdtemp(prefix="rayjob-", dir="/tmp")  # unix socket paths must stay short
     gcs, dashboard, agent, client = (free_port() for _ in range(4))
-    env = os.environ | {"PATH": f"{BIN}:{os.environ['PATH']}", "RAY_ADDRESS": "",
-                        "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}  # fmt: skip
+    env = os.environ | {
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "RAY_ADDRESS": "",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+    }
     head = subprocess.Popen(
-        [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs}", "--num-cpus=2",
-         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-         f"--dashboard-agent-listen-port={agent}", f"--ray-client-server-port={client}",
-         f"--temp-dir={temp}", "--disable-usage-stats"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            "--block",
+            f"--port={gcs}",
+            "--num-cpus=2",
+            "--include-dashboard=true",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dashboard}",
+            f"--dashboard-agent-listen-port={agent}",
+            f"--ray-client-server-port={client}",
+            f"--temp-dir={temp}",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     address = f"http://127.0.0.1:{dashboard}"
     try:
         deadline = time.monotonic() + STARTUP_S
@@ -79,10 +102,26 @@ def test_ray_job_submit_runs_the_quickstart(cluster, tmp_path):
     out, job = tmp_path / "out", f"duet-test-{secrets.token_hex(4)}"
     sets = [arg for s in SHRINK for arg in ("--set", s)]
     submit = ray_cli(
-        "job", "submit", "--address", address, "--submission-id", job, "--working-dir", ".", "--",
-        "duet-sim", "run", "configs/scenarios/quickstart.yaml", "--out", str(out), "--no-progress",
-        *sets, env=env, cwd=REPO, timeout=900,
-    )  # fmt: skip
+        "job",
+        "submit",
+        "--address",
+        address,
+        "--submission-id",
+        job,
+        "--working-dir",
+        ".",
+        "--",
+        "duet-sim",
+        "run",
+        "configs/scenarios/quickstart.yaml",
+        "--out",
+        str(out),
+        "--no-progress",
+        *sets,
+        env=env,
+        cwd=REPO,
+        timeout=900,
+    )
     status = ray_cli("job", "status", "--address", address, job, env=env)
     assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
     assert f"Job '{job}' succeeded" in status.stdout, status.stdout

@@ -19,8 +19,16 @@ WEIGHTS = {
 
 @pytest.fixture(scope="module")
 def profiles():
-    return sample_profiles(N, users=[7, 8, 9], sessions=4, **WEIGHTS, online=0.8, churn=0.1,
-                           session_gap_s=100.0, seed=3)  # fmt: skip
+    return sample_profiles(
+        N,
+        users=[7, 8, 9],
+        sessions=4,
+        **WEIGHTS,
+        online=0.8,
+        churn=0.1,
+        session_gap_s=100.0,
+        seed=3,
+    )
 
 
 def test_shares_follow_weights(profiles):
@@ -51,8 +59,16 @@ def test_virtual_start_times_accumulate_think_times(profiles):
 
 
 def test_same_seed_same_profiles_other_seed_other_profiles(profiles):
-    again = sample_profiles(N, users=[7, 8, 9], sessions=4, **WEIGHTS, online=0.8, churn=0.1,
-                            session_gap_s=100.0, seed=3)  # fmt: skip
+    again = sample_profiles(
+        N,
+        users=[7, 8, 9],
+        sessions=4,
+        **WEIGHTS,
+        online=0.8,
+        churn=0.1,
+        session_gap_s=100.0,
+        seed=3,
+    )
     other = sample_profiles(N, users=[7, 8, 9], sessions=4, **WEIGHTS, seed=4)
     assert again == profiles
     assert [p.network for p in other] != [p.network for p in profiles]
@@ -71,8 +87,15 @@ def test_select_group_is_exact_filtered_and_seeded(profiles):
 
 def test_bad_counts_are_refused():
     with pytest.raises(ValueError, match="num_devices >= 1"):
-        sample_profiles(0, [1], 3, network={"4g-5": 1}, compute={"high": 1}, upload={"raw": 1},
-                        backbone={"din": 1})  # fmt: skip
+        sample_profiles(
+            0,
+            [1],
+            3,
+            network={"4g-5": 1},
+            compute={"high": 1},
+            upload={"raw": 1},
+            backbone={"din": 1},
+        )
 
 
 def test_transfer_time_is_bytes_over_bandwidth_plus_rtt():

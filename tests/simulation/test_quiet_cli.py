@@ -21,12 +21,25 @@ RAY_LINE = re.compile(
 
 def test_a_run_prints_no_ray_log_line_and_keeps_them_in_the_run_dir(scenario_file, tmp_path):
     out = tmp_path / "out"
-    path = scenario_file(fleet={"devices": 6, "sessions_per_device": 2, "actors": 1},
-                         output={"dir": str(out), "flush_rows": 30})  # fmt: skip
+    path = scenario_file(
+        fleet={"devices": 6, "sessions_per_device": 2, "actors": 1},
+        output={"dir": str(out), "flush_rows": 30},
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "simulation.cli", "run", str(path), "--no-progress",
-         "--num-cpus", "2"], capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "simulation.cli",
+            "run",
+            str(path),
+            "--no-progress",
+            "--num-cpus",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines() + done.stderr.splitlines()
     leaked = [line for line in lines if RAY_LINE.search(line)]

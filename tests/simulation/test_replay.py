@@ -70,9 +70,13 @@ def test_image_scores_accuracy_and_undefined_auc():
     # two videos: one with two classes (AUC defined), one of a single class (AUC undefined)
     labels = torch.tensor([0, 0, 1, 1, 2, 2, 2])
     samples = ImageSamples(
-        pixels=torch.zeros(7, 1, 4, 4), label=labels, session=torch.tensor([0, 0, 0, 0, 1, 1, 1]),
-        user=torch.zeros(7, dtype=torch.long), position=torch.tensor([0, 1, 2, 3, 0, 1, 2]),
-        realtime=torch.zeros(2, 1, 4, 4))  # fmt: skip
+        pixels=torch.zeros(7, 1, 4, 4),
+        label=labels,
+        session=torch.tensor([0, 0, 0, 0, 1, 1, 1]),
+        user=torch.zeros(7, dtype=torch.long),
+        position=torch.tensor([0, 1, 2, 3, 0, 1, 2]),
+        realtime=torch.zeros(2, 1, 4, 4),
+    )
     logits = torch.full((7, 3), -5.0)
     logits[torch.arange(7), torch.tensor([0, 1, 1, 1, 2, 0, 2])] = 5.0
     first, second = session_scores(logits, samples, 2)

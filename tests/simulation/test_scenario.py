@@ -45,8 +45,13 @@ def problems(tmp_path: Path, text: str, overrides=()) -> list[str]:
 
 
 def test_shipped_scenarios_validate():
-    assert {p.stem for p in EXAMPLES} >= {"quickstart", "ml100k-genre-shift", "ml100k-user-swap",
-                                          "ckplus-corruption", "scale-10k"}  # fmt: skip
+    assert {p.stem for p in EXAMPLES} >= {
+        "quickstart",
+        "ml100k-genre-shift",
+        "ml100k-user-swap",
+        "ckplus-corruption",
+        "scale-10k",
+    }
     for path in EXAMPLES:
         scenario = load_scenario(path)
         assert scenario.name == path.stem and scenario.version == 1
@@ -61,11 +66,15 @@ def test_good_scenario_gets_defaults(tmp_path):
 
 
 def test_errors_name_path_and_line(tmp_path):
-    text = (GOOD.replace("devices: 10", "devices: 0").replace("5g-100: 2", "5g-100: -2")
-            .replace("fraction: 0.5", "fraction: 1.5"))  # fmt: skip
+    text = (
+        GOOD.replace("devices: 10", "devices: 0")
+        .replace("5g-100: 2", "5g-100: -2")
+        .replace("fraction: 0.5", "fraction: 1.5")
+    )
     assert problems(tmp_path, text) == [
         "s.yaml: fleet.devices (line 9): Input should be greater than 0",
-        "s.yaml: fleet.profiles.network.5g-100 (line 13): Input should be greater than or equal to 0",
+        "s.yaml: fleet.profiles.network.5g-100 (line 13): "
+        "Input should be greater than or equal to 0",
         "s.yaml: shifts[0].params (line 16): fraction: expected number in (0, 1], got 1.5",
     ]
 
@@ -84,8 +93,8 @@ def test_values_checked_against_their_rules(tmp_path):
     )
     found = problems(tmp_path, text)
     assert (
-        found[0]
-        == "s.yaml: methods (line 7): methods must include 'base', the paired reference of every gain"
+        found[0] == "s.yaml: methods (line 7): methods must include 'base', "
+        "the paired reference of every gain"
     )
     assert found[1].startswith(
         "s.yaml: shifts[0].operator (line 15): unknown shift operator 'blurr'"
@@ -100,12 +109,21 @@ def test_cross_checks(tmp_path):
     assert "'mobilenet_v3_small' does not fit clicks dataset" in problem
 
 
-@pytest.mark.parametrize("text, message", [
-    ("version: 1\na: &x [1, 2]\nb: *x\n", "s.yaml: a (line 2): invalid YAML: anchors and aliases are not accepted"),
-    ("version: 1\nversion: 1\n", "s.yaml: version (line 2): invalid YAML: duplicate key 'version'"),
-    ("version: 1\n  name: [\n", "s.yaml: <top> (line 2): invalid YAML"),
-    ("- 1\n- 2\n", "s.yaml: <top> (line 1): expected a mapping, got list"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "version: 1\na: &x [1, 2]\nb: *x\n",
+            "s.yaml: a (line 2): invalid YAML: anchors and aliases are not accepted",
+        ),
+        (
+            "version: 1\nversion: 1\n",
+            "s.yaml: version (line 2): invalid YAML: duplicate key 'version'",
+        ),
+        ("version: 1\n  name: [\n", "s.yaml: <top> (line 2): invalid YAML"),
+        ("- 1\n- 2\n", "s.yaml: <top> (line 1): expected a mapping, got list"),
+    ],
+)
 def test_unsafe_or_broken_yaml_is_refused(tmp_path, text, message):
     [problem] = problems(tmp_path, text)
     assert problem.startswith(message)
@@ -124,8 +142,10 @@ def test_overrides_are_typed_and_marked(tmp_path):
     assert (s.fleet.devices, s.shifts[0].at_session, s.generator.dtype) == (25, 2, "float16")
     with pytest.raises(ScenarioError) as info:
         load_scenario(path, ["fleet.devices=many"])
-    assert info.value.problems == ["s.yaml: fleet.devices (override): Input should be a valid "
-                                   "integer, unable to parse string as an integer"]  # fmt: skip
+    assert info.value.problems == [
+        "s.yaml: fleet.devices (override): Input should be a valid "
+        "integer, unable to parse string as an integer"
+    ]
     with pytest.raises(ScenarioError, match="expected KEY.SUB=VALUE"):
         load_scenario(path, ["fleet.devices"])
 

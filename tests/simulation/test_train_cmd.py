@@ -15,8 +15,19 @@ from simulation.cli import main
 )
 def test_counts_below_their_minimum_are_refused_by_name(tmp_path, capsys, option, value, minimum):
     out = tmp_path / "run"
-    argv = ["train", "--dataset", "synthetic-clicks", "--backbone", "din", "--method", "finetune",
-            "--out", str(out), option, value]  # fmt: skip
+    argv = [
+        "train",
+        "--dataset",
+        "synthetic-clicks",
+        "--backbone",
+        "din",
+        "--method",
+        "finetune",
+        "--out",
+        str(out),
+        option,
+        value,
+    ]
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2

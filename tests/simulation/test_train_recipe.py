@@ -37,8 +37,9 @@ def test_the_test_split_is_read_once_and_only_after_the_epoch_is_selected(
 
     monkeypatch.setattr(pipelines.tensors, "load_samples", recording_load)
     monkeypatch.setattr(duet.train, "validate", recording_validate)
-    options = TrainOptions("synthetic-clicks", "gru4rec", "duet", prepared=prepared, epochs=3,
-                           progress=False)  # fmt: skip
+    options = TrainOptions(
+        "synthetic-clicks", "gru4rec", "duet", prepared=prepared, epochs=3, progress=False
+    )
     metrics = TrainRecipe(options, tmp_path / "run").run()
     assert events == ["load train", "load val", "validate", "validate", "validate", "load test"]
     assert metrics["selected_epoch"] == 1 + metrics["val_curve"].index(max(metrics["val_curve"]))
@@ -49,8 +50,9 @@ def test_the_test_split_is_read_once_and_only_after_the_epoch_is_selected(
 
 
 def test_test_before_train_is_refused(prepared, tmp_path):
-    recipe = TrainRecipe(TrainOptions("synthetic-clicks", "din", "base", prepared=prepared),
-                         tmp_path)  # fmt: skip
+    recipe = TrainRecipe(
+        TrainOptions("synthetic-clicks", "din", "base", prepared=prepared), tmp_path
+    )
     recipe.setup()
     with pytest.raises(RuntimeError, match="before train"):
         recipe.test()
@@ -58,10 +60,13 @@ def test_test_before_train_is_refused(prepared, tmp_path):
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
-    [("backbone", "mobilenet_v3_small", "reads images, not clicks"),
-     ("epochs", 0, "epochs: expected an int >= 1"), ("neck", "lstm", "neck: expected one of"),
-     ("select", "first", "select: expected one of")],
-)  # fmt: skip
+    [
+        ("backbone", "mobilenet_v3_small", "reads images, not clicks"),
+        ("epochs", 0, "epochs: expected an int >= 1"),
+        ("neck", "lstm", "neck: expected one of"),
+        ("select", "first", "select: expected one of"),
+    ],
+)
 def test_options_are_checked_by_name_before_any_work(field, value, message):
     kwargs = {"dataset": "synthetic-clicks", "backbone": "din", "method": "base", field: value}
     with pytest.raises(ValueError, match=message):
@@ -71,8 +76,18 @@ def test_options_are_checked_by_name_before_any_work(field, value, message):
 @pytest.mark.parametrize("value", ["-1e-4", "nan", "inf", "x"])
 def test_bad_weight_decay_is_refused_by_the_cli(tmp_path, capsys, value):
     out = tmp_path / "run"
-    argv = ["train", "--dataset", "synthetic-clicks", "--backbone", "din", "--method", "base",
-            "--out", str(out), f"--weight-decay={value}"]  # fmt: skip
+    argv = [
+        "train",
+        "--dataset",
+        "synthetic-clicks",
+        "--backbone",
+        "din",
+        "--method",
+        "base",
+        "--out",
+        str(out),
+        f"--weight-decay={value}",
+    ]
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2 and "argument --weight-decay" in capsys.readouterr().err
@@ -82,8 +97,18 @@ def test_bad_weight_decay_is_refused_by_the_cli(tmp_path, capsys, value):
 @pytest.mark.parametrize("value", ["0", "-48", "31", "100000", "48.5"])
 def test_bad_image_size_is_refused_before_any_work(tmp_path, capsys, value):
     out = tmp_path / "prepared"
-    argv = ["data", "prepare", "--dataset", "ckplus", "--data-dir", str(tmp_path), "--out",
-            str(out), "--image-size", value]  # fmt: skip
+    argv = [
+        "data",
+        "prepare",
+        "--dataset",
+        "ckplus",
+        "--data-dir",
+        str(tmp_path),
+        "--out",
+        str(out),
+        "--image-size",
+        value,
+    ]
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2 and "argument --image-size" in capsys.readouterr().err
@@ -109,17 +134,54 @@ def test_image_input_options_reach_the_model(tmp_path, capsys):
     with a 3-channel first convolution and reports validation metrics."""
     _ckplus48(tmp_path / "ck-plus-48")
     data = tmp_path / "prepared"
-    assert main(["data", "prepare", "--dataset", "ckplus", "--data-dir", str(tmp_path),
-                 "--out", str(data), "--image-size", "64", "--image-channels", "3"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "data",
+                "prepare",
+                "--dataset",
+                "ckplus",
+                "--data-dir",
+                str(tmp_path),
+                "--out",
+                str(data),
+                "--image-size",
+                "64",
+                "--image-channels",
+                "3",
+            ]
+        )
+        == 0
+    )
     meta = json.loads((data / "meta.json").read_text())
     assert (meta["height"], meta["width"], meta["channels"]) == (64, 64, 3)
     assert meta["counts"]["val_sessions"] == meta["counts"]["test_sessions"] == 4
     frames = pipelines.tensors.load_samples(data, "val").pixels
     assert frames.shape[1:] == (3, 64, 64) and (frames == frames[:, :1]).all()  # gray, repeated
     run = tmp_path / "run"
-    assert main(["train", "--dataset", "ckplus", "--backbone", "mobilenet_v3_small", "--method",
-                 "duet", "--prepared", str(data), "--out", str(run), "--epochs", "2",
-                 "--weight-decay", "1e-3", "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "ckplus",
+                "--backbone",
+                "mobilenet_v3_small",
+                "--method",
+                "duet",
+                "--prepared",
+                str(data),
+                "--out",
+                str(run),
+                "--epochs",
+                "2",
+                "--weight-decay",
+                "1e-3",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["options"]["weight_decay"] == 1e-3 and metrics["options"]["batch_size"] == 32
     assert len(metrics["val_curve"]) == 2 and 0 <= metrics["val_accuracy"] <= 1
@@ -134,15 +196,20 @@ def test_an_adapted_method_reuses_the_base_run_bit_for_bit(prepared, tmp_path):
     common = {"prepared": prepared, "epochs": 1, "progress": False, "seed": 3, "full_ranking": True}
     base = TrainRecipe(TrainOptions("synthetic-clicks", "din", "base", **common), tmp_path / "b")
     base.run()
-    fresh = TrainRecipe(TrainOptions("synthetic-clicks", "din", "finetune", **common),
-                        tmp_path / "f").run()  # fmt: skip
-    reused = TrainRecipe(TrainOptions("synthetic-clicks", "din", "finetune",
-                                      base_run=tmp_path / "b", **common), tmp_path / "r").run()  # fmt: skip
+    fresh = TrainRecipe(
+        TrainOptions("synthetic-clicks", "din", "finetune", **common), tmp_path / "f"
+    ).run()
+    reused = TrainRecipe(
+        TrainOptions("synthetic-clicks", "din", "finetune", base_run=tmp_path / "b", **common),
+        tmp_path / "r",
+    ).run()
     for key in ("auc", "val_auc", "full_hr@10", "selected_epoch"):
         assert reused[key] == fresh[key], key
     other = dict(common, seed=4)
     with pytest.raises(ValueError, match="not trained with these options"):
-        TrainRecipe(TrainOptions("synthetic-clicks", "din", "finetune", base_run=tmp_path / "b",
-                                 **other), tmp_path / "x").run()  # fmt: skip
+        TrainRecipe(
+            TrainOptions("synthetic-clicks", "din", "finetune", base_run=tmp_path / "b", **other),
+            tmp_path / "x",
+        ).run()
     with pytest.raises(ValueError, match="only adapted methods"):
         TrainOptions("synthetic-clicks", "din", "duet", base_run=tmp_path / "b")
