@@ -169,6 +169,8 @@ def model_config(options: TrainOptions, meta: dict[str, Any]):
     """The ModelConfig a cell trains, from its options and the prepared data's meta."""
     from duet.builders import mobilenet_umn, sequence_umn
 
+    options = options.resolved()  # the tuned choices when the options leave them open
+
     # an adapted method (finetune) adapts a base model: it trains one
     method = "base" if options.method in ADAPTED_METHODS else options.method
     gen = {"num_generators": options.num_generators, "tau": options.tau}
