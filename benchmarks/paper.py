@@ -9,7 +9,7 @@ which is small and committed, so progress survives between sessions: rerunning t
 command skips cached cells. Checkpoints stay under ``runs/paper/`` (git-ignored).
 
     .venv/bin/python benchmarks/paper.py table1 [--dataset movielens-1m --data-dir DIR]
-    .venv/bin/python benchmarks/paper.py table2            # CK+48, includes the N_p sweep (Table 4)
+    .venv/bin/python benchmarks/paper.py table2            # CK+ 112x3, with the N_p sweep (Table 4)
     .venv/bin/python benchmarks/paper.py table3            # sizes and delays (no training)
     .venv/bin/python benchmarks/paper.py parity            # our vs the authors' choices, on val
     .venv/bin/python benchmarks/paper.py linear-floor      # Table 2's ridge on raw pixels
@@ -92,13 +92,13 @@ class Cell:
     method: str
     seed: int
     np: int | None = None
-    tag: str = ""  # ablation cells: what differs from the Table 1 cell of the same name
+    tag: str = ""  # parity and variant cells: what differs from the cell of the same name
     options: tuple[tuple[str, Any], ...] = ()  # train options behind ``tag``
     protocol: str = ""  # a PROTOCOLS entry the data was prepared with ("" = the default)
 
     @property
     def variant(self) -> str:
-        """The method column: ``duet`` cells carry their N_p (``duet-np3``), ablations a tag."""
+        """The method column: ``duet`` cells carry their N_p (``duet-np3``), variants a tag."""
         variant = self.method if self.np is None else f"{self.method}-np{self.np}"
         return f"{variant}-{self.tag}" if self.tag else variant
 
@@ -166,6 +166,18 @@ def repo_relative(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
+def portable(value: Any) -> Any:
+    """A cell's metrics with every path string inside the repository made relative to it
+    (the recipe records the absolute paths it was given: ``prepared``, ``base_run``)."""
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v) for v in value]
+    if isinstance(value, str) and value.startswith(f"{ROOT}/"):
+        return value[len(str(ROOT)) + 1 :]
+    return value
+
+
 def train_command(cell: Cell, epochs: int, data: Path, test: bool = True) -> str:
     """The equivalent `duet-sim train` command line, stored with the cell for the docs."""
     np_flag = f" --np {cell.np}" if cell.np is not None else ""
@@ -212,7 +224,7 @@ def run_cells(
             "command": train_command(cell, epochs, data, test),
         }
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        cache.write_text(json.dumps(portable(metrics), indent=2, sort_keys=True) + "\n")
         trained += 1
         key = "accuracy" if DATASETS[cell.dataset].kind == "images" else "auc"  # the table's
         score = metrics[key] if key in metrics else metrics[f"val_{key}"]  # --no-test: val
@@ -255,34 +267,10 @@ def cmd_train_table(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---- Ablations ---------------------------------------------------------------------------
+# ---- protocols ------------------------------------------------------------------------
 CLICK_PROTOCOLS = ("h10-r30", "paper-ml100k")  # pipelines.names.PROTOCOLS
 IMAGE_PROTOCOLS = ("48x1", "112x3", "224x3")
 TABLE2_PROTOCOL = "112x3"  # the 5-seed grid; docs/results.md says why not 224x3
-ABLATION_NOTES = {
-    "gru-neck": "paper protocol, GRU neck (the paper's)",
-    "h10-r30": "history 10, R 30 (real-time clicks reach beyond the history), mean neck",
-}
-# (tag, method, train options, protocol): each is compared with the Table 1 cell of the same
-# backbone, method and seed (or its own base, for another protocol). Why each: docs/results.md.
-ABLATIONS: tuple[tuple[str, str, tuple[tuple[str, Any], ...], str], ...] = (
-    ("gru-neck", "duet", (("neck", "gru"),), ""),
-    ("h10-r30", "base", (), "h10-r30"),
-    ("h10-r30", "duet", (), "h10-r30"),
-)
-
-
-def cmd_ablation(args: argparse.Namespace) -> int:
-    """Variants of Table 1's DUET cells that test why DUET does or does not beat base."""
-    for tag, method, options, protocol in ABLATIONS:
-        data = prepared(args.dataset, args.data_dir, args.runs, protocol)
-        cells = [
-            Cell("ablation", args.dataset, backbone, method, seed, tag=tag, options=options)
-            for seed in args.seeds
-            for backbone in args.backbones
-        ]
-        run_cells(cells, EPOCHS["table1"], data, args.results, args.runs)
-    return 0
 
 
 # ---- parity with the authors' code (validation only) ---------------------------------------
@@ -550,90 +538,6 @@ def cmd_parity(args: argparse.Namespace) -> int:
                 args.runs,
                 test=False,
             )
-    return 0
-
-
-# ---- finetune sweep -----------------------------------------------------------------------
-# Table 1's finetune cells use FinetuneConfig's defaults (10 Adam steps at lr 1e-2), never
-# tuned, and land below base on every backbone. The sweep asks whether a gentler update
-# recovers base, and, under the h10-r30 protocol (real-time clicks beyond the history),
-# whether fine-tuning gains where DUET does. A finetune cell adapts its seed's base model
-# bit for bit, so the sweep re-fine-tunes the base checkpoints rather than retraining; its
-# (10, 1e-2) cells must reproduce Table 1's finetune cells. (steps, lr) per variant.
-FINETUNE_SWEEP = ((10, 1e-2), (10, 1e-3), (10, 1e-4), (3, 1e-3))
-
-
-def sweep_cell(
-    dataset: str, backbone: str, seed: int, steps: int, lr: float, protocol: str = ""
-) -> Cell:
-    """One swept finetune, named and cached like any cell (``<backbone>-finetune-k10-lr0.001
-    [-h10-r30]-s0``) and reproducible as one `duet-sim train` command."""
-    tag = f"k{steps}-lr{lr:g}" + (f"-{protocol}" if protocol else "")
-    options = (("finetune_steps", steps), ("finetune_lr", lr))
-    return Cell("finetune-sweep", dataset, backbone, "finetune", seed, tag=tag, options=options)
-
-
-def base_cell(dataset: str, backbone: str, seed: int, protocol: str) -> Cell:
-    """The base cell a finetune of this protocol adapts: Table 1's, or the ablation's."""
-    if protocol:
-        return Cell("ablation", dataset, backbone, "base", seed, tag=protocol)
-    return Cell("table1", dataset, backbone, "base", seed)
-
-
-def base_checkpoint(cell: Cell, data: Path, runs: Path) -> Path:
-    """``cell``'s run directory, trained here if this clone lacks it: cached cell JSONs carry
-    no weights, and a base cell retrains deterministically."""
-    run = cell.run_dir(runs)
-    if not (run / "model.pt").is_file():
-        print(f"finetune-sweep: training {run.name} (no checkpoint under {run})", flush=True)
-        train_cell(cell, EPOCHS["table1"], data, runs)
-    return run
-
-
-def cmd_finetune_sweep(args: argparse.Namespace) -> int:
-    from duet.checkpoint import load_checkpoint
-    from duet.finetune import FinetuneConfig
-    from duet.train import Adaptation, evaluate
-    from pipelines.tensors import load_samples
-
-    data = prepared(args.dataset, args.data_dir, args.runs, args.protocol)
-    test = load_samples(data, "test")
-    for seed in args.seeds:
-        for backbone in args.backbones:
-            cells = [
-                sweep_cell(args.dataset, backbone, seed, k, lr, args.protocol)
-                for k, lr in FINETUNE_SWEEP
-            ]
-            todo = [c for c in cells if not c.cached(args.results).is_file()]
-            if not todo:
-                print(f"finetune-sweep {backbone} s{seed}: cached", flush=True)
-                continue
-            # fine-tuning clones the classifier's parameters: one loaded model serves all
-            base = base_cell(args.dataset, backbone, seed, args.protocol)
-            model, _ = load_checkpoint(base_checkpoint(base, data, args.runs))
-            for cell in todo:
-                options = dict(cell.options)
-                start = time.perf_counter()
-                ft = FinetuneConfig(options["finetune_steps"], options["finetune_lr"], seed=seed)
-                metrics: dict[str, Any] = dict(evaluate(model, test, "finetune", Adaptation(ft)))
-                metrics |= {
-                    "backbone": backbone,
-                    "seed": seed,
-                    "steps": ft.steps,
-                    "lr": ft.lr,
-                    "variant": cell.variant,
-                    "protocol": args.protocol,
-                    "wall_seconds": time.perf_counter() - start,
-                    "command": train_command(cell, EPOCHS["table1"], data),
-                }
-                out = cell.cached(args.results)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-                print(
-                    f"finetune-sweep {cell.name}: {metrics['auc']:.4f} "
-                    f"({metrics['wall_seconds']:.0f} s)",
-                    flush=True,
-                )
     return 0
 
 
@@ -1409,79 +1313,6 @@ def _plot_figure4(
     plt.close(fig)
 
 
-def ablation_md(
-    table1: dict[str, dict[str, Any]], ablation: dict[str, dict[str, Any]]
-) -> list[str]:
-    """DUET − base in each ablation, paired by seed with the base of the same protocol
-    (Table 1's for a train option, the ablation's own for another protocol), next to Table
-    1's DUET − base on the same seeds."""
-    lines = [
-        "| setting | backbone | seeds | base AUC | DUET AUC | DUET − base |",
-        "|---|---|---|---:|---:|---:|",
-    ]
-    settings = [
-        ("paper protocol (history 30, R 10), mean neck: Table 1", table1, "base", table1, "duet")
-    ]
-    for tag, method, _, protocol in ABLATIONS:
-        if method == "duet":
-            base_cells, base = (ablation, f"base-{tag}") if protocol else (table1, "base")
-            settings.append((ABLATION_NOTES[tag], base_cells, base, ablation, f"duet-{tag}"))
-    for backbone in sorted({c["backbone"] for c in ablation.values()}):
-        seeds = sorted({c["seed"] for c in ablation.values() if c["backbone"] == backbone})
-        for label, base_cells, base, duet_cells, duet in settings:
-            lines += _paired_row(label, backbone, seeds, (base_cells, base), (duet_cells, duet))
-    return lines
-
-
-def _paired_row(
-    label: str,
-    backbone: str,
-    seeds: Sequence[int],
-    base: tuple[dict[str, dict[str, Any]], str],
-    other: tuple[dict[str, dict[str, Any]], str],
-) -> list[str]:
-    """One "| label | backbone | seeds | base AUC | other AUC | other − base |" row over the
-    seeds both (cells, variant) have finished, or no row when they share none."""
-    (base_cells, b), (cells, o) = base, other
-    names = [(f"{backbone}-{b}-s{s}", f"{backbone}-{o}-s{s}", s) for s in seeds]
-    pairs = [
-        (base_cells[x]["auc"], cells[y]["auc"], s)
-        for x, y, s in names
-        if x in base_cells and y in cells
-    ]
-    if not pairs:
-        return []
-    b_auc = statistics.mean(x for x, _, _ in pairs)
-    o_auc = statistics.mean(y for _, y, _ in pairs)
-    used = ", ".join(str(s) for _, _, s in pairs)
-    return [f"| {label} | {backbone} | {used} | {b_auc:.4f} | {o_auc:.4f} | {o_auc - b_auc:+.4f} |"]
-
-
-def finetune_md(
-    table1: dict[str, dict[str, Any]],
-    ablation: dict[str, dict[str, Any]],
-    sweep: dict[str, dict[str, Any]],
-    seeds: Sequence[int],
-) -> list[str]:
-    """finetune − base for each swept (steps, lr), paired by seed with the base it adapted
-    (Table 1's under the paper protocol, the ablation's under another)."""
-    lines = [
-        "| protocol, finetune setting | backbone | seeds | base AUC | finetune AUC "
-        "| finetune − base |",
-        "|---|---|---|---:|---:|---:|",
-    ]
-    for protocol, base_cells in (("", table1), *((p, ablation) for p in CLICK_PROTOCOLS)):
-        base = f"base-{protocol}" if protocol else "base"
-        for backbone in CLICK_BACKBONES:
-            for k, lr in FINETUNE_SWEEP:
-                label = f"{protocol or 'paper'}, {k} steps, lr {lr:g}"
-                other = (sweep, sweep_cell("", backbone, 0, k, lr, protocol).variant)
-                lines += _paired_row(label, backbone, seeds, (base_cells, base), other)
-    if len(lines) == 2:
-        lines.append("| pending: `.venv/bin/python benchmarks/paper.py finetune-sweep` | | | | | |")
-    return lines
-
-
 def throughput_md(tables: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     """Training samples/s and peak resident memory per backbone and method (medians over
     the cached cells; the peak is the training process's own, reset per cell)."""
@@ -1513,7 +1344,6 @@ def render(
     t1 = load_cells(results, "table1", dataset)
     t1_30 = load_cells(results, "table1", f"{dataset}-paper-ml100k")
     t2 = load_cells(results, "table2", f"ckplus-{TABLE2_PROTOCOL}")
-    ablation = load_cells(results, "ablation", dataset)
     parts = {
         "TABLE1": table1_md(t1, seeds),
         "CLAIM": claim_md(t1, seeds),
@@ -1538,10 +1368,6 @@ def render(
             results,
             "ckplus-figure4",
             None if plot is None else plot.with_name("figure4-ckplus.png"),
-        ),
-        "ABLATION": ablation_md(t1, ablation),
-        "FINETUNE": finetune_md(
-            t1, ablation, load_cells(results, "finetune-sweep", dataset), seeds
         ),
         "THROUGHPUT": throughput_md({"table1": t1, "table1 (30-core)": t1_30, "table2": t2}),
     }
@@ -1594,12 +1420,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             "table1: paper-ml100k for the authors' 30-core data",
         )
         t.set_defaults(func=cmd_train_table, table=table)
-    ab = sub.add_parser("ablation", help="Table 1 variants behind the DUET-vs-base analysis")
-    ab.add_argument("--dataset", default="movielens-100k")
-    ab.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
-    ab.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ab.add_argument("--backbones", nargs="+", default=["din"], choices=CLICK_BACKBONES)
-    ab.set_defaults(func=cmd_ablation)
     pa = sub.add_parser("parity", help="our vs the authors' choices, on the validation split")
     pa.add_argument("--dataset", default="movielens-100k")
     pa.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
@@ -1615,20 +1435,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="generator variants on each architecture (none: base cells only)",
     )
     pa.set_defaults(func=cmd_parity)
-    ft = sub.add_parser("finetune-sweep", help="finetune's steps and lr on Table 1's base models")
-    ft.add_argument("--dataset", default="movielens-100k")
-    ft.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
-    ft.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
-    ft.add_argument(
-        "--protocol",
-        default="",
-        choices=["", *CLICK_PROTOCOLS],
-        help="data protocol of the base models (default: the paper's, Table 1)",
-    )
-    ft.add_argument(
-        "--backbones", nargs="+", default=list(CLICK_BACKBONES), choices=CLICK_BACKBONES
-    )
-    ft.set_defaults(func=cmd_finetune_sweep)
     lf = sub.add_parser("linear-floor", help="Table 2's ridge regression on raw pixels")
     lf.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
     lf.add_argument(

@@ -49,6 +49,7 @@ def test_cached_cell_is_skipped_and_new_cell_is_cached(paper, tmp_path, monkeypa
         out = cell.run_dir(runs)
         out.mkdir(parents=True)
         metrics = fake_metrics(0.9, cell.backbone, cell.method)
+        metrics["prepared"] = str(paper.ROOT / "runs" / "data")  # the recipe's absolute path
         (out / "metrics.json").write_text(json.dumps(metrics))
 
     monkeypatch.setattr(paper, "train_cell", fake_train_cell)
@@ -56,6 +57,7 @@ def test_cached_cell_is_skipped_and_new_cell_is_cached(paper, tmp_path, monkeypa
     assert [(c.method, c.seed, epochs) for c, epochs in calls] == [("duet", 0, 3)]
     cached = json.loads(todo.cached(results).read_text())
     assert cached["auc"] == 0.9 and "--epochs 3" in cached["command"]
+    assert cached["prepared"] == "runs/data"  # no machine's absolute path in a committed cell
     # a second pass trains nothing: both cells are cached now
     assert paper.run_cells([done, todo], 3, tmp_path / "data", results, runs) == 0
 
@@ -96,26 +98,6 @@ def test_write_renders_finished_cells_and_marks_the_rest_pending(paper, tmp_path
     # the claim pairs seeds: base's seed 1 has no duet partner, so only seed 0 counts
     claim = paper.render(tmp_path, "movielens-100k", [0, 1], "{{CLAIM}}")
     assert "| din | +0.0400 | — / — | 1/1 | — | yes (provisional: seeds missing) |" in claim
-
-
-def test_ablation_cells_carry_their_options_and_compare_with_the_right_base(paper, tmp_path):
-    """An ablation's train option reaches train_cell and its command; its DUET − base pairs
-    with Table 1's base (same protocol) or with its own base (another protocol)."""
-    tag, method, options, _ = paper.ABLATIONS[0]
-    cell = paper.Cell("ablation", "movielens-100k", "din", method, 0, tag=tag, options=options)
-    assert cell.name == f"din-duet-{tag}-s0"
-    assert "--neck gru" in paper.train_command(cell, 2, tmp_path)
-    t1 = {"din-base-s0": {"auc": 0.80, "seed": 0}, "din-duet-s0": {"auc": 0.81, "seed": 0}}
-    ablation = {
-        "din-duet-gru-neck-s0": {"auc": 0.79, "seed": 0, "backbone": "din"},
-        "din-base-h10-r30-s0": {"auc": 0.70, "seed": 0, "backbone": "din"},
-        "din-duet-h10-r30-s0": {"auc": 0.75, "seed": 0, "backbone": "din"},
-    }
-    lines = paper.ablation_md(t1, ablation)
-    assert lines[2].endswith("| din | 0 | 0.8000 | 0.8100 | +0.0100 |")
-    assert lines[3].endswith("| din | 0 | 0.8000 | 0.7900 | -0.0100 |")  # Table 1's base
-    assert lines[4].endswith("| din | 0 | 0.7000 | 0.7500 | +0.0500 |")  # its own base
-    assert len(lines) == 5
 
 
 def test_figure4_renders_curves_gains_and_a_plot(paper, tmp_path):
@@ -166,60 +148,22 @@ def test_claim_reports_wins_and_whether_the_gain_beats_seed_noise(paper):
     assert "| pending |" in rows["| gru4rec"]
 
 
-def test_finetune_sweep_refinetunes_the_base_checkpoint_and_caches(paper, tmp_path, monkeypatch):
-    """The sweep trains the missing base checkpoint once, fine-tunes it per (steps, lr), and
-    caches each result; 0 steps must score exactly as the base model it loaded, and a cached
-    command must reproduce its cell through `duet-sim train`."""
-    from duet.checkpoint import load_checkpoint
-    from duet.train import evaluate
-    from pipelines.tensors import load_samples
+def test_a_cached_command_reproduces_its_cell_and_adapted_cells_reuse_base(paper, tmp_path):
+    """finetune adapts its seed's base checkpoint instead of retraining it, and the command
+    stored with the cell reproduces the cell's AUC through `duet-sim train`."""
     from simulation.cli import main as cli_main
 
-    monkeypatch.setitem(paper.EPOCHS, "table1", 1)
-    monkeypatch.setattr(paper, "FINETUNE_SWEEP", ((0, 1e-3), (3, 3e-2)))
     results, runs = tmp_path / "results", tmp_path / "runs"
-    argv = [
-        "--results",
-        str(results),
-        "--runs",
-        str(runs),
-        "finetune-sweep",
-        "--dataset",
-        "synthetic-clicks",
-        "--seeds",
-        "0",
-        "--backbones",
-        "din",
-    ]
-    assert paper.cmd_finetune_sweep(paper.parse_args(argv)) == 0
-    sweep = paper.load_cells(results, "finetune-sweep", "synthetic-clicks")
-    assert set(sweep) == {"din-finetune-k0-lr0.001-s0", "din-finetune-k3-lr0.03-s0"}
-    base_run = runs / "table1" / "synthetic-clicks" / "din-base-s0"
-    model, _ = load_checkpoint(base_run)
-    base = evaluate(model, load_samples(runs / "data" / "synthetic-clicks", "test"), "base")
-    assert sweep["din-finetune-k0-lr0.001-s0"]["auc"] == pytest.approx(base["auc"], abs=1e-6)
-    assert sweep["din-finetune-k3-lr0.03-s0"]["auc"] != pytest.approx(base["auc"], abs=1e-6)
-    # the cached command reproduces the cell: `duet-sim train` retrains base and fine-tunes
-    command = sweep["din-finetune-k3-lr0.03-s0"]["command"].split()
-    assert "--finetune-steps" in command and command[-1] == "OUT"
+    data = paper.prepared("synthetic-clicks", None, runs)
+    base, finetune = paper.grid("table1", "synthetic-clicks", ["din"], ["base", "finetune"], [0])
+    assert paper.run_cells([base, finetune], 1, data, results, runs) == 2
+    cell = json.loads(finetune.cached(results).read_text())
+    assert cell["base_run"] == paper.repo_relative(base.run_dir(runs))
+    command = cell["command"].split()
+    assert command[-1] == "OUT"
     assert cli_main([*command[1:-1], str(tmp_path / "cli")]) == 0
     cli = json.loads((tmp_path / "cli" / "metrics.json").read_text())
-    assert cli["auc"] == pytest.approx(sweep["din-finetune-k3-lr0.03-s0"]["auc"], abs=1e-9)
-    # a rerun finds every result cached: the base model is neither retrained nor reloaded
-    trained_at = (base_run / "model.pt").stat().st_mtime_ns
-    monkeypatch.setattr("duet.checkpoint.load_checkpoint", lambda *_: pytest.fail("reloaded"))
-    assert paper.cmd_finetune_sweep(paper.parse_args(argv)) == 0
-    assert (base_run / "model.pt").stat().st_mtime_ns == trained_at
-    # docs: each setting paired by seed with the base it adapted, per protocol
-    ablation = {"din-base-h10-r30-s0": {"auc": 0.70}}
-    sweep["din-finetune-k3-lr0.03-h10-r30-s0"] = {"auc": 0.72}
-    lines = paper.finetune_md({"din-base-s0": base}, ablation, sweep, [0])
-    assert lines[2].startswith("| paper, 0 steps, lr 0.001 | din | 0 |")
-    assert lines[2].endswith("0.0000 |")  # 0 steps: the base model itself
-    assert lines[3].startswith("| paper, 3 steps, lr 0.03 | din | 0 |")
-    assert lines[4] == "| h10-r30, 3 steps, lr 0.03 | din | 0 | 0.7000 | 0.7200 | +0.0200 |"
-    assert len(lines) == 5
-    assert "pending" in paper.finetune_md({}, {}, {}, [0])[2]
+    assert cli["auc"] == pytest.approx(cell["auc"], abs=1e-9)
 
 
 def test_linear_floor_picks_lambda_on_validation_and_scores_test_once(paper, tmp_path, monkeypatch):
