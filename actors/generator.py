@@ -27,7 +27,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -303,15 +303,37 @@ class ServedModel:
 
 @dataclass
 class _Prepared:
-    """A validated request: its model and its inputs as tensors, not yet padded together."""
+    """A validated columnar batch (a single request is a batch of one): its model, the inputs
+    as tensors and what each row uploaded. Device-side encoding (`device_inputs`) is left to
+    generation, so the single requests of one `@serve.batch` share a single call of it."""
 
-    request: GenerateRequest
     served: ServedModel
+    device_ids: list[str]
+    dtype: str
     mode: str  # "items" | "pixels" | "embeddings" | "none"
-    tensor: torch.Tensor | None  # (S,) int64 | (C, H, W) | (S, In) float32
-    mask: torch.Tensor | None = None  # (S,) bool, embeddings only
-    upload_bytes: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    tensor: torch.Tensor | None  # (D, S) int64 | (D, C, H, W) | (D, S, In) float32
+    mask: torch.Tensor | None  # (D, S) bool, embeddings only
+    upload_bytes: np.ndarray  # (D,) int64
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """How an error names its field: ``items[3]`` in a columnar batch, ``items`` (after the
+    caller's prefix, ``requests[2].``) in a single request."""
+
+    where: str
+    single: bool
+    count: int
+
+    def name(self, field: str, row: int | None = None) -> str:
+        suffix = "" if self.single or row is None else f"[{row}]"
+        return f"{self.where}{field}{suffix}"
+
+    def shape_error(self, field: str, single: str, batch: str, got: tuple[int, ...]) -> ShapeError:
+        """A request's shape is given without the batch axis: a single request's is its own."""
+        expect, got = (single, got[1:]) if self.single else (batch, got)
+        name = self.name(field)
+        return ShapeError(f"{name} must have shape {expect}, got {tuple(got)}", name)
 
 
 # ---- the core ---------------------------------------------------------------------------
@@ -390,56 +412,25 @@ class GeneratorCore:
     def generate_batch(self, batch: GenerateBatchRequest) -> GenerateBatchResponse:
         """Validate a columnar batch as a whole (errors name the row); one forward for all."""
         start = time.perf_counter()
-        served, inputs, mask, upload = self._prepare_batch(batch)  # raw uploads: device_inputs here
-        params = served.model.generate(inputs, mask, len(batch.device_ids))
-        flat = flatten_params(params, batch.dtype)
+        prepared = self.validate(batch)
+        served = prepared.served
+        inputs, mask = _encode(served, [prepared])
+        params = served.model.generate(inputs, mask, len(prepared.device_ids))
+        flat = flatten_params(params, prepared.dtype)
         elapsed_s = time.perf_counter() - start
         return GenerateBatchResponse(
-            device_ids=list(batch.device_ids),
+            device_ids=prepared.device_ids,
             model_key=served.key,
             model_version=served.version,
-            dtype=batch.dtype,
+            dtype=prepared.dtype,
             flat=flat,
             shapes=served.model.cfg.classifier.shapes,
-            upload_bytes=upload,
-            download_bytes=param_bytes(served, batch.dtype),
+            upload_bytes=prepared.upload_bytes,
+            download_bytes=param_bytes(served, prepared.dtype),
             batch_generate_s=elapsed_s,
         )
 
-    def _prepare_batch(self, batch: GenerateBatchRequest):
-        if not isinstance(batch, GenerateBatchRequest):
-            raise MalformedRequestError(
-                f"expected a GenerateBatchRequest, got {type(batch).__name__}"
-            )
-        ids = batch.device_ids
-        if not isinstance(ids, list | tuple) or not ids:
-            raise MalformedRequestError("device_ids must be a non-empty list", "device_ids")
-        for i, dev in enumerate(ids):
-            _check_str(dev, f"device_ids[{i}]", MAX_DEVICE_ID_CHARS)
-        _check_str(batch.model_key, "model_key", 256)
-        served = self.models.get(batch.model_key)
-        if served is None:
-            raise UnknownModelError(
-                f"unknown model key {batch.model_key!r}; served: {self.keys()}", "model_key"
-            )
-        if not isinstance(batch.dtype, str) or batch.dtype not in DTYPES:
-            raise DtypeError(f"dtype must be one of {sorted(DTYPES)}, got {batch.dtype!r}", "dtype")
-        D = len(ids)
-        if not served.conditioned:
-            return served, None, None, np.zeros(D, np.int64)
-        given = [n for n in ("items", "pixels", "embeddings") if getattr(batch, n) is not None]
-        accepted = ("items" if served.kind == "clicks" else "pixels", "embeddings")
-        if len(given) != 1 or given[0] not in accepted:
-            raise MalformedRequestError(
-                f"{served.kind} model {served.key!r} needs exactly one of {accepted}, got {given}",
-                "samples",
-            )
-        check = {"items": _batch_items, "pixels": _batch_pixels, "embeddings": _batch_embeddings}[
-            given[0]
-        ]
-        return (served, *check(served, batch, D))
-
-    # ---- validation ------------------------------------------------------------------------
+    # ---- validation: one path, a single request is a columnar batch of one -----------------
     def prepare(self, req: GenerateRequest, where: str = "") -> _Prepared:
         """Check one request against its model; raises a `GeneratorError` naming the field."""
         if not isinstance(req, GenerateRequest):
@@ -447,40 +438,56 @@ class GeneratorCore:
                 f"expected a GenerateRequest, got {type(req).__name__}", where or "body"
             )
         _check_str(req.device_id, where + "device_id", MAX_DEVICE_ID_CHARS)
-        _check_str(req.model_key, where + "model_key", 256)
-        served = self.models.get(req.model_key)
+        samples = _one_row(req, where)
+        batch = GenerateBatchRequest([req.device_id], req.model_key, dtype=req.dtype, **samples)
+        prepared = self.validate(batch, where, single=True)
+        if req.upload_bytes is not None:  # the wire size, when the ingress measured it
+            prepared.upload_bytes = np.array([req.upload_bytes], np.int64)
+        return prepared
+
+    def validate(
+        self, batch: GenerateBatchRequest, where: str = "", single: bool = False
+    ) -> _Prepared:
+        """Check a columnar batch against its model; errors name the row (``items[3]``), or
+        with ``single`` the field of the one request it stands for."""
+        if not isinstance(batch, GenerateBatchRequest):
+            raise MalformedRequestError(
+                f"expected a GenerateBatchRequest, got {type(batch).__name__}", where or "body"
+            )
+        ids = batch.device_ids
+        if not isinstance(ids, list | tuple) or not ids:
+            raise MalformedRequestError("device_ids must be a non-empty list", "device_ids")
+        for i, dev in enumerate(ids):
+            _check_str(dev, f"device_ids[{i}]", MAX_DEVICE_ID_CHARS)
+        _check_str(batch.model_key, where + "model_key", 256)
+        served = self.models.get(batch.model_key)
         if served is None:
             raise UnknownModelError(
-                f"unknown model key {req.model_key!r}; served: {self.keys()}", where + "model_key"
+                f"unknown model key {batch.model_key!r}; served: {self.keys()}", where + "model_key"
             )
-        if not isinstance(req.dtype, str) or req.dtype not in DTYPES:
+        if not isinstance(batch.dtype, str) or batch.dtype not in DTYPES:
             raise DtypeError(
-                f"dtype must be one of {sorted(DTYPES)}, got {req.dtype!r}", where + "dtype"
+                f"dtype must be one of {sorted(DTYPES)}, got {batch.dtype!r}", where + "dtype"
             )
-        given = [n for n in ("items", "pixels", "embeddings") if getattr(req, n) is not None]
+        rows = _Rows(where, single, len(ids))
+        header = (served, list(ids), batch.dtype)
         if not served.conditioned:
-            return _Prepared(req, served, "none", None)
+            return _Prepared(*header, "none", None, None, np.zeros(rows.count, np.int64))
+        given = [n for n in SAMPLE_FIELDS if getattr(batch, n) is not None]
         accepted = ("items" if served.kind == "clicks" else "pixels", "embeddings")
         if len(given) != 1 or given[0] not in accepted:
             raise MalformedRequestError(
                 f"{served.kind} model {served.key!r} needs exactly one of {accepted}, got {given}",
                 where + (given[0] if len(given) == 1 else "samples"),
             )
-        check = {
-            "items": _prepare_items,
-            "pixels": _prepare_pixels,
-            "embeddings": _prepare_embeddings,
-        }
-        prepared = check[given[0]](served, getattr(req, given[0]), where + given[0])
-        prepared.request = req
-        if req.upload_bytes is not None:
-            prepared.upload_bytes = req.upload_bytes
-        return prepared
+        check = {"items": _check_items, "pixels": _check_pixels, "embeddings": _check_embeddings}
+        return _Prepared(*header, given[0], *check[given[0]](served, batch, rows))
 
     # ---- generation ------------------------------------------------------------------------
     @torch.inference_mode()
     def generate_prepared(self, batch: Sequence[_Prepared]) -> list[GenerateResponse]:
-        """One PPG forward per model key over every request of the batch; outputs in input order."""
+        """Prepared single requests -> one PPG forward per model key; outputs in input order."""
+        assert all(len(p.device_ids) == 1 for p in batch), "prepared single requests only"
         out: list[GenerateResponse | None] = [None] * len(batch)
         groups: dict[str, list[int]] = {}
         for i, p in enumerate(batch):
@@ -497,26 +504,26 @@ class GeneratorCore:
         self, served: ServedModel, group: list[_Prepared]
     ) -> list[GenerateResponse]:
         start = time.perf_counter()
-        inputs, mask = _batch_inputs(served, group)  # (D, S, In), (D, S) or None
+        inputs, mask = _encode(served, group)  # (D, S, In), (D, S) or None
         params = served.model.generate(inputs, mask, len(group))  # [(W (D, O, I), b (D, O))]
         shapes = served.model.cfg.classifier.shapes
         arrays = {
             name: layer_views(flatten_params(params, name), shapes)
             for name in DTYPES
-            if any(p.request.dtype == name for p in group)
+            if any(p.dtype == name for p in group)
         }
         elapsed_s = time.perf_counter() - start
         responses = []
         for d, p in enumerate(group):
-            layers = [(w[d], b[d]) for w, b in arrays[p.request.dtype]]
+            layers = [(w[d], b[d]) for w, b in arrays[p.dtype]]
             responses.append(
                 GenerateResponse(
-                    device_id=p.request.device_id,
+                    device_id=p.device_ids[0],
                     model_key=served.key,
                     model_version=served.version,
-                    dtype=p.request.dtype,
+                    dtype=p.dtype,
                     params=layers,
-                    upload_bytes=p.upload_bytes,
+                    upload_bytes=int(p.upload_bytes[0]),
                     download_bytes=sum(w.nbytes + b.nbytes for w, b in layers),
                     batch_size=len(group),
                     batch_generate_s=elapsed_s,
@@ -525,29 +532,29 @@ class GeneratorCore:
         return responses
 
 
-def _batch_inputs(
+def _encode(
     served: ServedModel, group: list[_Prepared]
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Device-side inputs for the whole group: raw uploads run `device_inputs` in one call each."""
+    """Generator inputs for every row of ``group``: raw uploads run `device_inputs` once per
+    mode; uploads of different widths are left-padded to the widest."""
     if not served.conditioned:
         return None, None
-    model, n = served.model, len(group)
+    model = served.model
+    starts = np.cumsum([0] + [len(p.device_ids) for p in group])
     pieces: list[tuple[list[int], torch.Tensor, torch.Tensor]] = []
-    for mode in ("items", "pixels"):
-        idx = [i for i, p in enumerate(group) if p.mode == mode]
-        if idx:
-            x, m = model.device_inputs(_stack([group[i].tensor for i in idx]))  # (d, S, In), (d, S)
-            pieces.append((idx, x, m))
-    idx = [i for i, p in enumerate(group) if p.mode == "embeddings"]
-    if idx:
-        pieces.append(
-            (
-                idx,
-                _stack([group[i].tensor for i in idx]),
-                _stack([group[i].mask for i in idx]),
-            )
-        )
-    if len(pieces) == 1 and len(pieces[0][0]) == n:
+    for mode in SAMPLE_FIELDS:
+        members = [(i, p) for i, p in enumerate(group) if p.mode == mode]
+        if not members:
+            continue
+        idx = [r for i, _ in members for r in range(starts[i], starts[i + 1])]
+        tensor = torch.cat([p.tensor for _, p in members])  # type: ignore[misc]
+        if mode == "embeddings":
+            x, m = tensor, torch.cat([p.mask for _, p in members])  # type: ignore[misc]
+        else:
+            x, m = model.device_inputs(tensor)  # (d, S, In), (d, S)
+        pieces.append((idx, x, m))
+    n = int(starts[-1])
+    if len(pieces) == 1:
         return pieces[0][1], pieces[0][2]
     width = max(x.shape[1] for _, x, _ in pieces)  # images: raw gives 1 sample, uploads up to S
     inputs = torch.zeros(n, width, served.input_dim)
@@ -557,14 +564,27 @@ def _batch_inputs(
     return inputs, mask
 
 
-def _stack(tensors: list[torch.Tensor | None]) -> torch.Tensor:
-    """Stack prepared inputs; `prepare` gives every request of a mode its tensor (and mask)."""
-    present = [t for t in tensors if t is not None]
-    assert len(present) == len(tensors), "a prepared request of this mode lacks its tensor"
-    return torch.stack(present)
-
-
 # ---- per-field checks ---------------------------------------------------------------------
+SAMPLE_FIELDS = ("items", "pixels", "embeddings")  # a request gives at most one
+
+
+def _one_row(req: GenerateRequest, where: str) -> dict[str, np.ndarray]:
+    """A single request's samples with the batch axis added: the columnar checks do the rest."""
+    out = {}
+    for name in SAMPLE_FIELDS:
+        value = getattr(req, name)
+        if value is None:
+            continue
+        kind = "int" if name == "items" else "float"
+        if isinstance(value, list | tuple) and not value:  # [] has no dtype: an empty upload
+            arr = np.zeros(0, np.int64 if kind == "int" else np.float32)
+        else:
+            arr = _as_array(value, where + name, kind)
+        one_frame = name == "pixels" and arr.ndim == 4 and arr.shape[0] == 1  # its sample axis
+        out[name] = arr if one_frame else arr[None]
+    return out
+
+
 def _check_str(value: Any, where: str, max_chars: int) -> None:
     if not isinstance(value, str) or not value or len(value) > max_chars:
         raise MalformedRequestError(
@@ -600,160 +620,95 @@ def _holds_bool(value: Any) -> bool:
     return isinstance(value, bool | np.bool_)
 
 
-def _check_count(n: int, served: ServedModel, where: str) -> None:
-    if n < 1:
-        raise SampleCountError(
-            f"{where} holds no real samples; send 1..{served.max_samples}", where
-        )
-    if n > served.max_samples:
-        raise SampleCountError(
-            f"{where} holds {n} samples, more than max_samples={served.max_samples}", where
-        )
-
-
-def _prepare_items(served: ServedModel, value: Any, where: str) -> _Prepared:
-    if isinstance(value, list | tuple) and not value:
-        raise SampleCountError(f"{where} is empty; send 1..{served.max_samples} item ids", where)
-    arr = _as_array(value, where, "int")
-    if arr.ndim != 1:
-        raise ShapeError(f"{where} must have shape (R,), got {tuple(arr.shape)}", where)
-    num_items = served.model.cfg.sequence.num_items  # type: ignore[union-attr]
-    if arr.size and (arr.min() < 0 or arr.max() > num_items):
-        bad = arr[(arr < 0) | (arr > num_items)][0]
-        raise VocabularyError(
-            f"{where} holds item id {int(bad)} outside 0..{num_items} (0 pads)", where
-        )
-    real = (
-        arr[np.flatnonzero(arr)[0] :] if arr.any() else arr[:0]
-    )  # strip the client's left padding
-    _check_count(len(real), served, where)
-    padded = torch.zeros(served.max_samples, dtype=torch.int64)
-    padded[served.max_samples - len(real) :] = torch.from_numpy(real.astype(np.int64))
-    upload = 4 * len(real)
-    return _Prepared(None, served, "items", padded, upload_bytes=upload)  # type: ignore[arg-type]
-
-
-def _prepare_pixels(served: ServedModel, value: Any, where: str) -> _Prepared:
-    arr = _as_array(value, where, "float")
-    if arr.ndim == 4 and arr.shape[0] == 1:
-        arr = arr[0]  # one frame given with its sample axis
-    if tuple(arr.shape) != served.image_shape:
+def _rows_of(arr: np.ndarray, rows: _Rows, field: str) -> None:
+    if arr.ndim < 1 or arr.shape[0] != rows.count:
+        name = rows.name(field)
         raise ShapeError(
-            f"{where} must have shape (C, H, W) = {served.image_shape}, got {tuple(arr.shape)}",
-            where,
-        )
-    arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        raise NonFiniteError(f"{where} holds NaN or inf", where)
-    pixels, upload = torch.from_numpy(arr), arr.nbytes
-    return _Prepared(None, served, "pixels", pixels, upload_bytes=upload)  # type: ignore[arg-type]
-
-
-def _prepare_embeddings(served: ServedModel, value: Any, where: str) -> _Prepared:
-    arr = _as_array(value, where, "float")
-    if arr.ndim != 2 or arr.shape[1] != served.input_dim:
-        raise ShapeError(
-            f"{where} must have shape (R, {served.input_dim}), got {tuple(arr.shape)}", where
-        )
-    _check_count(arr.shape[0], served, where)
-    wire_bytes = arr.nbytes if arr.dtype in (np.float16, np.float32) else 4 * arr.size
-    arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        raise NonFiniteError(f"{where} holds NaN or inf", where)
-    S, R = served.max_samples, arr.shape[0]
-    padded = torch.zeros(S, served.input_dim)
-    padded[S - R :] = torch.from_numpy(arr)
-    mask = torch.zeros(S, dtype=torch.bool)
-    mask[S - R :] = True
-    return _Prepared(  # type: ignore[arg-type]
-        None, served, "embeddings", padded, mask, upload_bytes=wire_bytes
-    )
-
-
-def _batch_rows(arr: np.ndarray, D: int, where: str) -> None:
-    if arr.ndim < 1 or arr.shape[0] != D:
-        raise ShapeError(
-            f"{where} must have one row per device ({D}), got shape {tuple(arr.shape)}", where
+            f"{name} must have one row per device ({rows.count}), got shape {tuple(arr.shape)}",
+            name,
         )
 
 
-def _batch_items(served: ServedModel, batch: GenerateBatchRequest, D: int):
-    """(D, R) left-padded ids -> embeddings (D, S, E) and mask (D, S), one `device_inputs` call."""
-    arr = _as_array(batch.items, "items", "int")
-    _batch_rows(arr, D, "items")
-    if arr.ndim != 2:
-        raise ShapeError(f"items must have shape (D, R), got {tuple(arr.shape)}", "items")
-    sequence = served.model.cfg.sequence
-    assert sequence is not None, "a click model has a sequence config"
-    num_items, S, R = sequence.num_items, served.max_samples, arr.shape[1]
-    bad = np.flatnonzero(((arr < 0) | (arr > num_items)).any(1))
-    if bad.size:
-        raise VocabularyError(
-            f"items[{bad[0]}] holds ids outside 0..{num_items} (0 pads)", f"items[{bad[0]}]"
-        )
-    nonzero = arr != 0
-    counts = np.where(
-        nonzero.any(1), R - nonzero.argmax(1), 0
-    )  # real samples: from the first id on
-    _check_counts(served, counts, "items")
-    ids = torch.zeros(D, S, dtype=torch.int64)
-    keep = min(R, S)  # columns left of R - S are all padding once counts <= S
-    ids[:, S - keep :] = torch.from_numpy(arr[:, R - keep :].astype(np.int64))
-    x, m = served.model.device_inputs(ids)  # (D, S, E), (D, S)
-    return x, m, 4 * counts.astype(np.int64)
-
-
-def _batch_embeddings(served: ServedModel, batch: GenerateBatchRequest, D: int):
-    arr = _as_array(batch.embeddings, "embeddings", "float")
-    _batch_rows(arr, D, "embeddings")
-    if arr.ndim != 3 or arr.shape[2] != served.input_dim:
-        raise ShapeError(
-            f"embeddings must have shape (D, R, {served.input_dim}), got {tuple(arr.shape)}",
-            "embeddings",
-        )
-    R, S = arr.shape[1], served.max_samples
-    lengths = np.full(D, R) if batch.lengths is None else _as_array(batch.lengths, "lengths", "int")
-    if lengths.shape != (D,) or (lengths > R).any():
-        raise ShapeError(f"lengths must have shape ({D},) with values <= R={R}", "lengths")
-    _check_counts(served, lengths, "embeddings")
-    keep = min(R, S)
-    x = torch.zeros(D, S, served.input_dim)
-    x[:, S - keep :] = torch.from_numpy(arr[:, R - keep :].astype(np.float32))
-    mask = (
-        torch.arange(S)[None] >= S - torch.from_numpy(lengths.astype(np.int64))[:, None]
-    )  # (D, S)
-    x = x * mask[..., None]
-    if not torch.isfinite(x).all():
-        bad = int((~torch.isfinite(x)).flatten(1).any(1).nonzero()[0])
-        raise NonFiniteError(f"embeddings[{bad}] holds NaN or inf", f"embeddings[{bad}]")
-    wire = arr.dtype.itemsize if arr.dtype in (np.float16, np.float32) else 4
-    return x, mask, lengths.astype(np.int64) * served.input_dim * wire
-
-
-def _batch_pixels(served: ServedModel, batch: GenerateBatchRequest, D: int):
-    arr = _as_array(batch.pixels, "pixels", "float")
-    _batch_rows(arr, D, "pixels")
-    if tuple(arr.shape[1:]) != served.image_shape:
-        raise ShapeError(
-            f"pixels must have shape (D, *{served.image_shape}), got {tuple(arr.shape)}", "pixels"
-        )
-    arr = arr.astype(np.float32)
-    finite = np.isfinite(arr).reshape(D, -1).all(1)
-    if not finite.all():
-        bad = int(np.flatnonzero(~finite)[0])
-        raise NonFiniteError(f"pixels[{bad}] holds NaN or inf", f"pixels[{bad}]")
-    x, m = served.model.device_inputs(torch.from_numpy(arr))
-    return x, m, np.full(D, arr[0].nbytes, np.int64)
-
-
-def _check_counts(served: ServedModel, counts: np.ndarray, where: str) -> None:
+def _check_counts(served: ServedModel, counts: np.ndarray, rows: _Rows, field: str) -> None:
+    S = served.max_samples
     for bad, rule in (
-        (counts < 1, "no real samples"),
-        (counts > served.max_samples, f"more than max_samples={served.max_samples}"),
+        (counts < 1, f"no real samples; send 1..{S}"),
+        (counts > S, f"more than max_samples={S}"),
     ):
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise SampleCountError(f"{where}[{i}] holds {rule}", f"{where}[{i}]")
+            name = rows.name(field, i)
+            raise SampleCountError(f"{name} holds {int(counts[i])} samples: {rule}", name)
+
+
+def _first_bad_row(bad: np.ndarray, rows: _Rows, field: str, error: type, rule: str) -> None:
+    """Raise ``error`` naming the first row of ``bad`` (D,) that breaks ``rule``."""
+    if bad.any():
+        name = rows.name(field, int(np.flatnonzero(bad)[0]))
+        raise error(f"{name} holds {rule}", name)
+
+
+def _check_items(served: ServedModel, batch: GenerateBatchRequest, rows: _Rows):
+    """(D, R) left-padded ids -> (D, S) ids, no mask (`device_inputs` makes it), 4 B per id."""
+    arr = _as_array(batch.items, rows.name("items"), "int")
+    _rows_of(arr, rows, "items")
+    if arr.ndim != 2:
+        raise rows.shape_error("items", "(R,)", "(D, R)", arr.shape)
+    sequence = served.model.cfg.sequence
+    assert sequence is not None, "a click model has a sequence config"
+    num_items, S, R = sequence.num_items, served.max_samples, arr.shape[1]
+    bad = ((arr < 0) | (arr > num_items)).any(1)
+    _first_bad_row(bad, rows, "items", VocabularyError, f"ids outside 0..{num_items} (0 pads)")
+    nonzero = arr != 0
+    # real samples: from the first id on (an empty upload has none)
+    counts = R - nonzero.argmax(1) if R else np.zeros(rows.count, np.int64)
+    counts = np.where(nonzero.any(1), counts, 0)
+    _check_counts(served, counts, rows, "items")
+    ids = torch.zeros(rows.count, S, dtype=torch.int64)
+    keep = min(R, S)  # columns left of R - S are all padding once counts <= S
+    ids[:, S - keep :] = torch.from_numpy(arr[:, R - keep :].astype(np.int64))
+    return ids, None, 4 * counts.astype(np.int64)
+
+
+def _check_embeddings(served: ServedModel, batch: GenerateBatchRequest, rows: _Rows):
+    """(D, R, In) with ``lengths`` -> (D, S, In) left-padded and its (D, S) mask."""
+    arr = _as_array(batch.embeddings, rows.name("embeddings"), "float")
+    _rows_of(arr, rows, "embeddings")
+    In = served.input_dim
+    if arr.ndim != 3 or arr.shape[2] != In:
+        raise rows.shape_error("embeddings", f"(R, {In})", f"(D, R, {In})", arr.shape)
+    R, S = arr.shape[1], served.max_samples
+    if batch.lengths is None:
+        lengths = np.full(rows.count, R)
+    else:
+        lengths = _as_array(batch.lengths, rows.name("lengths"), "int")
+        if lengths.shape != (rows.count,) or (lengths > R).any():
+            name = rows.name("lengths")
+            raise ShapeError(f"{name} must have shape ({rows.count},) with values <= {R}", name)
+    _check_counts(served, lengths, rows, "embeddings")
+    keep = min(R, S)
+    x = torch.zeros(rows.count, S, In)
+    x[:, S - keep :] = torch.from_numpy(arr[:, R - keep :].astype(np.float32))
+    starts = S - torch.from_numpy(lengths.astype(np.int64))[:, None]
+    mask = torch.arange(S)[None] >= starts  # (D, S)
+    x = x * mask[..., None]
+    finite = torch.isfinite(x).flatten(1).all(1).numpy()
+    _first_bad_row(~finite, rows, "embeddings", NonFiniteError, "NaN or inf")
+    wire = arr.dtype.itemsize if arr.dtype in (np.float16, np.float32) else 4
+    return x, mask, lengths.astype(np.int64) * In * wire
+
+
+def _check_pixels(served: ServedModel, batch: GenerateBatchRequest, rows: _Rows):
+    """(D, C, H, W) first frames, as float32; the upload is the float32 frame."""
+    arr = _as_array(batch.pixels, rows.name("pixels"), "float")
+    _rows_of(arr, rows, "pixels")
+    shape = served.image_shape
+    if tuple(arr.shape[1:]) != shape:
+        raise rows.shape_error("pixels", f"(C, H, W) = {shape}", f"(D, *{shape})", arr.shape)
+    arr = arr.astype(np.float32)
+    finite = np.isfinite(arr).reshape(rows.count, -1).all(1)
+    _first_bad_row(~finite, rows, "pixels", NonFiniteError, "NaN or inf")
+    return torch.from_numpy(arr), None, np.full(rows.count, arr[0].nbytes, np.int64)
 
 
 def load_served_model(

@@ -249,3 +249,28 @@ def test_batch_response_is_one_flat_buffer(core):
     for (tw, tb), (w, b) in zip(f16.torch_params(), f16.params, strict=True):
         assert tw.dtype == torch.float32 and tw.shape == (2, *w.shape[1:])
         np.testing.assert_array_equal(tb.numpy(), b.astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        (dict(items=[NUM_ITEMS + 1]), VocabularyError),
+        (dict(items=[0, 0]), SampleCountError),
+        (dict(items=list(range(1, REALTIME_SIZE + 2))), SampleCountError),
+        (dict(embeddings=[[float("nan")] * 32]), NonFiniteError),
+    ],
+)
+def test_a_single_request_is_checked_as_a_batch_of_one(core, fields, error):
+    """One validation path: a request and the columnar batch of its one row raise the same
+    error with the same message, the batch naming the row."""
+    from actors.generator import GenerateBatchRequest
+
+    [(name, value)] = fields.items()
+    with pytest.raises(error) as one:
+        core.prepare(GenerateRequest("d", CLICK_KEY, **fields))
+    with pytest.raises(error) as batch:
+        core.generate_batch(
+            GenerateBatchRequest(["d"], CLICK_KEY, **{name: np.asarray(value)[None]})
+        )
+    assert (one.value.field, batch.value.field) == (name, f"{name}[0]")
+    assert str(batch.value).replace("[0]", "") == str(one.value)
