@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from actors.generator import GenerateBatchRequest, GenerateRequest, GeneratorCore
+from actors.service.generator import GenerateBatchRequest, GenerateRequest, GeneratorCore
 from duet.builders import mobilenet_umn, sequence_umn
 from duet.checkpoint import save_checkpoint
 from duet.model import DeviceModel
@@ -282,7 +282,7 @@ def main() -> None:
     import ray
     from ray import serve
 
-    from actors.serve_app import APP_NAME, build_app
+    from actors.service.serve_app import APP_NAME, build_app
 
     ckpt = make_checkpoint(Path(tempfile.mkdtemp(prefix="bench_generator_")), args.neck)
     torch.set_num_threads(args.replica_cpus)  # the ceilings get what one replica gets

@@ -12,11 +12,12 @@ rate whatever happens to earlier ones (a fleet of phones does not wait for each 
 ``--overload`` times the capacity measured first (closed loop, 64 in flight), with at most
 ``--max-outstanding`` open at once on the client side (sockets). Three deployments:
 
-    default     max_ongoing_requests 1024, max_queued_requests 1024 (actors/serve_app.py)
+    default     max_ongoing_requests 1024, max_queued_requests 1024 (actors/service/serve_app.py)
     tight       64 ongoing, 64 queued: what a latency bound for single-device calls wants
     unbounded   1024 ongoing, max_queued_requests -1 (Serve's own default: no limit)
 
-Memory is each process's resident high-water mark (VmHWM, actors/serve_memory.py), reset
+Memory is each process's resident high-water mark (VmHWM,
+actors/observability/serve_memory.py), reset
 before each phase and reported as growth over the resident size at that moment: the replica
 and the HTTP proxy for HTTP; the replica and the caller (this process, where a handle queues)
 for the handle.
@@ -41,16 +42,16 @@ import torch
 from ray import serve
 from ray.serve.exceptions import BackPressureError
 
-from actors import wire
-from actors.generator import GenerateRequest
-from actors.serve_app import MAX_ONGOING_REQUESTS, MAX_QUEUED_REQUESTS, build_app
-from actors.serve_memory import (
+from actors.observability.serve_memory import (
     memory,
     process_memory,
     reset_peak,
     reset_process_peak,
     serve_processes,
 )
+from actors.service import wire
+from actors.service.generator import GenerateRequest
+from actors.service.serve_app import MAX_ONGOING_REQUESTS, MAX_QUEUED_REQUESTS, build_app
 from duet.builders import mobilenet_umn
 from duet.checkpoint import save_checkpoint
 from duet.model import DeviceModel

@@ -606,13 +606,13 @@ def cmd_linear_floor(args: argparse.Namespace) -> int:
 def transfer_rows(served) -> list[dict[str, Any]]:
     """Upload (raw vs embedding) and download bytes of one device request and their delays.
 
-    Sizes follow the generator's wire accounting (actors/generator.py): raw clicks are int32
+    Sizes follow the generator's wire accounting (actors/service/generator.py): raw clicks are int32
     item ids, a raw image is one float32 frame, embeddings are float32 (R, input_dim); the
     download is the dynamic layers in float32 (``param_bytes``). Delays are the fleet's
-    ``bytes / bandwidth + RTT`` per network class (actors/profiles.py).
+    ``bytes / bandwidth + RTT`` per network class (actors/devices/profiles.py).
     """
-    from actors.generator import param_bytes
-    from actors.profiles import NETWORK_CLASSES
+    from actors.devices.profiles import NETWORK_CLASSES
+    from actors.service.generator import param_bytes
 
     R = served.max_samples
     raw = 4 * math.prod(served.image_shape) if served.kind == "images" else 4 * R
@@ -648,7 +648,7 @@ def size_checkpoint(dataset: str, backbone: str, data: Path, out: Path) -> Path:
 
 
 def cmd_table3(args: argparse.Namespace) -> int:
-    from actors.generator import load_served_model
+    from actors.service.generator import load_served_model
 
     sources = [(args.dataset, b) for b in CLICK_BACKBONES]
     sources += [("ckplus", b) for b in IMAGE_BACKBONES]
@@ -732,7 +732,7 @@ def curves_by_group(run_dir: Path, metric: str) -> dict[str, dict[str, list[floa
     shift ("shifted") and the others ("control"): the figure's two panels."""
     import polars as pl
 
-    from actors.sink import read_sessions
+    from actors.storage.sink import read_sessions
 
     rows = pl.DataFrame(read_sessions(run_dir / "sessions"))
     shifted = pl.read_parquet(run_dir / "devices.parquet").filter(
@@ -1167,7 +1167,7 @@ def _ridge(results: Path, protocol: str) -> dict[str, Any] | None:
 def table3_md(results: Path) -> list[str]:
     """Table 3 row by row: our sizes and transfer delays beside the paper's. Delays are
     bytes / bandwidth, as the paper computes them (the fleet adds an RTT; see the text)."""
-    from actors.profiles import NETWORK_CLASSES
+    from actors.devices.profiles import NETWORK_CLASSES
 
     nets = list(NETWORK_CLASSES)
     lines = [

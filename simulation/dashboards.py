@@ -1,6 +1,7 @@
 """Grafana dashboards as code, built with Grafana's foundation SDK, committed as dashboards/*.json.
 
-Four dashboards over the exporter's metrics (actors/metrics.py) and the recording rules of
+Four dashboards over the exporter's metrics (actors/observability/metrics.py) and the
+recording rules of
 platform/prometheus/duet_rules.yml: fleet overview, model quality, latency, and a
 per-scenario comparison. Every panel reads one Prometheus datasource of uid
 ``duet-prometheus`` (platform/grafana/provisioning creates it; `duet-sim dashboards publish`

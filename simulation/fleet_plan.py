@@ -10,7 +10,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from actors.profiles import DeviceProfile, sample_profiles, select_group
+from actors.devices.profiles import DeviceProfile, sample_profiles, select_group
 from simulation.scenario import Scenario
 
 

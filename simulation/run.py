@@ -13,7 +13,7 @@ Output directory (``OUT``):
     devices.parquet   one row per device: profile, fleet, active sessions, shift groups
     data/             the prepared dataset (unless ``data.prepared`` names one)
     models/           trained checkpoints ``<backbone>-<method>`` (unless given)
-    sessions/         the session rows: ``fleet=K/part-NNNNN.parquet`` (actors/sink.py)
+    sessions/         the session rows: ``fleet=K/part-NNNNN.parquet`` (actors/storage/sink.py)
     summary.json      simulation/run_summary.py
     report.md         simulation/report.py, with report/*.png (written by `duet-sim run`)
 """
@@ -31,7 +31,7 @@ from typing import Any, TextIO
 
 import polars as pl
 
-from actors.profiles import COMPUTE_TIERS, MB, NETWORK_CLASSES, DeviceProfile, NetworkClass
+from actors.devices.profiles import COMPUTE_TIERS, MB, NETWORK_CLASSES, DeviceProfile, NetworkClass
 from duet.names import ADAPTED_METHODS, GENERATED_METHODS
 from simulation.fleet_plan import plan_fleets
 from simulation.run_dir import RunDirectory, RunDirError
@@ -205,7 +205,7 @@ class Runner:
     def _setup_metrics(self) -> None:
         """Start the exporter (``metrics.enabled``) before anything else runs on Ray, so a
         port that is taken stops the run here rather than after the generator is deployed."""
-        from actors.metrics_actor import start_exporter
+        from actors.observability.metrics_actor import start_exporter
 
         spec = self.scenario.metrics
         operators = list(dict.fromkeys(s.operator for s in self.scenario.shifts))
@@ -223,7 +223,7 @@ class Runner:
     def _setup_generator(self) -> None:
         from ray import serve
 
-        from actors.serve_app import APP_NAME, build_app
+        from actors.service.serve_app import APP_NAME, build_app
 
         of = self.scenario.method_of
         cells = {
@@ -256,8 +256,8 @@ class Runner:
     def _setup_fleet(self) -> None:
         import ray
 
-        from actors.fleet_actor import FleetActor
-        from actors.replay import replayable_users
+        from actors.devices.fleet_actor import FleetActor
+        from actors.devices.replay import replayable_users
 
         try:
             self.plan = plan_fleets(self.scenario, replayable_users(self.prepared).tolist())
@@ -283,9 +283,9 @@ class Runner:
             self.actors.append(actor.remote(self._setups[-1]))
 
     def _fleet_setup(self, index: int, devices: list[DeviceProfile]):
-        from actors.fleet import FleetConfig, RetryPolicy, ShiftPlan
-        from actors.fleet_actor import FleetSetup
-        from actors.metrics_actor import ExporterClient
+        from actors.devices.fleet import FleetConfig, RetryPolicy, ShiftPlan
+        from actors.devices.fleet_actor import FleetSetup
+        from actors.observability.metrics_actor import ExporterClient
         from duet.finetune import FinetuneConfig
         from pipelines.shifts import build_shift
 
@@ -429,7 +429,7 @@ class Runner:
         bar.set_postfix(auc, refresh=False)
 
     def _summary(self, wall_s: float, simulated: int) -> dict[str, Any]:
-        from actors.sink import read_sessions
+        from actors.storage.sink import read_sessions
         from simulation.run_summary import summarize
 
         rows = pl.DataFrame(read_sessions(self.out / "sessions"))

@@ -31,7 +31,7 @@ def summarize(
     """Everything ``summary.json`` holds, from the session rows and the device table.
 
     Args:
-        rows (pl.DataFrame): the run's session rows (actors/sink.py schema).
+        rows (pl.DataFrame): the run's session rows (actors/storage/sink.py schema).
         devices (pl.DataFrame): ``device_id`` and ``shifts`` (list of shift indices).
         expected (Mapping[str, int]): sessions each method should have written.
         shifts (Sequence[Mapping]): the scenario's shifts (``operator``, ``at_session``,

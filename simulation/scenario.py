@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from actors.profiles import COMPUTE_TIERS, NETWORK_CLASSES, UPLOAD_MODES
+from actors.devices.profiles import COMPUTE_TIERS, NETWORK_CLASSES, UPLOAD_MODES
 from duet.names import BACKBONE_NAMES as BACKBONES
 from duet.names import BACKBONES as BACKBONE_KINDS
 from duet.names import (

@@ -1,4 +1,5 @@
-"""`duet-sim serve`: run the DUET generator (actors/serve_app.py) on a local Ray, on 127.0.0.1."""
+"""`duet-sim serve`: the DUET generator (actors/service/serve_app.py) on a local Ray, on
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def run_serve(args: argparse.Namespace) -> int:
         from ray import serve
     except ImportError as e:
         raise SystemExit(f"duet-sim serve: error: {e}; pip install 'duet-sim[ray]'") from e
-    from actors.serve_app import APP_NAME, build_app
+    from actors.service.serve_app import APP_NAME, build_app
 
     ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False)
     serve.start(http_options={"host": args.host, "port": args.port})

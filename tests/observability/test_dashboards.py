@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from actors.metrics import MetricsServer
+from actors.observability.metrics import MetricsServer
 from simulation import dashboards_cmd
 from simulation.dashboards import DASHBOARDS, DATASOURCE_UID, TAG, render
 

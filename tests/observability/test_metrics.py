@@ -10,7 +10,12 @@ import polars as pl
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from actors.metrics import LATENCY_COMPONENTS, SESSION_LABELS, MetricsRecorder, MetricsServer
+from actors.observability.metrics import (
+    LATENCY_COMPONENTS,
+    SESSION_LABELS,
+    MetricsRecorder,
+    MetricsServer,
+)
 
 
 def labels_of(row: dict) -> dict[str, str]:
@@ -147,7 +152,7 @@ def test_server_serves_on_loopback_and_waits_for_final_scrapes(session_rows) -> 
 @pytest.mark.ray
 def test_exporter_actor_reachable_by_name_and_port_conflict(session_rows) -> None:
     ray = pytest.importorskip("ray")
-    from actors.metrics_actor import get_exporter, start_exporter
+    from actors.observability.metrics_actor import get_exporter, start_exporter
 
     ray.init(
         address="local", num_cpus=1, include_dashboard=False, object_store_memory=100 * 1024**2

@@ -10,7 +10,7 @@ import time
 import polars as pl
 import pytest
 
-from actors.metrics import MetricsServer
+from actors.observability.metrics import MetricsServer
 from simulation.cli import main
 
 from .conftest import free_port

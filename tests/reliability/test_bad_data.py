@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from actors.replay import load_replays
+from actors.devices.replay import load_replays
 from duet.checkpoint import CheckpointError, load_checkpoint
 from pipelines.ckplus import read_ckplus
 from pipelines.errors import DataError

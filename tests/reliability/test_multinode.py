@@ -52,7 +52,7 @@ def node_of(actor) -> str:
 
 
 def test_losing_a_node_mid_run_keeps_every_session(cluster, scenario_file, tmp_path):
-    from actors.serve_memory import serve_processes
+    from actors.observability.serve_memory import serve_processes
 
     cluster, workers = cluster
     path = paced_scenario(scenario_file, tmp_path / "out", fleet=FLEET)

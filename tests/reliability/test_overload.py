@@ -14,9 +14,9 @@ import time
 import numpy as np
 import pytest
 
-from actors.fleet import FleetConfig, GeneratorGateway, RetryPolicy
-from actors.generator import GenerateBatchRequest, GenerateRequest
-from actors.profiles import COMPUTE_TIERS, NETWORK_CLASSES
+from actors.devices.fleet import FleetConfig, GeneratorGateway, RetryPolicy
+from actors.devices.profiles import COMPUTE_TIERS, NETWORK_CLASSES
+from actors.service.generator import GenerateBatchRequest, GenerateRequest
 
 from .faults import free_port
 
@@ -86,7 +86,7 @@ def app(checkpoints):
     window, so a burst of concurrent requests overloads it."""
     from ray import serve
 
-    from actors.serve_app import build_app
+    from actors.service.serve_app import build_app
 
     port = free_port()
     ray.init(num_cpus=2, include_dashboard=False)
@@ -174,7 +174,7 @@ def send_declared_gigabyte(port: int) -> tuple[bytes, int]:
 
 
 def test_a_1gb_body_is_refused_before_it_is_read(app):
-    from actors.serve_memory import memory, reset_peak, serve_processes
+    from actors.observability.serve_memory import memory, reset_peak, serve_processes
 
     _, port = app
     processes = serve_processes(APP)

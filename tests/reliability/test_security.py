@@ -146,7 +146,7 @@ def test_servers_bind_loopback_by_default():
 
 def test_the_exporter_listens_on_loopback_only():
     pytest.importorskip("prometheus_client")
-    from actors.metrics import MetricsServer
+    from actors.observability.metrics import MetricsServer
 
     server = MetricsServer("security", port=0)
     try:

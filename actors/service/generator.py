@@ -1,7 +1,8 @@
 """The DUET generator's cloud half without Ray: checkpoints by key, request validation, and
 batched parameter generation (one PPG forward per model per batch).
 
-Ray Serve (actors/serve_app.py) and the in-process client (actors/generator_client.py) both
+Ray Serve (actors/service/serve_app.py) and the in-process client
+(actors/service/generator_client.py) both
 wrap a `GeneratorCore`; neither adds logic of its own (STYLE items 9-11).
 
 Request modes (paper Table 3 compares the two uploads):

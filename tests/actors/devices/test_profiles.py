@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from actors.profiles import NETWORK_CLASSES, sample_profiles, select_group
+from actors.devices.profiles import NETWORK_CLASSES, sample_profiles, select_group
 
 N = 20_000
 WEIGHTS = {

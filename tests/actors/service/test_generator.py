@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from actors import wire
-from actors.generator import (
+from actors.service import wire
+from actors.service.generator import (
     DtypeError,
     GenerateRequest,
     GeneratorCore,
@@ -19,7 +19,7 @@ from actors.generator import (
     VocabularyError,
     load_served_model,
 )
-from actors.generator_client import LocalGeneratorClient
+from actors.service.generator_client import LocalGeneratorClient
 from duet.checkpoint import load_checkpoint
 
 from .conftest import CLICK_KEY, HYPER_KEY, IMAGE_KEY, NUM_ITEMS, REALTIME_SIZE
@@ -183,7 +183,7 @@ def test_bad_frames(body):
 
 
 def test_columnar_batch_matches_single_requests(core, checkpoints):
-    from actors.generator import GenerateBatchRequest
+    from actors.service.generator import GenerateBatchRequest
 
     rows = np.array([[0, 0, 4, 9, 2], [1, 2, 3, 4, 5], [0, 0, 0, 0, 7]])
     batch = core.generate_batch(GenerateBatchRequest(["a", "b", "c"], CLICK_KEY, items=rows))
@@ -219,7 +219,7 @@ def test_columnar_batch_matches_single_requests(core, checkpoints):
     ],
 )
 def test_columnar_batch_errors_name_the_row(core, fields, error, field):
-    from actors.generator import GenerateBatchRequest
+    from actors.service.generator import GenerateBatchRequest
 
     with pytest.raises(error) as info:
         core.generate_batch(
@@ -231,7 +231,7 @@ def test_columnar_batch_errors_name_the_row(core, fields, error, field):
 def test_batch_response_is_one_flat_buffer(core):
     """W0, b0, W1, b1 back to back per device row; params, split and torch_params are views or
     float32 copies of it, and float16 is the float32 result rounded."""
-    from actors.generator import GenerateBatchRequest
+    from actors.service.generator import GenerateBatchRequest
 
     rows = np.array([[0, 4, 9, 2], [1, 2, 3, 4]])
     f32, f16 = (
@@ -263,7 +263,7 @@ def test_batch_response_is_one_flat_buffer(core):
 def test_a_single_request_is_checked_as_a_batch_of_one(core, fields, error):
     """One validation path: a request and the columnar batch of its one row raise the same
     error with the same message, the batch naming the row."""
-    from actors.generator import GenerateBatchRequest
+    from actors.service.generator import GenerateBatchRequest
 
     [(name, value)] = fields.items()
     with pytest.raises(error) as one:

@@ -1,6 +1,7 @@
 """Prometheus metrics of a run: `MetricsRecorder` turns finished session rows into metrics.
 
-No Ray here (STYLE item 9): `MetricsServer` adds the HTTP endpoint, and actors/metrics_actor.py
+No Ray here (STYLE item 9): `MetricsServer` adds the HTTP endpoint, and
+actors/observability/metrics_actor.py
 runs one per run as a named Ray actor that every fleet reports to. The rows are those of the
 session Parquet (one per
 device, session and method; columns in the fleet's contract), so Prometheus and the report
@@ -27,7 +28,7 @@ network_class.
     duet_active_devices{scenario, fleet}            gauge: devices a fleet is simulating now
     duet_generator_requests_total{scenario, status} counter, one per attempt; status "ok",
                                                     "timeout", "error" or "refused"
-                                                    (actors/fleet.py)
+                                                    (actors/devices/fleet.py)
     duet_generator_request_duration_seconds{scenario, status}  histogram
     duet_generator_batch_size{scenario}             histogram: devices per generator request
 """

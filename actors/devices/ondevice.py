@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from actors.replay import Replay, build_samples
+from actors.devices.replay import Replay, build_samples
 from duet.checkpoint import load_checkpoint
 from duet.data import ClickSamples, Samples
 from duet.dynamic import Params
@@ -58,7 +58,7 @@ class Costs:
 
 
 class Received(Protocol):
-    """What a device got from the generator for one session (actors.fleet.Generated):
+    """What a device got from the generator for one session (actors.devices.fleet.Generated):
     one parameter set, or with ``sent`` one per impression (positions where it is True)."""
 
     params: NumpyParams | None

@@ -13,8 +13,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors import wire
-from actors.generator import GenerateRequest, GeneratorError
+from actors.service import wire
+from actors.service.generator import GenerateRequest, GeneratorError
 from duet.checkpoint import load_checkpoint
 
 from .conftest import CLICK_KEY, HYPER_KEY, IMAGE_KEY, NUM_ITEMS, REALTIME_SIZE
@@ -37,7 +37,7 @@ def app(checkpoints):
     """Ray + Serve started once for the module, on 127.0.0.1 and a free port."""
     from ray import serve
 
-    from actors.serve_app import APP_NAME, build_app
+    from actors.service.serve_app import APP_NAME, build_app
 
     port = free_port()
     ray.init(
@@ -119,7 +119,7 @@ def test_http_binary_matches_in_process(app, reference, dtype):
 
 
 def test_handle_single_batch_and_client(app, reference):
-    from actors.generator_client import ServeGeneratorClient
+    from actors.service.generator_client import ServeGeneratorClient
 
     handle, _ = app
     single = handle.generate.remote(GenerateRequest("h1", CLICK_KEY, items=ITEMS)).result()
@@ -130,7 +130,7 @@ def test_handle_single_batch_and_client(app, reference):
     assert [r.device_id for r in many] == [r.device_id for r in reqs]
     assert_params(many[0].params, reference, "float16")
     assert many[-1].model_key == IMAGE_KEY and many[0].batch_size == 5
-    from actors.generator import GenerateBatchRequest
+    from actors.service.generator import GenerateBatchRequest
 
     stacked = handle.generate_batch.remote(
         GenerateBatchRequest(["c0", "c1"], CLICK_KEY, items=np.array([ITEMS, ITEMS]))

@@ -1,6 +1,6 @@
 """`GeneratorClient`: how the fleet and tests get parameters, in-process or through Ray Serve.
 
-Both implementations take and return the dataclasses of actors/generator.py and raise its
+Both implementations take and return the dataclasses of actors/service/generator.py and raise its
 `GeneratorError` subclasses, so a caller never sees which one it holds (STYLE item 10).
 """
 
@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from actors.generator import (
+from actors.service.generator import (
     GenerateBatchRequest,
     GenerateBatchResponse,
     GenerateRequest,

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from actors.batching import MicroBatcher
+from actors.devices.batching import MicroBatcher
 
 
 def test_results_in_order_and_batches_bounded():

@@ -15,13 +15,13 @@ from pathlib import Path
 import pyarrow as pa
 import ray
 
-from actors.fleet import Fleet, FleetConfig, FleetProgress, ShiftPlan
-from actors.generator_client import GeneratorClient, ServeGeneratorClient
-from actors.metrics_actor import ExporterClient
-from actors.ondevice import DeviceModels
-from actors.profiles import DeviceProfile
-from actors.replay import load_replays
-from actors.sink import PartSink, fleet_dir, flushed_sessions
+from actors.devices.fleet import Fleet, FleetConfig, FleetProgress, ShiftPlan
+from actors.devices.ondevice import DeviceModels
+from actors.devices.profiles import DeviceProfile
+from actors.devices.replay import load_replays
+from actors.observability.metrics_actor import ExporterClient
+from actors.service.generator_client import GeneratorClient, ServeGeneratorClient
+from actors.storage.sink import PartSink, fleet_dir, flushed_sessions
 from duet.finetune import FinetuneConfig
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 The deployment only builds a `GeneratorCore` and delegates (STYLE item 9). Endpoints:
 
-    POST /v1/generate   JSON or binary frame (actors/wire.py documents both); the
+    POST /v1/generate   JSON or binary frame (actors/service/wire.py documents both); the
                         response uses the request's encoding unless ``Accept`` names the other
     GET  /healthz       {"status": "ok", "models": n}
     GET  /v1/models     keys, versions, kinds, sample limits, parameter shapes
@@ -42,8 +42,8 @@ from ray.serve.config import BackpressureConfig
 from starlette.requests import Request
 from starlette.responses import Response
 
-from actors import wire
-from actors.generator import (
+from actors.service import wire
+from actors.service.generator import (
     BodyTooLargeError,
     GenerateBatchRequest,
     GenerateBatchResponse,

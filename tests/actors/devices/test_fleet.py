@@ -11,15 +11,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from actors.fleet import Fleet, FleetConfig, RetryPolicy, ShiftPlan
-from actors.generator import GeneratorCore, ShapeError
-from actors.generator_client import GeneratorClient, LocalGeneratorClient
-from actors.metrics import MetricsRecorder
-from actors.ondevice import DeviceModels
-from actors.profiles import COMPUTE_TIERS, NETWORK_CLASSES, sample_profiles
-from actors.replay import load_replays, replayable_users
-from actors.rows import ROW_SCHEMA
-from actors.sink import PartSink, flushed_sessions, read_sessions
+from actors.devices.fleet import Fleet, FleetConfig, RetryPolicy, ShiftPlan
+from actors.devices.ondevice import DeviceModels
+from actors.devices.profiles import COMPUTE_TIERS, NETWORK_CLASSES, sample_profiles
+from actors.devices.replay import load_replays, replayable_users
+from actors.observability.metrics import MetricsRecorder
+from actors.service.generator import GeneratorCore, ShapeError
+from actors.service.generator_client import GeneratorClient, LocalGeneratorClient
+from actors.storage.rows import ROW_SCHEMA
+from actors.storage.sink import PartSink, flushed_sessions, read_sessions
 from duet.finetune import FinetuneConfig
 from pipelines.shifts import build_shift, click_context
 
@@ -329,7 +329,7 @@ def test_history_conditioned_duet_requests_per_impression(world, prepared, tmp_p
     of the same session does."""
     import torch
 
-    from actors.replay import build_samples
+    from actors.devices.replay import build_samples
     from duet.builders import sequence_umn
     from duet.checkpoint import load_checkpoint, save_checkpoint
     from duet.metrics import grouped_auc

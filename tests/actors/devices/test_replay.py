@@ -9,13 +9,13 @@ import numpy as np
 import polars as pl
 import torch
 
-from actors.ondevice import session_scores
-from actors.replay import build_samples, click_rows, load_replays, replayable_users
+from actors.devices.ondevice import session_scores
+from actors.devices.replay import build_samples, click_rows, load_replays, replayable_users
 from duet.data import ImageSamples
 from duet.metrics import auc
 from pipelines.shifts import build_shift, click_context, session_rng
 
-from ..conftest import TEST_SESSIONS, USERS
+from ...conftest import TEST_SESSIONS, USERS
 
 
 def test_loads_every_users_test_sessions_in_order(prepared):

@@ -10,7 +10,8 @@ A virtual clock per device says when things happen: a session starts at the devi
 cumulative think time (`DeviceProfile.start_s`); its latency components are
 transfer = bytes / bandwidth + RTT, generate = the measured wall time of the generator call
 (including retries), inference and fine-tuning = the time measured for one session alone on
-this CPU x the compute tier (actors/ondevice.py). A row's ``sim_time_s`` is the session's end.
+this CPU x the compute tier (actors/devices/ondevice.py). A row's ``sim_time_s`` is the
+session's end.
 
 If the generator cannot be reached (errors, timeouts or backpressure past ``retries`` or
 ``deadline_s``, with exponential backoff in between, or the server's Retry-After when longer)
@@ -18,13 +19,13 @@ the device scores with the method's global classifier and its row says ``fallbac
 request the generator refuses as invalid is not retried.
 
 Metrics go to an optional `FleetMetrics` (the run's exporter through
-`actors.metrics_actor.ExporterClient`, or an in-process `MetricsRecorder`): one generator
-request per attempt with its status, one shift event per (fleet, shift) when the fleet
+`actors.observability.metrics_actor.ExporterClient`, or an in-process `MetricsRecorder`): one
+generator request per attempt with its status, one shift event per (fleet, shift) when the fleet
 plays its first session under it, and the devices still to simulate. Session rows reach
 the exporter through the sink's ``on_rows`` hook, once they are on disk.
 
 No Ray here: the fleet takes a `GeneratorClient` and loaded replays (STYLE item 9);
-actors/fleet_actor.py is the Ray wrapper.
+actors/devices/fleet_actor.py is the Ray wrapper.
 """
 
 from __future__ import annotations
@@ -42,14 +43,14 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from actors.batching import MicroBatcher
-from actors.generator import GenerateBatchRequest, GenerateBatchResponse, GeneratorError
-from actors.generator_client import GeneratorClient
-from actors.ondevice import Costs, DeviceModels, NumpyParams, SessionScore
-from actors.profiles import DeviceProfile, NetworkClass
-from actors.replay import Replay, click_rows
-from actors.rows import SessionRow
-from actors.sink import PartSink
+from actors.devices.batching import MicroBatcher
+from actors.devices.ondevice import Costs, DeviceModels, NumpyParams, SessionScore
+from actors.devices.profiles import DeviceProfile, NetworkClass
+from actors.devices.replay import Replay, click_rows
+from actors.service.generator import GenerateBatchRequest, GenerateBatchResponse, GeneratorError
+from actors.service.generator_client import GeneratorClient
+from actors.storage.rows import SessionRow
+from actors.storage.sink import PartSink
 from duet.names import GENERATED_METHODS
 from pipelines.shifts import ClickSession, ShiftContext, session_rng
 
@@ -57,7 +58,8 @@ log = logging.getLogger(__name__)
 
 
 class FleetMetrics(Protocol):
-    """What a fleet reports besides its rows (`actors.metrics.MetricsRecorder` has these)."""
+    """What a fleet reports besides its rows (`MetricsRecorder` of actors.observability.metrics
+    has these)."""
 
     def record_shift(self, operator: str, devices: int) -> object: ...
 

@@ -1,4 +1,4 @@
-"""Session rows on disk: a sink that flushes a fleet's finished sessions (actors/rows.py) as
+"""Session rows on disk: a sink that flushes a fleet's finished sessions (actors/storage/rows.py) as
 small Parquet part files, each written to a hidden temp name and renamed into place.
 
 Layout: ``OUT/sessions/fleet=K/part-00000.parquet``, one Hive-partitioned dataset:
@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from actors.rows import ROW_SCHEMA, SessionRow, rows_table
+from actors.storage.rows import ROW_SCHEMA, SessionRow, rows_table
 
 log = logging.getLogger(__name__)
 

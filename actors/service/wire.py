@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from actors.generator import (
+from actors.service.generator import (
     GenerateRequest,
     GenerateResponse,
     GeneratorError,

@@ -27,7 +27,7 @@ import pyarrow as pa
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from actors.metrics import ROW_COLUMNS, MetricsServer
+from actors.observability.metrics import ROW_COLUMNS, MetricsServer
 
 EXPORTER_NAME = "duet-metrics"
 

@@ -1,0 +1,1 @@
+"""The generator service: generation and validation, wire format, Serve app, client."""

@@ -1,0 +1,1 @@
+"""Session rows: their typed schema and the atomic Parquet part files they are written to."""
