@@ -9,8 +9,9 @@ session's real-time tensor is stored once, however many rows the session has.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
-from typing import Self
+from typing import Protocol, Self
 
 import torch
 from torch import Tensor
@@ -119,3 +120,37 @@ def iterate_batches(
         order = torch.randperm(n, generator=generator)
     for start in range(0, n, batch_size):
         yield samples.index(order[start : start + batch_size])
+
+
+class Feed(Protocol):
+    """Training rows that are streamed rather than held (``pipelines.feeds.ParquetFeed``):
+    what `duet.train` needs of them is their count and an epoch's batches."""
+
+    def __len__(self) -> int: ...
+
+    def num_batches(self, batch_size: int) -> int: ...
+
+    def batches(self, batch_size: int, *, shuffle: bool, seed: int | None = None) -> Iterator: ...
+
+
+def num_batches(data: Samples | Feed, batch_size: int) -> int:
+    """How many batches one epoch over ``data`` has."""
+    if isinstance(data, ClickSamples | ImageSamples):
+        return -(-len(data) // batch_size)
+    return data.num_batches(batch_size)
+
+
+def epoch_batches(
+    data: Samples | Feed,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    generator: torch.Generator | None = None,
+) -> Iterator[Samples]:
+    """One epoch's batches of samples in memory (`iterate_batches`) or of a feed, whose
+    order is seeded by one draw from ``generator`` (so each epoch's order differs)."""
+    if isinstance(data, ClickSamples | ImageSamples):
+        yield from iterate_batches(data, batch_size, shuffle=shuffle, generator=generator)
+        return
+    seed = int(torch.randint(2**31 - 1, (1,), generator=generator)) if shuffle else None
+    yield from data.batches(batch_size, shuffle=shuffle, seed=seed)

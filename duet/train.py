@@ -26,7 +26,15 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from duet.data import ClickSamples, ImageSamples, Samples, iterate_batches
+from duet.data import (
+    ClickSamples,
+    Feed,
+    ImageSamples,
+    Samples,
+    epoch_batches,
+    iterate_batches,
+    num_batches,
+)
 from duet.dynamic import Params
 from duet.finetune import (
     FinetuneConfig,
@@ -107,7 +115,7 @@ class TrainLog:
 
 def train(
     model: DeviceModel,
-    samples: Samples,
+    samples: Samples | Feed,
     cfg: TrainConfig,
     progress: bool = True,
     val: Samples | None = None,
@@ -119,12 +127,12 @@ def train(
     # the PPG's real-time frames get a stream of their own (augment_images)
     g_realtime = torch.Generator().manual_seed(cfg.seed + 1) if model.ppg is not None else None
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = -(-len(samples) // cfg.batch_size)
+    steps = num_batches(samples, cfg.batch_size)
     schedule = None
     if cfg.lr_schedule == "cosine":  # per step, to 0 at the last one
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps)
     log, best_state, best = TrainLog(), None, float("-inf")
-    key = SELECTION_METRIC["clicks" if isinstance(samples, ClickSamples) else "images"]
+    key = SELECTION_METRIC[model.cfg.kind]
     bar = tqdm(
         total=cfg.epochs * steps,
         disable=not progress,
@@ -133,7 +141,7 @@ def train(
     )
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        batches = iterate_batches(samples, cfg.batch_size, shuffle=True, generator=g)
+        batches = epoch_batches(samples, cfg.batch_size, shuffle=True, generator=g)
         total = 0.0
         for batch in batches:
             if cfg.augment and isinstance(batch, ImageSamples):
@@ -169,7 +177,7 @@ def train(
 
 
 def validate(
-    model: DeviceModel, train_samples: Samples, val: Samples, batch_size: int
+    model: DeviceModel, train_samples: Samples | Feed, val: Samples, batch_size: int
 ) -> dict[str, float]:
     """The model's own metrics on ``val`` as they would be reported now: BatchNorm
     statistics recomputed on the current weights first, as after the last epoch.
@@ -231,7 +239,7 @@ def flip_and_shift(x: Tensor, g: torch.Generator) -> Tensor:
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(model: DeviceModel, samples: Samples, batch_size: int) -> None:
+def recalibrate_batchnorm(model: DeviceModel, samples: Samples | Feed, batch_size: int) -> None:
     """Set every BatchNorm's running statistics to their average over the final weights.
 
     Why: with ~45 optimizer steps (CK+48) the running averages still mix statistics of
@@ -248,7 +256,7 @@ def recalibrate_batchnorm(model: DeviceModel, samples: Samples, batch_size: int)
         m.reset_running_stats()
         m.momentum = None
     model.train()
-    for batch in iterate_batches(samples, batch_size, shuffle=False):
+    for batch in epoch_batches(samples, batch_size, shuffle=False):
         model(batch)
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum

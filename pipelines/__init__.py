@@ -1,1 +1,1 @@
-"""Raw datasets -> session tables and samples, shift operators and Ray Data feeds (DESIGN §2)."""
+"""Raw datasets -> session tables and samples, shift operators, the Ray Data feed (DESIGN §2)."""

@@ -1,8 +1,14 @@
-"""Ray Data at the edges: training batches and a split stream of sessions for the fleet.
+"""Ray Data as the training feed: a prepared split streamed batch by batch, never whole.
 
-Fixed-size list columns (history, negatives, pixels, realtime) arrive from Ray Data as
-(B, width) tensors, which is why prepared Parquet uses them instead of variable lists.
-Callers own ``ray.init``; these functions only build datasets.
+`duet-sim train --stream` trains from a `ParquetFeed` instead of loading the train split
+into memory: Ray Data reads the Parquet in blocks, shuffles block order and rows within a
+buffer, and each batch becomes the same `Samples` the in-memory path builds
+(`pipelines.tensors.samples_from_table`), so the model code cannot tell the two apart.
+What stays in memory is every session's real-time window (``sessions.parquet``, one row
+per session, which the generator reads), a batch, and Ray Data's shuffle buffer.
+
+Fixed-size list columns (history, negatives, pixels, realtime) are why prepared Parquet
+converts to tensors without per-row Python. Callers own ``ray.init``.
 """
 
 from __future__ import annotations
@@ -10,80 +16,70 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.parquet as pq
 
-def _read(prepared_dir: str | Path, name: str, columns: list[str] | None = None):
-    import ray.data
+from pipelines.errors import DataError
+from pipelines.tensors import load_meta, load_realtime, samples_from_table
 
-    path = Path(prepared_dir) / f"{name}.parquet"
-    if not path.is_file():
-        from pipelines.errors import DataError
-
-        raise DataError(path, "not found; run `duet-sim data prepare` first")
-    return ray.data.read_parquet(str(path), columns=columns)
+SHUFFLE_BUFFER_ROWS = 16_384  # Parquet rows (impressions or frames) Ray Data mixes at once
 
 
-def training_batches(
-    prepared_dir: str | Path,
-    split: str,
-    batch_size: int,
-    *,
-    shuffle_seed: int | None = None,
-    columns: list[str] | None = None,
-) -> Iterator[dict]:
-    """Batches of a split as dicts of torch tensors (one entry per column).
+class ParquetFeed:
+    """One split of a prepared directory, streamed: ``len`` and batches like `Samples`.
 
-    Rows are Parquet rows: for clicks one positive with its ``negatives`` (B, k) and
-    ``history`` (B, L); for images one frame with ``pixels`` (B, C*H*W) uint8.
+    Click rows keep a positive with its sampled negatives in one batch (a Parquet row is
+    one impression), as `duet.data.iterate_batches` keeps them together when it shuffles.
 
     Args:
-        prepared_dir (str | Path): a prepared directory.
-        split (str): ``"train"`` or ``"test"``.
-        batch_size (int): rows per batch (the last batch may be smaller).
-        shuffle_seed (int | None): if set, a seeded local shuffle (buffer of 8 batches).
-        columns (list[str] | None): columns to read. Default: every numeric column.
+        prepared_dir (str | Path): a `duet-sim data prepare` output.
+        split (str): the split to stream, ``"train"`` by default.
+        shuffle_buffer (int): Parquet rows shuffled together (Ray Data's local buffer).
+
+    Raises:
+        DataError: the split's file is missing.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size: expected int >= 1, got {batch_size!r}")
-    ds = _read(prepared_dir, split, columns)
-    ds = ds.drop_columns([c for c in ("source",) if c in ds.columns()])
-    kwargs = {}
-    if shuffle_seed is not None:
-        kwargs = {"local_shuffle_buffer_size": 8 * batch_size, "local_shuffle_seed": shuffle_seed}
-    return iter(ds.iter_torch_batches(batch_size=batch_size, **kwargs))
 
+    def __init__(
+        self,
+        prepared_dir: str | Path,
+        split: str = "train",
+        *,
+        shuffle_buffer: int = SHUFFLE_BUFFER_ROWS,
+    ):
+        self.path = Path(prepared_dir) / f"{split}.parquet"
+        if not self.path.is_file():
+            raise DataError(self.path, "not found; run `duet-sim data prepare` first")
+        self.meta = load_meta(prepared_dir)
+        self.realtime = load_realtime(prepared_dir, self.meta)
+        schema = pq.read_schema(self.path)
+        clicks = self.meta["kind"] == "clicks"
+        self.rows_per_record = schema.field("negatives").type.list_size + 1 if clicks else 1
+        self.records = pq.ParquetFile(self.path).metadata.num_rows
+        self.shuffle_buffer = shuffle_buffer
 
-def session_stream(
-    prepared_dir: str | Path, n_consumers: int, *, split: str | None = "test", equal: bool = False
-) -> list:
-    """Split ``sessions.parquet`` into ``n_consumers`` streaming iterators (one per fleet actor).
+    def __len__(self) -> int:
+        """Sample rows, as ``len(load_samples(...))`` counts them."""
+        return self.records * self.rows_per_record
 
-    Each iterator is consumed concurrently (pass it to an actor); together they yield every
-    session once (``equal=True`` drops a remainder to balance them).
+    def records_per_batch(self, batch_size: int) -> int:
+        return max(1, batch_size // self.rows_per_record)
 
-    Args:
-        prepared_dir (str | Path): a prepared directory.
-        n_consumers (int): number of consumers.
-        split (str | None): keep only sessions of this split; None keeps all.
-        equal (bool): balance row counts exactly.
+    def num_batches(self, batch_size: int) -> int:
+        return -(-self.records // self.records_per_batch(batch_size))
 
-    Returns:
-        list[ray.data.DataIterator]: ``n_consumers`` iterators.
-    """
-    if n_consumers < 1:
-        raise ValueError(f"n_consumers: expected int >= 1, got {n_consumers!r}")
-    from ray.data.expressions import col
+    def batches(self, batch_size: int, *, shuffle: bool, seed: int | None = None) -> Iterator:
+        """Batches of at most ``batch_size`` sample rows; with ``shuffle``, in an order that
+        ``seed`` fixes (block order and a local shuffle buffer, Ray Data's)."""
+        import ray.data
 
-    ds = _read(prepared_dir, "sessions")
-    if split is not None:
-        ds = ds.filter(expr=col("split") == split)
-    # A small sessions file is one block, and blocks are the unit a split hands out:
-    # cut it into a few blocks per consumer so every consumer gets work.
-    ds = ds.repartition(4 * n_consumers)
-    return ds.streaming_split(n_consumers, equal=equal)
-
-
-def to_polars(batch) -> object:
-    """A pyarrow batch/table from Ray Data -> polars DataFrame (zero-copy through Arrow)."""
-    import polars as pl
-
-    return pl.from_arrow(batch)
+        # blocks in a fixed order, whichever read task finishes first: the seed fixes it all
+        ray.data.DataContext.get_current().execution_options.preserve_order = True
+        ds = ray.data.read_parquet(str(self.path))
+        options = {}
+        if shuffle:
+            ds = ds.randomize_block_order(seed=seed)
+            options = {"local_shuffle_buffer_size": self.shuffle_buffer, "local_shuffle_seed": seed}
+        for table in ds.iter_batches(
+            batch_size=self.records_per_batch(batch_size), batch_format="pyarrow", **options
+        ):
+            yield samples_from_table(table, self.realtime, self.meta)

@@ -104,15 +104,38 @@ def load_samples(prepared_dir: str | Path, split: str):
     prepared_dir = Path(prepared_dir)
     meta = load_meta(prepared_dir)
     table = read_table(prepared_dir / f"{split}.parquet")
-    realtime = fixed_to_numpy(
-        read_table(prepared_dir / "sessions.parquet", ["realtime"])["realtime"]
+    return samples_from_table(table, load_realtime(prepared_dir, meta), meta)
+
+
+def load_realtime(prepared_dir: str | Path, meta: dict):
+    """Every session's real-time window, the tensor ``Samples.realtime`` indexes by session:
+    (S, R) item ids, or (S, C, H, W) frames in [0, 1]."""
+    import torch
+
+    flat = fixed_to_numpy(
+        read_table(Path(prepared_dir) / "sessions.parquet", ["realtime"])["realtime"]
     )
+    if meta["kind"] == "clicks":
+        return torch.from_numpy(flat.astype(np.int64))
+    return _pixels(flat, meta)
+
+
+def samples_from_table(table: pa.Table, realtime, meta: dict):
+    """Rows of a split's Parquet (all of it, or a streamed batch) as ``ClickSamples`` or
+    ``ImageSamples``; ``realtime`` from :func:`load_realtime`, shared, not copied."""
     if meta["kind"] == "clicks":
         return _clicks(table, realtime)
     return _images(table, realtime, meta)
 
 
-def _clicks(table: pa.Table, realtime: np.ndarray):
+def _pixels(flat: np.ndarray, meta: dict):
+    import torch
+
+    shape = (meta["channels"], meta["height"], meta["width"])
+    return torch.from_numpy(flat.reshape(-1, *shape).astype(np.float32) / 255.0)
+
+
+def _clicks(table: pa.Table, realtime):
     import torch
 
     from duet.data import ClickSamples
@@ -136,30 +159,25 @@ def _clicks(table: pa.Table, realtime: np.ndarray):
         user=rep("user"),
         group=torch.from_numpy(np.repeat(np.arange(n_pos, dtype=np.int64), per_pos)),
         position=rep("position"),
-        realtime=torch.from_numpy(realtime.astype(np.int64)),  # (S, R)
+        realtime=realtime,  # (S, R)
     )
 
 
-def _images(table: pa.Table, realtime: np.ndarray, meta: dict):
+def _images(table: pa.Table, realtime, meta: dict):
     import torch
 
     from duet.data import ImageSamples
-
-    shape = (meta["channels"], meta["height"], meta["width"])
-
-    def pixels(flat: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(flat.reshape(-1, *shape).astype(np.float32) / 255.0)
 
     def col(name: str) -> torch.Tensor:
         return torch.from_numpy(table[name].to_numpy().astype(np.int64))
 
     return ImageSamples(
-        pixels=pixels(fixed_to_numpy(table["pixels"])),  # (B, C, H, W)
+        pixels=_pixels(fixed_to_numpy(table["pixels"]), meta),  # (B, C, H, W)
         label=col("label"),
         session=col("session"),
         user=col("user"),
         position=col("position"),
-        realtime=pixels(realtime),  # (S, C, H, W)
+        realtime=realtime,  # (S, C, H, W)
     )
 
 

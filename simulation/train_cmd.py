@@ -139,6 +139,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="best",
         help="the epoch kept: best on the validation split (default), or the last",
     )
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="stream the train split through Ray Data instead of loading it "
+        "(train splits larger than memory; starts a local Ray)",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=run_train)
 

@@ -81,6 +81,9 @@ class TrainOptions:
     # minutes for DIN on ML-100K, which scores every item as a target
     full_ranking: bool = False
     progress: bool = True
+    # train from a Ray Data stream of the train split (pipelines.feeds.ParquetFeed) instead
+    # of loading it: for train splits larger than memory
+    stream: bool = False
     # an adapted method (finetune, finetune-user): adapt this finished base run instead of
     # training the same base model again; its options must be these but for the method
     base_run: Path | None = None
@@ -105,6 +108,10 @@ class TrainOptions:
             raise ValueError(
                 f"base_run: only adapted methods {list(ADAPTED_METHODS)} reuse a "
                 f"base model, not {self.method!r}"
+            )
+        if self.stream and self.method == "finetune-user":
+            raise ValueError(
+                "stream: finetune-user adapts on each user's training rows, held in memory"
             )
         if self.arch and self.kind != "clicks":
             raise ValueError("arch: overrides the click backbones; images take none")
@@ -245,7 +252,8 @@ class TrainRecipe:
                 f"prepared data {self.data} holds {self.meta['dataset']}, "
                 f"not {self.options.dataset}"
             )
-        self.train_set, self.val_set = self._load("train"), self._load("val")
+        self.train_set = self._feed() if self.options.stream else self._load("train")
+        self.val_set = self._load("val")
         torch.manual_seed(self.options.seed)
         self.model = DeviceModel(model_config(self.options, self.meta))
         if self.options.base_run is not None:
@@ -290,6 +298,26 @@ class TrainRecipe:
         from pipelines.tensors import load_samples
 
         return load_samples(self.data, split)
+
+    def _feed(self):
+        """The train split as a Ray Data stream, on the Ray this process has or a local one
+        (quiet: what Ray prints on start goes to OUT/ray.log, and Ray Data draws no
+        progress bars of its own beside ours)."""
+        import logging
+
+        import ray
+        from ray.data import DataContext
+
+        from pipelines.feeds import ParquetFeed
+        from simulation.ray_logs import LOG_NAME, ray_output_to
+
+        if not ray.is_initialized():
+            with ray_output_to(self.out / LOG_NAME):
+                ray.init(address="local", include_dashboard=False, log_to_driver=False)
+            self._started_ray = True
+        DataContext.get_current().enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        return ParquetFeed(self.data, "train")
 
     # ---- train and select ----------------------------------------------------------------
     def train(self) -> None:
@@ -401,14 +429,25 @@ class TrainRecipe:
 
     def run(self, test: bool = True) -> dict[str, Any]:
         """setup, train, test (unless ``test`` is False: a tuning run), save."""
-        self.setup()
-        self.train()
-        if test:
-            self.test()
-        else:
-            self.metrics |= self._identity() | {"test": "not read"}
-        self.save()
+        try:
+            self.setup()
+            self.train()
+            if test:
+                self.test()
+            else:
+                self.metrics |= self._identity() | {"test": "not read"}
+            self.save()
+        finally:
+            self.close()
         return self.metrics
+
+    def close(self) -> None:
+        """Stop the Ray this recipe started for its feed (none otherwise)."""
+        if getattr(self, "_started_ray", False):
+            import ray
+
+            ray.shutdown()
+            self._started_ray = False
 
 
 def _reset_peak_rss() -> None:
