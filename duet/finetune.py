@@ -88,14 +88,18 @@ def click_finetune_rows(
 
 
 def _features(
-    model: DeviceModel, s: ClickSamples | ImageSamples, sessions: Tensor, cfg: FinetuneConfig
+    model: DeviceModel,
+    s: ClickSamples | ImageSamples,
+    sessions: Tensor,
+    cfg: FinetuneConfig,
+    keys: Tensor,
 ):
     """Frozen-backbone features of each session's labelled real-time samples."""
     if isinstance(s, ClickSamples):
         seq = model.cfg.sequence
         assert seq is not None
         history, target, label, valid = click_finetune_rows(
-            s.realtime[sessions], sessions, seq.history_length, seq.num_items, cfg
+            s.realtime[sessions], keys, seq.history_length, seq.num_items, cfg
         )
         U, M, L = history.shape
         feat, temb = model.backbone(history.view(U * M, L), target.view(U * M))
@@ -110,12 +114,24 @@ def _features(
 
 
 def finetune_params(
-    model: DeviceModel, s: ClickSamples | ImageSamples, sessions: Tensor, cfg: FinetuneConfig
+    model: DeviceModel,
+    s: ClickSamples | ImageSamples,
+    sessions: Tensor,
+    cfg: FinetuneConfig,
+    keys: Tensor | None = None,
 ) -> Params:
-    """Fine-tuned classifier parameters for each of ``sessions`` (U rows of ``s.realtime``)."""
+    """Fine-tuned classifier parameters for each of ``sessions`` (U rows of ``s.realtime``).
+
+    ``keys`` (U,) name the sessions for their sampled negatives (default: ``sessions``).
+    A caller whose ``sessions`` are slots in a batch, as the fleet's are, passes a stable
+    identity: otherwise a session's negatives, and so its fine-tuned classifier, would
+    depend on which other sessions shared its batch.
+    """
     model.eval()
     with torch.no_grad():
-        feat, temb, label, valid = _features(model, s, sessions, cfg)
+        feat, temb, label, valid = _features(
+            model, s, sessions, cfg, sessions if keys is None else keys
+        )
     U = len(sessions)
     params = [
         (w.detach().clone().requires_grad_(), b.detach().clone().requires_grad_())

@@ -127,7 +127,7 @@ class DeviceModels:
             if got is not None and any(r is not None and r.sent is not None for r in got):
                 logits = _score_rows(model, *features[id(model)], _row_params(model, samples, got))
             else:
-                params = self._params(method, model, samples, U, got)
+                params = self._params(method, model, samples, replays, got)
                 logits = _score_sessions(model, *features[id(model)], samples.session, params)
             for u, score in enumerate(session_scores(logits, samples, U)):
                 out[u][method] = score
@@ -138,12 +138,15 @@ class DeviceModels:
         method: str,
         model: DeviceModel,
         samples: Samples,
-        U: int,
+        replays: Sequence[Replay],
         received: Sequence[Received | None] | None,
     ) -> Params:
         """(U, O, I) per layer: global, fine-tuned here, or received (global where None)."""
+        U = len(replays)
         if self.registered(method) == "finetune":
-            return finetune_params(model, samples, torch.arange(U), self.finetune)
+            # negatives keyed by the replayed session, not its slot in this batch
+            keys = torch.tensor([r.source_session for r in replays])
+            return finetune_params(model, samples, torch.arange(U), self.finetune, keys)
         params = [(w.detach().clone(), b.detach().clone()) for w, b in model.classifier.params(U)]
         for u, got in enumerate(received or ()):
             if got is not None and got.params is not None:

@@ -401,3 +401,19 @@ def test_history_conditioned_duet_requests_per_impression(world, prepared, tmp_p
     assert row["auc"] == pytest.approx(float(auc[0]), abs=1e-6)
     if row["upload_mode"] == "raw":
         assert row["bytes_up"] == 4 * int((samples.history[samples.label == 1] != 0).sum())
+
+
+def test_a_fine_tuned_session_does_not_depend_on_its_batch(world):
+    """finetune samples its negatives per replayed session, not per slot in the batch, so a
+    session scores the same alone as among others (the fleet batches whoever is ready)."""
+    replays = [r for per_user in world["replays"].values() for r in per_user][:6]
+    models = world["models"]["din"]
+
+    def finetune(batch):
+        scores = models.score(batch, [r.session for r in batch], ["finetune"], {})
+        return [s["finetune"] for s in scores]
+
+    together = finetune(replays)
+    alone = [finetune([r])[0] for r in replays]
+    assert [s.logloss for s in together] == pytest.approx([s.logloss for s in alone], abs=1e-5)
+    assert [s.auc for s in together] == pytest.approx([s.auc for s in alone], abs=1e-6)
