@@ -13,6 +13,7 @@ command skips cached cells. Checkpoints stay under ``runs/paper/`` (git-ignored)
     .venv/bin/python benchmarks/paper.py table3            # sizes and delays (no training)
     .venv/bin/python benchmarks/paper.py parity            # our vs the authors' choices, on val
     .venv/bin/python benchmarks/paper.py linear-floor      # Table 2's ridge on raw pixels
+    .venv/bin/python benchmarks/paper.py probes            # CK+ training choices, on val
     .venv/bin/python benchmarks/paper.py fleet NAME        # a fleet run: Figure 4, conditioning
     .venv/bin/python benchmarks/paper.py write             # docs/results.md from the cached cells
 """
@@ -181,7 +182,9 @@ def portable(value: Any) -> Any:
 def train_command(cell: Cell, epochs: int, data: Path, test: bool = True) -> str:
     """The equivalent `duet-sim train` command line, stored with the cell for the docs."""
     np_flag = f" --np {cell.np}" if cell.np is not None else ""
-    extra = "".join(_flag(k, v) for k, v in cell.options) + ("" if test else " --no-test")
+    options = dict(cell.options)
+    epochs = options.pop("epochs", epochs)  # a cell's own epochs win, as in train_cell
+    extra = "".join(_flag(k, v) for k, v in options.items()) + ("" if test else " --no-test")
     return (
         f"duet-sim train --dataset {cell.dataset} --backbone {cell.backbone} "
         f"--method {cell.method}{np_flag}{extra} --seed {cell.seed} --epochs {epochs} "
@@ -197,7 +200,10 @@ def _flag(key: str, value: Any) -> str:
         return "".join(
             f" --arch {k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in value
         )
-    if isinstance(value, bool):  # store-true flags
+    if isinstance(value, bool):  # store-true flags, and the store-false ones (--no-augment)
+        negated = {"augment": "no-augment"}
+        if key in negated:
+            return "" if value else f" --{negated[key]}"
         return f" --{key.replace('_', '-')}" if value else ""
     return f" --{key.replace('_', '-')} {value}"
 
@@ -539,6 +545,64 @@ def cmd_parity(args: argparse.Namespace) -> int:
                 test=False,
             )
     return 0
+
+
+# ---- CK+ training probes (validation only) -------------------------------------------------
+# What was tried to bring MobileNetV3 above the linear floor (docs/results.md, Table 2):
+# each probe changes one training choice of Table 2's MobileNetV3-Small base cell (seed 0)
+# and is scored on validation only, so none of them reads the test split.
+IMAGE_PROBES: dict[str, tuple[tuple[str, Any], ...]] = {
+    "batch-64": (("batch_size", 64),),
+    "no-weight-decay": (("weight_decay", 0.0),),
+    "lr-2e-3": (("lr", 2e-3),),
+    "cosine": (("lr_schedule", "cosine"),),
+    "80-epochs": (("epochs", 80),),
+    "no-augment": (("augment", False),),
+}
+
+
+def probe_cells(seed: int = 0) -> list[Cell]:
+    return [
+        Cell(
+            "probes",
+            "ckplus",
+            "mobilenet_v3_small",
+            "base",
+            seed,
+            tag=tag,
+            options=options,
+            protocol=TABLE2_PROTOCOL,
+        )
+        for tag, options in IMAGE_PROBES.items()
+    ]
+
+
+def cmd_probes(args: argparse.Namespace) -> int:
+    data = prepared("ckplus", args.data_dir, args.runs, TABLE2_PROTOCOL)
+    run_cells(probe_cells(), EPOCHS["table2"], data, args.results, args.runs, test=False)
+    return 0
+
+
+def probes_md(results: Path) -> list[str]:
+    """Each probe's validation accuracy beside Table 2's cell it changes (seed 0)."""
+    folder = f"ckplus-{TABLE2_PROTOCOL}"
+    default = load_cells(results, "table2", folder).get("mobilenet_v3_small-base-s0", {})
+    probes = load_cells(results, "probes", folder)
+    reference = default.get("val_accuracy")
+    lines = [
+        "| probe (MobileNetV3-Small base, seed 0) | choice | val accuracy | vs Table 2's cell |",
+        "|---|---|---:|---:|",
+        f"| Table 2's cell | batch 32, wd 5e-4, lr 1e-3 constant, 40 epochs, augmented | "
+        f"{'pending' if reference is None else f'{reference:.4f}'} | — |",
+    ]
+    for cell in probe_cells():
+        got = probes.get(cell.name, {}).get("val_accuracy")
+        choice = ", ".join(f"{k} {v}" for k, v in cell.options)
+        gain = "—" if got is None or reference is None else f"{got - reference:+.4f}"
+        lines.append(
+            f"| {cell.tag} | {choice} | {'pending' if got is None else f'{got:.4f}'} | {gain} |"
+        )
+    return lines
 
 
 # ---- the linear floor (Table 2) ---------------------------------------------------------
@@ -1360,6 +1424,7 @@ def render(
         "SIZES": size_md(results),
         "SWA1": swa_md(t1, seeds, "auc", CLICK_BACKBONES, "duet"),
         "TABLE2": table2_md(t2, seeds, _ridge(results, TABLE2_PROTOCOL)),
+        "PROBES": probes_md(results),
         "SWA2": swa_md(t2, seeds, "accuracy", IMAGE_BACKBONES, "duet-np5"),
         "TABLE3": table3_md(results),
         "FIGURE4": figure4_md(results, "ml100k-genre-shift", plot),
@@ -1435,6 +1500,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="generator variants on each architecture (none: base cells only)",
     )
     pa.set_defaults(func=cmd_parity)
+    pr = sub.add_parser("probes", help="CK+ training choices tried on validation (Table 2)")
+    pr.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
+    pr.set_defaults(func=cmd_probes)
     lf = sub.add_parser("linear-floor", help="Table 2's ridge regression on raw pixels")
     lf.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
     lf.add_argument(

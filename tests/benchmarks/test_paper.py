@@ -233,3 +233,21 @@ def test_parity_cells_try_each_choice_where_it_exists_and_never_read_test(paper,
     assert command.count("--no-test") == 1
     sasrec = paper.parity_cells("movielens-100k", "sasrec", 0, ["small-positions"], [])
     assert "--arch pos_std=0.05" in paper.train_command(sasrec[0], 2, tmp_path, test=False)
+
+
+def test_image_probes_change_one_choice_each_and_never_read_test(paper, tmp_path):
+    """Each probe's stored command spells its one change (its own epochs win over the
+    table's), is validation-only, and the docs put its val accuracy beside Table 2's cell."""
+    cells = {c.tag: c for c in paper.probe_cells()}
+    command = paper.train_command(cells["80-epochs"], 40, tmp_path, test=False)
+    assert "--epochs 80" in command and "--epochs 40" not in command
+    assert "--no-augment" in paper.train_command(cells["no-augment"], 40, tmp_path, test=False)
+    folder = tmp_path / "table2" / "ckplus-112x3"
+    folder.mkdir(parents=True)
+    (folder / "mobilenet_v3_small-base-s0.json").write_text(json.dumps({"val_accuracy": 0.6}))
+    probes = tmp_path / "probes" / "ckplus-112x3"
+    probes.mkdir(parents=True)
+    (probes / f"{cells['cosine'].name}.json").write_text(json.dumps({"val_accuracy": 0.4}))
+    rows = {r.split(" | ")[0]: r for r in paper.probes_md(tmp_path)}
+    assert rows["| cosine"].endswith("| 0.4000 | -0.2000 |")
+    assert rows["| batch-64"].endswith("| pending | — |")
