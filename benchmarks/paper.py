@@ -13,7 +13,7 @@ command skips cached cells. Checkpoints stay under ``runs/paper/`` (git-ignored)
     .venv/bin/python benchmarks/paper.py table3            # sizes and delays (no training)
     .venv/bin/python benchmarks/paper.py parity            # our vs the authors' choices, on val
     .venv/bin/python benchmarks/paper.py linear-floor      # Table 2's ridge on raw pixels
-    .venv/bin/python benchmarks/paper.py probes            # CK+ training choices, on val
+    .venv/bin/python benchmarks/paper.py probes            # protocol choices, on validation
     .venv/bin/python benchmarks/paper.py fleet NAME        # a fleet run: Figure 4, conditioning
     .venv/bin/python benchmarks/paper.py write             # docs/results.md from the cached cells
 """
@@ -547,60 +547,65 @@ def cmd_parity(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---- CK+ training probes (validation only) -------------------------------------------------
-# What was tried to bring MobileNetV3 above the linear floor (docs/results.md, Table 2):
-# each probe changes one training choice of Table 2's MobileNetV3-Small base cell (seed 0)
-# and is scored on validation only, so none of them reads the test split.
-IMAGE_PROBES: dict[str, tuple[tuple[str, Any], ...]] = {
-    "batch-64": (("batch_size", 64),),
-    "no-weight-decay": (("weight_decay", 0.0),),
-    "lr-2e-3": (("lr", 2e-3),),
-    "cosine": (("lr_schedule", "cosine"),),
-    "80-epochs": (("epochs", 80),),
-    "no-augment": (("augment", False),),
-}
+# ---- training probes (validation only) ---------------------------------------------------
+# Choices of the table protocols questioned after the fact, one change at a time on a
+# table cell (seed 0), scored on validation only, so none of them reads the test split.
+# CK+: what was tried to lift MobileNetV3-Small's base above the linear floor (Table 2).
+# ML-100K: whether Table 1's 2 epochs stop the models early (every validation curve still
+# rises at epoch 2), and whether SWA catches up with duet-no-swa given more of them.
+PROBES: tuple[tuple[str, str, str, str, tuple[tuple[str, Any], ...]], ...] = (
+    # (table, backbone, method, tag, options)
+    ("table2", "mobilenet_v3_small", "base", "batch-64", (("batch_size", 64),)),
+    ("table2", "mobilenet_v3_small", "base", "no-weight-decay", (("weight_decay", 0.0),)),
+    ("table2", "mobilenet_v3_small", "base", "lr-2e-3", (("lr", 2e-3),)),
+    ("table2", "mobilenet_v3_small", "base", "cosine", (("lr_schedule", "cosine"),)),
+    ("table2", "mobilenet_v3_small", "base", "80-epochs", (("epochs", 80),)),
+    ("table2", "mobilenet_v3_small", "base", "no-augment", (("augment", False),)),
+    ("table1", "din", "base", "6-epochs", (("epochs", 6),)),
+    ("table1", "din", "duet-no-swa", "6-epochs", (("epochs", 6),)),
+    ("table1", "din", "duet", "6-epochs", (("epochs", 6),)),
+)
+PROBE_DATA = {"table1": ("movielens-100k", ""), "table2": ("ckplus", TABLE2_PROTOCOL)}
 
 
-def probe_cells(seed: int = 0) -> list[Cell]:
+def probe_cells(table: str, seed: int = 0) -> list[Cell]:
+    dataset, protocol = PROBE_DATA[table]
     return [
-        Cell(
-            "probes",
-            "ckplus",
-            "mobilenet_v3_small",
-            "base",
-            seed,
-            tag=tag,
-            options=options,
-            protocol=TABLE2_PROTOCOL,
-        )
-        for tag, options in IMAGE_PROBES.items()
+        Cell("probes", dataset, backbone, method, seed, tag=tag, options=options, protocol=protocol)
+        for t, backbone, method, tag, options in PROBES
+        if t == table
     ]
 
 
 def cmd_probes(args: argparse.Namespace) -> int:
-    data = prepared("ckplus", args.data_dir, args.runs, TABLE2_PROTOCOL)
-    run_cells(probe_cells(), EPOCHS["table2"], data, args.results, args.runs, test=False)
+    for table in args.tables:
+        dataset, protocol = PROBE_DATA[table]
+        data = prepared(dataset, args.data_dir, args.runs, protocol)
+        run_cells(probe_cells(table), EPOCHS[table], data, args.results, args.runs, test=False)
     return 0
 
 
-def probes_md(results: Path) -> list[str]:
-    """Each probe's validation accuracy beside Table 2's cell it changes (seed 0)."""
-    folder = f"ckplus-{TABLE2_PROTOCOL}"
-    default = load_cells(results, "table2", folder).get("mobilenet_v3_small-base-s0", {})
+def probes_md(results: Path, table: str) -> list[str]:
+    """Each probe's validation score beside the seed-0 table cell it changes."""
+    cells = probe_cells(table)
+    folder = cells[0].folder
+    key = "val_accuracy" if table == "table2" else "val_auc"
+    reference = load_cells(results, table, folder)
     probes = load_cells(results, "probes", folder)
-    reference = default.get("val_accuracy")
     lines = [
-        "| probe (MobileNetV3-Small base, seed 0) | choice | val accuracy | vs Table 2's cell |",
-        "|---|---|---:|---:|",
-        f"| Table 2's cell | batch 32, wd 5e-4, lr 1e-3 constant, 40 epochs, augmented | "
-        f"{'pending' if reference is None else f'{reference:.4f}'} | — |",
+        f"| probe (seed 0) | backbone, method | change | {key.replace('_', ' ')} "
+        "| the table's cell | change − cell |",
+        "|---|---|---|---:|---:|---:|",
     ]
-    for cell in probe_cells():
-        got = probes.get(cell.name, {}).get("val_accuracy")
-        choice = ", ".join(f"{k} {v}" for k, v in cell.options)
-        gain = "—" if got is None or reference is None else f"{got - reference:+.4f}"
+    for cell in cells:
+        got = probes.get(cell.name, {}).get(key)
+        ref = reference.get(f"{cell.backbone}-{cell.method}-s{cell.seed}", {}).get(key)
+        change = ", ".join(f"{k} {v}" for k, v in cell.options)
+        fmt = lambda v: "pending" if v is None else f"{v:.4f}"  # noqa: E731
+        gain = "—" if got is None or ref is None else f"{got - ref:+.4f}"
         lines.append(
-            f"| {cell.tag} | {choice} | {'pending' if got is None else f'{got:.4f}'} | {gain} |"
+            f"| {cell.tag} | {cell.backbone}, {cell.method} | {change} | {fmt(got)} "
+            f"| {fmt(ref)} | {gain} |"
         )
     return lines
 
@@ -1424,7 +1429,8 @@ def render(
         "SIZES": size_md(results),
         "SWA1": swa_md(t1, seeds, "auc", CLICK_BACKBONES, "duet"),
         "TABLE2": table2_md(t2, seeds, _ridge(results, TABLE2_PROTOCOL)),
-        "PROBES": probes_md(results),
+        "PROBES": probes_md(results, "table2"),
+        "PROBES_TABLE1": probes_md(results, "table1"),
         "SWA2": swa_md(t2, seeds, "accuracy", IMAGE_BACKBONES, "duet-np5"),
         "TABLE3": table3_md(results),
         "FIGURE4": figure4_md(results, "ml100k-genre-shift", plot),
@@ -1500,8 +1506,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="generator variants on each architecture (none: base cells only)",
     )
     pa.set_defaults(func=cmd_parity)
-    pr = sub.add_parser("probes", help="CK+ training choices tried on validation (Table 2)")
+    pr = sub.add_parser("probes", help="protocol choices questioned, on validation only")
     pr.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
+    pr.add_argument("--tables", nargs="+", default=list(PROBE_DATA), choices=list(PROBE_DATA))
     pr.set_defaults(func=cmd_probes)
     lf = sub.add_parser("linear-floor", help="Table 2's ridge regression on raw pixels")
     lf.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")

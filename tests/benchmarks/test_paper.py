@@ -235,10 +235,10 @@ def test_parity_cells_try_each_choice_where_it_exists_and_never_read_test(paper,
     assert "--arch pos_std=0.05" in paper.train_command(sasrec[0], 2, tmp_path, test=False)
 
 
-def test_image_probes_change_one_choice_each_and_never_read_test(paper, tmp_path):
+def test_probes_change_one_choice_each_and_never_read_test(paper, tmp_path):
     """Each probe's stored command spells its one change (its own epochs win over the
-    table's), is validation-only, and the docs put its val accuracy beside Table 2's cell."""
-    cells = {c.tag: c for c in paper.probe_cells()}
+    table's), is validation-only, and the docs put its score beside the table's cell."""
+    cells = {c.tag: c for c in paper.probe_cells("table2")}
     command = paper.train_command(cells["80-epochs"], 40, tmp_path, test=False)
     assert "--epochs 80" in command and "--epochs 40" not in command
     assert "--no-augment" in paper.train_command(cells["no-augment"], 40, tmp_path, test=False)
@@ -248,6 +248,9 @@ def test_image_probes_change_one_choice_each_and_never_read_test(paper, tmp_path
     probes = tmp_path / "probes" / "ckplus-112x3"
     probes.mkdir(parents=True)
     (probes / f"{cells['cosine'].name}.json").write_text(json.dumps({"val_accuracy": 0.4}))
-    rows = {r.split(" | ")[0]: r for r in paper.probes_md(tmp_path)}
-    assert rows["| cosine"].endswith("| 0.4000 | -0.2000 |")
-    assert rows["| batch-64"].endswith("| pending | — |")
+    rows = {r.split(" | ")[0]: r for r in paper.probes_md(tmp_path, "table2")}
+    assert rows["| cosine"].endswith("| 0.4000 | 0.6000 | -0.2000 |")
+    assert rows["| batch-64"].endswith("| pending | 0.6000 | — |")
+    clicks = paper.probe_cells("table1")
+    assert {c.method for c in clicks} == {"base", "duet-no-swa", "duet"}
+    assert all(c.folder == "movielens-100k" for c in clicks)
