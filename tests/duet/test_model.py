@@ -189,3 +189,29 @@ def test_arch_choices_run_and_unknown_keys_are_refused(backbone, clicks):
     assert global_logits.shape == gen_logits.shape == (len(clicks),)
     with pytest.raises(ValueError, match="unknown key"):
         sequence_umn(backbone, "base", NUM_ITEMS, arch={"depth": 3})
+
+
+@pytest.mark.parametrize("variant", ["large", "small"])
+def test_channels_last_trunk_computes_what_a_contiguous_one_does(variant):
+    """The trunk runs channels-last by default, for speed: its features and gradients equal
+    those of the same weights in the default layout, to float rounding."""
+    torch.manual_seed(0)
+    fast = MobileNetV3(MobileNetConfig(variant, in_channels=3)).train()
+    assert fast.features[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    plain = MobileNetV3(MobileNetConfig(variant, in_channels=3, channels_last=False)).train()
+    plain.load_state_dict(fast.state_dict())
+    assert plain.features[0][0].weight.is_contiguous()
+    x = torch.rand(4, 3, 64, 64)
+    torch.manual_seed(1)
+    a = fast(x)
+    torch.manual_seed(1)
+    b = plain(x)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    a.square().sum().backward()
+    b.square().sum().backward()
+    # reductions over B x H x W positions are summed in another order, and some gradients
+    # (a bias before a BatchNorm) are pure cancellation: compare the gradient as a whole
+    pairs = list(zip(fast.parameters(), plain.parameters(), strict=True))
+    diff = torch.cat([(p.grad - q.grad).flatten() for p, q in pairs])
+    total = torch.cat([q.grad.flatten() for _, q in pairs])
+    assert diff.norm() <= 1e-4 * total.norm()

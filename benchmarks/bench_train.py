@@ -1,0 +1,135 @@
+"""Training-step throughput, two ways side by side in one run (this machine is noisy):
+
+* MobileNetV3 trunks at the Table 2 input (112x112x3, batch 32): channels-last (the default,
+  ``MobileNetConfig.channels_last``) against the contiguous NCHW layout;
+* the click models' DUET on prepared ML-100K (batch 256): torch's default Adam against its
+  fused CPU kernel (``torch.optim.Adam(fused=True)``), a lead for the training-speed work.
+
+Each pair alternates for ``--repeats`` rounds on one thread; the table reports the median
+samples/s of each and their ratio. The MobileNet rows use random frames (the speed of a
+convolution does not depend on the pixels); the click rows the first 100 batches of the
+prepared train split.
+
+Usage:
+    DUET_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_train.py \\
+        [--prepared runs/paper/data/movielens-100k] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from duet.builders import mobilenet_umn
+from duet.data import ImageSamples, iterate_batches
+from duet.model import DeviceModel
+from duet.train import TrainConfig, weighted_loss
+
+
+def samples_per_s(step: Callable[[], int], steps: int) -> float:
+    step()  # warm-up: allocator and oneDNN primitive caches
+    start, n = time.perf_counter(), 0
+    for _ in range(steps):
+        n += step()
+    return n / (time.perf_counter() - start)
+
+
+def mobilenet_step(variant: str, channels_last: bool) -> Callable[[], int]:
+    torch.manual_seed(0)
+    cfg = mobilenet_umn(variant, "base", 7, head_hidden=128)
+    trunk = dataclasses.replace(cfg.mobilenet, channels_last=channels_last)
+    model = DeviceModel(dataclasses.replace(cfg, mobilenet=trunk)).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    zeros = torch.zeros(32, dtype=torch.long)
+    batch = ImageSamples(
+        pixels=torch.rand(32, 3, 112, 112),
+        label=torch.randint(0, 7, (32,)),
+        session=zeros,
+        user=zeros,
+        position=zeros,
+        realtime=torch.rand(1, 3, 112, 112),
+    )
+    cfg = TrainConfig(epochs=1, batch_size=32)
+
+    def step() -> int:
+        loss = weighted_loss(model, batch, cfg)  # the training step of duet.train.train
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return len(batch)
+
+    return step
+
+
+def click_step(prepared: Path, backbone: str, fused: bool, batches: list) -> Callable[[], int]:
+    from pipelines.tensors import load_meta
+    from simulation.train_recipe import TrainOptions, model_config
+
+    options = TrainOptions("movielens-100k", backbone, "duet", prepared=prepared).resolved()
+    torch.manual_seed(0)
+    model = DeviceModel(model_config(options, load_meta(prepared))).train()
+    cfg = TrainConfig(epochs=1, batch_size=256, global_loss_weight=options.global_loss_weight)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused or None)
+    it = iter(batches)
+
+    def step() -> int:
+        nonlocal it
+        batch = next(it, None)
+        if batch is None:
+            it = iter(batches)
+            batch = next(it)
+        loss = weighted_loss(model, batch, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return len(batch)
+
+    return step
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--prepared", type=Path, default=None, help="prepared ML-100K (click rows)")
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    cases: list[tuple[str, str, str, Callable[[], Callable[[], int]], int]] = []
+    for variant in ("large", "small"):
+        for label, flag in (("contiguous", False), ("channels-last", True)):
+            make = lambda v=variant, f=flag: mobilenet_step(v, f)  # noqa: E731
+            cases.append((f"mobilenet_v3_{variant} base, 112x112x3", "layout", label, make, 6))
+    if args.prepared is not None:
+        from pipelines.tensors import load_samples
+
+        samples = load_samples(args.prepared, "train")
+        g = torch.Generator().manual_seed(0)
+        batches = [
+            b
+            for _, b in zip(
+                range(100), iterate_batches(samples, 256, shuffle=True, generator=g), strict=False
+            )
+        ]
+        for backbone in ("sasrec", "gru4rec", "din"):
+            for label, fused in (("default", False), ("fused", True)):
+                make = lambda b=backbone, f=fused: click_step(args.prepared, b, f, batches)  # noqa: E731
+                cases.append((f"{backbone} duet, ML-100K", "Adam", label, make, 60))
+    rates: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.repeats):  # alternate the pair members round by round
+        for model, _, label, make, steps in cases:
+            rates.setdefault((model, label), []).append(samples_per_s(make(), steps))
+    print("| model | choice | samples/s (median) | samples/s (median) | ratio |")
+    print("|---|---|---:|---:|---:|")
+    for i in range(0, len(cases), 2):
+        (model, what, a, *_), (_, _, b, *_) = cases[i], cases[i + 1]
+        ra, rb = statistics.median(rates[(model, a)]), statistics.median(rates[(model, b)])
+        print(f"| {model} | {what}: {a} / {b} | {ra:,.0f} | {rb:,.0f} | {rb / ra:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
