@@ -555,6 +555,9 @@ def cmd_parity(args: argparse.Namespace) -> int:
 # rises at epoch 2), and whether SWA catches up with duet-no-swa given more of them.
 PROBES: tuple[tuple[str, str, str, str, tuple[tuple[str, Any], ...]], ...] = (
     # (table, backbone, method, tag, options)
+    # no change: the cell again, with today's code (channels-last convolutions since the
+    # Table 2 seeds 0-2 cells ran): how far a rerun lands from the cell it repeats
+    ("table2", "mobilenet_v3_small", "base", "rerun", ()),
     ("table2", "mobilenet_v3_small", "base", "batch-64", (("batch_size", 64),)),
     ("table2", "mobilenet_v3_small", "base", "no-weight-decay", (("weight_decay", 0.0),)),
     ("table2", "mobilenet_v3_small", "base", "lr-2e-3", (("lr", 2e-3),)),
