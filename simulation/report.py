@@ -29,6 +29,7 @@ from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from duet.names import METHODS
 from simulation.paired_stats import paired_gain
@@ -198,6 +199,7 @@ def auc_over_sessions(rows: pl.DataFrame) -> Figure:
         ax.grid(alpha=0.3)
     top.set(ylabel="mean session AUC", title="Per-session AUC over the session index")
     bottom.set(xlabel="session index (the device's k-th session)", ylabel="AUC gain over base")
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole sessions, no 0.5 ticks
     handles = top.get_legend_handles_labels()[0] + shift_legend
     top.legend(handles=handles, loc="lower left", fontsize=8, ncol=3)
     return fig

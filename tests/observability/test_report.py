@@ -86,6 +86,15 @@ def test_no_shift_no_marks(tmp_path: Path, make_rows, make_run_dir) -> None:
     assert labelled_lines(fig.axes[0]) == METHODS
 
 
+def test_session_axis_ticks_whole_sessions(tmp_path: Path, make_rows, make_run_dir) -> None:
+    """Few sessions: matplotlib's default locator would put ticks at 0.5, 1.5, ..."""
+    rows = make_rows(devices=4, sessions=3, shift_start=0, shift_end=0)
+    fig = auc_over_sessions(load_sessions(make_run_dir(tmp_path / "run", rows)))
+    fig.canvas.draw()
+    ticks = fig.axes[1].get_xticks()
+    assert len(ticks) and all(float(t).is_integer() for t in ticks)
+
+
 def test_distribution_and_latency_series(run_dir: Path, session_rows: pl.DataFrame) -> None:
     rows = load_sessions(run_dir)
     ax = auc_distribution(rows).axes[0]
