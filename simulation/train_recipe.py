@@ -235,6 +235,7 @@ class TrainRecipe:
         self.options = options.resolved()
         self.out = Path(out)
         self.metrics: dict[str, Any] = {}
+        self._started_ray = False  # a local Ray started for the stream feed, stopped by close
 
     # ---- setup -------------------------------------------------------------------------
     def setup(self) -> None:
@@ -443,7 +444,7 @@ class TrainRecipe:
 
     def close(self) -> None:
         """Stop the Ray this recipe started for its feed (none otherwise)."""
-        if getattr(self, "_started_ray", False):
+        if self._started_ray:
             import ray
 
             ray.shutdown()
