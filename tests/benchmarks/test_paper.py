@@ -252,5 +252,5 @@ def test_probes_change_one_choice_each_and_never_read_test(paper, tmp_path):
     assert rows["| cosine"].endswith("| 0.4000 | 0.6000 | -0.2000 |")
     assert rows["| batch-64"].endswith("| pending | 0.6000 | — |")
     clicks = paper.probe_cells("table1")
-    assert {c.method for c in clicks} == {"base", "duet-no-swa", "duet"}
+    assert {c.method for c in clicks} == {"base", "duet-no-swa", "duet", "finetune"}
     assert all(c.folder == "movielens-100k" for c in clicks)
