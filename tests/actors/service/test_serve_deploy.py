@@ -27,7 +27,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("ray")
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
-CONFIG = Path(__file__).parents[2] / "platform" / "serve" / "duet_generator.yaml"
+CONFIG = Path(__file__).parents[3] / "platform" / "serve" / "duet_generator.yaml"
 BIN = Path(sys.executable).parent
 
 
