@@ -1,4 +1,4 @@
-"""The model registry: every backbone, method, PPG neck and conditioning mode by name,
+"""The model registry: every backbone, trained method, PPG neck and conditioning mode by name,
 defined once and imported wherever a name is checked or listed (duet/ itself, the CLI, the
 scenario schema, the benchmarks). No torch import, so `duet-sim --help` stays fast."""
 
@@ -26,9 +26,6 @@ GENERATED_METHODS = ("duet", "duet-no-swa", "hypernet")
 ADAPTED_METHODS = ("finetune", "finetune-user")
 # the generated methods whose PPG reads data, and so can be conditioned either way
 CONDITIONED_METHODS = ("duet", "duet-no-swa")
-# what a fleet can simulate: a phone does not hold its user's labelled training history,
-# so finetune-user is an offline baseline only (Table 1)
-FLEET_METHODS = tuple(m for m in METHODS if m != "finetune-user")
 
 # the PPG's shared neck over real-time clicks; images pool features by mean
 NECKS = ("mean", "gru", "gru-mean")

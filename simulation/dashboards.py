@@ -299,8 +299,52 @@ def model_quality() -> dash.Dashboard:
                 "{{method}}",
             ),
         ),
+        *request_policy_panels(),
     ]
     return add_panels(board, panels)
+
+
+def request_policy_panels() -> list[Any]:
+    """The communication-vs-AUC trade-off of the request policies, live: how often each
+    (method, policy) asks the cloud, and its AUC gain over base, labelled with its policy."""
+    by = "method, policy"
+    decisions = "duet_request_decisions_total"
+    requested = f'{ONE_RUN}, reason="requested"'
+    # the gain series carries no policy label: join it from the decisions counter
+    policy_of = f"group by (scenario, dataset, backbone, method, policy) ({decisions}{{{ONE_RUN}}})"
+    return [
+        panel(
+            timeseries.Panel().min(0).max(1),
+            "Share of sessions that asked the cloud, by method and policy",
+            "percentunit",
+            q(
+                f"sum by ({by}) ({rate(decisions, requested)}) / "
+                f"sum by ({by}) ({rate(decisions, ONE_RUN)})",
+                "{{method}} · {{policy}}",
+            ),
+        ),
+        panel(
+            timeseries.Panel(),
+            "AUC gain over base by request policy (1m, same devices)",
+            "none",
+            q(
+                f"{AUC_GAIN}{{{ONE_RUN}}} * on (scenario, dataset, backbone, method) "
+                f"group_left (policy) {policy_of}",
+                "{{method}} · {{policy}}",
+            ),
+        ),
+        panel(
+            table.Panel(),
+            "Request decisions by reason over the time range",
+            "short",
+            q(
+                f"sum by ({by}, reason) ({over_range(decisions, ONE_RUN)})",
+                instant=True,
+                fmt="table",
+            ),
+            w=24,
+        ),
+    ]
 
 
 def latency() -> dash.Dashboard:

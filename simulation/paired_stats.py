@@ -69,14 +69,20 @@ def cluster_bootstrap(pairs: pl.DataFrame, seed: int, label: str) -> dict[str, A
 
 
 def paired_gain(
-    rows: pl.DataFrame, method: str, seed: int = 0, metric: str = "auc", label: str = ""
+    rows: pl.DataFrame,
+    method: str,
+    seed: int = 0,
+    metric: str = "auc",
+    label: str = "",
+    base: str = "base",
 ) -> dict[str, Any]:
-    """``method`` minus base over ``rows``, with its device-cluster bootstrap interval."""
-    pairs = paired_differences(rows, method, metric)
+    """``method`` minus ``base`` over ``rows``, with its device-cluster bootstrap interval."""
+    pairs = paired_differences(rows, method, metric, base)
+    vs = "" if base == "base" else f"/vs-{base}"  # base's streams stay those of older runs
     return {
-        "vs": "base",
+        "vs": base,
         "metric": metric,
-        **cluster_bootstrap(pairs, seed, f"{label}/{method}/{metric}"),
+        **cluster_bootstrap(pairs, seed, f"{label}/{method}/{metric}{vs}"),
     }
 
 

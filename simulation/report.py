@@ -320,6 +320,61 @@ def markdown_tables(rows: pl.DataFrame, summary: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+def policy_table(summary: dict) -> str:
+    """summary.json's ``request_policies`` as Markdown: per generated method, its policy,
+    what it asked for and what it kept of its ``always`` reference's gain."""
+    policies = summary.get("request_policies", {})
+    metric = summary.get("metric", "auc")
+    lines = [
+        f"| method | policy | requests / session | share of always's requests "
+        f"| KB up / down per session | {metric} | gain vs base [95% CI] "
+        "| gain vs always [95% CI] | share of always's gain kept | decisions |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+
+    def gain(g: dict | None) -> str:
+        if not g:
+            return "–"
+        lo, hi = g["ci95"]
+        return f"{_fmt(g['mean'], '+.4f')} [{_fmt(lo, '+.4f')}, {_fmt(hi, '+.4f')}]"
+
+    for name, p in policies.items():
+        decisions = ", ".join(f"{k} {v}" for k, v in p["decisions"].items())
+        lines.append(
+            f"| {name} | {p['policy']} | {p['requests_per_session']:.2f} "
+            f"| {_fmt(p.get('request_fraction'), '.0%')} "
+            f"| {p['kb_up_per_session']:.2f} / {p['kb_down_per_session']:.1f} "
+            f"| {_fmt(p[f'{metric}_mean'], '.4f')} | {gain(p['gain_vs_base'])} "
+            f"| {gain(p.get('gain_vs_reference'))} | {_fmt(p.get('gain_kept'), '.0%')} "
+            f"| {decisions} |"
+        )
+    return "\n".join(lines)
+
+
+def policy_pareto(summary: dict) -> Figure:
+    """Requests per session against the paired gain over base, one point per (method,
+    policy) with its 95% interval: the points up and to the left beat ``always``."""
+    fig = Figure(figsize=(7, 4.5), dpi=DPI)
+    ax = fig.subplots()
+    policies = summary.get("request_policies", {})
+    metric = summary.get("metric", "auc")
+    for name, p in policies.items():
+        g = p["gain_vs_base"]
+        x, y = p["requests_per_session"], g["mean"]
+        ax.errorbar(
+            x, y, yerr=[[y - g["ci95"][0]], [g["ci95"][1] - y]], fmt="o", capsize=3, label=name
+        )
+        ax.annotate(p["policy"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7)
+    ax.axhline(0.0, color="gray", lw=0.8, ls="--")  # base
+    ax.set_xlabel("parameter requests per session")
+    ax.set_ylabel(f"{metric} gain over base (paired)")
+    ax.set_title("Request policies: communication vs gain")
+    if policies:
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
 def _header(run_dir: Path, rows: pl.DataFrame) -> str:
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
@@ -358,6 +413,17 @@ def write_report(run_dir: Path) -> Path:
     for stem, (make, title, caption) in FIGURES.items():
         make(rows).savefig(images / f"{stem}.png")
         sections += [f"## {title}", f"![{stem}](report/{stem}.png)", caption]
+    if len(summary.get("request_policies", {})) > 1:  # a trade-off needs two points
+        policy_pareto(summary).savefig(images / "request_policies.png")
+        sections += [
+            "## Request policies: requests against gain",
+            policy_table(summary),
+            "![request_policies](report/request_policies.png)",
+            "Each point is one generated method under its request policy: parameter requests "
+            "per session against its paired gain over base (device-cluster bootstrap 95% "
+            "interval). The share kept is its gain over base divided by that of the same "
+            "model under `always` (summary.json's `request_policies`).",
+        ]
     out = run_dir / "report.md"
     out.write_text("\n\n".join(sections) + "\n")
     return out

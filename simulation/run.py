@@ -31,8 +31,8 @@ from typing import Any, TextIO
 
 import polars as pl
 
+from actors.devices.methods import method_class
 from actors.devices.profiles import COMPUTE_TIERS, MB, NETWORK_CLASSES, DeviceProfile, NetworkClass
-from duet.names import ADAPTED_METHODS, GENERATED_METHODS
 from simulation.fleet_plan import plan_fleets
 from simulation.run_dir import RunDirectory, RunDirError
 from simulation.scenario import Scenario, resolve_path, synthetic_config_class
@@ -105,6 +105,7 @@ class Runner:
         self.run_dir.write_scenario()
         self.prepared = self._setup_data()
         self.checkpoints = self._setup_models()
+        self.gates = self._train_gates()
 
     def start(self) -> None:
         """Ray, the metrics exporter, the generator and the fleets (after :meth:`prepare`)."""
@@ -147,25 +148,24 @@ class Runner:
         return path
 
     def _setup_models(self) -> dict[str, dict[str, str]]:
-        """backbone -> method name -> checkpoint dir; trains those not given (finetune: base's)."""
+        """backbone -> method name -> checkpoint dir. One checkpoint per distinct trained
+        model (`Scenario.model_owner`: ``finetune`` scores with base's, a policy variant of
+        ``duet`` with duet's), trained unless given or already in ``OUT/models``."""
         from simulation.train_recipe import TrainOptions, TrainRecipe
 
         spec = self.scenario.model
+        owner = self.scenario.model_owner
+        methods = {m.name: m for m in self.scenario.methods}
         out: dict[str, dict[str, str]] = {}
-        needed = [
-            m for m in self.scenario.methods if m.name == "base" or m.method in GENERATED_METHODS
-        ]
         for backbone in spec.backbones:
-            out[backbone] = {}
-            for method in needed:
-                given = spec.checkpoints.get(f"{backbone}/{method.name}")
-                path = (
-                    resolve_path(given)
-                    if given
-                    else self.out / "models" / f"{backbone}-{method.name}"
-                )
+            paths: dict[str, str] = {}
+            for name in dict.fromkeys(owner.values()):
+                method = methods[name]
+                trained = method_class(method.method).checkpoint
+                given = spec.checkpoints.get(f"{backbone}/{name}")
+                path = resolve_path(given) if given else self.out / "models" / f"{backbone}-{name}"
                 if given is None and not (path / "metrics.json").is_file():
-                    print(f"training {backbone}/{method.name} -> {path}", flush=True)
+                    print(f"training {backbone}/{name} -> {path}", flush=True)
                     t = spec.train
                     options = {k: v for k, v in t.model_dump().items() if v is not None}
                     if method.neck is not None:
@@ -174,7 +174,7 @@ class Runner:
                         TrainOptions(
                             self.scenario.data.dataset,
                             backbone,
-                            method.method,
+                            trained,
                             prepared=self.prepared,
                             progress=self.progress,
                             finetune_steps=spec.finetune_steps,
@@ -183,9 +183,32 @@ class Runner:
                         ),
                         path,
                     ).run()
-                _check_checkpoint(path, backbone, method.method, method.condition)
-                out[backbone][method.name] = str(path)
+                _check_checkpoint(path, backbone, trained, method.condition)
+                paths[name] = str(path)
+            out[backbone] = {name: paths[owner[name]] for name in owner}
         return out
+
+    def _train_gates(self) -> dict[str, Any]:
+        """The learned policies' gates, trained in the cloud on the training sessions before
+        any device plays (simulation/request_gate.py), or reused from ``OUT/models``."""
+        from simulation.request_gate import fit_gate
+
+        gates = {}
+        for name, policy in self.scenario.policies.items():
+            if policy.type != "learned":
+                continue
+            for backbone, ckpts in self.checkpoints.items():
+                path = self.out / "models" / f"gate-{backbone}-{name}.json"
+                gates[f"{backbone}/{name}"] = fit_gate(
+                    self.prepared,
+                    ckpts["base"],
+                    ckpts[name],
+                    policy,
+                    path,
+                    seed=self.scenario.seed,
+                    progress=self.progress,
+                )
+        return gates
 
     def _setup_ray(self) -> None:
         import ray
@@ -225,14 +248,17 @@ class Runner:
 
         from actors.service.serve_app import APP_NAME, build_app
 
-        of = self.scenario.method_of
+        owner, generated = self.scenario.model_owner, self.scenario.policies
         cells = {
-            f"{b}/{m}": d
+            f"{b}/{owner[m]}": ckpts[m]
             for b, ckpts in self.checkpoints.items()
-            for m, d in ckpts.items()
-            if of[m] in GENERATED_METHODS
+            for m in ckpts
+            if m in generated
         }
-        self.model_keys = {cell: cell for cell in cells}
+        # every generated name asks the model of its owner: one deployment per checkpoint
+        self.model_keys = {
+            f"{b}/{m}": f"{b}/{owner[m]}" for b in self.checkpoints for m in generated
+        }
         if not cells:
             return
         spec = self.scenario.generator
@@ -300,6 +326,8 @@ class Runner:
             dataset=s.data.dataset,
             methods=tuple(s.method_names),
             method_of=s.method_of,
+            policies=s.policies,
+            gates=self.gates,
             sessions_per_device=s.fleet.sessions_per_device,
             model_keys=self.model_keys,
             network_classes=networks,
@@ -338,6 +366,8 @@ class Runner:
             app_name=self._app_name or "",
             metrics=metrics,
             on_rows=(metrics.record_part,) if metrics is not None else (),
+            plugins=tuple(s.plugins),
+            plugin_root=os.getcwd(),
         )
 
     def _write_run_json(self, extra: dict[str, Any]) -> None:
@@ -450,7 +480,12 @@ class Runner:
                 shifts,
                 self.scenario.seed,
                 metric="auc" if self.scenario.kind == "clicks" else "accuracy",
+                references=self.scenario.policy_references,
             ),
+            "request_gates": {
+                path.stem.removeprefix("gate-"): json.loads(path.read_text())
+                for path in sorted((self.out / "models").glob("gate-*.json"))
+            },
         }
         path = self.out / "summary.json"
         path.write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
@@ -499,9 +534,8 @@ def _check_checkpoint(path: Path, backbone: str, method: str, condition: str) ->
         cfg = load_checkpoint(path)[0].cfg
     except CheckpointError as exc:
         raise RunError(f"checkpoint {exc}") from exc
-    expect = "base" if method in ADAPTED_METHODS else method
-    if (cfg.backbone, cfg.method) != (backbone, expect):
-        raise RunError(f"checkpoint {path} is {cfg.backbone}/{cfg.method}, not {backbone}/{expect}")
+    if (cfg.backbone, cfg.method) != (backbone, method):
+        raise RunError(f"checkpoint {path} is {cfg.backbone}/{cfg.method}, not {backbone}/{method}")
     if cfg.ppg is not None and cfg.ppg.conditioned and cfg.ppg.condition != condition:
         raise RunError(
             f"checkpoint {path} is conditioned on {cfg.ppg.condition!r}, the method "

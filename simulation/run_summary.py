@@ -27,6 +27,7 @@ def summarize(
     shifts: Sequence[Mapping[str, Any]],
     seed: int = 0,
     metric: str = "auc",
+    references: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Everything ``summary.json`` holds, from the session rows and the device table.
 
@@ -39,6 +40,8 @@ def summarize(
         seed (int): bootstrap seed.
         metric (str): what gains and phases compare: ``auc`` (clicks), or ``accuracy``
             for videos, whose sessions often hold one class and so have no AUC.
+        references (Mapping[str, str] | None): generated name -> the name that runs the same
+            model under ``always``, what its request policy is compared with.
     """
     methods = list(expected)
     return {
@@ -53,6 +56,7 @@ def summarize(
             for i, spec in enumerate(shifts)
         ],
         "latency_comparison": latency_comparison(rows),
+        "request_policies": request_policies(rows, references or {}, seed, metric),
     }
 
 
@@ -192,4 +196,41 @@ def latency_comparison(rows: pl.DataFrame) -> dict[str, Any]:
                 "generate_server_s": _percentiles(gen["generate_server_s"]),
                 "upload_plus_download_s": _percentiles(gen["upload_s"] + gen["download_s"]),
             }
+    return out
+
+
+def request_policies(
+    rows: pl.DataFrame, references: Mapping[str, str], seed: int, metric: str = "auc"
+) -> dict[str, Any]:
+    """The communication-vs-accuracy trade-off of each generated name's request policy:
+    requests and bytes per session, the decisions it took, its paired gain over base and over
+    its ``always`` reference, the share of the reference's requests it made and the share of
+    its gain it kept (IntellectReq's question: most of the gain for few of the requests?)."""
+    out: dict[str, Any] = {}
+    for name, reference in references.items():
+        mine = rows.filter(pl.col("method") == name)
+        if mine.height == 0:
+            continue
+        over_base = paired_gain(rows, name, seed, metric)
+        entry: dict[str, Any] = {
+            "policy": mine["policy"][0],
+            "reference": reference,
+            "sessions": mine.height,
+            "requests_per_session": _mean(mine["requests"]),
+            "kb_up_per_session": _mean(mine["bytes_up"]) / 1e3,
+            "kb_down_per_session": _mean(mine["bytes_down"]) / 1e3,
+            "decisions": dict(sorted(mine.group_by("decision").len().iter_rows())),
+            f"{metric}_mean": _mean(mine[metric].fill_nan(None).drop_nulls()),
+            "gain_vs_base": over_base,
+        }
+        if reference != name:
+            ref = rows.filter(pl.col("method") == reference)
+            ref_gain = paired_gain(rows, reference, seed, metric)["mean"]
+            ref_requests = _mean(ref["requests"])
+            entry["gain_vs_reference"] = paired_gain(rows, name, seed, metric, base=reference)
+            entry["request_fraction"] = (
+                entry["requests_per_session"] / ref_requests if ref_requests else float("nan")
+            )
+            entry["gain_kept"] = over_base["mean"] / ref_gain if ref_gain else float("nan")
+        out[name] = entry
     return out

@@ -32,17 +32,12 @@ from pydantic import (
     model_validator,
 )
 
+from actors.devices.methods import import_plugins, method_class
+from actors.devices.policies import Always, PerImpression, PolicySpec, RequestPolicy
 from actors.devices.profiles import COMPUTE_TIERS, NETWORK_CLASSES, UPLOAD_MODES
 from duet.names import BACKBONE_NAMES as BACKBONES
 from duet.names import BACKBONES as BACKBONE_KINDS
-from duet.names import (
-    CONDITIONED_METHODS,
-    CONDITIONS,
-    DEFAULT_CONDITION,
-    FLEET_METHODS,
-    GENERATED_METHODS,
-    NECKS,
-)
+from duet.names import CONDITIONS, DEFAULT_CONDITION, NECKS
 from pipelines.names import DATASET_NAMES as DATASETS
 from pipelines.names import DATASETS as DATASET_KINDS
 from pipelines.names import IMAGE_CHANNELS, IMAGE_SIZES
@@ -321,26 +316,62 @@ class MetricsSpec(Section):
 
 
 class MethodSpec(Section):
-    """One method of a run: a registered method, its options, and the name its rows,
-    summary, report and metrics carry. ``- duet`` in the YAML is ``{name: duet, method:
-    duet}``; ``{name: duet-history, method: duet, condition: history}`` is DUET as the
-    authors' code runs it, one request per scored impression."""
+    """One method of a run: a registered method (actors/devices/methods.py), its options,
+    its request policy, and the name its rows, summary, report and metrics carry. ``- duet``
+    in the YAML is ``{name: duet, method: duet}``; ``{name: duet-history, method: duet,
+    condition: history}`` is DUET as the authors' code runs it, one request per scored
+    impression; ``{name: duet-every3, method: duet, policy: {type: every_k, k: 3}}`` asks
+    the cloud on every third session and keeps its parameters in between. Names that run the
+    same method with the same condition and neck share one checkpoint and one generator."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-    method: Literal[FLEET_METHODS]  # type: ignore[valid-type]
+    method: str
     condition: Literal[CONDITIONS] = DEFAULT_CONDITION  # type: ignore[valid-type]
     neck: Literal[NECKS] | None = None  # type: ignore[valid-type]  # default: model.train.neck
+    # generated methods only; default: always (session), per_impression (history)
+    policy: PolicySpec | None = None  # type: ignore[valid-type]
+
+    @field_validator("method")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        method_class(value)
+        return value
 
     @model_validator(mode="after")
-    def _condition(self) -> MethodSpec:
-        if self.neck is not None and self.method not in CONDITIONED_METHODS:
-            raise ValueError(f"neck applies to {list(CONDITIONED_METHODS)}, not {self.method!r}")
-        if self.condition != DEFAULT_CONDITION and self.method not in CONDITIONED_METHODS:
+    def _options(self) -> MethodSpec:
+        cls = method_class(self.method)
+        if self.neck is not None and not cls.conditioned:
+            raise ValueError(f"neck applies to conditioned methods, not {self.method!r}")
+        if self.condition != DEFAULT_CONDITION and not cls.conditioned:
             raise ValueError(
-                f"condition {self.condition!r} applies to {list(CONDITIONED_METHODS)}, "
-                f"not {self.method!r}"
+                f"condition {self.condition!r} applies to conditioned methods, not {self.method!r}"
+            )
+        if self.policy is not None and not cls.generated:
+            raise ValueError(f"policy applies to methods the cloud generates, not {self.method!r}")
+        history = self.condition == "history"
+        if self.policy is not None and self.policy.per_impression != history:
+            raise ValueError(
+                "policy per_impression and condition history go together: a history-"
+                "conditioned method asks per scored impression and caches nothing"
             )
         return self
+
+    @property
+    def request_policy(self) -> RequestPolicy | None:
+        """The policy this method runs under (None for methods that never ask the cloud)."""
+        if not method_class(self.method).generated:
+            return None
+        if self.policy is not None:
+            return self.policy
+        return PerImpression() if self.condition == "history" else Always()
+
+    @property
+    def model_identity(self) -> tuple[str, str, str | None]:
+        """What its checkpoint is trained as: (method trained, condition, neck)."""
+        trained = method_class(self.method).checkpoint
+        if trained == "base":
+            return ("base", DEFAULT_CONDITION, None)
+        return (trained, self.condition, self.neck)
 
 
 class Scenario(Section):
@@ -350,12 +381,21 @@ class Scenario(Section):
     seed: int = 0  # profiles, device groups, virtual clocks, shift randomness
     data: DataSpec
     model: ModelSpec
+    # modules that register methods (actors/devices/methods.py), imported before ``methods``
+    # is checked; listed before it so that pydantic validates it first
+    plugins: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")]] = []
     methods: Annotated[list[MethodSpec], Field(min_length=1)]
     fleet: FleetSpec
     generator: GeneratorSpec = GeneratorSpec()
     shifts: list[ShiftSpec] = []
     output: OutputSpec = OutputSpec()
     metrics: MetricsSpec = MetricsSpec()
+
+    @field_validator("plugins")
+    @classmethod
+    def _import(cls, value: list[str]) -> list[str]:
+        import_plugins(value)
+        return value
 
     @field_validator("methods", mode="before")
     @classmethod
@@ -384,6 +424,31 @@ class Scenario(Section):
         """Method name -> the registered method it runs."""
         return {m.name: m.method for m in self.methods}
 
+    @property
+    def model_owner(self) -> dict[str, str]:
+        """Method name -> the name whose checkpoint it scores with: the first method of the
+        scenario with the same `MethodSpec.model_identity` (``finetune`` -> ``base``)."""
+        first: dict[tuple, str] = {}
+        for m in self.methods:
+            first.setdefault(m.model_identity, m.name)
+        return {m.name: first[m.model_identity] for m in self.methods}
+
+    @property
+    def policy_references(self) -> dict[str, str]:
+        """Generated name -> what its policy is compared with: the first name running the
+        same model under ``always`` (itself, for one that does; absent when none does)."""
+        owner, policies = self.model_owner, self.policies
+        always = {}
+        for name, policy in policies.items():
+            if policy.type == "always":
+                always.setdefault(owner[name], name)
+        return {n: always[owner[n]] for n in policies if owner[n] in always}
+
+    @property
+    def policies(self) -> dict[str, RequestPolicy]:
+        """Method name -> its request policy, for the methods the cloud generates."""
+        return {m.name: p for m in self.methods if (p := m.request_policy) is not None}
+
     @model_validator(mode="after")
     def _cross_checks(self) -> Scenario:
         """Checks across sections; each message starts with the field it blames (``a.b[0].c:``),
@@ -391,7 +456,7 @@ class Scenario(Section):
         from pipelines.shifts import SHIFTS
 
         kind = self.kind
-        trained = ["base"] + [m.name for m in self.methods if m.method in GENERATED_METHODS]
+        trained = sorted(set(self.model_owner.values()))
         for key in self.model.checkpoints:
             if key.partition("/")[2] not in trained:
                 raise ValueError(
@@ -597,6 +662,10 @@ def _problem(name: str, root: yaml.Node | None, error: Any, overrides: Sequence[
     for depth, part in enumerate(loc):
         if isinstance(node, yaml.MappingNode) and isinstance(part, str):
             match = next(((k, v) for k, v in node.value if k.value == part), None)
+            if match is None and any(
+                k.value == "type" and getattr(v, "value", None) == part for k, v in node.value
+            ):
+                continue  # pydantic names the union member by its tag: not a YAML key
             if match is None:  # not in the file (missing, or set by --set): the section's line
                 parts.extend(loc[depth:])
                 break

@@ -56,10 +56,23 @@ def _literal(model, field: str) -> tuple:
 
 def test_scenario_schema_takes_its_names_from_the_registries():
     assert _literal(DataSpec, "dataset") == data_names.DATASET_NAMES
-    assert _literal(MethodSpec, "method") == model_names.FLEET_METHODS
     assert _literal(MethodSpec, "condition") == model_names.CONDITIONS
     assert _literal(TrainSpec, "neck") == model_names.NECKS
     assert _literal(ModelSpec, "backbones") == model_names.BACKBONE_NAMES
+
+
+def test_the_scenario_accepts_exactly_the_registered_fleet_methods():
+    """methods[].method is checked against actors/devices/methods.py's registry, whose
+    built-ins score with checkpoints `duet-sim train` trains (finetune-user is offline)."""
+    from actors.devices.methods import METHODS
+
+    for name in METHODS:
+        assert MethodSpec(name=name, method=name).method == name
+    with pytest.raises(ValueError, match="unknown method 'finetune-user'"):
+        MethodSpec(name="x", method="finetune-user")
+    assert {cls.checkpoint for cls in METHODS.values()} <= set(model_names.METHODS)
+    built_in = {n for n, cls in METHODS.items() if cls.__module__ == "actors.devices.methods"}
+    assert built_in == set(model_names.METHODS) - {"finetune-user"}
 
 
 @pytest.mark.parametrize("kind", ["clicks", "images"])

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -44,14 +45,15 @@ import numpy as np
 import torch
 
 from actors.devices.batching import MicroBatcher
+from actors.devices.methods import method_class
 from actors.devices.ondevice import Costs, DeviceModels, NumpyParams, SessionScore
+from actors.devices.policies import Always, CacheState, Decision, Gate, RequestPolicy, drift_score
 from actors.devices.profiles import DeviceProfile, NetworkClass
 from actors.devices.replay import Replay, click_rows
 from actors.service.generator import GenerateBatchRequest, GenerateBatchResponse, GeneratorError
 from actors.service.generator_client import GeneratorClient
 from actors.storage.rows import SessionRow
 from actors.storage.sink import PartSink
-from duet.names import GENERATED_METHODS
 from pipelines.shifts import ClickSession, ShiftContext, session_rng
 
 log = logging.getLogger(__name__)
@@ -130,16 +132,23 @@ class FleetConfig:
     max_batch_devices: int = 1024
     score_batch_sessions: int = 64
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    # name -> registered method (duet.names.METHODS); a name missing here is its own method
+    # name -> registered method (actors/devices/methods.py); a name missing here is its own
     method_of: Mapping[str, str] = field(default_factory=dict)
+    # name -> request policy of a generated method; a generated name missing here: always
+    policies: Mapping[str, RequestPolicy] = field(default_factory=dict)
+    # "<backbone>/<name>" -> the learned policy's trained gate (simulation/request_gate.py)
+    gates: Mapping[str, Gate] = field(default_factory=dict)
 
-    def registered(self, name: str) -> str:
-        return self.method_of.get(name, name)
+    def policy(self, name: str) -> RequestPolicy | None:
+        """The request policy of ``name``; None for a method the cloud does not generate."""
+        if not method_class(self.method_of.get(name, name)).generated:
+            return None
+        return self.policies.get(name) or Always()
 
     @property
     def generated(self) -> tuple[str, ...]:
         """The names whose parameters the cloud generates."""
-        return tuple(m for m in self.methods if self.registered(m) in GENERATED_METHODS)
+        return tuple(m for m in self.methods if self.policy(m) is not None)
 
 
 @dataclass(frozen=True)
@@ -161,6 +170,28 @@ class Generated:
     version: str = ""
     requests: int = 1
     sent: np.ndarray | None = None  # per impression: which positions got parameters
+    cached: bool = False  # the device's cached set, kept by its request policy
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A request policy's decision for one (device, session, method), with what it read:
+    the drift score (NaN when the policy does not use it) and the cached set's age in
+    sessions (-1: nothing cached), and the session's fingerprint (stored on success)."""
+
+    policy: str
+    decision: Decision
+    drift: float
+    age: int
+    fingerprint: np.ndarray | None
+
+
+def realtime_input(session) -> torch.Tensor:
+    """A session's real-time samples as the device's model reads them: (1, R) item ids, or
+    (1, C, H, W) of its first frame in [0, 1]."""
+    if isinstance(session, ClickSession):
+        return torch.from_numpy(session.realtime[None].astype(np.int64))
+    return torch.from_numpy(session.pixels[:1]).float() / 255.0
 
 
 # ---- the generator side ------------------------------------------------------------------------
@@ -439,6 +470,9 @@ class Fleet:
 
     async def _play(self, device: DeviceProfile, slots: asyncio.Semaphore) -> None:
         replays = self.replays[device.user_id]
+        # what the device keeps between sessions, per generated method (lost on a restart:
+        # a resumed device starts with nothing cached)
+        cache = {m: CacheState() for m in self.config.generated}
         previous_s = 0.0
         for k in range(self.config.sessions_per_device):
             if not device.active[k]:
@@ -450,22 +484,54 @@ class Fleet:
                 await asyncio.sleep(self.config.pace * (device.start_s[k] - previous_s))
             previous_s = device.start_s[k]
             async with slots:
-                rows = await self._session(device, k, replays[k % len(replays)])
+                rows = await self._session(device, k, replays[k % len(replays)], cache)
             self.sink.add(rows)  # the one place finished rows leave the fleet
             self._count(rows)
 
-    async def _session(self, device: DeviceProfile, k: int, replay: Replay) -> list[SessionRow]:
+    async def _session(
+        self, device: DeviceProfile, k: int, replay: Replay, cache: Mapping[str, CacheState]
+    ) -> list[SessionRow]:
         session, shift = self._shifted(device, k, replay)
-        generated = self.config.generated
+        asks = {m: self._decide(device, m, session, cache[m], k) for m in self.config.generated}
+        wanted = [m for m, ask in asks.items() if ask.decision.request]
         outcomes = await asyncio.gather(
-            *(self.gateway.generate(device, m, replay, session) for m in generated)
+            *(self.gateway.generate(device, m, replay, session) for m in wanted)
         )
-        gen = dict(zip(generated, outcomes, strict=True))
+        gen: dict[str, Generated | None] = dict(zip(wanted, outcomes, strict=True))
+        for m, ask in asks.items():
+            state = cache[m]
+            if m in gen:
+                state.requests += 1
+                got = gen[m]
+                if got is not None and got.params is not None and got.sent is None:
+                    state.store(got.params, ask.fingerprint, k, got.version)
+            elif state.params is not None:  # kept: scored with what the device holds
+                gen[m] = Generated(
+                    state.params, 0, 0, 0.0, 0.0, 0, state.version, requests=0, cached=True
+                )
+            else:  # nothing cached and no request: the global classifier
+                gen[m] = None
+            state.sessions += 1
         scores = await self._scorers[device.backbone].submit((replay, session, gen))
         return [
-            self._row(device, k, replay, shift, m, scores[m], gen.get(m))
+            self._row(device, k, replay, shift, m, scores[m], gen.get(m), asks.get(m))
             for m in self.config.methods
         ]
+
+    def _decide(
+        self, device: DeviceProfile, method: str, session, state: CacheState, k: int
+    ) -> Ask:
+        """The policy's decision for this session, with the drift score it was taken on."""
+        policy = self.config.policy(method)
+        assert policy is not None
+        fingerprint, drift = None, math.nan
+        if policy.needs_drift:
+            models = self.models[device.backbone]
+            fingerprint = models.fingerprint(method, realtime_input(session))
+            drift = drift_score(fingerprint, state.fingerprint)
+        gate = self.config.gates.get(f"{device.backbone}/{method}")
+        age = state.age(k)
+        return Ask(policy.label, policy.decide(state, drift, gate), drift, age, fingerprint)
 
     def _shifted(self, device: DeviceProfile, k: int, replay: Replay):
         covering = [i for i in device.shifts if self.shifts[i].covers(k)]
@@ -495,13 +561,17 @@ class Fleet:
         method: str,
         score: SessionScore,
         gen: Generated | None,
+        ask: Ask | None,
     ) -> SessionRow:
         cost, tier = self.costs[device.backbone], self.config.compute_tiers[device.compute]
         net = self.config.network_classes[device.network]
         inference_s = cost.inference_s_per_sample[method] * score.num_samples * tier
-        finetune_s = cost.finetune_s * tier if self.config.registered(method) == "finetune" else 0.0
+        finetune_s = cost.device_s[method] * tier
         upload_s = generate_s = download_s = 0.0
-        if gen is not None:
+        requested = ask is not None and ask.decision.request
+        if ask is not None and ask.fingerprint is not None:
+            inference_s += cost.embed_s[method] * tier  # the drift score's embedding
+        if gen is not None and requested:
             if device.upload == "embedding":
                 inference_s += cost.embed_s[method] * tier
             upload_s, generate_s = net.transfer_s(gen.bytes_up), gen.generate_s
@@ -535,13 +605,17 @@ class Fleet:
             bytes_down=gen.bytes_down if gen and gen.params is not None else 0,
             shift=shift,
             shift_active=bool(shift),
-            fallback=gen is not None and gen.params is None,
+            fallback=requested and (gen is None or gen.params is None),
             sim_time_s=device.start_s[k] + latency_s,
             wall_time=time.time(),
             generate_server_s=gen.server_s if gen else 0.0,
             attempts=gen.attempts if gen else 0,
             model_version=gen.version if gen else "",
             requests=gen.requests if gen else 0,
+            policy=ask.policy if ask else "",
+            decision=ask.decision.reason if ask else "",
+            params_age=ask.age if ask and not requested else (0 if gen and gen.params else -1),
+            drift=ask.drift if ask else math.nan,
         )
 
     def _count(self, rows: list[SessionRow]) -> None:

@@ -16,6 +16,7 @@ import pyarrow as pa
 import ray
 
 from actors.devices.fleet import Fleet, FleetConfig, FleetProgress, ShiftPlan
+from actors.devices.methods import import_plugins
 from actors.devices.ondevice import DeviceModels
 from actors.devices.profiles import DeviceProfile
 from actors.devices.replay import load_replays
@@ -44,10 +45,13 @@ class FleetSetup:
     app_name: str = "duet-generator"
     on_rows: Sequence[Callable[[pa.Table], None]] = field(default_factory=tuple)
     metrics: ExporterClient | None = None  # None: metrics off
+    plugins: Sequence[str] = ()  # modules registering the run's plugin methods
+    plugin_root: str | None = None  # where the driver found them (its working directory)
 
 
 def build_fleet(setup: FleetSetup, client: GeneratorClient) -> Fleet:
     """Load this fleet's data and models and skip what is already on disk."""
+    import_plugins(setup.plugins, setup.plugin_root)  # a worker process has not imported them yet
     devices = list(setup.devices)
     done = flushed_sessions(setup.sessions_dir, [d.device_id for d in devices])
     replays = load_replays(setup.prepared_dir, [d.user_id for d in devices])

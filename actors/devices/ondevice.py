@@ -25,14 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from actors.devices.methods import FleetMethod, method_class
 from actors.devices.replay import Replay, build_samples
 from duet.checkpoint import load_checkpoint
 from duet.data import ClickSamples, Samples
 from duet.dynamic import Params
-from duet.finetune import FinetuneConfig, finetune_params
+from duet.finetune import FinetuneConfig
 from duet.metrics import grouped_auc
 from duet.model import DeviceModel
-from duet.names import ADAPTED_METHODS
 
 MAX_ROWS = 8192  # rows per backbone forward: DIN holds (rows, L, 4E) floats at once
 NumpyParams = list[tuple[np.ndarray, np.ndarray]]  # one device's (W (O, I), b (O,)) per layer
@@ -54,7 +54,7 @@ class Costs:
 
     inference_s_per_sample: dict[str, float]  # by method
     embed_s: dict[str, float]  # computing the upload in embedding mode, by generated method
-    finetune_s: float  # k gradient steps for one session
+    device_s: dict[str, float]  # on-device work besides scoring (fine-tuning), by method
 
 
 class Received(Protocol):
@@ -66,14 +66,16 @@ class Received(Protocol):
 
 
 class DeviceModels:
-    """The checkpoints of one backbone as a device holds them: ``base`` (also used by the
-    adapted methods) and one per generated method name, each with its own frozen backbone.
+    """The checkpoints of one backbone as a device holds them, each with its own frozen
+    backbone, and the method (actors/devices/methods.py) each name of the run scores with.
 
     Args:
-        checkpoints (Mapping[str, str | Path]): method name -> run directory; needs ``base``.
+        checkpoints (Mapping[str, str | Path]): name -> run directory; needs ``base``. A
+            name without an entry uses its method's ``checkpoint`` (``finetune`` -> base's).
+            Names sharing a directory share one loaded model.
         finetune (FinetuneConfig): the ``finetune`` baseline's steps and learning rate.
-        method_of (Mapping[str, str] | None): method name -> registered method, for names
-            that are not themselves registered (``duet-history`` -> ``duet``).
+        method_of (Mapping[str, str] | None): name -> registered method, for names that are
+            not themselves registered (``duet-history`` -> ``duet``).
         max_rows (int): rows per backbone forward. Default: 8192.
     """
 
@@ -86,24 +88,41 @@ class DeviceModels:
     ):
         if "base" not in checkpoints:
             raise ValueError(f"DeviceModels needs a 'base' checkpoint, got {sorted(checkpoints)}")
+        loaded: dict[Path, DeviceModel] = {}
         self.models: dict[str, DeviceModel] = {}
-        for method, directory in checkpoints.items():
-            model, _ = load_checkpoint(directory)
-            self.models[method] = model.requires_grad_(False)
+        for name, directory in checkpoints.items():
+            key = Path(directory).resolve()
+            if key not in loaded:
+                loaded[key] = load_checkpoint(directory)[0].requires_grad_(False)
+            self.models[name] = loaded[key]
         self.finetune, self.max_rows = finetune, max_rows
         self.method_of = dict(method_of or {})
+        self._methods: dict[str, FleetMethod] = {}
 
-    def registered(self, name: str) -> str:
-        return self.method_of.get(name, name)
+    def method(self, name: str) -> FleetMethod:
+        """The method instance ``name`` runs."""
+        if name not in self._methods:
+            cls = method_class(self.method_of.get(name, name))
+            self._methods[name] = cls(self.finetune)
+        return self._methods[name]
 
-    def model_for(self, method: str) -> DeviceModel:
-        adapted = self.registered(method) in ADAPTED_METHODS
-        return self.models["base" if adapted else method]
+    def model_for(self, name: str) -> DeviceModel:
+        """The model ``name`` scores with: its own checkpoint, else its method's."""
+        return self.models.get(name) or self.models[self.method(name).checkpoint]
 
     @torch.inference_mode()
     def embed(self, method: str, realtime: Tensor) -> tuple[Tensor, Tensor]:
         """Embedding-mode upload of U devices: (U, R, In) inputs and (U, R) mask."""
-        return self.models[method].device_inputs(realtime)
+        return self.model_for(method).device_inputs(realtime)
+
+    @torch.inference_mode()
+    def fingerprint(self, method: str, realtime: Tensor) -> np.ndarray | None:
+        """The mean embedding (images: feature) of one session's real-time samples (1, ...),
+        what a request policy's drift score compares; None without real-time samples."""
+        emb, mask = self.embed(method, realtime)
+        if not bool(mask.any()):
+            return None
+        return emb[0][mask[0]].double().mean(0).numpy()
 
     def score(
         self,
@@ -127,32 +146,11 @@ class DeviceModels:
             if got is not None and any(r is not None and r.sent is not None for r in got):
                 logits = _score_rows(model, *features[id(model)], _row_params(model, samples, got))
             else:
-                params = self._params(method, model, samples, replays, got)
+                params = self.method(method).session_params(model, samples, replays, got or ())
                 logits = _score_sessions(model, *features[id(model)], samples.session, params)
             for u, score in enumerate(session_scores(logits, samples, U)):
                 out[u][method] = score
         return out
-
-    def _params(
-        self,
-        method: str,
-        model: DeviceModel,
-        samples: Samples,
-        replays: Sequence[Replay],
-        received: Sequence[Received | None] | None,
-    ) -> Params:
-        """(U, O, I) per layer: global, fine-tuned here, or received (global where None)."""
-        U = len(replays)
-        if self.registered(method) == "finetune":
-            # negatives keyed by the replayed session, not its slot in this batch
-            keys = torch.tensor([r.source_session for r in replays])
-            return finetune_params(model, samples, torch.arange(U), self.finetune, keys)
-        params = [(w.detach().clone(), b.detach().clone()) for w, b in model.classifier.params(U)]
-        for u, got in enumerate(received or ()):
-            if got is not None and got.params is not None:
-                for (w, b), (rw, rb) in zip(params, got.params, strict=True):
-                    w[u], b[u] = _tensor(rw), _tensor(rb)
-        return params
 
     @torch.inference_mode()
     def _features(self, model: DeviceModel, samples: Samples) -> tuple[Tensor, Tensor | None]:
@@ -180,13 +178,11 @@ class DeviceModels:
             for m in methods
             if self.model_for(m).generates
         }
-        finetune_s = 0.0
-        if any(self.registered(m) == "finetune" for m in methods):
-            tune = partial(
-                finetune_params, self.models["base"], one, torch.arange(1), self.finetune
-            )
-            finetune_s = _median_s(tune, repeats)
-        return Costs(per_sample, embed, finetune_s)
+        device_s = {}
+        for m in methods:
+            work = self.method(m).device_work(self.model_for(m), one)
+            device_s[m] = _median_s(work, repeats) if work is not None else 0.0
+        return Costs(per_sample, embed, device_s)
 
     def _scoring_s(self, model: DeviceModel, one: Samples, repeats: int) -> float:
         def score() -> Tensor:
@@ -208,6 +204,17 @@ def _median_s(fn: Callable[[], object], repeats: int) -> float:
 
 def _tensor(x: np.ndarray) -> Tensor:
     return torch.from_numpy(x.astype(np.float32))
+
+
+def with_received(model: DeviceModel, U: int, received: Sequence[Received | None]) -> Params:
+    """(U, O, I) per layer: the global classifier, with device u's received set in its place
+    (global where it has none: a fallback, or nothing cached)."""
+    params = [(w.detach().clone(), b.detach().clone()) for w, b in model.classifier.params(U)]
+    for u, got in enumerate(received):
+        if got is not None and got.params is not None:
+            for (w, b), (rw, rb) in zip(params, got.params, strict=True):
+                w[u], b[u] = _tensor(rw), _tensor(rb)
+    return params
 
 
 def _row_params(

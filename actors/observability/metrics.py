@@ -74,6 +74,7 @@ ROW_COLUMNS = frozenset(
     SESSION_LABELS
     + tuple(f"{c}_s" for c in LATENCY_COMPONENTS)
     + ("auc", "latency_s", "bytes_up", "bytes_down", "requests", "fallback", "shift_active")
+    + ("policy", "decision")
 )
 
 
@@ -111,6 +112,7 @@ class _SessionSeries:
     bytes_up: Counter
     bytes_down: Counter
     requests: Counter
+    decision: Callable[[str, str], Counter]  # per (policy, reason), created on first use
 
 
 class MetricsRecorder:
@@ -201,6 +203,13 @@ class MetricsRecorder:
             labels,
             registry=reg,
         )
+        self.decisions = Counter(
+            "duet_request_decisions",
+            "Request-policy decisions at session start, by policy and reason (requested, "
+            "cached, budget_exhausted, no_cache; actors/devices/policies.py).",
+            (*labels, "policy", "reason"),
+            registry=reg,
+        )
 
     def _define_event_metrics(self) -> None:
         reg = self.registry
@@ -285,6 +294,8 @@ class MetricsRecorder:
         series.requests.inc(row["requests"])
         series.fallbacks.inc(bool(row["fallback"]))
         series.shifted.inc(bool(row["shift_active"]))
+        if row["decision"]:  # generated methods only
+            series.decision(row["policy"], row["decision"]).inc()
 
     def _new_series(self, key: tuple[str, ...]) -> _SessionSeries:
         """Resolve the children of one label set once; ``labels()`` per row costs ~5x more.
@@ -302,6 +313,9 @@ class MetricsRecorder:
             bytes_up=self.bytes.labels(*key, "up"),
             bytes_down=self.bytes.labels(*key, "down"),
             requests=self.requests.labels(*key),
+            decision=functools.cache(
+                lambda policy, reason: self.decisions.labels(*key, policy, reason)
+            ),
         )
         self._series[key] = series
         return series

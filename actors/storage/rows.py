@@ -49,6 +49,13 @@ class SessionRow(NamedTuple):
     # parameter sets requested for the session: 1 per session, or 1 per scored impression
     # for a history-conditioned method (0 for base and fine-tuning)
     requests: int
+    # the request policy of a generated method ("" otherwise), its decision (policies.REASONS),
+    # the age in sessions of the parameters scored with (0 fresh, -1 global) and the drift
+    # score it read (NaN when it reads none)
+    policy: str
+    decision: str
+    params_age: int
+    drift: float
 
 
 ARROW_TYPES = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}

@@ -101,6 +101,10 @@ def _row(device, k, method, network, session_auc, shifted, undefined, rng) -> di
         "fallback": fallback,
         "sim_time_s": 60.0 * k,
         "wall_time": 1.7e9 + k,
+        "policy": "always" if "generate" in used else "",
+        "decision": "requested" if "generate" in used else "",
+        "params_age": 0 if "generate" in used else -1,
+        "drift": np.nan,
     }
 
 

@@ -60,3 +60,36 @@ def test_existing_output_needs_resume_and_same_scenario(scenario_file, tmp_path,
     assert "the scenario differs" in capsys.readouterr().err
     assert main(["run", str(path), "--out", str(tmp_path / "fresh"), "--resume", *ARGS]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_request_policies_and_a_plugin_method_run_end_to_end(local_ray, scenario_file, tmp_path):
+    """Policy variants share duet's checkpoint and generator; the learned gate is trained
+    before the fleets start; the plugin method is imported in the fleet actors; the summary
+    and report hold the trade-off."""
+    methods = [
+        "base",
+        "duet",
+        {"name": "duet-k2", "method": "duet", "policy": {"type": "every_k", "k": 2}},
+        {"name": "duet-gate", "method": "duet", "policy": {"type": "learned", "pairs": 100}},
+        {"name": "duet-blend", "method": "duet-blend"},
+    ]
+    path = scenario_file(methods=methods, plugins=["examples.methods.duet_blend"])
+    out = tmp_path / "out"
+    assert main(["run", str(path), *ARGS]) == 0
+    run = json.loads((out / "run.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    assert written(out) == run["expected_sessions"] and summary["accounting"]["complete"]
+    policies = summary["request_policies"]
+    assert set(policies) == {"duet", "duet-k2", "duet-gate", "duet-blend"}
+    assert (
+        policies["duet-k2"]["policy"] == "every_k(k=2)"
+        and policies["duet-k2"]["reference"] == "duet"
+    )
+    assert 0 < policies["duet-k2"]["request_fraction"] < 1
+    assert set(policies["duet-k2"]["decisions"]) == {"requested", "cached"}
+    assert "gain_vs_reference" in policies["duet-k2"] and "gain_kept" in policies["duet-gate"]
+    [gate] = summary["request_gates"].values()
+    assert gate["parameters"] == 3 and gate["training_pairs"] > 0
+    assert not list((out / "models").glob("din-duet-k2*"))  # no checkpoint of its own
+    report = (out / "report.md").read_text()
+    assert "## Request policies" in report and (out / "report" / "request_policies.png").is_file()

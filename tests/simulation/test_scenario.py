@@ -159,3 +159,72 @@ def test_paths_stay_inside_the_roots(tmp_path):
     for escape in (Path("../../etc"), Path("/abs/elsewhere"), Path("link/passwd")):
         with pytest.raises(ValueError, match="outside the allowed roots"):
             resolve_path(escape, [base, other])
+
+
+POLICIES = GOOD.replace(
+    "methods: [base, duet]",
+    """methods:
+  - base
+  - duet
+  - name: duet-sparse
+    method: duet
+    policy: POLICY""",
+)
+
+
+@pytest.mark.parametrize(
+    ("policy", "problem"),
+    [
+        (
+            "{type: sometimes}",
+            "methods[2].policy (line 12): policy needs a type, one of ['always', 'every_k', "
+            "'drift', 'budget', 'learned', 'per_impression']",
+        ),
+        ("{type: every_k, k: -2}", "methods[2].policy.k (line 12): Input should be greater than 0"),
+        (
+            "{type: budget, fraction: 1.5}",
+            "methods[2].policy.fraction (line 12): Input should be less than or equal to 1",
+        ),
+        ("{type: budget, fraction: 0}", "methods[2].policy.fraction (line 12): Input should be "),
+        ("{type: drift, threshold: high}", "methods[2].policy.threshold (line 12): Input should "),
+        ("{type: every_k}", "methods[2].policy.k (line 12): Field required"),
+        ("{type: always, k: 2}", "methods[2].policy.k (line 12): Extra inputs are not permitted"),
+        (
+            "{type: per_impression}",
+            "methods[2] (line 10): policy per_impression and condition history go together",
+        ),
+    ],
+)
+def test_request_policies_are_checked_with_path_and_line(tmp_path, policy, problem):
+    [found] = problems(tmp_path, POLICIES.replace("POLICY", policy))
+    assert found.startswith(f"s.yaml: {problem}")
+
+
+def test_a_nested_policy_field_is_blamed_on_its_own_line(tmp_path):
+    text = POLICIES.replace("policy: POLICY", "policy:\n      type: every_k\n      k: 0")
+    assert problems(tmp_path, text) == [
+        "s.yaml: methods[2].policy.k (line 14): Input should be greater than 0"
+    ]
+
+
+def test_policies_apply_to_generated_methods_and_names_share_their_model(tmp_path):
+    text = POLICIES.replace("policy: POLICY", "policy: {type: every_k, k: 3}")
+    scenario = load_scenario(write(tmp_path, text))
+    assert scenario.model_owner == {"base": "base", "duet": "duet", "duet-sparse": "duet"}
+    assert scenario.policy_references == {"duet": "duet", "duet-sparse": "duet"}
+    assert {n: p.label for n, p in scenario.policies.items()} == {
+        "duet": "always",
+        "duet-sparse": "every_k(k=3)",
+    }
+    [found] = problems(
+        tmp_path,
+        GOOD.replace("[base, duet]", "[base, {name: f, method: finetune, policy: {type: always}}]"),
+    )
+    assert "policy applies to methods the cloud generates, not 'finetune'" in found
+
+
+def test_unknown_methods_and_plugins_are_refused(tmp_path):
+    [found] = problems(tmp_path, GOOD.replace("[base, duet]", "[base, dute]"))
+    assert found.startswith("s.yaml: methods[1] (line 7): unknown method 'dute'")
+    [found] = problems(tmp_path, GOOD.replace("methods:", "plugins: [no_such.plugin]\nmethods:"))
+    assert found.startswith("s.yaml: plugins (line 7): plugin 'no_such.plugin' cannot be imported")

@@ -1,0 +1,246 @@
+"""Request policies: when a device asks the cloud for fresh parameters, decided on the device.
+
+A generated method's device keeps its last parameters between sessions, with the session
+they were generated at and a fingerprint of the real-time samples they were generated from
+(`CacheState`). At each session start its policy decides (`Decision`): request fresh
+parameters, keep the cached ones, or, with nothing cached, score with the global classifier.
+Every decision has a reason, which rows and Prometheus carry:
+
+- ``requested``: the policy asked for fresh parameters (whether they arrived is ``fallback``);
+- ``cached``: it kept the cached ones;
+- ``budget_exhausted``: it would have asked, but its budget is spent;
+- ``no_cache``: it did not ask and had nothing cached: the global classifier.
+
+Policies are registered by ``type`` (:data:`POLICIES`, as the shift operators are) and are
+pydantic models, so a scenario's ``policy:`` is validated field by field with its path and
+line. The drift score is the cosine distance between the mean embedding (or image feature)
+of the session's real-time samples and the one the cached parameters were generated from,
+computed on the device from what embedding mode would upload (`DeviceModel.device_inputs`).
+
+Policies IntellectReq (WWW 2024) motivates: ``every_k`` (a schedule), ``drift`` (a
+threshold on the drift score), ``budget`` (a fraction of sessions, spent where the drift
+score is highest) and ``learned`` (a logistic gate the cloud trains on the training sessions
+to predict whether fresh parameters would beat the cached ones; simulation/request_gate.py).
+``per_impression`` is the history conditioning of the authors' code: one request per
+scored impression, nothing cached.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+REASONS = ("requested", "cached", "budget_exhausted", "no_cache")
+
+
+@dataclass
+class CacheState:
+    """One device's cached parameters for one method, and what its policy remembers."""
+
+    params: Any = None  # NumpyParams of the last successful generation, or None
+    version: str = ""  # the weights version that generated them
+    fingerprint: np.ndarray | None = None  # mean real-time embedding they were generated from
+    generated_at: int = -1  # the session index they were generated at
+    sessions: int = 0  # sessions played with this method before the current one
+    requests: int = 0  # requests made
+    drifts: list[float] = field(default_factory=list)  # drift scores seen (budget's quantile)
+
+    def age(self, k: int) -> int:
+        """Sessions since the cached parameters were generated; -1 with nothing cached."""
+        return k - self.generated_at if self.params is not None else -1
+
+    def store(self, params: Any, fingerprint: np.ndarray | None, k: int, version: str) -> None:
+        self.params, self.fingerprint, self.generated_at = params, fingerprint, k
+        self.version = version
+
+
+@dataclass(frozen=True)
+class Decision:
+    request: bool
+    reason: str  # one of REASONS
+
+
+REQUEST = Decision(True, "requested")
+
+
+def drift_score(fingerprint: np.ndarray | None, cached: np.ndarray | None) -> float:
+    """Cosine distance in [0, 2] between two mean embeddings; inf when either is missing
+    (nothing cached, or a session without real-time samples), so a policy asks."""
+    if fingerprint is None or cached is None:
+        return math.inf
+    norm = float(np.linalg.norm(fingerprint) * np.linalg.norm(cached))
+    return 1.0 - float(fingerprint @ cached) / norm if norm > 0 else math.inf
+
+
+class RequestPolicy(BaseModel):
+    """A policy's YAML fields (``type`` picks the class) and its on-device rule.
+
+    Class attributes: ``needs_drift`` (the device computes the drift score for it) and
+    ``per_impression`` (one request per scored impression: history conditioning).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: str
+    needs_drift: ClassVar[bool] = False
+    per_impression: ClassVar[bool] = False
+
+    @property
+    def label(self) -> str:
+        """The policy with its settings, as rows, the summary and Prometheus name it."""
+        fields = self.model_dump(exclude={"type", "gate"})
+        settings = ",".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+        return f"{self.type}({settings})" if settings else self.type
+
+    def decide(self, state: CacheState, drift: float, gate: Gate | None = None) -> Decision:
+        raise NotImplementedError
+
+
+POLICIES: dict[str, type[RequestPolicy]] = {}
+
+
+def register_policy(cls: type[RequestPolicy]) -> type[RequestPolicy]:
+    """Class decorator: register ``cls`` under its ``type`` literal."""
+    name = cls.model_fields["type"].default
+    if POLICIES.get(name, cls) is not cls:
+        raise ValueError(f"policy {name!r} is already registered by {POLICIES[name]}")
+    POLICIES[name] = cls
+    return cls
+
+
+@register_policy
+class Always(RequestPolicy):
+    """Ask at every session start (the paper's protocol, and the reference of every policy)."""
+
+    type: Literal["always"] = "always"
+
+    def decide(self, state: CacheState, drift: float, gate: Gate | None = None) -> Decision:
+        return REQUEST
+
+
+@register_policy
+class EveryK(RequestPolicy):
+    """Ask on every k-th session the device plays (its 1st, (k+1)-th, ...), or when nothing
+    is cached; keep the cached parameters otherwise."""
+
+    type: Literal["every_k"] = "every_k"
+    k: Annotated[int, Field(gt=0, strict=True)]
+
+    def decide(self, state: CacheState, drift: float, gate: Gate | None = None) -> Decision:
+        due = state.params is None or state.sessions % self.k == 0
+        return REQUEST if due else Decision(False, "cached")
+
+
+@register_policy
+class Drift(RequestPolicy):
+    """Ask when the drift score exceeds ``threshold`` (or nothing is cached)."""
+
+    type: Literal["drift"] = "drift"
+    threshold: Annotated[float, Field(gt=0, le=2, strict=True)]
+    needs_drift: ClassVar[bool] = True
+
+    def decide(self, state: CacheState, drift: float, gate: Gate | None = None) -> Decision:
+        return REQUEST if drift > self.threshold else Decision(False, "cached")
+
+
+@register_policy
+class Budget(RequestPolicy):
+    """At most ``ceil(fraction * n)`` requests in a device's first n sessions, spent where
+    the drift score is highest: a session asks when its score is at least the (1 - fraction)
+    quantile of the scores the device has seen so far (its first session always qualifies:
+    nothing is cached) and budget is left."""
+
+    type: Literal["budget"] = "budget"
+    fraction: Annotated[float, Field(gt=0, le=1, strict=True)]
+    needs_drift: ClassVar[bool] = True
+
+    def decide(self, state: CacheState, drift: float, gate: Gate | None = None) -> Decision:
+        left = math.ceil(self.fraction * (state.sessions + 1)) - state.requests
+        if state.params is None:
+            return REQUEST if left > 0 else Decision(False, "no_cache")
+        if math.isfinite(drift):
+            state.drifts.append(drift)
+        high = not state.drifts or drift >= float(np.quantile(state.drifts, 1.0 - self.fraction))
+        if not high:
+            return Decision(False, "cached")
+        return REQUEST if left > 0 else Decision(False, "budget_exhausted")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A trained on-device gate: logistic regression on `gate_features`."""
+
+    weights: tuple[float, ...]  # one per feature, then the bias
+
+    def probability(self, drift: float, age: int) -> float:
+        z = float(np.dot(self.weights[:-1], gate_features(drift, age))) + self.weights[-1]
+        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
+GATE_FEATURES = ("drift", "log1p_age")
+
+
+def gate_features(drift: float, age: int) -> np.ndarray:
+    """What the learned gate reads, cheap on the device: the drift score and the cached
+    parameters' age in sessions (log1p, since staleness matters most at first)."""
+    return np.array([min(drift, 2.0), math.log1p(max(age, 0))])
+
+
+def gate_cost(embedding_dim: int, realtime: int) -> dict[str, int]:
+    """The learned gate's size and work per decision on the device: its parameters, and the
+    FLOPs of the mean embedding, the cosine distance and the logistic unit."""
+    features = len(GATE_FEATURES)
+    flops = realtime * embedding_dim + 6 * embedding_dim + 2 * features + 1
+    return {"parameters": features + 1, "flops_per_decision": flops}
+
+
+@register_policy
+class Learned(RequestPolicy):
+    """IntellectReq-style: ask when a small on-device gate predicts that fresh parameters
+    would beat the cached ones with probability above ``threshold``. The cloud trains the
+    gate at run start on ``pairs`` pairs of training sessions (simulation/request_gate.py)."""
+
+    type: Literal["learned"] = "learned"
+    threshold: Annotated[float, Field(gt=0, lt=1, strict=True)] = 0.5
+    pairs: Annotated[int, Field(gt=0, le=100_000, strict=True)] = 2000
+    needs_drift: ClassVar[bool] = True
+
+    def decide(self, state: CacheState, drift: float, gate: Gate | None = None) -> Decision:
+        if state.params is None:
+            return REQUEST
+        if gate is None:
+            raise ValueError("the learned policy needs its trained gate")
+        p = gate.probability(drift, state.age(state.sessions))
+        return REQUEST if p > self.threshold else Decision(False, "cached")
+
+
+@register_policy
+class PerImpression(RequestPolicy):
+    """One request per scored impression, each conditioned on its own click history (the
+    authors' code; ``condition: history``): nothing is cached."""
+
+    type: Literal["per_impression"] = "per_impression"
+    per_impression: ClassVar[bool] = True
+
+    def decide(self, state: CacheState, drift: float, gate: Gate | None = None) -> Decision:
+        return REQUEST
+
+
+def _policy_type(value: Any) -> Any:
+    if isinstance(value, RequestPolicy):
+        return value.type
+    return value.get("type") if isinstance(value, dict) else None
+
+
+# a scenario's ``policy:``: one of the registered policies, picked by its ``type``
+PolicySpec = Annotated[
+    Union[tuple(Annotated[cls, Tag(name)] for name, cls in POLICIES.items())],  # noqa: UP007
+    Discriminator(
+        _policy_type,
+        custom_error_type="policy_type",
+        custom_error_message=f"policy needs a type, one of {list(POLICIES)}",
+    ),
+]

@@ -1,0 +1,170 @@
+"""The learned request policy's gate, trained in the cloud before any device plays.
+
+IntellectReq (WWW 2024) decides on the device whether fresh parameters are worth a request.
+Here the gate is a logistic regression on what the device knows at session start
+(`actors.devices.policies.gate_features`: the drift score of its real-time samples from
+those its cached parameters were generated from, and their age), trained on pairs of one
+user's *training* sessions (never the replayed test sessions): parameters generated at an
+earlier session i - a (a = 1..3, the "cached" set) and at session i (the "fresh" set), both
+scoring session i's rows. The label says whether the fresh set scores session i better
+(higher AUC; accuracy for images) than the cached one.
+
+The fit is cached in ``OUT/models/gate-<backbone>-<name>.json`` with its size, work per
+decision and how well it separates its own training pairs, so a rerun or ``--resume`` does
+not refit it and the summary can report it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from actors.devices.policies import GATE_FEATURES, Gate, Learned, drift_score, gate_cost
+from actors.devices.policies import gate_features as features_of
+
+MAX_AGE = 3  # the cached set is generated 1..MAX_AGE training sessions before the scored one
+CHUNK = 256  # pairs scored per batch
+RIDGE = 1e-3  # L2 on the logistic weights: separable pairs must not diverge
+
+
+@dataclass(frozen=True)
+class _Set:
+    """A generated parameter set as `DeviceModels.score` receives it."""
+
+    params: list[tuple[np.ndarray, np.ndarray]]
+    sent: None = None
+
+
+def fit_gate(
+    prepared: str | Path,
+    base_dir: str | Path,
+    method_dir: str | Path,
+    policy: Learned,
+    path: Path,
+    seed: int = 0,
+    progress: bool = True,
+) -> Gate:
+    """Train (or reload from ``path``) the gate of a learned policy for one checkpoint."""
+    from actors.devices.ondevice import DeviceModels
+    from actors.devices.replay import load_replays, replayable_users
+    from actors.service.generator import weights_version
+    from duet.finetune import FinetuneConfig
+
+    key = {"weights_version": weights_version(method_dir), "pairs": policy.pairs, "seed": seed}
+    if path.is_file():
+        cached = json.loads(path.read_text())
+        if all(cached.get(k) == v for k, v in key.items()):
+            return Gate(tuple(cached["weights"]))
+    # scored like a received set: the method's model, the default (global or received) rule
+    models = DeviceModels(
+        {"base": base_dir, "gate": method_dir}, FinetuneConfig(), {"gate": "base"}
+    )
+    model = models.model_for("gate")
+    users = replayable_users(prepared, "train").tolist()
+    replays = load_replays(prepared, users, "train")
+    pairs = _pairs([replays[u] for u in users], policy.pairs, seed)
+    rows, labels = [], []
+    for start in tqdm(
+        range(0, len(pairs), CHUNK), desc="training the request gate", disable=not progress
+    ):
+        chunk = pairs[start : start + CHUNK]
+        earlier, scored = [p[0] for p in chunk], [p[1] for p in chunk]
+        cached, cached_fp = _generate(models, model, earlier)
+        fresh, fresh_fp = _generate(models, model, scored)
+        sessions = [r.session for r in scored]
+        outcome = {}
+        for label, sets in (("cached", cached), ("fresh", fresh)):
+            scores = models.score(scored, sessions, ["gate"], {"gate": sets})
+            outcome[label] = [_metric(s["gate"]) for s in scores]
+        for j, (a, b) in enumerate(zip(outcome["cached"], outcome["fresh"], strict=True)):
+            if math.isnan(a) or math.isnan(b):
+                continue
+            age = chunk[j][2]
+            rows.append(features_of(drift_score(fresh_fp[j], cached_fp[j]), age))
+            labels.append(float(b > a))
+    if not rows:
+        raise ValueError(f"{prepared}: no pair of training sessions to fit the request gate on")
+    X, y = np.asarray(rows), np.asarray(labels)
+    weights = _logistic(X, y)
+    gate = Gate(tuple(float(w) for w in weights))
+    predicted = np.hstack([X, np.ones((len(X), 1))]) @ weights > 0
+    realtime, dim = _upload_shape(models, scored)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        **key,
+        "features": list(GATE_FEATURES),
+        "weights": list(gate.weights),
+        "training_pairs": len(y),
+        "fresh_better_rate": float(y.mean()),
+        "training_accuracy": float((predicted == y.astype(bool)).mean()),
+        **gate_cost(dim, realtime),
+    }
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return gate
+
+
+def _pairs(per_user: Sequence[Sequence], count: int, seed: int) -> list[tuple]:
+    """Up to ``count`` (earlier session, scored session, age) triples, drawn uniformly."""
+    triples = [
+        (sessions[i - a], sessions[i], a)
+        for sessions in per_user
+        for i in range(1, len(sessions))
+        for a in range(1, min(MAX_AGE, i) + 1)
+    ]
+    rng = np.random.default_rng(seed)
+    pick = rng.permutation(len(triples))[:count]
+    return [triples[i] for i in sorted(pick)]
+
+
+@torch.inference_mode()
+def _generate(models, model, replays: Sequence) -> tuple[list[_Set], list[np.ndarray | None]]:
+    """What the cloud generates for each replay's real-time samples, and the device's
+    fingerprint of them."""
+    from actors.devices.fleet import realtime_input
+
+    realtime = torch.cat([realtime_input(r.session) for r in replays])
+    emb, mask = model.device_inputs(realtime)
+    conditioned = bool(model.cfg.ppg and model.cfg.ppg.conditioned)
+    params = model.generate(
+        emb if conditioned else None, mask if conditioned else None, len(replays)
+    )
+    sets = [_Set([(w[u].numpy(), b[u].numpy()) for w, b in params]) for u in range(len(replays))]
+    fingerprints = [
+        emb[u][mask[u]].double().mean(0).numpy() if bool(mask[u].any()) else None
+        for u in range(len(replays))
+    ]
+    return sets, fingerprints
+
+
+def _metric(score) -> float:
+    return score.auc if not math.isnan(score.auc) else score.accuracy
+
+
+def _logistic(X: np.ndarray, y: np.ndarray, steps: int = 50) -> np.ndarray:
+    """Ridge logistic regression by Newton's method: (weights..., bias)."""
+    A = np.hstack([X, np.ones((len(X), 1))])
+    w = np.zeros(A.shape[1])
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-np.clip(A @ w, -50, 50)))
+        grad = A.T @ (p - y) / len(y) + RIDGE * w
+        hess = (A * (p * (1 - p))[:, None]).T @ A / len(y) + RIDGE * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    return w
+
+
+def _upload_shape(models, replays: Sequence) -> tuple[int, int]:
+    """(real-time samples, embedding width) of one session's fingerprint: the gate's work."""
+    from actors.devices.fleet import realtime_input
+
+    emb, _ = models.embed("gate", realtime_input(replays[0].session))
+    return int(emb.shape[1]), int(emb.shape[2])
