@@ -807,6 +807,18 @@ FLEET_RUNS = {
         (f"model.train.epochs={EPOCHS['table1']}", "model.train.seed=0", "fleet.actors=1"),
         methods=(),  # the scenario's own: base, duet, duet-history
     ),
+    # request policies (issue: when to ask the cloud): the scenario's methods, its own DIN
+    # models (seed 0, Table 1's epochs), Figure 4's device count
+    "ml100k-request-policies": Figure(
+        ROOT / "configs" / "scenarios" / "ml100k-request-policies.yaml",
+        (
+            f"fleet.devices={FIGURE4_DEVICES}",
+            "fleet.actors=1",
+            f"model.train.epochs={EPOCHS['table1']}",
+            "model.train.seed=0",
+        ),
+        methods=(),
+    ),
 }
 
 
@@ -888,6 +900,8 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         "shifts",
         "metric",
         "sessions_per_s",
+        "request_policies",
+        "request_gates",
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {k: summary[k] for k in keep if k in summary}

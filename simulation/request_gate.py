@@ -103,6 +103,11 @@ def fit_gate(
         "weights": list(gate.weights),
         "training_pairs": len(y),
         "fresh_better_rate": float(y.mean()),
+        # the drift scores a device sees between its training sessions: the scale a drift
+        # policy's threshold is set on
+        "drift_quantiles": {
+            f"p{q}": float(np.quantile(X[:, 0], q / 100)) for q in (10, 25, 50, 75, 90)
+        },
         "training_accuracy": float((predicted == y.astype(bool)).mean()),
         **gate_cost(dim, realtime),
     }
