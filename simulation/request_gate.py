@@ -55,9 +55,11 @@ def fit_gate(
     from actors.devices.ondevice import DeviceModels
     from actors.devices.replay import load_replays, replayable_users
     from actors.service.generator import weights_version
+    from actors.storage.uris import materialize
     from duet.finetune import FinetuneConfig
 
-    key = {"weights_version": weights_version(method_dir), "pairs": policy.pairs, "seed": seed}
+    version = weights_version(materialize(method_dir))
+    key = {"weights_version": version, "pairs": policy.pairs, "seed": seed}
     if path.is_file():
         cached = json.loads(path.read_text())
         if all(cached.get(k) == v for k, v in key.items()):

@@ -21,6 +21,7 @@ Output directory (``OUT``):
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -33,6 +34,19 @@ import polars as pl
 
 from actors.devices.methods import method_class
 from actors.devices.profiles import COMPUTE_TIERS, MB, NETWORK_CLASSES, DeviceProfile, NetworkClass
+from actors.storage.uris import (
+    LocationError,
+    check_uri,
+    exists,
+    filesystem,
+    is_uri,
+    join,
+    materialize,
+    publish,
+    read_bytes,
+    staging_dir,
+    write_bytes,
+)
 from simulation.fleet_plan import plan_fleets
 from simulation.run_dir import RunDirectory, RunDirError
 from simulation.scenario import Scenario, resolve_path, synthetic_config_class
@@ -77,15 +91,24 @@ class Runner:
         verbose: bool = False,
     ):
         self.scenario = scenario
-        self.out = Path(out).resolve() if out is not None else resolve_path(scenario.output.dir)
+        # where the run's results go (a folder or a URI), and the local folder it works in:
+        # the same folder, or for a URI a staging folder of this machine
+        self.output = _output_location(out if out is not None else scenario.output.dir)
+        self.remote = is_uri(self.output)
+        self.out = staging_dir(self.output) if self.remote else Path(self.output)
+        self.sessions = join(self.output, "sessions")
         self.resume, self.address, self.num_cpus = resume, address, num_cpus
         self.progress, self.verbose = progress, verbose
         self.console: TextIO = sys.stdout  # our output while Ray runs (simulation/ray_logs.py)
         try:
-            self.run_dir = RunDirectory(self.out, self._dump_scenario(), scenario.name, resume)
+            self.run_dir = RunDirectory(self.output, self._dump_scenario(), scenario.name, resume)
         except RunDirError as exc:
             raise RunError(str(exc)) from None
         self.run_id = self.run_dir.run_id
+        if self.remote and not resume:  # a staging folder left by an older run of this URI
+            import shutil
+
+            shutil.rmtree(self.out, ignore_errors=True)
         self._started_ray = False
         self._app_name: str | None = None
         self._exporter: Any = None  # the metrics exporter's actor handle, when metrics are on
@@ -102,6 +125,7 @@ class Runner:
 
     def prepare(self) -> None:
         """Everything before Ray: the output directory, the data, the trained checkpoints."""
+        self.out.mkdir(parents=True, exist_ok=True)
         self.run_dir.write_scenario()
         self.prepared = self._setup_data()
         self.checkpoints = self._setup_models()
@@ -120,12 +144,18 @@ class Runner:
 
         spec = self.scenario.data
         if spec.prepared is not None:
-            path = resolve_path(spec.prepared)
+            self.prepared_location = _location(spec.prepared)
+            path = materialize(self.prepared_location)  # a URI: copied to this node's cache
             meta = verify_prepared(path)
             if meta["dataset"] != spec.dataset:
-                raise RunError(f"data.prepared {path} holds {meta['dataset']}, not {spec.dataset}")
+                raise RunError(
+                    f"data.prepared {spec.prepared} holds {meta['dataset']}, not {spec.dataset}"
+                )
             return path
         path = self.out / "data"
+        self.prepared_location = join(self.output, "data")
+        if self.remote and exists(join(self.prepared_location, "meta.json")):
+            path = materialize(self.prepared_location)  # prepared by an earlier try
         given: dict[str, Any] = dict(spec.options)
         options = dataclasses.replace(default_options(spec.dataset), **given)
         config_cls = synthetic_config_class(spec.dataset)
@@ -145,6 +175,7 @@ class Runner:
         if self.scenario.kind == "images":
             kwargs |= image
         prepare(spec.dataset, path, data_dir=data_dir, options=options, seed=spec.seed, **kwargs)
+        publish(path, self.prepared_location)  # where every node reads it
         return path
 
     def _setup_models(self) -> dict[str, dict[str, str]]:
@@ -163,7 +194,10 @@ class Runner:
                 method = methods[name]
                 trained = method_class(method.method).checkpoint
                 given = spec.checkpoints.get(f"{backbone}/{name}")
-                path = resolve_path(given) if given else self.out / "models" / f"{backbone}-{name}"
+                path = self.out / "models" / f"{backbone}-{name}"
+                published = join(self.output, "models", f"{backbone}-{name}")
+                if given is None and self.remote and exists(join(published, "metrics.json")):
+                    path = materialize(published)  # trained by an earlier try of this run
                 if given is None and not (path / "metrics.json").is_file():
                     print(f"training {backbone}/{name} -> {path}", flush=True)
                     t = spec.train
@@ -183,8 +217,11 @@ class Runner:
                         ),
                         path,
                     ).run()
-                _check_checkpoint(path, backbone, trained, method.condition)
-                paths[name] = str(path)
+                if given is None:
+                    publish(path, published)  # where every node reads it
+                location = _location(given) if given else published
+                _check_checkpoint(materialize(location), backbone, trained, method.condition)
+                paths[name] = location
             out[backbone] = {name: paths[owner[name]] for name in owner}
         return out
 
@@ -354,9 +391,9 @@ class Runner:
             index=index,
             config=config,
             devices=devices,
-            prepared_dir=str(self.prepared),
+            prepared_dir=self.prepared_location,
             checkpoints=self.checkpoints,
-            sessions_dir=str(self.out / "sessions"),
+            sessions_dir=self.sessions,
             finetune=FinetuneConfig(
                 steps=s.model.finetune_steps, lr=s.model.finetune_lr, seed=s.seed
             ),
@@ -462,8 +499,8 @@ class Runner:
         from actors.storage.sink import read_sessions
         from simulation.run_summary import summarize
 
-        rows = pl.DataFrame(read_sessions(self.out / "sessions"))
-        devices = pl.read_parquet(self.out / "devices.parquet")
+        rows = pl.DataFrame(read_sessions(self.sessions))
+        devices = pl.read_parquet(io.BytesIO(read_bytes(join(self.output, "devices.parquet"))))
         shifts = [s.model_dump() for s in self.scenario.shifts]
         summary = {
             "run_id": self.run_id,
@@ -487,9 +524,29 @@ class Runner:
                 for path in sorted((self.out / "models").glob("gate-*.json"))
             },
         }
-        path = self.out / "summary.json"
-        path.write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
+        text = json.dumps(summary, indent=2, allow_nan=True) + "\n"
+        write_bytes(join(self.output, "summary.json"), text.encode())
         return summary
+
+    def report_dir(self) -> Path:
+        """A local folder holding the run's rows and summary, to draw the report in: the
+        output itself, or for a URI the staging folder, with the rows copied there."""
+        if self.remote:
+            import shutil
+
+            import pyarrow.fs as pafs
+
+            shutil.rmtree(self.out / "sessions", ignore_errors=True)
+            fs, path = filesystem(self.sessions)
+            pafs.copy_files(path, str(self.out / "sessions"), source_filesystem=fs)
+            (self.out / "summary.json").write_bytes(read_bytes(join(self.output, "summary.json")))
+        return self.out
+
+    def publish_report(self) -> None:
+        """The report drawn in `report_dir`, copied to a URI output (nothing for a folder)."""
+        if self.remote:
+            publish(self.out / "report.md", join(self.output, "report.md"))
+            publish(self.out / "report", join(self.output, "report"))
 
     # ---- cleanup -------------------------------------------------------------------------------
     def cleanup(self) -> None:
@@ -512,6 +569,23 @@ class Runner:
 
                 serve.shutdown()
             ray.shutdown()
+
+
+def _output_location(value: str | Path) -> str:
+    """``--out`` or ``output.dir`` as a location: a URI as is, a folder resolved (``--out``
+    is the operator's choice, not confined to the scenario's roots)."""
+    text = str(value)
+    if not is_uri(text):
+        return str(Path(text).resolve())
+    try:
+        return check_uri(text, must_exist=False)
+    except LocationError as exc:
+        raise RunError(f"--out: {exc}") from None
+
+
+def _location(value: str) -> str:
+    """A scenario location as the actors get it: a URI as is, a local path resolved."""
+    return value if is_uri(value) else str(resolve_path(value))
 
 
 def _same_data(meta: dict[str, Any], options, seed: int, synthetic, image: dict[str, int]) -> bool:

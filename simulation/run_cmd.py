@@ -12,7 +12,9 @@ from typing import Any
 def register(subparsers: argparse._SubParsersAction) -> None:
     r = subparsers.add_parser("run", help="simulate a device fleet as a scenario file describes")
     r.add_argument("scenario", type=Path, help="scenario YAML (configs/scenarios/)")
-    r.add_argument("--out", type=Path, default=None, help="output directory (default: output.dir)")
+    r.add_argument(
+        "--out", default=None, help="output directory or s3:// URI (default: output.dir)"
+    )
     r.add_argument(
         "--resume",
         action="store_true",
@@ -108,12 +110,13 @@ def run_scenario(args: argparse.Namespace) -> int:
         print(f"duet-sim run: error: {error}", file=sys.stderr)
         return 1
     print(format_summary(summary))
-    print(f"rows: {runner.out / 'sessions'}  summary: {runner.out / 'summary.json'}")
-    report_run(runner.out)
+    print(f"rows: {runner.sessions}  summary: {runner.output}/summary.json")
+    if report_run(runner.report_dir()):
+        runner.publish_report()
     return 0 if summary["accounting"]["complete"] else 1
 
 
-def report_run(out: Path) -> None:
+def report_run(out: Path) -> bool:
     """Write the run's report.md (`duet-sim report`) and print its path. The report is a view
     of rows already on disk, so lacking the ``report`` extra (matplotlib) costs a warning, not
     the run."""
@@ -125,8 +128,9 @@ def report_run(out: Path) -> None:
             f"and run `duet-sim report {out}`",
             file=sys.stderr,
         )
-        return
+        return False
     print(f"report: {write_report(out)}")
+    return True
 
 
 def format_summary(summary: dict[str, Any]) -> str:

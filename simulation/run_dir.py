@@ -1,5 +1,6 @@
 """A run's output directory: whether a run may start or resume there, and the bookkeeping
-files beside its session rows (``scenario.yaml``, ``devices.parquet``, ``run.json``).
+files beside its session rows (``scenario.yaml``, ``devices.parquet``, ``run.json``). A local
+folder or an object-store URI (actors/storage/uris.py); every file is written whole.
 
 A new run refuses a directory that holds one; ``--resume`` needs one, started with the same
 scenario (where the output goes aside), and continues under its run id.
@@ -7,16 +8,17 @@ scenario (where the output goes aside), and continues under its run id.
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import secrets
 import time
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 import yaml
 
+from actors.storage.sink import has_parts
+from actors.storage.uris import exists, join, read_bytes, write_bytes
 from simulation.fleet_plan import FleetPlan
 
 
@@ -32,13 +34,13 @@ class RunDirectory:
             ``out`` holds no run or one of a different scenario.
     """
 
-    def __init__(self, out: Path, scenario: dict[str, Any], name: str, resume: bool):
+    def __init__(self, out: str, scenario: dict[str, Any], name: str, resume: bool):
         self.out, self.scenario = out, scenario
-        self.run_json = out / "run.json"
+        self.run_json = join(out, "run.json")
         self.run_id = self._resume() if resume else self._new(name)
 
     def _new(self, name: str) -> str:
-        if self.run_json.exists() or any((self.out / "sessions").glob("fleet=*/part-*.parquet")):
+        if exists(self.run_json) or has_parts(join(self.out, "sessions")):
             raise RunDirError(
                 f"{self.out} already holds a run; pass --resume to continue it "
                 "or --out to start a new one"
@@ -47,20 +49,20 @@ class RunDirectory:
         return f"{name}-{stamp}-{secrets.token_hex(2)}"
 
     def _resume(self) -> str:
-        if not self.run_json.is_file():
+        if not exists(self.run_json):
             raise RunDirError(f"--resume: {self.run_json} not found; nothing to resume")
-        saved = yaml.safe_load((self.out / "scenario.yaml").read_text())
+        saved = yaml.safe_load(read_bytes(join(self.out, "scenario.yaml")))
         if _comparable(saved) != _comparable(self.scenario):
             raise RunDirError(
                 f"--resume: the scenario differs from the one {self.out} was "
                 "started with (see its scenario.yaml); resume needs the same "
                 "scenario"
             )
-        return json.loads(self.run_json.read_text())["run_id"]
+        return json.loads(read_bytes(self.run_json))["run_id"]
 
     def write_scenario(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "scenario.yaml").write_text(yaml.safe_dump(self.scenario, sort_keys=False))
+        text = yaml.safe_dump(self.scenario, sort_keys=False)
+        write_bytes(join(self.out, "scenario.yaml"), text.encode())
 
     def write_devices(self, plan: FleetPlan) -> None:
         table = pl.DataFrame(
@@ -80,15 +82,15 @@ class RunDirectory:
             ],
             schema_overrides={"shifts": pl.List(pl.Int64)},
         )
-        table.write_parquet(self.out / "devices.parquet")
+        buffer = io.BytesIO()
+        table.write_parquet(buffer)
+        write_bytes(join(self.out, "devices.parquet"), buffer.getvalue())
 
     def write_run_json(self, extra: dict[str, Any], first: dict[str, Any]) -> None:
         """Update ``run.json`` with ``extra``; ``first`` is what a new one starts from."""
-        doc = json.loads(self.run_json.read_text()) if self.run_json.is_file() else dict(first)
+        doc = json.loads(read_bytes(self.run_json)) if exists(self.run_json) else dict(first)
         doc.update(extra)
-        tmp = self.run_json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
-        os.replace(tmp, self.run_json)
+        write_bytes(self.run_json, (json.dumps(doc, indent=2) + "\n").encode())
 
 
 def _comparable(doc: dict[str, Any]) -> dict[str, Any]:

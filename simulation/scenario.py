@@ -3,8 +3,10 @@ path and line (``quickstart.yaml: fleet.devices (line 12): Input should be great
 
 Only the runner reads a scenario; it hands plain values down to the actors (STYLE item 3).
 
-Paths in a scenario (``data.prepared``, ``data.data_dir``, ``model.checkpoints``,
-``output.dir``) are resolved against the current working directory, which is the repository
+``data.prepared``, ``model.checkpoints`` and ``output.dir`` may be object-store URIs
+(``s3://bucket/prefix``, actors/storage/uris.py: the bucket must exist, credentials come from
+the environment, never from the file). Local paths in a scenario (those, and
+``data.data_dir``) are resolved against the current working directory, which is the repository
 root for ``make`` and the uploaded working dir for ``ray job submit --working-dir .``. Relative
 or absolute, a path must resolve (symlinks followed) inside one of the roots the operator
 configured (`path_roots`): a scenario file can name data, but cannot make a run read or
@@ -35,6 +37,7 @@ from pydantic import (
 from actors.devices.methods import import_plugins, method_class
 from actors.devices.policies import Always, PerImpression, PolicySpec, RequestPolicy
 from actors.devices.profiles import COMPUTE_TIERS, NETWORK_CLASSES, UPLOAD_MODES
+from actors.storage.uris import check_uri, is_uri
 from duet.names import BACKBONE_NAMES as BACKBONES
 from duet.names import BACKBONES as BACKBONE_KINDS
 from duet.names import CONDITIONS, DEFAULT_CONDITION, NECKS
@@ -90,8 +93,26 @@ def _existing_dir(value: Path) -> Path:
     return value
 
 
+def _input_location(value: str) -> str:
+    if is_uri(value):
+        return check_uri(value, must_exist=True)
+    _existing_dir(Path(value))
+    return value
+
+
+def _output_location(value: str) -> str:
+    if is_uri(value):
+        return check_uri(value, must_exist=False)
+    _rooted(Path(value))
+    return value
+
+
 RootedPath = Annotated[Path, AfterValidator(_rooted)]  # may not exist yet (outputs)
-InputDir = Annotated[Path, AfterValidator(_existing_dir)]  # must exist (data, checkpoints)
+InputDir = Annotated[Path, AfterValidator(_existing_dir)]  # must exist (raw data)
+# a local folder or an object-store URI (actors/storage/uris.py): inputs must exist, an
+# output's bucket must; local ones stay inside the operator's roots
+InputLocation = Annotated[str, AfterValidator(_input_location)]
+OutputLocation = Annotated[str, AfterValidator(_output_location)]
 
 
 class ScenarioError(ValueError):
@@ -111,7 +132,7 @@ class Section(BaseModel):
 # ---- data and model --------------------------------------------------------------------------
 class DataSpec(Section):
     dataset: Literal[DATASETS]  # type: ignore[valid-type]
-    prepared: InputDir | None = None  # reuse a `duet-sim data prepare` output; else OUT/data
+    prepared: InputLocation | None = None  # a `duet-sim data prepare` output; else OUT/data
     data_dir: InputDir | None = None  # raw datasets root; default $DUET_DATA_DIR
     seed: int = 0  # negative sampling and synthetic data
     options: dict[str, int | None] = {}  # SessionOptions overrides of the dataset's defaults
@@ -158,7 +179,7 @@ class TrainSpec(Section):
 
 class ModelSpec(Section):
     backbones: Annotated[list[Literal[BACKBONES]], Field(min_length=1)]  # type: ignore[valid-type]
-    checkpoints: dict[str, InputDir] = {}  # "<backbone>/<method name>" -> run dir; else trained
+    checkpoints: dict[str, InputLocation] = {}  # "<backbone>/<name>" -> run dir; else trained
     train: TrainSpec = TrainSpec()
     finetune_steps: PositiveInt = 10
     finetune_lr: Annotated[float, Field(gt=0)] = 1e-2
@@ -302,7 +323,7 @@ class ShiftSpec(Section):
 
 
 class OutputSpec(Section):
-    dir: RootedPath = Path("runs/scenario")
+    dir: OutputLocation = "runs/scenario"
     flush_rows: PositiveInt = 2000  # rows per Parquet part file at most
     flush_interval_s: Annotated[float, Field(gt=0)] = 2.0  # and at least this often
 

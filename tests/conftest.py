@@ -184,3 +184,55 @@ def scenario_file(prepared, checkpoints, tmp_path):
         return path
 
     return write
+
+
+# --- object storage: a real S3-compatible server on 127.0.0.1 (moto's server mode) ----------
+@dataclasses.dataclass(frozen=True)
+class LocalS3:
+    """A bucket on the test's S3 server; the AWS variables point every client at it."""
+
+    endpoint: str
+    bucket: str
+
+    def uri(self, *parts: str) -> str:
+        return "/".join([f"s3://{self.bucket}", *parts])
+
+    def upload(self, local: Path, *parts: str) -> str:
+        """Copy a local folder under ``parts`` of the bucket; returns its URI."""
+        import pyarrow.fs as pafs
+
+        fs, path = pafs.FileSystem.from_uri(self.uri(*parts))
+        pafs.copy_files(str(local), path, destination_filesystem=fs)
+        return self.uri(*parts)
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """moto's S3 server on a free loopback port for one test module, stopped after it; the
+    credentials and endpoint are set in the environment (as for any AWS client), so start it
+    before a Ray whose workers must reach it."""
+    pytest.importorskip("moto")
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "testing-key",
+            "AWS_SECRET_ACCESS_KEY": "testing-secret",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": endpoint,
+        }.items():
+            mp.setenv(key, value)
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="duet-test")
+        try:
+            yield LocalS3(endpoint, "duet-test")
+        finally:
+            server.stop()

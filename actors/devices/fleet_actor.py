@@ -23,6 +23,7 @@ from actors.devices.replay import load_replays
 from actors.observability.metrics_actor import ExporterClient
 from actors.service.generator_client import GeneratorClient, ServeGeneratorClient
 from actors.storage.sink import PartSink, fleet_dir, flushed_sessions
+from actors.storage.uris import materialize
 from duet.finetune import FinetuneConfig
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,8 @@ class FleetSetup:
     index: int
     config: FleetConfig
     devices: Sequence[DeviceProfile]
-    prepared_dir: str
-    checkpoints: Mapping[str, Mapping[str, str]]  # backbone -> method -> run dir
+    prepared_dir: str  # a path, or a URI (actors/storage/uris.py) on a cluster
+    checkpoints: Mapping[str, Mapping[str, str]]  # backbone -> method -> run dir or URI
     sessions_dir: str
     finetune: FinetuneConfig = FinetuneConfig()
     shifts: Sequence[ShiftPlan] = ()
@@ -54,7 +55,8 @@ def build_fleet(setup: FleetSetup, client: GeneratorClient) -> Fleet:
     import_plugins(setup.plugins, setup.plugin_root)  # a worker process has not imported them yet
     devices = list(setup.devices)
     done = flushed_sessions(setup.sessions_dir, [d.device_id for d in devices])
-    replays = load_replays(setup.prepared_dir, [d.user_id for d in devices])
+    prepared = materialize(setup.prepared_dir)  # a URI: copied to this node once
+    replays = load_replays(prepared, [d.user_id for d in devices])
     models = {
         b: DeviceModels(ckpts, setup.finetune, setup.config.method_of)
         for b, ckpts in setup.checkpoints.items()
@@ -66,7 +68,7 @@ def build_fleet(setup: FleetSetup, client: GeneratorClient) -> Fleet:
         setup.flush_interval_s,
         on_rows=setup.on_rows,
     )
-    context = _shift_context(setup) if setup.shifts else None
+    context = _shift_context(prepared) if setup.shifts else None
     if done:
         log.info("fleet %d: %d sessions already on disk, skipping them", setup.index, len(done))
     return Fleet(
@@ -84,13 +86,13 @@ def build_fleet(setup: FleetSetup, client: GeneratorClient) -> Fleet:
     )
 
 
-def _shift_context(setup: FleetSetup):
+def _shift_context(prepared: Path):
     from pipelines.shifts import click_context, image_context
     from pipelines.tensors import load_meta
 
-    kind = load_meta(setup.prepared_dir)["kind"]
+    kind = load_meta(prepared)["kind"]
     build = click_context if kind == "clicks" else image_context
-    return build(Path(setup.prepared_dir))[0]
+    return build(prepared)[0]
 
 
 @ray.remote

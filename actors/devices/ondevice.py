@@ -27,6 +27,7 @@ from torch import Tensor
 
 from actors.devices.methods import FleetMethod, method_class
 from actors.devices.replay import Replay, build_samples
+from actors.storage.uris import materialize
 from duet.checkpoint import load_checkpoint
 from duet.data import ClickSamples, Samples
 from duet.dynamic import Params
@@ -70,7 +71,8 @@ class DeviceModels:
     backbone, and the method (actors/devices/methods.py) each name of the run scores with.
 
     Args:
-        checkpoints (Mapping[str, str | Path]): name -> run directory; needs ``base``. A
+        checkpoints (Mapping[str, str | Path]): name -> run directory (a path, or a URI
+            copied to this node's cache); needs ``base``. A
             name without an entry uses its method's ``checkpoint`` (``finetune`` -> base's).
             Names sharing a directory share one loaded model.
         finetune (FinetuneConfig): the ``finetune`` baseline's steps and learning rate.
@@ -91,9 +93,9 @@ class DeviceModels:
         loaded: dict[Path, DeviceModel] = {}
         self.models: dict[str, DeviceModel] = {}
         for name, directory in checkpoints.items():
-            key = Path(directory).resolve()
+            key = materialize(directory).resolve()
             if key not in loaded:
-                loaded[key] = load_checkpoint(directory)[0].requires_grad_(False)
+                loaded[key] = load_checkpoint(key)[0].requires_grad_(False)
             self.models[name] = loaded[key]
         self.finetune, self.max_rows = finetune, max_rows
         self.method_of = dict(method_of or {})

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from actors.storage.uris import materialize
 from duet.checkpoint import WEIGHTS, load_checkpoint
 from duet.model import DeviceModel
 
@@ -715,12 +716,14 @@ def _check_pixels(served: ServedModel, batch: GenerateBatchRequest, rows: _Rows)
 def load_served_model(
     directory: str | Path, *, key: str | None = None, max_samples: int | None = None
 ) -> ServedModel:
-    """Load one run directory for serving (eval mode, gradients off).
+    """Load one run directory (a path, or a URI copied to this node's cache) for serving
+    (eval mode, gradients off).
 
     Raises:
         ValueError: the checkpoint's method does not generate parameters (base, finetune),
             or ``max_samples`` < 1.
     """
+    location, directory = directory, materialize(directory)
     model, info = load_checkpoint(directory)
     if not model.generates:
         raise ValueError(
@@ -742,7 +745,7 @@ def load_served_model(
         version=weights_version(directory),
         meta=meta,
         max_samples=limit,
-        path=str(directory),
+        path=str(location),
     )
     log.info("loaded %s (version %s) from %s", served.key, served.version, directory)
     return served

@@ -1,5 +1,7 @@
 """Session rows on disk: a sink that flushes a fleet's finished sessions (actors/storage/rows.py) as
-small Parquet part files, each written to a hidden temp name and renamed into place.
+small Parquet part files, each appearing whole or not at all: written to a hidden temp name
+and renamed on a local disk; on an object store (``s3://``, actors/storage/uris.py) written
+straight to its key, since an object becomes visible only once its upload completes.
 
 Layout: ``OUT/sessions/fleet=K/part-00000.parquet``, one Hive-partitioned dataset:
 ``pq.read_table(OUT/sessions)`` or ``pl.read_parquet(OUT/sessions)`` reads every part
@@ -14,15 +16,16 @@ writes a row twice.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from actors.storage.rows import ROW_SCHEMA, SessionRow, rows_table
+from actors.storage.uris import filesystem, join
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +33,16 @@ KEY_COLUMNS = ["device_id", "session_index"]
 PART_PREFIX = "part-"
 
 
-def fleet_dir(sessions_dir: str | Path, fleet: int) -> Path:
-    return Path(sessions_dir) / f"fleet={fleet}"
+def fleet_dir(sessions_dir: str | Path, fleet: int) -> str:
+    return join(sessions_dir, f"fleet={fleet}")
 
 
 class PartSink:
     """Buffers a fleet's rows and writes them as atomic part files.
 
     Args:
-        directory (Path): this fleet's folder (``OUT/sessions/fleet=K``).
+        directory (str | Path): this fleet's folder (``OUT/sessions/fleet=K``), a path or a
+            URI.
         flush_rows (int): write once this many rows wait. Default: 2000.
         flush_interval_s (float): or once the oldest waiting row is this old. Default: 2.
         on_rows (Iterable[Callable[[pa.Table], None]]): called with every written part,
@@ -58,10 +62,12 @@ class PartSink:
                 f"flush_rows must be >= 1 and flush_interval_s > 0, got "
                 f"{flush_rows}, {flush_interval_s}"
             )
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        for stale in self.directory.glob(".*.tmp"):  # a crash between write and rename
-            stale.unlink(missing_ok=True)
+        self.fs, self.directory = filesystem(directory)
+        self.local = isinstance(self.fs, pafs.LocalFileSystem)
+        self.fs.create_dir(self.directory, recursive=True)
+        for stale in self._names():  # a crash between write and rename
+            if stale.startswith(".") and stale.endswith(".tmp"):
+                self.fs.delete_file(f"{self.directory}/{stale}")
         self.flush_rows, self.flush_interval_s = flush_rows, flush_interval_s
         self.on_rows = list(on_rows)
         self._rows: list[SessionRow] = []
@@ -69,8 +75,12 @@ class PartSink:
         self._next_part = 1 + max((_part_number(p) for p in self._parts()), default=-1)
         self.rows_written = 0
 
-    def _parts(self) -> list[Path]:
-        return sorted(self.directory.glob(f"{PART_PREFIX}*.parquet"))
+    def _names(self) -> list[str]:
+        infos = self.fs.get_file_info(pafs.FileSelector(self.directory, allow_not_found=True))
+        return sorted(i.base_name for i in infos if i.type == pafs.FileType.File)
+
+    def _parts(self) -> list[str]:
+        return [n for n in self._names() if _is_part(n)]
 
     def add(self, rows: list[SessionRow]) -> None:
         """Queue one session's rows (kept together in one part); flush when due."""
@@ -88,10 +98,13 @@ class PartSink:
         if not self._rows:
             return
         table = rows_table(self._rows)
-        name = f"{PART_PREFIX}{self._next_part:05d}.parquet"
-        tmp = self.directory / f".{name}.tmp"
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, self.directory / name)
+        name = f"{self.directory}/{PART_PREFIX}{self._next_part:05d}.parquet"
+        if self.local:
+            tmp = f"{self.directory}/.{name.rsplit('/', 1)[1]}.tmp"
+            pq.write_table(table, tmp, compression="zstd", filesystem=self.fs)
+            self.fs.move(tmp, name)  # a rename: atomic on one file system
+        else:  # one object upload: visible whole once it completes, never in part
+            pq.write_table(table, name, compression="zstd", filesystem=self.fs)
         self._next_part += 1
         self._rows = []
         self.rows_written += table.num_rows
@@ -102,19 +115,31 @@ class PartSink:
                 log.exception("on_rows hook %r failed", hook)
 
 
-def _part_number(path: Path) -> int:
-    return int(path.stem.removeprefix(PART_PREFIX))
+def _is_part(name: str) -> bool:
+    return name.startswith(PART_PREFIX) and name.endswith(".parquet")
+
+
+def _part_number(name: str) -> int:
+    return int(name.removeprefix(PART_PREFIX).removesuffix(".parquet"))
+
+
+def has_parts(sessions_dir: str | Path) -> bool:
+    """Whether any fleet has flushed a part under ``sessions_dir`` (a path or a URI)."""
+    fs, path = filesystem(sessions_dir)
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+    return any(_is_part(i.base_name) and "/fleet=" in i.path for i in infos)
 
 
 def read_sessions(sessions_dir: str | Path, columns: list[str] | None = None) -> pa.Table:
-    """Every flushed row of a run (empty table with the schema when there is none)."""
-    sessions_dir = Path(sessions_dir)
-    if not any(sessions_dir.glob(f"fleet=*/{PART_PREFIX}*.parquet")):
+    """Every flushed row of a run, from a path or a URI (empty table with the schema when
+    there is none)."""
+    if not has_parts(sessions_dir):
         schema = (
             ROW_SCHEMA if columns is None else pa.schema([ROW_SCHEMA.field(c) for c in columns])
         )
         return schema.empty_table()
-    return pq.read_table(sessions_dir, columns=columns, partitioning="hive")
+    fs, path = filesystem(sessions_dir)
+    return pq.read_table(path, columns=columns, partitioning="hive", filesystem=fs)
 
 
 def flushed_sessions(sessions_dir: str | Path, devices: Iterable[int]) -> set[tuple[int, int]]:
