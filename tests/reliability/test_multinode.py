@@ -4,6 +4,7 @@ its fleets restart on the nodes left, and the run still writes every expected se
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 
 from simulation.run import Runner
@@ -79,5 +80,48 @@ def test_losing_a_node_mid_run_keeps_every_session(cluster, scenario_file, tmp_p
         assert_accounting(runner.out, runner.expected)
         assert summary["accounting"]["complete"] and summary["accounting"]["duplicates"] == 0
         assert all(node_of(a) != victim.node_id for a in lost)  # restarted elsewhere
+    finally:
+        runner.cleanup()
+
+
+def test_a_cluster_without_a_shared_disk_reads_and_writes_object_storage(
+    s3, cluster, scenario_file, prepared, checkpoints, tmp_path, monkeypatch
+):
+    """Data, checkpoints and output in S3: the fleet actors get URIs only (no path of the
+    driver's), and losing a node mid-run still leaves every session in the store once."""
+    from actors.storage.sink import has_parts, read_sessions
+    from actors.storage.uris import is_uri
+
+    monkeypatch.setenv("DUET_SIM_CACHE", str(tmp_path / "driver-cache"))
+    cluster, workers = cluster
+    out = s3.uri("runs", "multinode")
+    data = s3.upload(prepared, "multinode-inputs", "data")
+    ckpts = {f"din/{m}": s3.upload(checkpoints[m], "multinode-inputs", m) for m in ("base", "duet")}
+    path = paced_scenario(
+        scenario_file,
+        tmp_path / "unused",
+        fleet=FLEET,
+        data={"dataset": "synthetic-clicks", "prepared": data},
+        model={"backbones": ["din"], "checkpoints": ckpts},
+        output={"dir": out, "flush_rows": 3, "flush_interval_s": 0.2},
+    )
+    runner = Runner(load_scenario(path), progress=False)
+    try:
+        runner.setup()
+        for setup in (ray.get(ref) for ref in runner._setups):
+            locations = [setup.prepared_dir, setup.sessions_dir]
+            locations += [d for per in setup.checkpoints.values() for d in per.values()]
+            assert all(is_uri(x) for x in locations), locations
+        placed = [node_of(a) for a in runner.actors]
+        victim = max(workers, key=lambda w: placed.count(w.node_id))
+        fault = Fault(lambda: has_parts(runner.sessions), lambda: cluster.remove_node(victim))
+        fault.start()
+        summary = runner.run()
+        fault.outcome()
+        rows = pl.DataFrame(read_sessions(runner.sessions))
+        assert rows.select("device_id", "session_index", "method").is_unique().all()
+        assert dict(rows.group_by("method").len().iter_rows()) == runner.expected
+        assert summary["accounting"]["complete"]
+        assert not (tmp_path / "unused").exists()
     finally:
         runner.cleanup()
