@@ -1327,6 +1327,85 @@ def conditioning_md(results: Path) -> list[str]:
     return lines + ["", f"Command: `{d['command']}`"]
 
 
+def policies_md(results: Path, plot: Path | None = None) -> list[str]:
+    """The request-policies fleet run: base before and after the shift on the shifted
+    devices and the control, each (method, policy)'s requests against its gain with 95%
+    intervals, the learned gate's size, and the issue's question answered from the numbers:
+    does some policy keep at least 95% of ``always``'s gain with at most half its requests?"""
+    name = "ml100k-request-policies"
+    f = results / "fleet" / f"{name}.json"
+    if not f.is_file():
+        return [f"pending: `.venv/bin/python benchmarks/paper.py fleet {name}`."]
+    d = json.loads(f.read_text())
+    metric = d.get("metric", "auc")
+    shift = d["shifts"][0]
+    lines = [
+        f"The shift (from session {shift['at_session']}), base's mean session {metric}:",
+        "",
+        "| group | before | during | change |",
+        "|---|---:|---:|---:|",
+    ]
+    for group in ("shifted", "control"):
+        before, during = (shift[group][p][metric]["base"] for p in ("before", "during"))
+        lines.append(f"| {group} | {before:.4f} | {during:.4f} | {during - before:+.4f} |")
+
+    def interval(g: dict | None) -> str:
+        if not g or not g.get("pairs"):
+            return "—"
+        return f"{g['mean']:+.4f} [{g['ci95'][0]:+.4f}, {g['ci95'][1]:+.4f}]"
+
+    lines += [
+        "",
+        f"| method | policy | requests / session | share of always's requests | KB down / "
+        f"session | {metric} | gain vs base [95% CI] | gain vs always [95% CI] | share of "
+        "always's gain kept | gain vs base, shifted phones, before / during the shift |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    policies = d["request_policies"]
+
+    def kept(p: dict) -> float | None:
+        """The share of the reference's gain kept; only for a reference that gains."""
+        ref = policies[p["reference"]]["gain_vs_base"]["mean"]
+        return p["gain_vs_base"]["mean"] / ref if p["reference"] != m and ref > 0 else None
+
+    for m, p in policies.items():
+        share, k = p.get("request_fraction"), kept(p)
+        phases = " / ".join(
+            f"{shift['shifted'][phase]['gain'][m]['mean']:+.4f}" for phase in ("before", "during")
+        )
+        lines.append(
+            f"| {m} | {p['policy']} | {p['requests_per_session']:.2f} | "
+            f"{'—' if share is None else f'{share:.0%}'} | {p['kb_down_per_session']:.1f} | "
+            f"{p[f'{metric}_mean']:.4f} | {interval(p['gain_vs_base'])} | "
+            f"{interval(p.get('gain_vs_reference'))} | {'—' if k is None else f'{k:.0%}'} | "
+            f"{phases} |"
+        )
+    winners = []
+    for m, p in policies.items():
+        k = kept(p)
+        if k is not None and k >= 0.95 and p.get("request_fraction", 1.0) <= 0.5:
+            winners.append(m)
+    answer = (
+        f"yes: {', '.join(winners)}"
+        if winners
+        else "no: no policy with at most half the requests keeps 95% of a positive gain"
+    )
+    lines += ["", f"At most half the requests and at least 95% of the gain: {answer}."]
+    for key, gate in d.get("request_gates", {}).items():
+        lines.append(
+            f"Gate {key}: {gate['parameters']} parameters, {gate['flops_per_decision']} FLOPs "
+            f"per decision, fitted on {gate['training_pairs']} training pairs (fresh better in "
+            f"{gate['fresh_better_rate']:.0%}, {gate['training_accuracy']:.0%} of them "
+            "classified right)."
+        )
+    if plot is not None:
+        from simulation.report import policy_pareto
+
+        policy_pareto(d).savefig(plot)
+        lines += ["", f"![requests against gain]({plot.name})"]
+    return lines + ["", f"Command: `{d['command']}`"]
+
+
 FIGURE_TITLES = {
     "ml100k-genre-shift": "ML-100K, DIN: genre shift from session 1",
     "ckplus-figure4": "CK+48 112x112x3, MobileNetV3-Large: another subject from session 1",
@@ -1463,6 +1542,9 @@ def render(
         "TABLE3": table3_md(results),
         "FIGURE4": figure4_md(results, "ml100k-genre-shift", plot),
         "CONDITIONING": conditioning_md(results),
+        "POLICIES": policies_md(
+            results, None if plot is None else plot.with_name("request-policies.png")
+        ),
         "FIGURE4_CK": figure4_md(
             results,
             "ckplus-figure4",

@@ -231,6 +231,7 @@ def request_policies(
             entry["request_fraction"] = (
                 entry["requests_per_session"] / ref_requests if ref_requests else float("nan")
             )
-            entry["gain_kept"] = over_base["mean"] / ref_gain if ref_gain else float("nan")
+            # a share of a gain only means something when the reference gains
+            entry["gain_kept"] = over_base["mean"] / ref_gain if ref_gain > 0 else float("nan")
         out[name] = entry
     return out
