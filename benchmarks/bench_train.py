@@ -3,7 +3,9 @@
 * MobileNetV3 trunks at the Table 2 input (112x112x3, batch 32): channels-last (the default,
   ``MobileNetConfig.channels_last``) against the contiguous NCHW layout;
 * the click models' DUET on prepared ML-100K (batch 256): torch's default Adam against its
-  fused CPU kernel (``torch.optim.Adam(fused=True)``), a lead for the training-speed work.
+  fused CPU kernel (``torch.optim.Adam(fused=True)``), a lead for the training-speed work;
+  and its generated-classifier scoring, every row with its own copy of its session's
+  parameters (the code before `DeviceModel.score_grouped`) against rows padded per session.
 
 Each pair alternates for ``--repeats`` rounds on one thread; the table reports the median
 samples/s of each and their ratio. The MobileNet rows use random frames (the speed of a
@@ -67,13 +69,28 @@ def mobilenet_step(variant: str, channels_last: bool) -> Callable[[], int]:
     return step
 
 
-def click_step(prepared: Path, backbone: str, fused: bool, batches: list) -> Callable[[], int]:
+def per_row_copies(model: DeviceModel) -> None:
+    """Score like the code before `DeviceModel.score_grouped`: each row gets its own copy of
+    its session's generated parameters, (B, O, I) per layer."""
+
+    def score(feat, temb, group, params):  # noqa: ANN001, ANN202
+        rows = [(w[group], b[group]) for w, b in params]
+        return model.score(feat[:, None], None if temb is None else temb[:, None], rows)[:, 0]
+
+    model.score_grouped = score  # type: ignore[method-assign]
+
+
+def click_step(
+    prepared: Path, backbone: str, fused: bool, batches: list, copies: bool = False
+) -> Callable[[], int]:
     from pipelines.tensors import load_meta
     from simulation.train_recipe import TrainOptions, model_config
 
     options = TrainOptions("movielens-100k", backbone, "duet", prepared=prepared).resolved()
     torch.manual_seed(0)
     model = DeviceModel(model_config(options, load_meta(prepared))).train()
+    if copies:
+        per_row_copies(model)
     cfg = TrainConfig(epochs=1, batch_size=256, global_loss_weight=options.global_loss_weight)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused or None)
     it = iter(batches)
@@ -119,6 +136,11 @@ def main() -> None:
             for label, fused in (("default", False), ("fused", True)):
                 make = lambda b=backbone, f=fused: click_step(args.prepared, b, f, batches)  # noqa: E731
                 cases.append((f"{backbone} duet, ML-100K", "Adam", label, make, 60))
+            for label, copies in (("per-row copies", True), ("grouped", False)):
+                make = lambda b=backbone, c=copies: click_step(  # noqa: E731
+                    args.prepared, b, False, batches, c
+                )
+                cases.append((f"{backbone} duet, ML-100K", "scoring", label, make, 60))
     rates: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.repeats):  # alternate the pair members round by round
         for model, _, label, make, steps in cases:

@@ -18,11 +18,12 @@ from torch import Tensor
 
 
 def _index(samples, idx: Tensor):
-    """Rows ``idx`` of every per-row field; per-session tables are shared, not copied."""
+    """Rows ``idx`` of every per-row field; shared tables are shared, not copied."""
     out = {}
     for f in fields(samples):
         value = getattr(samples, f.name)
-        out[f.name] = value if f.name in samples.per_session else value[idx]
+        shared = f.name in samples.shared or value is None
+        out[f.name] = value if shared else value[idx]
     return type(samples)(**out)
 
 
@@ -42,6 +43,10 @@ class ClickSamples:
         position (Tensor): (B,) long, t = position of the positive within its session (Eq. 7).
         realtime (Tensor): (S, R) long, per session the most recent clicks at its start,
             oldest first, left-padded with 0.
+        history_of (Tensor | None): (B,) long. When given, ``history`` is a table (H, L)
+            shared by the rows and row r's history is ``history[history_of[r]]``: a
+            positive and its sampled negatives share one (the evaluation splits have 101
+            rows per positive, so this stores their histories 101x smaller).
     """
 
     history: Tensor
@@ -52,8 +57,18 @@ class ClickSamples:
     group: Tensor
     position: Tensor
     realtime: Tensor
+    history_of: Tensor | None = None
 
     per_session = frozenset({"realtime"})
+
+    @property
+    def shared(self) -> frozenset[str]:
+        """Fields every subset shares rather than indexes."""
+        return self.per_session | ({"history"} if self.history_of is not None else set())
+
+    def row_history(self) -> Tensor:
+        """(B, L): every row's history (the table gathered for these rows only)."""
+        return self.history if self.history_of is None else self.history[self.history_of]
 
     def __len__(self) -> int:
         return self.target.shape[0]
@@ -83,6 +98,7 @@ class ImageSamples:
     realtime: Tensor
 
     per_session = frozenset({"realtime"})
+    shared = per_session
 
     def __len__(self) -> int:
         return self.label.shape[0]

@@ -100,7 +100,7 @@ class DeviceModel(nn.Module):
     def features(self, s: Samples) -> tuple[Tensor, Tensor | None]:
         """Backbone output: (features (B, F), target embedding (B, E) or None for images)."""
         if isinstance(s, ClickSamples):
-            return self.backbone(s.history, s.target, s.group)
+            return self.backbone(s.row_history(), s.target, s.group)
         return self.backbone(s.pixels), None
 
     def device_inputs(self, realtime: Tensor) -> tuple[Tensor, Tensor]:
@@ -133,11 +133,8 @@ class DeviceModel(nn.Module):
         )[0]
         if self.ppg is None:
             return global_logits, None
-        params = self.generated_params(s)
-        gen_logits = self.score(feat[:, None], None if temb is None else temb[:, None], params)[
-            :, 0
-        ]
-        return global_logits, gen_logits
+        params, inverse = self.group_params(s)
+        return global_logits, self.score_grouped(feat, temb, inverse, params)
 
     @property
     def condition(self) -> str | None:
@@ -151,16 +148,44 @@ class DeviceModel(nn.Module):
         if self.condition == "history":
             assert isinstance(s, ClickSamples)
             _, inverse = s.group.unique(return_inverse=True)
-            return inverse, s.history[first_of_groups(inverse)]
+            return inverse, s.row_history()[first_of_groups(inverse)]
         sessions, inverse = s.session.unique(return_inverse=True)
         return inverse, s.realtime[sessions]
 
-    def generated_params(self, s: Samples) -> Params:
-        """Generate once per distinct conditioning input in the batch (session or impression),
-        then give every row its set."""
+    def group_params(self, s: Samples) -> tuple[Params, Tensor]:
+        """Generate once per distinct conditioning input in the batch (session or
+        impression): K sets (K, O, I), (K, O) per layer, and each row's set (B,)."""
         inverse, samples = self.conditioning_inputs(s)
         if self.cfg.ppg is not None and self.cfg.ppg.conditioned:
-            params = self.generate(*self.device_inputs(samples), len(samples))
-        else:
-            params = self.generate(None, None, len(samples))
-        return [(w[inverse], b[inverse]) for w, b in params]  # (B, O, I), (B, O)
+            return self.generate(*self.device_inputs(samples), len(samples)), inverse
+        return self.generate(None, None, len(samples)), inverse
+
+    def generated_params(self, s: Samples) -> Params:
+        """Every row's own generated set, (B, O, I) and (B, O) per layer (full ranking scores
+        rows against many targets, each with its row's set)."""
+        params, inverse = self.group_params(s)
+        return [(w[inverse], b[inverse]) for w, b in params]
+
+    def score_grouped(
+        self, feat: Tensor, target_emb: Tensor | None, group: Tensor, params: Params
+    ) -> Tensor:
+        """Logits of B rows, row r with set ``group[r]`` of the K sets in ``params``.
+
+        Rows are padded per set to (K, N, F), so each layer is one batched matmul over the
+        K sets. Giving every row its own copy instead, (B, O, I), moves B / K times the
+        parameters through memory and through the backward's scatter (DUET training: about
+        five rows per session in a batch; the fleet: a session's hundreds of rows).
+        """
+        K = params[0][0].shape[0]
+        counts = torch.bincount(group, minlength=K)
+        order = torch.argsort(group, stable=True)
+        start = torch.cumsum(counts, 0) - counts
+        slot = torch.empty_like(group)
+        slot[order] = torch.arange(len(group)) - start[group[order]]  # rank within its set
+        N = int(counts.max())
+
+        def pad(x: Tensor) -> Tensor:
+            return x.new_zeros(K, N, x.shape[1]).index_put((group, slot), x)
+
+        logits = self.score(pad(feat), None if target_emb is None else pad(target_emb), params)
+        return logits[group, slot]  # (B[, C])

@@ -54,10 +54,10 @@ def all_item_scores(model: DeviceModel, s: ClickSamples, params: Params) -> Tens
     raw = backbone.item_emb.weight  # (N + 1, E)
     items = backbone.target_embed(raw)  # what targets are dotted with
     if not backbone.target_aware:
-        state = backbone.encode(s.history, raw[s.target])  # (P, E)
+        state = backbone.encode(s.row_history(), raw[s.target])  # (P, E)
         out = functional_forward(cfg, state[:, None], params)[:, 0]  # (P, E)
         return out @ items.T
-    state = backbone.encode_all(s.history, raw)  # (P, N + 1, E)
+    state = backbone.encode_all(s.row_history(), raw)  # (P, N + 1, E)
     out = functional_forward(cfg, state, params)  # (P, N + 1, E)
     return (out * items[None]).sum(-1)
 

@@ -150,14 +150,16 @@ def _clicks(table: pa.Table, realtime):
     def rep(name: str) -> torch.Tensor:
         return torch.from_numpy(np.repeat(table[name].to_numpy().astype(np.int64), per_pos))
 
-    history = np.repeat(fixed_to_numpy(table["history"]).astype(np.int64), per_pos, axis=0)
+    positive = torch.from_numpy(np.repeat(np.arange(n_pos, dtype=np.int64), per_pos))
     return ClickSamples(
-        history=torch.from_numpy(history),  # (B, L)
+        # one history per positive, shared with its negatives (ClickSamples.history_of)
+        history=torch.from_numpy(fixed_to_numpy(table["history"]).astype(np.int64)),  # (P, L)
+        history_of=positive,  # (B,)
         target=torch.from_numpy(target.reshape(-1).astype(np.int64)),  # (B,)
         label=torch.from_numpy(label.reshape(-1)),
         session=rep("session"),
         user=rep("user"),
-        group=torch.from_numpy(np.repeat(np.arange(n_pos, dtype=np.int64), per_pos)),
+        group=positive,
         position=rep("position"),
         realtime=realtime,  # (S, R)
     )

@@ -248,16 +248,8 @@ def _score_rows(model: DeviceModel, feat: Tensor, temb: Tensor | None, params: P
 def _score_sessions(
     model: DeviceModel, feat: Tensor, temb: Tensor | None, session: Tensor, params: Params
 ) -> Tensor:
-    """Logits of every row with its own session's parameters: rows are padded per session to
-    (U, N, F) so each layer is one batched matmul over sessions, not a (B, O, I) copy."""
-    U = params[0][0].shape[0]
-    counts = torch.bincount(session, minlength=U)
-    start = torch.cumsum(counts, 0) - counts
-    slot = torch.arange(len(session)) - start[session]  # rows are grouped by session
-    N = int(counts.max())
-    pad = lambda x: x.new_zeros(U, N, x.shape[1]).index_put_((session, slot), x)  # noqa: E731
-    logits = model.score(pad(feat), None if temb is None else pad(temb), params)  # (U, N[, C])
-    return logits[session, slot]  # (B[, C])
+    """Logits of every row with its own session's parameters (`DeviceModel.score_grouped`)."""
+    return model.score_grouped(feat, temb, session, params)
 
 
 def session_scores(logits: Tensor, samples: Samples, U: int) -> list[SessionScore]:

@@ -139,3 +139,24 @@ def test_history_conditioning_is_refused_for_images():
     cfg = mobilenet_umn("small", "duet", 3, in_channels=1)
     with pytest.raises(ValueError, match="condition 'history'"):
         dataclasses.replace(cfg, ppg=dataclasses.replace(cfg.ppg, condition="history"))
+
+
+@pytest.mark.parametrize("condition", ["session", "history"])
+def test_grouped_scoring_equals_every_row_with_its_own_copy(make_clicks, condition):
+    """Training scores rows padded per generated set (`DeviceModel.score_grouped`); that is
+    the same logits and the same gradients as giving every row its own copy of its set."""
+    torch.manual_seed(0)
+    model = DeviceModel(sequence_umn("din", "duet", NUM_ITEMS, condition=condition)).train()
+    s = make_clicks(rows=60, sessions=7)
+    s.history = s.history[s.group]
+    feat, temb = model.features(s)
+    params, inverse = model.group_params(s)
+    grouped = model.score_grouped(feat, temb, inverse, params)
+    rows = [(w[inverse], b[inverse]) for w, b in params]
+    copied = model.score(feat[:, None], temb[:, None], rows)[:, 0]
+    torch.testing.assert_close(grouped, copied)
+    leaves = [p for p in model.ppg.parameters()]
+    g1 = torch.autograd.grad(grouped.square().sum(), leaves, retain_graph=True)
+    g2 = torch.autograd.grad(copied.square().sum(), leaves)
+    for a, b in zip(g1, g2, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

@@ -19,7 +19,14 @@ def test_click_samples_contract(prepared_clicks):
     assert isinstance(s, ClickSamples)
     positives = pl.read_parquet(prepared_clicks / "test.parquet").height
     assert len(s) == positives * 101
-    assert s.history.shape == (len(s), meta["history_length"]) and s.history.dtype == torch.long
+    # one stored history per positive, shared by its 100 negatives
+    assert s.history.shape == (positives, meta["history_length"]) and s.history.dtype == torch.long
+    assert s.row_history().shape == (len(s), meta["history_length"])
+    assert torch.equal(s.history_of, s.group)
+    subset = s.index(torch.tensor([0, 5, 202]))
+    assert subset.history is s.history and torch.equal(
+        subset.row_history(), s.row_history()[[0, 5, 202]]
+    )
     assert s.realtime.shape == (meta["counts"]["sessions"], meta["realtime_size"])
     assert int(s.target.min()) >= 1 and int(s.target.max()) <= meta["num_items"]
     assert s.label.view(-1, 101)[:, 0].eq(1).all() and s.label.view(-1, 101)[:, 1:].eq(0).all()

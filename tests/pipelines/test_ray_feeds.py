@@ -28,7 +28,7 @@ def _rows(samples) -> list[tuple[int, ...]]:
     """Each sample row as a tuple, for comparing multisets of rows."""
     columns = [samples.user, samples.session, samples.position, samples.label]
     if hasattr(samples, "target"):
-        columns += [samples.target, samples.history.sum(1)]
+        columns += [samples.target, samples.row_history().sum(1)]
     else:
         columns.append(samples.pixels.flatten(1).sum(1).round(decimals=3))
     return sorted(zip(*(c.tolist() for c in columns), strict=True))
@@ -49,11 +49,12 @@ def test_click_feed_yields_every_row_once_with_its_negatives(ray_cluster, prepar
         assert b.label.sum() * feed.rows_per_record == len(b)  # a positive and its negatives
         assert b.realtime is feed.realtime  # the sessions' windows are shared, not copied
     streamed = ClickSamples(
+        history=torch.cat([b.row_history() for b in batches]),  # each batch's own table
+        realtime=feed.realtime,
         **{
-            k: torch.cat([getattr(b, k) for b in batches]) if k != "realtime" else feed.realtime
-            for k in ("history", "target", "label", "session", "user", "group", "position")
-            + ("realtime",)
-        }
+            k: torch.cat([getattr(b, k) for b in batches])
+            for k in ("target", "label", "session", "user", "group", "position")
+        },
     )
     assert _rows(streamed) == _rows(loaded)
     first = [b.target[0].item() for b in feed.batches(64, shuffle=True, seed=0)]
