@@ -114,6 +114,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--prepared", type=Path, default=None, help="prepared ML-100K (click rows)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument(
+        "--only", choices=("layout", "Adam", "scoring"), default=None, help="one comparison"
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
     cases: list[tuple[str, str, str, Callable[[], Callable[[], int]], int]] = []
@@ -141,6 +144,8 @@ def main() -> None:
                     args.prepared, b, False, batches, c
                 )
                 cases.append((f"{backbone} duet, ML-100K", "scoring", label, make, 60))
+    if args.only is not None:
+        cases = [c for c in cases if c[1] == args.only]
     rates: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.repeats):  # alternate the pair members round by round
         for model, _, label, make, steps in cases:

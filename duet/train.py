@@ -126,7 +126,9 @@ def train(
     g = torch.Generator().manual_seed(cfg.seed)
     # the PPG's real-time frames get a stream of their own (augment_images)
     g_realtime = torch.Generator().manual_seed(cfg.seed + 1) if model.ppg is not None else None
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # fused: one kernel for every parameter instead of ~10 ops each (bench_train.py: 1.2x
+    # the DUET step on CPU); the same update up to float rounding
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     steps = num_batches(samples, cfg.batch_size)
     schedule = None
     if cfg.lr_schedule == "cosine":  # per step, to 0 at the last one
