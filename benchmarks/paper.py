@@ -1529,6 +1529,7 @@ def render(
         "PARITY_TABLE": parity_table_md(load_cells(results, "parity", dataset)),
         "THEIRS": theirs_md({dataset: t1, f"{dataset}-paper-ml100k": t1_30}),
         "TABLE1_30CORE": table1_md(t1_30, seeds[:3]),
+        "RANKING_30CORE": ranking_md(t1_30, seeds[:3]),
         "CLAIM_30CORE": claim_md(t1_30, seeds[:3]),
         "CLAIM_30CORE_HISTORY": claim_md(t1_30, seeds[:3], duet="duet-history"),
         "CLAIM2": claim_md(t2, seeds, "accuracy", IMAGE_BACKBONES, "duet-np5"),
