@@ -155,7 +155,8 @@ class TrainOptions:
 
     def same_training(self, other: dict[str, Any]) -> bool:
         """Whether ``other`` (a run's stored options) trained the model these options would:
-        every option but the method, the adaptation settings and bookkeeping is equal."""
+        every option but the method, the adaptation settings and bookkeeping is equal. An
+        option a run predates (added since, e.g. ``stream``) counts as its default."""
         ignore = {
             "method",
             "finetune_steps",
@@ -169,7 +170,12 @@ class TrainOptions:
         mine = {k: v for k, v in self.to_json().items() if k not in ignore}
         theirs = {k: (tuple(tuple(p) for p in v) if k == "arch" else v) for k, v in other.items()}
         mine = {k: (tuple(tuple(p) for p in v) if k == "arch" else v) for k, v in mine.items()}
-        return all(theirs.get(k) == v for k, v in mine.items())
+        defaults = {
+            f.name: f.default
+            for f in dataclasses.fields(self)
+            if f.default is not dataclasses.MISSING
+        }
+        return all(theirs.get(k, defaults.get(k)) == v for k, v in mine.items())
 
 
 def model_config(options: TrainOptions, meta: dict[str, Any]):
