@@ -218,7 +218,7 @@ def test_an_adapted_method_reuses_the_base_run_bit_for_bit(prepared, tmp_path):
 def test_a_run_that_predates_an_option_matches_it_at_its_default(prepared):
     """Regression: `stream` was added after the Table 1 base runs, and every adapted cell of
     seeds 1-4 refused to reuse them; an option a stored run lacks is its default."""
-    options = TrainOptions("synthetic-clicks", "din", "finetune-user", prepared=prepared)
+    options = TrainOptions("synthetic-clicks", "din", "finetune-user", prepared=prepared).resolved()
     stored = {k: v for k, v in options.to_json().items() if k != "stream"} | {"method": "base"}
     assert options.same_training(stored)
     assert not options.same_training(stored | {"stream": True})
