@@ -93,7 +93,8 @@ class Runner:
         self.scenario = scenario
         # where the run's results go (a folder or a URI), and the local folder it works in:
         # the same folder, or for a URI a staging folder of this machine
-        self.output = _output_location(out if out is not None else scenario.output.dir)
+        # the scenario's location was checked when it loaded; the operator's --out is here
+        self.output = _location(scenario.output.dir) if out is None else _output_location(out)
         self.remote = is_uri(self.output)
         self.out = staging_dir(self.output) if self.remote else Path(self.output)
         self.sessions = join(self.output, "sessions")

@@ -170,7 +170,6 @@ class Generated:
     version: str = ""
     requests: int = 1
     sent: np.ndarray | None = None  # per impression: which positions got parameters
-    cached: bool = False  # the device's cached set, kept by its request policy
 
 
 @dataclass(frozen=True)
@@ -504,11 +503,9 @@ class Fleet:
                 state.requests += 1
                 got = gen[m]
                 if got is not None and got.params is not None and got.sent is None:
-                    state.store(got.params, ask.fingerprint, k, got.version)
+                    state.store(got.params, ask.fingerprint, got.version)
             elif state.params is not None:  # kept: scored with what the device holds
-                gen[m] = Generated(
-                    state.params, 0, 0, 0.0, 0.0, 0, state.version, requests=0, cached=True
-                )
+                gen[m] = Generated(state.params, 0, 0, 0.0, 0.0, 0, state.version, requests=0)
             else:  # nothing cached and no request: the global classifier
                 gen[m] = None
             state.sessions += 1
@@ -530,8 +527,7 @@ class Fleet:
             fingerprint = models.fingerprint(method, realtime_input(session))
             drift = drift_score(fingerprint, state.fingerprint)
         gate = self.config.gates.get(f"{device.backbone}/{method}")
-        age = state.age(k)
-        return Ask(policy.label, policy.decide(state, drift, gate), drift, age, fingerprint)
+        return Ask(policy.label, policy.decide(state, drift, gate), drift, state.age(), fingerprint)
 
     def _shifted(self, device: DeviceProfile, k: int, replay: Replay):
         covering = [i for i in device.shifts if self.shifts[i].covers(k)]
@@ -569,11 +565,11 @@ class Fleet:
         finetune_s = cost.device_s[method] * tier
         upload_s = generate_s = download_s = 0.0
         requested = ask is not None and ask.decision.request
-        if ask is not None and ask.fingerprint is not None:
-            inference_s += cost.embed_s[method] * tier  # the drift score's embedding
+        # the embedding is computed once, for the drift score and an embedding upload alike
+        embedded = ask is not None and ask.fingerprint is not None
+        if embedded or (gen is not None and requested and device.upload == "embedding"):
+            inference_s += cost.embed_s[method] * tier
         if gen is not None and requested:
-            if device.upload == "embedding":
-                inference_s += cost.embed_s[method] * tier
             upload_s, generate_s = net.transfer_s(gen.bytes_up), gen.generate_s
             download_s = net.transfer_s(gen.bytes_down) if gen.params is not None else 0.0
         latency_s = upload_s + generate_s + download_s + inference_s + finetune_s

@@ -44,17 +44,19 @@ class CacheState:
     params: Any = None  # NumpyParams of the last successful generation, or None
     version: str = ""  # the weights version that generated them
     fingerprint: np.ndarray | None = None  # mean real-time embedding they were generated from
-    generated_at: int = -1  # the session index they were generated at
+    generated_at: int = -1  # how many sessions the device had played when they were generated
     sessions: int = 0  # sessions played with this method before the current one
     requests: int = 0  # requests made
     drifts: list[float] = field(default_factory=list)  # drift scores seen (budget's quantile)
 
-    def age(self, k: int) -> int:
-        """Sessions since the cached parameters were generated; -1 with nothing cached."""
-        return k - self.generated_at if self.params is not None else -1
+    def age(self) -> int:
+        """Sessions the device has played since the cached parameters were generated (a
+        device skips sessions it is offline for); -1 with nothing cached."""
+        return self.sessions - self.generated_at if self.params is not None else -1
 
-    def store(self, params: Any, fingerprint: np.ndarray | None, k: int, version: str) -> None:
-        self.params, self.fingerprint, self.generated_at = params, fingerprint, k
+    def store(self, params: Any, fingerprint: np.ndarray | None, version: str) -> None:
+        """Keep a fresh set, generated for the session being played now."""
+        self.params, self.fingerprint, self.generated_at = params, fingerprint, self.sessions
         self.version = version
 
 
@@ -213,7 +215,7 @@ class Learned(RequestPolicy):
             return REQUEST
         if gate is None:
             raise ValueError("the learned policy needs its trained gate")
-        p = gate.probability(drift, state.age(state.sessions))
+        p = gate.probability(drift, state.age())
         return REQUEST if p > self.threshold else Decision(False, "cached")
 
 

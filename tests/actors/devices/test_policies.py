@@ -26,11 +26,11 @@ def play(policy, drifts, gate=None) -> list[str]:
     """A device's decisions over sessions with these drift scores (inf: nothing to compare),
     every request answered."""
     state, out = CacheState(), []
-    for k, drift in enumerate(drifts):
+    for drift in drifts:
         decision = policy.decide(state, drift, gate)
         if decision.request:
             state.requests += 1
-            state.store("params", np.ones(2), k, "v1")
+            state.store("params", np.ones(2), "v1")
         state.sessions += 1
         out.append(decision.reason)
     return out
