@@ -310,8 +310,14 @@ def request_policy_panels() -> list[Any]:
     by = "method, policy"
     decisions = "duet_request_decisions_total"
     requested = f'{ONE_RUN}, reason="requested"'
-    # the gain series carries no policy label: join it from the decisions counter
-    policy_of = f"group by (scenario, dataset, backbone, method, policy) ({decisions}{{{ONE_RUN}}})"
+    # The gain series carries no policy label: join it from the decisions counter. The counter
+    # goes stale when the run's exporter closes, while the gain (a 1m rate) lives a minute
+    # longer and may first appear only then, as the driver counts a fleet's rows when it
+    # returns; looking back 5m keeps the run's last minute labelled.
+    policy_of = (
+        "group by (scenario, dataset, backbone, method, policy) "
+        f"(last_over_time({decisions}{{{ONE_RUN}}}[5m]))"
+    )
     return [
         panel(
             timeseries.Panel().min(0).max(1),

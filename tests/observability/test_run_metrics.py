@@ -13,7 +13,7 @@ import pytest
 from actors.observability.metrics import MetricsServer
 from simulation.cli import main
 
-from .conftest import free_port
+from .conftest import SCRAPE_INTERVAL_S, free_port
 
 pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
@@ -39,6 +39,9 @@ def test_run_exports_its_rows_and_feeds_every_dashboard(
     )
     start = time.time()
     assert main(["run", str(scenario), "--num-cpus", "2", "--no-progress"]) == 0
+    # the recording rules see the final scrape one evaluation later, as a dashboard opened
+    # after the run would
+    time.sleep(2 * SCRAPE_INTERVAL_S)
     end = time.time()
 
     out = tmp_path / "out"
