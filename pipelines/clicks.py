@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,6 +11,7 @@ import polars as pl
 import pyarrow as pa
 
 from pipelines.errors import DataError
+from pipelines.names import SPLITS
 from pipelines.samples import sample_negatives, seen_keys, windows
 from pipelines.sessions import SessionOptions, protocol, split_counts
 
@@ -57,6 +60,11 @@ ITEMS_OUT_SCHEMA = pa.schema(
 )
 
 
+def _fixed(values: np.ndarray) -> pa.FixedSizeListArray:
+    """(m, w) int32 -> Arrow fixed-size list column without a per-row copy."""
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), values.shape[1])
+
+
 @dataclass
 class ClickTables:
     """The tables of a prepared click dataset plus the counts that go into ``meta.json``."""
@@ -69,15 +77,113 @@ class ClickTables:
     counts: dict[str, int]
 
 
-def _fixed(values: np.ndarray) -> pa.FixedSizeListArray:
-    """(m, w) int32 -> Arrow fixed-size list column without a per-row copy."""
-    return pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), values.shape[1])
+@dataclass
+class ClickPart:
+    """One chunk of users' rows of ``sessions`` and of every split."""
+
+    sessions: pa.Table
+    splits: dict[str, pa.Table]
+    users: int
+    interactions: int
+
+
+class ClickParts:
+    """The protocol over a population chunk by chunk, for populations too big to hold
+    (pipelines/synthetic.py, ``synthetic_click_chunks``): iterate for the `ClickPart` of
+    each chunk, then `items` and `counts` cover all of them.
+
+    ``chunks()`` yields interaction frames of disjoint users in raw-id order, and is called
+    twice: once for the item vocabulary no chunk sees whole, once for the rows. A single
+    chunk is exactly the whole-frame protocol (k-core included, which needs every user at
+    once and so one chunk); chunk c > 0 draws its negatives from its own streams.
+    """
+
+    def __init__(
+        self,
+        chunks: Callable[[], Iterable[pl.DataFrame]],
+        items: pl.DataFrame,
+        options: SessionOptions,
+        seed: int,
+    ):
+        self.chunks, self.items_meta, self.options, self.seed = chunks, items, options, seed
+        seen = [c["item_id"].unique().to_numpy() for c in chunks()]
+        if len(seen) > 1 and options.k_core > 0:
+            raise ValueError("k_core: needs every user at once, not a population in chunks")
+        # one chunk: its own ranks (after the k-core filter), as the whole-frame protocol
+        self.vocabulary = np.unique(np.concatenate(seen)) if len(seen) > 1 else None
+        self.raw_items: np.ndarray | None = self.vocabulary
+        self.popularity = np.zeros(0, np.int64)
+        self._counts: Counter[str] = Counter()
+
+    def __iter__(self) -> Iterator[ClickPart]:
+        users = sessions = 0
+        for c, chunk in enumerate(self.chunks()):
+            part = self._part(c, chunk, users, sessions)
+            users += part.users
+            sessions += part.sessions.num_rows
+            yield part
+
+    def _part(self, c: int, chunk: pl.DataFrame, first_user: int, first_session: int) -> ClickPart:
+        o = self.options
+        lf = protocol(chunk.lazy(), o, self.vocabulary, first_user, first_session)
+        df = lf.collect()
+        if df.height == 0:
+            raise DataError("<interactions>", f"no interactions left after k_core={o.k_core}")
+        if self.raw_items is None:
+            self.raw_items = np.unique(df["raw_item_id"].to_numpy())
+        num_items = len(self.raw_items)
+        item_arr, users = df["item"].to_numpy(), df["user"].to_numpy()
+        user_start = np.searchsorted(users, users, side="left")  # rows are sorted by user
+        seen = seen_keys(users, item_arr, num_items)
+        splits = {}
+        # streams 0 and 1 are train and test as before validation existed; val is scored like
+        # test (same number of negatives) so that its metrics estimate the test metrics
+        for stream, (split, k) in enumerate(
+            (("train", o.train_negatives), ("test", o.test_negatives), ("val", o.test_negatives))
+        ):
+            rows = np.flatnonzero(df["split"].to_numpy() == split)
+            rng = np.random.default_rng([self.seed, stream] + ([c] if c else []))
+            splits[split] = _samples_table(df, rows, item_arr, user_start, seen, rng, o, k)
+        train = item_arr[df["split"].to_numpy() == "train"]
+        popularity = np.bincount(train, minlength=num_items + 1)
+        self.popularity = popularity if c == 0 else self.popularity + popularity
+        part = ClickPart(
+            _sessions_table(df, item_arr, user_start, o.realtime_size),
+            splits,
+            int(users.max()) + 1 - first_user,
+            df.height,
+        )
+        self._counts.update(
+            interactions=part.interactions,
+            sessions=part.sessions.num_rows,
+            **split_counts(part.sessions["split"], splits),
+        )
+        self._counts["users"] = first_user + part.users
+        return part
+
+    @property
+    def items(self) -> pa.Table:
+        """Dense item vocabulary with genres and train popularity (after iterating)."""
+        return _items_table(self.raw_items, self.items_meta, self.popularity)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """``meta.json`` counts (after iterating)."""
+        genres = {g for gs in self.items["genres"].to_pylist() for g in gs}
+        return {
+            "users": self._counts["users"],
+            "items": len(self.raw_items),
+            "interactions": self._counts["interactions"],
+            "sessions": self._counts["sessions"],
+            **{k: v for k, v in self._counts.items() if k.startswith(SPLITS)},
+            "genres": len(genres),
+        }
 
 
 def build_click_tables(
     interactions: pl.DataFrame, items: pl.DataFrame, options: SessionOptions, seed: int
 ) -> ClickTables:
-    """Run the protocol and build every table (see docs/data.md for the columns).
+    """Run the protocol on a whole frame and build every table in memory (docs/data.md).
 
     Args:
         interactions (pl.DataFrame): ``user_id, item_id, ts`` (raw ids).
@@ -88,39 +194,9 @@ def build_click_tables(
     Raises:
         DataError: if no interaction survives filtering, or negatives cannot be drawn.
     """
-    df = protocol(interactions.lazy(), options).collect()
-    if df.height == 0:
-        raise DataError("<interactions>", f"no interactions left after k_core={options.k_core}")
-    item_arr, users = df["item"].to_numpy(), df["user"].to_numpy()
-    num_items = int(item_arr.max())
-    user_start = np.searchsorted(users, users, side="left")  # rows are sorted by user
-    seen = seen_keys(users, item_arr, num_items)
-    sessions = _sessions_table(df, item_arr, user_start, options.realtime_size)
-    splits = {}
-    # streams 0 and 1 are train and test as before validation existed; val is scored like
-    # test (same number of negatives) so that its metrics estimate the test metrics
-    for stream, (split, k) in enumerate(
-        (
-            ("train", options.train_negatives),
-            ("test", options.test_negatives),
-            ("val", options.test_negatives),
-        )
-    ):
-        rows = np.flatnonzero(df["split"].to_numpy() == split)
-        rng = np.random.default_rng([seed, stream])
-        splits[split] = _samples_table(df, rows, item_arr, user_start, seen, rng, options, k)
-    items_table = _items_table(df, items, num_items)
-    counts = {
-        "users": int(users.max()) + 1,
-        "items": num_items,
-        "interactions": df.height,
-        "sessions": sessions.num_rows,
-        **split_counts(sessions["split"], splits),
-        "genres": len({g for gs in items_table["genres"].to_pylist() for g in gs}),
-    }
-    return ClickTables(
-        sessions, splits["train"], splits["val"], splits["test"], items_table, counts
-    )
+    parts = ClickParts(lambda: [interactions], items, options, seed)
+    (part,) = parts
+    return ClickTables(part.sessions, *(part.splits[s] for s in SPLITS), parts.items, parts.counts)
 
 
 def _sessions_table(
@@ -169,15 +245,18 @@ def _samples_table(
     return cols.cast(click_samples_schema(options.history_length, k))
 
 
-def _items_table(df: pl.DataFrame, items: pl.DataFrame, num_items: int) -> pa.Table:
-    """Dense item vocabulary with genres and train popularity (shift operators use both)."""
-    train = df.filter(pl.col("split") == "train")
-    popularity = np.bincount(train["item"].to_numpy(), minlength=num_items + 1)
+def _items_table(raw_items: np.ndarray, items: pl.DataFrame, popularity: np.ndarray) -> pa.Table:
+    """Dense item vocabulary (item i is ``raw_items[i - 1]``) with genres and train
+    popularity (shift operators use both)."""
     vocab = (
-        df.select("item", "raw_item_id")
-        .unique()
-        .sort("item")
+        pl.DataFrame(
+            {
+                "item": np.arange(1, len(raw_items) + 1, dtype=np.int32),
+                "raw_item_id": raw_items.astype(np.int64),
+            }
+        )
         .join(items.rename({"item_id": "raw_item_id"}), on="raw_item_id", how="left")
+        .sort("item")
         .with_columns(
             title=pl.col("title").fill_null(""),
             genres=pl.col("genres").fill_null(pl.lit([], dtype=pl.List(pl.String))),

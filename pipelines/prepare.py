@@ -135,24 +135,31 @@ def prepare(
 
 
 def _prepare_clicks(dataset, source, tmp, options, seed, config) -> dict:
-    from pipelines.clicks import build_click_tables
+    from pipelines.clicks import ClickParts
     from pipelines.movielens import read_movielens
-    from pipelines.synthetic import synthetic_clicks
+    from pipelines.synthetic import synthetic_click_chunks, synthetic_items
 
-    if source is None:
+    if source is None:  # generated and written a chunk of users at a time
         config = config or SyntheticClicksConfig()
-        interactions, items = synthetic_clicks(config, seed)
+        parts = ClickParts(
+            lambda: synthetic_click_chunks(config, seed), synthetic_items(config), options, seed
+        )
     else:
         interactions, items = read_movielens(source)
-    tables = build_click_tables(interactions, items, options, seed)
-    for name in ("sessions", *SPLITS, "items"):
-        write_parquet(getattr(tables, name), tmp / f"{name}.parquet")
-    genres = sorted({g for gs in tables.items["genres"].to_pylist() for g in gs})
+        parts = ClickParts(lambda: [interactions], items, options, seed)
+    names = ("sessions", *SPLITS)
+    with ParquetParts({n: tmp / f"{n}.parquet" for n in names}) as out:
+        for part in parts:
+            out.write("sessions", part.sessions)
+            for split, table in part.splits.items():
+                out.write(split, table)
+    write_parquet(parts.items, tmp / "items.parquet")
+    genres = sorted({g for gs in parts.items["genres"].to_pylist() for g in gs})
     return {
         "kind": "clicks",
-        "counts": tables.counts,
-        "num_users": tables.counts["users"],
-        "num_items": tables.counts["items"],
+        "counts": parts.counts,
+        "num_users": parts.counts["users"],
+        "num_items": parts.counts["items"],
         "history_length": options.history_length,
         "realtime_size": options.realtime_size,
         "genres": genres,
@@ -190,9 +197,35 @@ def _prepare_images(dataset, source, tmp, options, seed, image, config) -> dict:
     }
 
 
+PARQUET_OPTIONS = {"compression": "zstd"}  # a fixed codec and no timestamps: bytes = data
+ROW_GROUP_ROWS = 1 << 20
+
+
 def write_parquet(table: pa.Table, path: Path) -> None:
-    """Deterministic Parquet: a fixed codec and no timestamps, so bytes depend on data only."""
-    pq.write_table(table, path, compression="zstd", row_group_size=1 << 20)
+    """Deterministic Parquet, so bytes depend on data only."""
+    pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)
+
+
+class ParquetParts:
+    """Several Parquet files written a part at a time, each opened at its first part: one
+    part gives the bytes of `write_parquet`."""
+
+    def __init__(self, paths: dict[str, Path]):
+        self.paths, self._writers = paths, {}
+
+    def write(self, name: str, table: pa.Table) -> None:
+        if name not in self._writers:
+            self._writers[name] = pq.ParquetWriter(
+                self.paths[name], table.schema, **PARQUET_OPTIONS
+            )
+        self._writers[name].write_table(table, row_group_size=ROW_GROUP_ROWS)
+
+    def __enter__(self) -> ParquetParts:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for writer in self._writers.values():
+            writer.close()
 
 
 def sha256(path: Path) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -101,11 +102,22 @@ ENCODED_SCHEMA = pa.schema(
 )
 
 
-def encode_ids(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """Dense ids: users 0..U-1 and items 1..N (0 is padding), both in raw-id order."""
+def encode_ids(
+    lf: pl.LazyFrame, vocabulary: np.ndarray | None = None, first_user: int = 0
+) -> pl.LazyFrame:
+    """Dense ids: users 0..U-1 and items 1..N (0 is padding), both in raw-id order.
+
+    A chunk of a population prepared chunk by chunk gets its users numbered from
+    ``first_user`` and its items from the whole population's sorted raw ids ``vocabulary``
+    (no chunk sees every item); without them, the ranks of this frame's own ids.
+    """
+    if vocabulary is None:
+        item = pl.col("item_id").rank("dense")
+    else:
+        item = pl.col("item_id").replace_strict(vocabulary, np.arange(1, len(vocabulary) + 1))
     return lf.select(
-        user=(pl.col("user_id").rank("dense") - 1).cast(pl.Int32),
-        item=pl.col("item_id").rank("dense").cast(pl.Int32),
+        user=(pl.col("user_id").rank("dense") - 1 + first_user).cast(pl.Int32),
+        item=item.cast(pl.Int32),
         raw_user_id="user_id",
         raw_item_id="item_id",
         ts="ts",
@@ -181,8 +193,17 @@ def split_counts(session_split: pa.ChunkedArray, splits: dict[str, pa.Table]) ->
     return out | {f"{s}_rows": splits[s].num_rows for s in SPLITS}
 
 
-def protocol(lf: pl.LazyFrame, options: SessionOptions) -> pl.LazyFrame:
-    """All click stages in order: k-core, dense ids, sessions, split."""
+def protocol(
+    lf: pl.LazyFrame,
+    options: SessionOptions,
+    vocabulary: np.ndarray | None = None,
+    first_user: int = 0,
+    first_session: int = 0,
+) -> pl.LazyFrame:
+    """All click stages in order: k-core, dense ids, sessions, split. A chunk of a larger
+    population passes where its ids start (`encode_ids`) and its first session number."""
     lf = k_core_filter(lf, options.k_core)
-    lf = sessionize(encode_ids(lf), options.session_length, options.session_gap_s)
-    return assign_split(lf, options.test_sessions, options.val_sessions)
+    lf = encode_ids(lf, vocabulary, first_user)
+    lf = sessionize(lf, options.session_length, options.session_gap_s)
+    lf = assign_split(lf, options.test_sessions, options.val_sessions)
+    return lf.with_columns(session=pl.col("session") + first_session)

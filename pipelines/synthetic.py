@@ -7,6 +7,7 @@ first frame reveals.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,16 +88,21 @@ class SyntheticClicksConfig:
         )
 
 
-def user_favorites(rng: np.random.Generator, config: SyntheticClicksConfig) -> np.ndarray:
-    """(U, n_favorites) distinct favourite clusters per user."""
-    return rng.random((config.n_users, config.n_clusters)).argsort(axis=1)[:, : config.n_favorites]
+CHUNK_USERS = 10_000  # users generated (and prepared) at a time: bounds memory at any size
 
 
-def _session_clusters(rng: np.random.Generator, config: SyntheticClicksConfig) -> np.ndarray:
-    """(U, S) cluster of each session: a Markov chain that stays with prob ``p_stay`` and
+def user_favorites(rng: np.random.Generator, config: SyntheticClicksConfig, n: int) -> np.ndarray:
+    """(n, n_favorites) distinct favourite clusters of n users."""
+    return rng.random((n, config.n_clusters)).argsort(axis=1)[:, : config.n_favorites]
+
+
+def _session_clusters(
+    rng: np.random.Generator, config: SyntheticClicksConfig, u: int
+) -> np.ndarray:
+    """(u, S) cluster of each session: a Markov chain that stays with prob ``p_stay`` and
     otherwise moves to one of the user's favourites (prob ``p_favorite``) or anywhere."""
-    u, s, k = config.n_users, config.sessions_per_user, config.n_clusters
-    favorites = user_favorites(rng, config)
+    s, k = config.sessions_per_user, config.n_clusters
+    favorites = user_favorites(rng, config, u)
 
     def draw() -> np.ndarray:
         favorite = favorites[np.arange(u), rng.integers(0, config.n_favorites, size=u)]
@@ -126,13 +132,15 @@ def _cluster_items(
     return out
 
 
-def synthetic_clicks(config: SyntheticClicksConfig, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Generate interactions and items (genre = ``cluster-XX``) like :func:`read_movielens`."""
-    rng = np.random.default_rng([seed, 101])
-    u, s, t = config.n_users, config.sessions_per_user, config.clicks_per_session
-    session_cluster = _session_clusters(rng, config)
+def _users_clicks(
+    key: list[int], config: SyntheticClicksConfig, u: int, first_user: int
+) -> pl.DataFrame:
+    """Interactions of users ``first_user + 1 .. first_user + u`` drawn from stream ``key``."""
+    rng = np.random.default_rng(key)
+    s, t = config.sessions_per_user, config.clicks_per_session
+    session_cluster = _session_clusters(rng, config, u)
     click_cluster = np.repeat(session_cluster[:, :, None], t, axis=2)  # (U, S, T)
-    favorites = user_favorites(np.random.default_rng([seed, 101]), config)  # same draw as above
+    favorites = user_favorites(np.random.default_rng(key), config, u)  # same draw as above
     taste = np.take_along_axis(
         favorites, rng.integers(0, config.n_favorites, size=(u, s * t)), axis=1
     )
@@ -143,14 +151,28 @@ def synthetic_clicks(config: SyntheticClicksConfig, seed: int) -> tuple[pl.DataF
     uniform = rng.integers(0, config.n_items, size=click_cluster.shape)
     items = np.where(rng.random(click_cluster.shape) < config.p_focus, focused, uniform)
     ts = np.arange(s)[:, None] * config.session_gap_s + np.arange(t)[None, :] * config.click_gap_s
-    interactions = pl.DataFrame(
+    return pl.DataFrame(
         {
-            "user_id": np.repeat(np.arange(1, u + 1), s * t),
+            "user_id": np.repeat(np.arange(first_user + 1, first_user + u + 1), s * t),
             "item_id": items.ravel() + 1,
             "ts": np.broadcast_to(ts, (u, s, t)).ravel() + 1_000_000_000,
         },
         schema={"user_id": pl.Int64, "item_id": pl.Int64, "ts": pl.Int64},
     )
+
+
+def synthetic_click_chunks(config: SyntheticClicksConfig, seed: int) -> Iterator[pl.DataFrame]:
+    """Interactions ``CHUNK_USERS`` users at a time, in user order, for populations too big to
+    hold (100,000 devices, each its own user). Chunk c draws from its own stream, so a user's
+    clicks depend on the seed and its chunk only, and chunk 0 draws what a one-chunk
+    population (the default 150 users) always has."""
+    for c, first in enumerate(range(0, config.n_users, CHUNK_USERS)):
+        key = [seed, 101] if c == 0 else [seed, 101, c]
+        yield _users_clicks(key, config, min(CHUNK_USERS, config.n_users - first), first)
+
+
+def synthetic_items(config: SyntheticClicksConfig) -> pl.DataFrame:
+    """The item table (genre = ``cluster-XX``) like :func:`read_movielens`'s."""
     ids = np.arange(config.n_items)
     items_table = pa.table(
         [
@@ -160,7 +182,12 @@ def synthetic_clicks(config: SyntheticClicksConfig, seed: int) -> tuple[pl.DataF
         ],
         schema=ITEMS_SCHEMA,
     )
-    return interactions, pl.from_arrow(items_table)
+    return pl.from_arrow(items_table)  # type: ignore[return-value]
+
+
+def synthetic_clicks(config: SyntheticClicksConfig, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every interaction at once, and the items: for populations that fit in memory."""
+    return pl.concat(synthetic_click_chunks(config, seed)), synthetic_items(config)
 
 
 # -- synthetic-video -------------------------------------------------------------------------

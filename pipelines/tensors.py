@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from pipelines.errors import DataError
@@ -84,12 +85,14 @@ def fixed_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return array.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
 
 
-def load_samples(prepared_dir: str | Path, split: str):
+def load_samples(prepared_dir: str | Path, split: str, users: int | None = None):
     """Load ``split`` of a prepared directory as ``ClickSamples`` or ``ImageSamples``.
 
     Args:
         prepared_dir (str | Path): output of :func:`pipelines.prepare.prepare`.
         split (str): one of :data:`pipelines.names.SPLITS` (``"train"``, ``"val"``, ``"test"``).
+        users (int | None): only the rows of users 0..users-1 (a filter pushed down to the
+            Parquet row groups). Default: every user.
 
     Returns:
         ClickSamples | ImageSamples: ``session`` indexes ``realtime``, which holds every
@@ -103,7 +106,8 @@ def load_samples(prepared_dir: str | Path, split: str):
         raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
     prepared_dir = Path(prepared_dir)
     meta = load_meta(prepared_dir)
-    table = read_table(prepared_dir / f"{split}.parquet")
+    cut = None if users is None else pads.field("user") < users
+    table = read_table(prepared_dir / f"{split}.parquet", filters=cut)
     return samples_from_table(table, load_realtime(prepared_dir, meta), meta)
 
 

@@ -372,6 +372,7 @@ class Runner:
             compute_tiers=COMPUTE_TIERS,
             seed=s.seed,
             max_in_flight=s.fleet.max_in_flight,
+            devices_alive=s.fleet.devices_alive,
             pace=s.fleet.pace,
             dtype=g.dtype,
             batch_wait_s=g.batch_wait_s,

@@ -175,6 +175,7 @@ class TrainSpec(Section):
     tau: Annotated[float, Field(gt=0)] = 1.0
     gamma: Annotated[float, Field(gt=0, le=1)] = 1.0
     neck: Literal[NECKS] | None = None  # type: ignore[valid-type]  # default: train's default
+    users: PositiveInt | None = None  # train on users 0..N-1 only; the fleet plays them all
 
 
 class ModelSpec(Section):
@@ -241,6 +242,7 @@ class FleetSpec(Section):
     sessions_per_device: PositiveInt = 3
     actors: PositiveInt = 2  # fleet actors; devices are spread by device_id % actors
     max_in_flight: PositiveInt = 512  # concurrent device sessions per actor
+    devices_alive: PositiveInt = 4096  # devices (and their replays) held at once per actor
     max_restarts: Annotated[int, Field(ge=0)] = 3
     num_cpus: Annotated[float, Field(ge=0)] = 0.25  # logical CPUs per actor (Serve takes 1)
     pace: Annotated[float, Field(ge=0)] = 0.0  # wall s per virtual s of think time; 0 = no pacing

@@ -145,6 +145,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="stream the train split through Ray Data instead of loading it "
         "(train splits larger than memory; starts a local Ray)",
     )
+    p.add_argument(
+        "--users",
+        type=int,
+        default=None,
+        help="train, select and test on the first N users only (a sample of a large population)",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=run_train)
 

@@ -84,6 +84,10 @@ class TrainOptions:
     # train from a Ray Data stream of the train split (pipelines.feeds.ParquetFeed) instead
     # of loading it: for train splits larger than memory
     stream: bool = False
+    # train, select and test on users 0..users-1 only: a sample of a population too large to
+    # train on in the time a run has (the fleet still plays every user, as a cloud model
+    # serves users it was not trained on)
+    users: int | None = None
     # an adapted method (finetune, finetune-user): adapt this finished base run instead of
     # training the same base model again; its options must be these but for the method
     base_run: Path | None = None
@@ -109,6 +113,8 @@ class TrainOptions:
                 f"base_run: only adapted methods {list(ADAPTED_METHODS)} reuse a "
                 f"base model, not {self.method!r}"
             )
+        if self.stream and self.users is not None:
+            raise ValueError("users: a sample of users is loaded, not streamed; drop --stream")
         if self.stream and self.method == "finetune-user":
             raise ValueError(
                 "stream: finetune-user adapts on each user's training rows, held in memory"
@@ -122,6 +128,7 @@ class TrainOptions:
             ("batch_size", 1),
             ("num_generators", 1),
             ("finetune_steps", 0),
+            ("users", 1),
         ):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, int) or value < minimum):
@@ -304,7 +311,7 @@ class TrainRecipe:
     def _load(self, split: str):
         from pipelines.tensors import load_samples
 
-        return load_samples(self.data, split)
+        return load_samples(self.data, split, self.options.users)
 
     def _feed(self):
         """The train split as a Ray Data stream, on the Ray this process has or a local one

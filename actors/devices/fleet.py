@@ -36,7 +36,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
@@ -49,7 +49,7 @@ from actors.devices.methods import method_class
 from actors.devices.ondevice import Costs, DeviceModels, NumpyParams, SessionScore
 from actors.devices.policies import Always, CacheState, Decision, Gate, RequestPolicy, drift_score
 from actors.devices.profiles import DeviceProfile, NetworkClass
-from actors.devices.replay import Replay, click_rows
+from actors.devices.replay import Replay, ReplaySource, click_rows
 from actors.service.generator import GenerateBatchRequest, GenerateBatchResponse, GeneratorError
 from actors.service.generator_client import GeneratorClient
 from actors.storage.rows import SessionRow
@@ -126,6 +126,10 @@ class FleetConfig:
     compute_tiers: Mapping[str, float]
     seed: int = 0
     max_in_flight: int = 512
+    # devices simulated at once (their tasks and replays held); the rest wait their turn and
+    # their replays are read a block at a time, so a fleet of 50,000 devices holds a few
+    # thousand. A paced fleet keeps every device alive: they sleep through think times.
+    devices_alive: int = 4096
     pace: float = 0.0  # wall seconds per virtual second of think time
     dtype: str = "float32"
     batch_wait_s: float = 0.01
@@ -375,8 +379,8 @@ class Fleet:
     Args:
         config (FleetConfig): run-wide settings.
         devices (Sequence[DeviceProfile]): the devices this fleet hosts.
-        replays (Mapping[int, Sequence[Replay]]): recorded sessions by user; device session
-            k replays its user's session ``k % len``.
+        replays (ReplaySource): reads recorded sessions by user, a block of devices at a
+            time; device session k replays its user's session ``k % len``.
         models (Mapping[str, DeviceModels]): on-device models by backbone.
         client (GeneratorClient): the generator.
         sink (PartSink): where finished sessions go.
@@ -392,7 +396,7 @@ class Fleet:
         self,
         config: FleetConfig,
         devices: Sequence[DeviceProfile],
-        replays: Mapping[int, Sequence[Replay]],
+        replays: ReplaySource,
         models: Mapping[str, DeviceModels],
         client: GeneratorClient,
         sink: PartSink,
@@ -402,9 +406,6 @@ class Fleet:
         metrics: FleetMetrics | None = None,
         fleet_id: int = 0,
     ):
-        missing = sorted({d.user_id for d in devices if not replays.get(d.user_id)})
-        if missing:
-            raise ValueError(f"no sessions to replay for user(s) {missing[:10]}")
         self.config, self.devices, self.replays = config, list(devices), replays
         self.models, self.sink, self.shifts = models, sink, list(shifts)
         self.shift_context = shift_context or ShiftContext()
@@ -431,10 +432,18 @@ class Fleet:
         for backbone, models in self.models.items():
             device = next((d for d in self.devices if d.backbone == backbone), None)
             if device is not None:
-                costs[backbone] = models.calibrate(
-                    self.replays[device.user_id][0], self.config.methods
-                )
+                replays = self._load([device])[device.user_id]
+                costs[backbone] = models.calibrate(replays[0], self.config.methods)
         return costs
+
+    def _load(self, devices: Sequence[DeviceProfile]) -> Mapping[int, Sequence[Replay]]:
+        """The recorded sessions of ``devices``' users."""
+        users = sorted({d.user_id for d in devices})
+        replays = self.replays(users)
+        missing = [u for u in users if not replays.get(u)]
+        if missing:
+            raise ValueError(f"no sessions to replay for user(s) {missing[:10]}")
+        return replays
 
     def expected_sessions(self) -> int:
         return sum(d.num_sessions for d in self.devices)
@@ -445,14 +454,33 @@ class Fleet:
         self._active = len(self.devices)
         self.metrics.set_active_devices(self.fleet_id, self._active)
         flusher = asyncio.create_task(self._flush_periodically())
+        alive = self.config.devices_alive if self.config.pace == 0 else len(self.devices)
+        room = asyncio.Semaphore(max(alive, 1))
         try:
             async with asyncio.TaskGroup() as group:
-                for device in self.devices:
-                    group.create_task(self._device(device, slots))
+                async for devices, replays in self._blocks(max(1, alive // 2)):
+                    for device in devices:
+                        await room.acquire()
+                        replayed = replays[device.user_id]
+                        group.create_task(self._device(device, replayed, slots, room))
         finally:
             flusher.cancel()
             self.sink.flush()
         return self.progress()
+
+    async def _blocks(
+        self, size: int
+    ) -> AsyncIterator[tuple[Sequence[DeviceProfile], Mapping[int, Sequence[Replay]]]]:
+        """Blocks of ``size`` devices with their replays, the next read while this one plays."""
+        blocks = [self.devices[i : i + size] for i in range(0, len(self.devices), size)]
+        read = partial(asyncio.to_thread, self._load)
+        upcoming = asyncio.create_task(read(blocks[0])) if blocks else None
+        for i, devices in enumerate(blocks):
+            loading, upcoming = upcoming, None
+            if i + 1 < len(blocks):
+                upcoming = asyncio.create_task(read(blocks[i + 1]))
+            assert loading is not None
+            yield devices, await loading
 
     async def _flush_periodically(self) -> None:
         while True:  # slow (paced) fleets still put rows on disk every flush_interval_s
@@ -460,15 +488,23 @@ class Fleet:
             if self.sink.due():
                 self.sink.flush()
 
-    async def _device(self, device: DeviceProfile, slots: asyncio.Semaphore) -> None:
+    async def _device(
+        self,
+        device: DeviceProfile,
+        replays: Sequence[Replay],
+        slots: asyncio.Semaphore,
+        room: asyncio.Semaphore,
+    ) -> None:
         try:
-            await self._play(device, slots)
+            await self._play(device, replays, slots)
         finally:  # finished, failed or cancelled: the device is no longer simulated
+            room.release()
             self._active -= 1
             self.metrics.set_active_devices(self.fleet_id, self._active)
 
-    async def _play(self, device: DeviceProfile, slots: asyncio.Semaphore) -> None:
-        replays = self.replays[device.user_id]
+    async def _play(
+        self, device: DeviceProfile, replays: Sequence[Replay], slots: asyncio.Semaphore
+    ) -> None:
         # what the device keeps between sessions, per generated method (lost on a restart:
         # a resumed device starts with nothing cached)
         cache = {m: CacheState() for m in self.config.generated}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -56,7 +57,6 @@ def build_fleet(setup: FleetSetup, client: GeneratorClient) -> Fleet:
     devices = list(setup.devices)
     done = flushed_sessions(setup.sessions_dir, [d.device_id for d in devices])
     prepared = materialize(setup.prepared_dir)  # a URI: copied to this node once
-    replays = load_replays(prepared, [d.user_id for d in devices])
     models = {
         b: DeviceModels(ckpts, setup.finetune, setup.config.method_of)
         for b, ckpts in setup.checkpoints.items()
@@ -74,7 +74,7 @@ def build_fleet(setup: FleetSetup, client: GeneratorClient) -> Fleet:
     return Fleet(
         setup.config,
         devices,
-        replays,
+        partial(load_replays, prepared),
         models,
         client,
         sink,

@@ -17,7 +17,7 @@ session, k negatives per positive, L history length, R real-time samples, B scor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,13 @@ class ImageReplay:
 
 
 Replay = ClickReplay | ImageReplay
+# reads the recorded sessions of some users (sorted ids): by user, in session order
+ReplaySource = Callable[[Sequence[int]], Mapping[int, Sequence[Replay]]]
+
+
+def in_memory(replays: Mapping[int, Sequence[Replay]]) -> ReplaySource:
+    """A `ReplaySource` over replays already loaded (tests, small fleets)."""
+    return lambda users: {u: replays[u] for u in users if u in replays}
 
 
 def replayable_users(prepared_dir: str | Path, split: str = "test") -> np.ndarray:
@@ -97,7 +104,10 @@ def _read(prepared_dir: str | Path, name: str, users: list[int], split: str | No
     path = Path(prepared_dir) / f"{name}.parquet"
     if not path.is_file():
         raise DataError(path, "not found; run `duet-sim data prepare` first")
-    predicate = pads.field("user").isin(users)
+    user = pads.field("user")
+    # the range lets Parquet skip row groups by their statistics (a large population's
+    # files hold a row group per chunk of users); isin alone reads every one
+    predicate = (user >= users[0]) & (user <= users[-1]) & user.isin(users)
     if split is not None:
         predicate = predicate & (pads.field("split") == split)
     return pl.from_arrow(read_table(path, filters=predicate))  # type: ignore[return-value]

@@ -15,7 +15,7 @@ from actors.devices.fleet import Fleet, FleetConfig, Generated, RetryPolicy, Shi
 from actors.devices.ondevice import DeviceModels
 from actors.devices.policies import Drift, EveryK
 from actors.devices.profiles import COMPUTE_TIERS, NETWORK_CLASSES, sample_profiles
-from actors.devices.replay import load_replays, replayable_users
+from actors.devices.replay import in_memory, load_replays, replayable_users
 from actors.observability.metrics import MetricsRecorder
 from actors.service.generator import GenerateBatchRequest, GeneratorCore, ShapeError
 from actors.service.generator_client import GeneratorClient, LocalGeneratorClient
@@ -98,7 +98,7 @@ def run_fleet(
     fleet = Fleet(
         config,
         world["profiles"],
-        world["replays"],
+        in_memory(world["replays"]),
         world["models"],
         client or LocalGeneratorClient(world["core"]),
         sink,
@@ -324,7 +324,7 @@ def test_video_fleet_uploads_frames_or_features(tmp_path):
     fleet = Fleet(
         config,
         profiles,
-        world["replays"],
+        in_memory(world["replays"]),
         world["models"],
         LocalGeneratorClient(world["core"]),
         sink,
@@ -393,7 +393,7 @@ def test_history_conditioned_duet_requests_per_impression(world, prepared, tmp_p
     fleet = Fleet(
         config,
         world["profiles"],
-        world["replays"],
+        in_memory(world["replays"]),
         models,
         LocalGeneratorClient(core),
         PartSink(tmp_path / "out" / "fleet=0"),
