@@ -143,7 +143,8 @@ class ClickParts:
         ):
             rows = np.flatnonzero(df["split"].to_numpy() == split)
             rng = np.random.default_rng([self.seed, stream] + ([c] if c else []))
-            splits[split] = _samples_table(df, rows, item_arr, user_start, seen, rng, o, k)
+            sample = (item_arr, user_start, seen, num_items)
+            splits[split] = _samples_table(df, rows, *sample, rng, o, k)
         train = item_arr[df["split"].to_numpy() == "train"]
         popularity = np.bincount(train, minlength=num_items + 1)
         self.popularity = popularity if c == 0 else self.popularity + popularity
@@ -231,14 +232,16 @@ def _samples_table(
     item_arr: np.ndarray,
     user_start: np.ndarray,
     seen: np.ndarray,
+    num_items: int,
     rng: np.random.Generator,
     options: SessionOptions,
     k: int,
 ) -> pa.Table:
-    """One row per positive in ``rows``: its history window and ``k`` sampled negatives."""
+    """One row per positive in ``rows``: its history window and ``k`` sampled negatives from
+    the ``num_items`` of the whole population (a chunk may not click its last items)."""
     history = windows(item_arr, user_start[rows], rows, options.history_length)
     users = df["user"].to_numpy()[rows]
-    negatives = sample_negatives(rng, users, seen, int(item_arr.max()), k)
+    negatives = sample_negatives(rng, users, seen, num_items, k)
     cols = df.select("user", "session", "position", "ts", target="item")[rows].to_arrow()
     cols = cols.append_column("history", _fixed(history))
     cols = cols.append_column("negatives", _fixed(negatives))

@@ -35,6 +35,14 @@ def test_click_samples_contract(prepared_clicks):
     assert set(sessions["split"].gather(s.session.unique().numpy()).to_list()) == {"test"}
 
 
+def test_a_sample_of_users_is_their_rows_only(prepared_clicks):
+    """`duet-sim train --users N` trains on a sample of a population too big to train on."""
+    every = load_samples(prepared_clicks, "train")
+    sample = load_samples(prepared_clicks, "train", users=3)
+    assert set(sample.user.unique().tolist()) == {0, 1, 2}
+    assert len(sample) == int((every.user < 3).sum())
+
+
 def test_image_samples_contract(prepared_video):
     s = load_samples(prepared_video, "train")
     assert isinstance(s, ImageSamples)

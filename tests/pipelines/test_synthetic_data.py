@@ -98,3 +98,44 @@ def test_clicks_persistent_taste_shows_in_long_windows():
         return np.mean([np.sort(np.bincount(c, minlength=24))[-3:].sum() / len(c) for c in cluster])
 
     assert top3_share(0.5) > top3_share(0.0) + 0.1  # measured: 0.50 vs 0.32
+
+
+def test_a_population_prepared_in_chunks_is_one_population(tmp_path, monkeypatch):
+    """100,000 users are generated and prepared 10,000 at a time (here 7): ids stay dense and
+    global, every row points at its own user's session, negatives avoid what that user
+    clicked, and counts cover every chunk."""
+    import pipelines.synthetic as synthetic
+    from pipelines.prepare import prepare
+    from pipelines.sessions import SessionOptions
+
+    monkeypatch.setattr(synthetic, "CHUNK_USERS", 7)
+    config = SyntheticClicksConfig(n_users=20, n_items=200, n_clusters=4, sessions_per_user=5)
+    options = SessionOptions(history_length=10, test_sessions=2, test_negatives=20)
+    meta = prepare("synthetic-clicks", tmp_path / "p", options=options, clicks_config=config)
+    read = lambda name: pl.read_parquet(tmp_path / "p" / f"{name}.parquet")  # noqa: E731
+    sessions = read("sessions")
+    assert (
+        sessions["user"].to_list() == sorted(sessions["user"]) and sessions["user"].n_unique() == 20
+    )
+    assert sessions["session"].to_list() == list(range(20 * 5))
+    assert sessions["raw_user_id"].to_list() == (sessions["user"] + 1).to_list()
+    clicked = sessions.explode("items").group_by("user").agg(pl.col("items").unique())
+    clicked = {u: set(items) for u, items in clicked.iter_rows()}
+    for split, per_user in (("train", 2), ("val", 1), ("test", 2)):
+        rows = read(split)
+        assert rows.height == 20 * per_user * 10
+        owner = rows.join(sessions, on="session", suffix="_s")
+        assert (owner["user"] == owner["user_s"]).all() and (owner["split"] == split).all()
+        for user, negatives in rows.select("user", "negatives").iter_rows():
+            assert not clicked[user] & set(negatives)
+    assert meta["counts"]["users"] == 20 and meta["counts"]["sessions"] == 100
+    assert meta["counts"]["test_rows"] == 400
+    assert read("items")["popularity"].sum() == read("train").height
+
+    with pytest.raises(ValueError, match="k_core"):  # a k-core needs every user at once
+        prepare(
+            "synthetic-clicks",
+            tmp_path / "k",
+            options=SessionOptions(k_core=2),
+            clicks_config=config,
+        )

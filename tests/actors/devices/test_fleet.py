@@ -76,6 +76,8 @@ def run_fleet(
     method_of=None,
     policies=None,
     gates=None,
+    replays=None,
+    devices_alive=4096,
 ) -> dict:
     method_of = method_of or {}
     variants = {f"din/{n}": "din/duet" for n in method_of}  # every variant here runs duet's
@@ -93,12 +95,13 @@ def run_fleet(
         method_of=method_of,
         policies=policies or {},
         gates=gates or {},
+        devices_alive=devices_alive,
     )
     sink = PartSink(sessions_dir / "fleet=0", flush_rows=20)
     fleet = Fleet(
         config,
         world["profiles"],
-        in_memory(world["replays"]),
+        replays or in_memory(world["replays"]),
         world["models"],
         client or LocalGeneratorClient(world["core"]),
         sink,
@@ -136,6 +139,27 @@ def test_every_expected_session_once_per_method(world, tmp_path):
     assert (duet["bytes_down"] == 2112 * 4).all() and (duet["attempts"] == 1).all()
     assert (rows.filter(pl.col("method") == "finetune")["finetune_s"] > 0).all()
     assert not rows["fallback"].any()
+
+
+def test_a_fleet_holding_few_devices_at_once_plays_the_same_sessions(world, tmp_path):
+    """A fleet of 50,000 devices holds only ``devices_alive`` of them and their replays,
+    read a block (half of it) at a time: what each session scores must not change."""
+    reads = []
+
+    def source(users):
+        reads.append(users)
+        return in_memory(world["replays"])(users)
+
+    run_fleet(world, tmp_path / "all")
+    run_fleet(world, tmp_path / "few", replays=source, devices_alive=4)
+    assert len(reads) == 1 + len(world["profiles"]) // 2  # the calibration, then blocks of 2
+    assert all(len(users) <= 2 for users in reads)
+    key = ["device_id", "session_index", "method"]
+    few, every = (rows_of(tmp_path / d).sort(key) for d in ("few", "all"))
+    for column in [*key, "source_session", "bytes_up", "shift", "num_samples"]:
+        assert few[column].to_list() == every[column].to_list(), column
+    for column in ("auc", "logloss"):  # batched differently: float rounding only
+        np.testing.assert_allclose(few[column].to_numpy(), every[column].to_numpy(), atol=1e-5)
 
 
 def test_rows_record_profiles_shifts_and_the_virtual_clock(world, tmp_path):
