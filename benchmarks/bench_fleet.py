@@ -1,17 +1,20 @@
-"""Fleet scale benchmark: a scenario (default: 10,000 devices x 3 sessions) on this machine,
-with the wall time, simulated sessions per second, peak memory of the whole Ray cluster and
-memory per simulated device, plus the per-session fine-tuning vs DUET latency comparison.
+"""Fleet scale benchmark: a scenario at one or more device counts on this machine, with the
+wall time, simulated sessions per second, peak memory of the whole Ray cluster and memory
+per simulated device, plus the per-session fine-tuning vs DUET latency comparison.
 
 Memory is the sum of PSS (proportional set size, /proc/PID/smaps_rollup) over this process
 and every descendant -- the local Ray cluster started here: GCS, raylet, Serve controller,
 generator replica, fleet actors and idle workers. PSS, not RSS: the object store and shared
 libraries are mapped into many processes, and RSS would count them once per process.
-Linux only.
+Linux only. Preparing the data and training the checkpoints happen once, before the first
+measured run and outside it; every size reuses them.
 
     .venv/bin/python benchmarks/bench_fleet.py [--scenario configs/scenarios/scale-10k.yaml]
-        [--out runs/bench-fleet] [--set fleet.devices=2000] [--baseline-devices 100] [--num-cpus 2]
+        [--out runs/bench-fleet] [--set fleet.devices=2000] [--devices 100 10000] [--num-cpus 2]
+    .venv/bin/python benchmarks/bench_fleet.py --scenario configs/scenarios/scale-100k.yaml \
+        --devices 1000 10000 30000 100000 --out runs/bench-fleet-100k
 
-Runs the scenario twice, with ``--baseline-devices`` and with its own device count: the
+Runs the scenario at each ``--devices`` count (default: 100 and the scenario's own): the
 peak difference over the device difference is the memory one more simulated device costs.
 """
 
@@ -87,31 +90,43 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("runs/bench-fleet"))
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.add_argument(
-        "--baseline-devices",
+        "--devices",
         type=int,
-        default=100,
-        help="a second, small run: memory per device = peak difference / device difference",
+        nargs="+",
+        default=None,
+        help="device counts to run, smallest first (default: 100 and the scenario's)",
     )
     p.add_argument("--num-cpus", type=int, default=2)
     args = p.parse_args()
 
-    small = measure(args, [*args.overrides, f"fleet.devices={args.baseline_devices}"], "small")
-    big = measure(args, args.overrides, "full")
-    per_device = (
-        (big["peak_cluster_pss_gb"] - small["peak_cluster_pss_gb"])
-        * 1024**2
-        / (big["devices"] - small["devices"])
+    from simulation.scenario import load_scenario
+
+    sizes = sorted(
+        args.devices or {100, load_scenario(args.scenario, args.overrides).fleet.devices}
     )
-    result = {**big, "baseline_run": small, "pss_per_extra_device_kb": per_device}
-    (args.out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    runs = [measure(args, [*args.overrides, f"fleet.devices={n}"], f"devices-{n}") for n in sizes]
+    smallest = runs[0]
+    for run in runs[1:]:
+        extra = run["peak_cluster_pss_gb"] - smallest["peak_cluster_pss_gb"]
+        run["pss_per_extra_device_kb"] = extra * 1024**2 / (run["devices"] - smallest["devices"])
+    (args.out / "bench.json").write_text(json.dumps(runs, indent=2) + "\n")
+    print(json.dumps(runs, indent=2))
+    print(
+        "\n| devices | sessions | run wall (s) | sessions/s | peak cluster PSS (GB) | KB / device |"
+    )
+    for r in runs:
+        per = r.get("pss_per_extra_device_kb")
+        print(
+            f"| {r['devices']:,} | {r['sessions']:,} | {r['run_wall_s']:.1f} | "
+            f"{r['sessions_per_s']:.0f} | {r['peak_cluster_pss_gb']:.2f} | "
+            f"{r['pss_per_device_kb']:.0f}" + (f" ({per:.1f} extra)" if per else "") + " |"
+        )
 
 
 def measure(args: argparse.Namespace, overrides: list[str], name: str) -> dict:
-    """One run of the scenario into OUT/<name>, sampling the cluster's memory throughout.
-
-    Data and checkpoints are prepared/trained by the first run and reused by the next.
-    """
+    """One run of the scenario into OUT/<name>, sampling the cluster's memory from Ray's
+    start to the last row on disk. Data and checkpoints are prepared/trained once, outside
+    the measurement, into OUT/cache, and copied in for every run."""
     import os
 
     from simulation.run import Runner
@@ -127,17 +142,18 @@ def measure(args: argparse.Namespace, overrides: list[str], name: str) -> dict:
             shutil.copytree(cache / part, out / part)
     runner = Runner(scenario, out, num_cpus=args.num_cpus)
     start = time.perf_counter()
+    runner.prepare()
+    for part in ("data", "models"):
+        if not (cache / part).is_dir():
+            shutil.copytree(out / part, cache / part)
     with ClusterMemory(os.getpid()) as memory:
         try:
-            runner.setup()  # data, checkpoints, Ray, Serve, fleet actors created
+            runner.start()  # Ray, Serve, fleet actors created
             run_start = time.perf_counter()
             summary = runner.run()
             run_s = time.perf_counter() - run_start
         finally:
             runner.cleanup()
-    for part in ("data", "models"):
-        if not (cache / part).is_dir():
-            shutil.copytree(out / part, cache / part)
     return _result(scenario, summary, run_s, time.perf_counter() - start, memory)
 
 

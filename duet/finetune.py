@@ -102,7 +102,9 @@ def _features(
             s.realtime[sessions], keys, seq.history_length, seq.num_items, cfg
         )
         U, M, L = history.shape
-        feat, temb = model.backbone(history.view(U * M, L), target.view(U * M))
+        # a positive and its negatives share one history: encoded once (5x fewer encodings)
+        group = torch.arange(U * M) // (cfg.negatives + 1)
+        feat, temb = model.backbone(history.view(U * M, L), target.view(U * M), group)
         return feat.view(U, M, -1), temb.view(U, M, -1), label, valid
     # images: the real-time sample is the session's first frame, labelled like its row
     first = s.position == 0

@@ -178,14 +178,18 @@ class DeviceModel(nn.Module):
         """
         K = params[0][0].shape[0]
         counts = torch.bincount(group, minlength=K)
-        order = torch.argsort(group, stable=True)
         start = torch.cumsum(counts, 0) - counts
-        slot = torch.empty_like(group)
-        slot[order] = torch.arange(len(group)) - start[group[order]]  # rank within its set
+        if bool((group[1:] >= group[:-1]).all()):  # set by set already (the fleet's sessions)
+            slot = torch.arange(len(group)) - start[group]
+        else:
+            order = torch.argsort(group, stable=True)
+            slot = torch.empty_like(group)
+            slot[order] = torch.arange(len(group)) - start[group[order]]  # rank within its set
         N = int(counts.max())
+        flat = group * N + slot  # each row's place in the padded (K * N) rows
 
-        def pad(x: Tensor) -> Tensor:
-            return x.new_zeros(K, N, x.shape[1]).index_put((group, slot), x)
+        def pad(x: Tensor) -> Tensor:  # index_copy: half the time of index_put on (K, N)
+            return x.new_zeros(K * N, x.shape[1]).index_copy(0, flat, x).view(K, N, -1)
 
         logits = self.score(pad(feat), None if target_emb is None else pad(target_emb), params)
-        return logits[group, slot]  # (B[, C])
+        return logits.flatten(0, 1)[flat]  # (B[, C])
