@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from actors.devices.methods import FleetMethod, method_class
-from actors.devices.replay import Replay, build_samples
+from actors.devices.replay import NOT_SCORED, Replay, build_samples
 from actors.storage.uris import materialize
 from duet.checkpoint import load_checkpoint
 from duet.data import ClickSamples, Samples
@@ -253,20 +253,22 @@ def _score_sessions(
 
 
 def session_scores(logits: Tensor, samples: Samples, U: int) -> list[SessionScore]:
-    """AUC, accuracy, logloss and sample count of each of U sessions (rows' ``session`` = u)."""
-    session = samples.session.numpy()
+    """AUC, accuracy, logloss and sample count of each of U sessions (rows' ``session`` = u);
+    click rows labelled ``NOT_SCORED`` (actors/devices/replay.py) are left out."""
+    if isinstance(samples, ClickSamples):
+        scored = samples.label != NOT_SCORED
+        logits, labels, session = logits[scored], samples.label[scored], samples.session[scored]
+    else:
+        labels, session = samples.label, samples.session
+    session, y = session.numpy(), labels.numpy()
     counts = np.bincount(session, minlength=U)
     if isinstance(samples, ClickSamples):
-        y = samples.label.numpy()
         x = logits.double()
-        loss = F.binary_cross_entropy_with_logits(
-            x, samples.label.double(), reduction="none"
-        ).numpy()
+        loss = F.binary_cross_entropy_with_logits(x, labels.double(), reduction="none").numpy()
         auc_values, dense = grouped_auc(x.numpy(), y, session)
         groups = np.unique(session)[dense]  # grouped_auc names groups by dense rank
         accuracy = np.full(U, np.nan)
     else:
-        y = samples.label.numpy()
         logp = torch.log_softmax(logits.double(), dim=1).numpy()  # (B, C)
         loss = -logp[np.arange(len(y)), y]
         accuracy = np.bincount(session, weights=logp.argmax(1) == y, minlength=U) / np.maximum(

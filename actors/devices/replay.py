@@ -51,6 +51,7 @@ class ImageReplay:
 
 
 Replay = ClickReplay | ImageReplay
+NOT_SCORED = -1.0  # the label of a candidate row left out of a session's metrics
 # reads the recorded sessions of some users (sorted ids): by user, in session order
 ReplaySource = Callable[[Sequence[int]], Mapping[int, Sequence[Replay]]]
 
@@ -174,32 +175,41 @@ def click_rows(replay: ClickReplay, session: ClickSession) -> tuple[np.ndarray, 
 
 
 def click_samples(replays: Sequence[ClickReplay], sessions: Sequence[ClickSession]) -> ClickSamples:
-    """Stack U sessions' scored rows into one `ClickSamples`; ``session`` is the local index u."""
+    """Stack U sessions' scored rows into one `ClickSamples`; ``session`` is the local index u.
+
+    Every candidate of every position is a row, so a session of T positions has T(1+k) rows
+    whatever a shift did, and a batch of equal sessions is one (U, T(1+k)) block that
+    `DeviceModel.score_grouped` scores without padding. A negative that equals the clicked
+    item (a shift can move a click onto one) is not scored: its label is
+    :data:`NOT_SCORED`, and `session_scores` leaves it out. One history per position is
+    stored (``history_of``), shared by its candidates.
+    """
     parts = [click_rows(r, s) for r, s in zip(replays, sessions, strict=True)]
-    hist, target, session, group, position = [], [], [], [], []
-    groups = 0
+    hist, target, label, session, position = [], [], [], [], []
     for u, (history, candidates, valid) in enumerate(parts):
-        t_idx, c_idx = np.nonzero(valid)  # row-major: a position's candidates stay together
-        hist.append(history[t_idx])
-        target.append(candidates[t_idx, c_idx])
-        session.append(np.full(len(t_idx), u))
-        group.append(groups + t_idx)
-        position.append(t_idx)
-        groups += len(history)
+        T, C = candidates.shape
+        hist.append(history)
+        target.append(candidates.ravel())
+        labels = np.zeros((T, C), np.float32)
+        labels[:, 0] = 1.0
+        labels[~valid] = NOT_SCORED
+        label.append(labels.ravel())
+        session.append(np.full(T * C, u))
+        position.append(np.repeat(np.arange(T), C))
     cat = lambda xs: torch.from_numpy(np.concatenate(xs).astype(np.int64))  # noqa: E731
-    label = torch.cat(
-        [torch.from_numpy((np.nonzero(v)[1] == 0).astype(np.float32)) for *_, v in parts]
-    )
-    sess = cat(session)
+    sess, pos = cat(session), cat(position)
+    starts = np.cumsum([0] + [len(h) for h in hist[:-1]])  # each session's first position
+    group = torch.from_numpy(starts)[sess] + pos  # one group per (session, position)
     return ClickSamples(
         history=cat(hist),
         target=cat(target),
-        label=label,
+        label=torch.from_numpy(np.concatenate(label)),
         session=sess,
         user=torch.tensor([s.user for s in sessions])[sess],
-        group=cat(group),
-        position=cat(position),
+        group=group,
+        position=pos,
         realtime=torch.from_numpy(np.stack([s.realtime for s in sessions])),
+        history_of=group,
     )
 
 

@@ -443,7 +443,7 @@ def test_history_conditioned_duet_requests_per_impression(world, prepared, tmp_p
     auc, _ = grouped_auc(logits.double().numpy(), samples.label.numpy(), samples.session.numpy())
     assert row["auc"] == pytest.approx(float(auc[0]), abs=1e-6)
     if row["upload_mode"] == "raw":
-        assert row["bytes_up"] == 4 * int((samples.history[samples.label == 1] != 0).sum())
+        assert row["bytes_up"] == 4 * int((samples.row_history()[samples.label == 1] != 0).sum())
 
 
 def test_a_fine_tuned_session_does_not_depend_on_its_batch(world):

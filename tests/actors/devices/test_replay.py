@@ -10,7 +10,13 @@ import polars as pl
 import torch
 
 from actors.devices.ondevice import session_scores
-from actors.devices.replay import build_samples, click_rows, load_replays, replayable_users
+from actors.devices.replay import (
+    NOT_SCORED,
+    build_samples,
+    click_rows,
+    load_replays,
+    replayable_users,
+)
 from duet.data import ImageSamples
 from duet.metrics import auc
 from pipelines.shifts import build_shift, click_context, session_rng
@@ -56,12 +62,17 @@ def test_shift_reaches_history_and_masks_clashing_negatives(prepared):
 
 def test_click_batch_scores_each_session_alone(prepared):
     replays = load_replays(prepared, [0, 1])[0] + load_replays(prepared, [1])[1]
-    samples = build_samples(replays, [r.session for r in replays])
+    sessions = [r.session for r in replays]
+    # a click moved onto the first negative: that candidate is kept as a row, not scored
+    sessions[1] = dataclasses.replace(sessions[1], items=replays[1].negatives[:, 0].copy())
+    samples = build_samples(replays, sessions)
+    T, C = replays[0].negatives.shape[0], replays[0].negatives.shape[1] + 1
+    assert len(samples) == len(replays) * T * C  # every session the same block of rows
     logits = torch.randn(len(samples), generator=torch.Generator().manual_seed(0))
     scores = session_scores(logits, samples, len(replays))
     for u, score in enumerate(scores):
-        rows = samples.session == u
-        assert score.num_samples == int(rows.sum())
+        rows = (samples.session == u) & (samples.label != NOT_SCORED)
+        assert score.num_samples == int(rows.sum()) == T * C - (T if u == 1 else 0)
         assert score.auc == auc(logits[rows].numpy(), samples.label[rows].numpy())
         assert np.isnan(score.accuracy)
 
