@@ -4,6 +4,7 @@ served by @serve.batch, a list of requests, and a columnar batch), plus download
     .venv/bin/python benchmarks/bench_generator.py            # ~3 min on 2 cores
     .venv/bin/python benchmarks/bench_generator.py --quick    # fewer rounds
     .venv/bin/python benchmarks/bench_generator.py --neck gru # the paper's PPG neck
+    .venv/bin/python benchmarks/bench_generator.py --ratio 1024 --repeats 5  # the target
 
 Throughput is parameter sets (devices) per second in the median round; latency is per
 device, from the call to its parameters being in the caller's hands (every device of a
@@ -278,6 +279,14 @@ def main() -> None:
         default="mean",
         help="PPG neck over the clicks: mean (the project default) or gru (the paper's)",
     )
+    parser.add_argument(
+        "--ratio",
+        type=int,
+        metavar="N",
+        help="only the columnar Serve path against the in-process core at N devices, "
+        "--repeats times (each its own alternating rounds): every ratio and their median",
+    )
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     import ray
     from ray import serve
@@ -321,11 +330,27 @@ def main() -> None:
                 rows.append(await bench_per_device(handle, n, rounds, server_ms))
                 rows.append(await bench_list(handle, n, rounds_for(n, args.quick)))
 
+    ratios: dict[str, list[float]] = {"float32": [], "float16": []}
+
+    async def ratio_rows():
+        for _ in range(args.repeats):
+            n = args.ratio
+            got, _ = await bench_columnar(core, handle, n, rounds_for(n, args.quick), {}, [])
+            speed = {(r["way"], r["dtype"]): r["sets_per_s"] for r in got}
+            for dt, values in ratios.items():
+                values.append(speed[(SERVE, dt)] / speed[(CORE, dt)])
+                print(f"{n} devices, {dt}: Serve at {values[-1]:.0%} of core in-process")
+
     try:
-        asyncio.run(serve_rows())
+        asyncio.run(serve_rows() if args.ratio is None else ratio_rows())
     finally:
         serve.shutdown()
         ray.shutdown()
+    if args.ratio is not None:
+        for dt, values in ratios.items():
+            shown = ", ".join(f"{v:.0%}" for v in values)
+            print(f"{dt}: median {np.median(values):.0%} of core in-process ({shown})")
+        return
     order = {w: i for i, w in enumerate(dict.fromkeys(r["way"] for r in rows))}
     rows.sort(key=lambda r: (r["n"], order[r["way"]], r["dtype"] != "float32"))
     print_report(rows, server_ms, breakdown, split_ms, download_sizes(), args)

@@ -56,6 +56,9 @@ def test_shipped_scenarios_validate():
         scenario = load_scenario(path)
         assert scenario.name == path.stem and scenario.version == 1
     assert load_scenario(EXAMPLES[0].with_name("scale-10k.yaml")).fleet.devices == 10_000
+    big = load_scenario(EXAMPLES[0].with_name("scale-100k.yaml"))  # one user per device
+    assert big.fleet.devices == big.data.synthetic["n_users"] == 100_000
+    assert big.model.train.users == 2_000
 
 
 def test_good_scenario_gets_defaults(tmp_path):

@@ -23,9 +23,9 @@ def test_the_test_split_is_read_once_and_only_after_the_epoch_is_selected(
     events: list[str] = []
     load = pipelines.tensors.load_samples
 
-    def recording_load(data, split):
+    def recording_load(data, split, users=None):
         events.append(f"load {split}")
-        return load(data, split)
+        return load(data, split, users)
 
     import duet.train
 
@@ -49,6 +49,22 @@ def test_the_test_split_is_read_once_and_only_after_the_epoch_is_selected(
     assert saved["options"]["weight_decay"] == 0.0  # the click default, resolved
 
 
+def test_a_sample_of_users_is_what_is_trained_selected_and_tested(prepared, tmp_path):
+    """``--users N`` (a scenario's ``model.train.users``): a population too large to train on
+    trains on its first N users, and every split the recipe reads is theirs."""
+    import polars as pl
+
+    options = TrainOptions(
+        "synthetic-clicks", "din", "base", prepared=prepared, epochs=1, users=3, progress=False
+    )
+    metrics = TrainRecipe(options, tmp_path / "run").run()
+    train = pl.read_parquet(prepared / "train.parquet").filter(pl.col("user") < 3)
+    assert metrics["num_train"] == train.height * (1 + train["negatives"].dtype.size)
+    val = pl.read_parquet(prepared / "val.parquet").filter(pl.col("user") < 3)
+    assert metrics["num_val"] == val.height * (1 + val["negatives"].dtype.size)
+    assert metrics["options"]["users"] == 3
+
+
 def test_test_before_train_is_refused(prepared, tmp_path):
     recipe = TrainRecipe(
         TrainOptions("synthetic-clicks", "din", "base", prepared=prepared), tmp_path
@@ -65,6 +81,7 @@ def test_test_before_train_is_refused(prepared, tmp_path):
         ("epochs", 0, "epochs: expected an int >= 1"),
         ("neck", "lstm", "neck: expected one of"),
         ("select", "first", "select: expected one of"),
+        ("users", 0, "users: expected an int >= 1"),
     ],
 )
 def test_options_are_checked_by_name_before_any_work(field, value, message):
