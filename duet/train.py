@@ -267,13 +267,28 @@ def recalibrate_batchnorm(model: DeviceModel, samples: Samples | Feed, batch_siz
 
 @torch.no_grad()
 def predict(model: DeviceModel, samples: Samples, batch_size: int = 4096) -> Tensor:
-    """The method's logits for every row (generated, else global), in row order."""
+    """The method's logits for every row (generated, else global), in row order.
+
+    Written into one tensor allocated up front, and each batch dropped before the next is
+    built: keeping every batch's small logits tensor alive (a list to concatenate) left one
+    long-lived chunk inside each batch's freed temporaries, so glibc's heap could not reuse
+    them and grew by ~10 MB a batch (DIN base on ML-100K test, 233 batches of 4096 rows:
+    0.6 GB before predict, 0.9-2.9 GB after, varying run to run; 0.8 GB this way).
+    """
     model.eval()
-    out = []
+    out: Tensor | None = None
+    start = 0
     for batch in iterate_batches(samples, batch_size, shuffle=False):
         global_logits, gen_logits = model(batch)
-        out.append(global_logits if gen_logits is None else gen_logits)
-    return torch.cat(out)
+        logits = global_logits if gen_logits is None else gen_logits
+        if out is None:
+            out = logits.new_empty(len(samples), *logits.shape[1:])
+        out[start : start + len(logits)] = logits
+        start += len(logits)
+        del batch, global_logits, gen_logits, logits  # freed before the next batch is built
+    if out is None:
+        raise ValueError("predict: no rows to score")
+    return out
 
 
 def predict_finetuned(
