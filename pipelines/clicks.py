@@ -90,7 +90,7 @@ class ClickPart:
 class ClickParts:
     """The protocol over a population chunk by chunk, for populations too big to hold
     (pipelines/synthetic.py, ``synthetic_click_chunks``): iterate for the `ClickPart` of
-    each chunk, then `items` and `counts` cover all of them.
+    each chunk; once the last is out, `items` and `counts` cover all of them.
 
     ``chunks()`` yields interaction frames of disjoint users in raw-id order, and is called
     twice: once for the item vocabulary no chunk sees whole, once for the rows. A single
@@ -114,6 +114,9 @@ class ClickParts:
         self.raw_items: np.ndarray | None = self.vocabulary
         self.popularity = np.zeros(0, np.int64)
         self._counts: Counter[str] = Counter()
+        # both set once the last chunk has been iterated
+        self.items: pa.Table | None = None
+        self.counts: dict[str, int] = {}
 
     def __iter__(self) -> Iterator[ClickPart]:
         users = sessions = 0
@@ -122,6 +125,16 @@ class ClickParts:
             users += part.users
             sessions += part.sessions.num_rows
             yield part
+        self.items = _items_table(self.raw_items, self.items_meta, self.popularity)
+        genres = {g for gs in self.items["genres"].to_pylist() for g in gs}
+        self.counts = {
+            "users": self._counts["users"],
+            "items": len(self.raw_items),
+            "interactions": self._counts["interactions"],
+            "sessions": self._counts["sessions"],
+            **{k: v for k, v in self._counts.items() if k.startswith(SPLITS)},
+            "genres": len(genres),
+        }
 
     def _part(self, c: int, chunk: pl.DataFrame, first_user: int, first_session: int) -> ClickPart:
         o = self.options
@@ -161,24 +174,6 @@ class ClickParts:
         )
         self._counts["users"] = first_user + part.users
         return part
-
-    @property
-    def items(self) -> pa.Table:
-        """Dense item vocabulary with genres and train popularity (after iterating)."""
-        return _items_table(self.raw_items, self.items_meta, self.popularity)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        """``meta.json`` counts (after iterating)."""
-        genres = {g for gs in self.items["genres"].to_pylist() for g in gs}
-        return {
-            "users": self._counts["users"],
-            "items": len(self.raw_items),
-            "interactions": self._counts["interactions"],
-            "sessions": self._counts["sessions"],
-            **{k: v for k, v in self._counts.items() if k.startswith(SPLITS)},
-            "genres": len(genres),
-        }
 
 
 def build_click_tables(

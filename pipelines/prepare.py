@@ -153,6 +153,7 @@ def _prepare_clicks(dataset, source, tmp, options, seed, config) -> dict:
             out.write("sessions", part.sessions)
             for split, table in part.splits.items():
                 out.write(split, table)
+    assert parts.items is not None  # every chunk was read
     write_parquet(parts.items, tmp / "items.parquet")
     genres = sorted({g for gs in parts.items["genres"].to_pylist() for g in gs})
     return {
