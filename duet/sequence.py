@@ -12,6 +12,7 @@ Item id 0 is padding.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -102,6 +103,46 @@ class SequenceBackbone(nn.Module):
         return state[inverse], target_emb
 
 
+def dropout_noise(shape: tuple[int, ...], p: float) -> Tensor | None:
+    """The scaled keep-mask ``F.dropout`` draws for an input of ``shape`` (None when p is 0).
+
+    Drawn whole even where only part of it is used (the last block reads its last position
+    only): ``F.dropout`` on CPU is ``input * empty_like(input).bernoulli_(1 - p) / (1 - p)``,
+    so drawing the same shape from the same generator keeps every later draw, and every
+    result, exactly as with the layer applied to the whole sequence.
+    """
+    if p == 0:
+        return None
+    return torch.empty(shape).bernoulli_(1 - p).div_(1 - p)
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, p: float, last: bool) -> Tensor:
+    """Scaled dot-product attention of q, k, v (B, nh, L, hs), with an additive float
+    ``mask`` (B, 1, L, L) and dropout ``p`` on the weights; ``last``: the last query only.
+
+    With dropout, ``F.scaled_dot_product_attention`` runs its math kernel on CPU; this is
+    that kernel's arithmetic op for op (q and k each scaled by hs^-1/4, the mask added,
+    softmax, dropout, @ v: equal to it bit for bit, tests/duet/test_sequence.py) without its
+    fully-masked-row guard (``_safe_softmax``'s isneginf, all and where, 1.4 ms of a 5 ms
+    forward and backward here: the diagonal is always open, so no row is fully masked),
+    and with ``last``, the weights of one query instead of L. Without dropout (evaluation,
+    the authors' configuration), torch picks its fastest kernel.
+    """
+    if last:
+        q = q[:, :, -1:]
+    if p == 0:
+        m = None if mask is None else mask[:, :, -q.shape[2] :]
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=m)
+    B, nh, L, _ = k.shape
+    noise = dropout_noise((B, nh, L, L), p)
+    assert noise is not None
+    scale = math.sqrt(1 / math.sqrt(q.shape[-1]))
+    a = torch.matmul(q * scale, k.transpose(-2, -1) * scale)
+    if mask is not None:
+        a = a + mask[:, :, -q.shape[2] :]
+    return torch.matmul(torch.softmax(a, -1) * noise[:, :, -q.shape[2] :], v)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: SequenceConfig):
         super().__init__()
@@ -110,15 +151,16 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.embed_dim, cfg.embed_dim)
         self.dropout = cfg.dropout
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None, last: bool = False) -> Tensor:
+        """x (B, L, E) -> (B, L, E), or with ``last`` the last position's output (B, 1, E)."""
         B, L, E = x.shape
-        q, k, v = self.qkv(x).split(E, dim=2)
         q, k, v = (
-            t.view(B, L, self.num_heads, E // self.num_heads).transpose(1, 2) for t in (q, k, v)
+            t.view(B, L, self.num_heads, E // self.num_heads).transpose(1, 2)
+            for t in self.qkv(x).split(E, dim=2)
         )
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, nh, L, hs)
-        return self.proj(y.transpose(1, 2).reshape(B, L, E))
+        y = attention(q, k, v, mask, p, last)  # (B, nh, L or 1, hs)
+        return self.proj(y.transpose(1, 2).reshape(B, y.shape[2], E))
 
 
 class SASRecBlock(nn.Module):
@@ -133,12 +175,24 @@ class SASRecBlock(nn.Module):
             nn.Linear(E, hidden), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(hidden, E)
         )
 
-    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None, last: bool = False) -> Tensor:
+        """x (B, L, E) -> (B, L, E); with ``last``, the last position only (B, 1, E): what the
+        state reads of the last block, at 1/L of its attention weights and feed-forward."""
+        L = x.shape[1]
+        rest = x[:, -1:] if last else x
         if self.norm_first:  # pre-LN (ours)
-            x = x + self.attn(self.ln1(x), mask)
-            return x + self.ffn(self.ln2(x))
-        x = self.ln1(x + self.attn(x, mask))  # post-LN, nn.TransformerEncoderLayer's default
-        return self.ln2(x + self.ffn(x))
+            x = rest + self.attn(self.ln1(x), mask, last)
+            return x + self.feed_forward(self.ln2(x), L)
+        x = self.ln1(rest + self.attn(x, mask, last))  # post-LN, nn.TransformerEncoderLayer's
+        return self.ln2(x + self.feed_forward(x, L))
+
+    def feed_forward(self, x: Tensor, length: int) -> Tensor:
+        """``self.ffn`` on the last x.shape[1] of ``length`` positions, its dropout drawn for
+        all of them (:func:`dropout_noise`)."""
+        up, act, drop, down = self.ffn
+        h = act(up(x))
+        noise = dropout_noise((h.shape[0], length, h.shape[2]), drop.p if self.training else 0)
+        return down(h if noise is None else h * noise[:, -h.shape[1] :])
 
 
 class SASRec(SequenceBackbone):
@@ -166,9 +220,10 @@ class SASRec(SequenceBackbone):
             # causal over real clicks; the diagonal stays open so an all-padding row has no NaN
             causal = torch.ones(L, L, dtype=torch.bool, device=history.device).tril()
             keep = causal & (history != 0)[:, None, :] | torch.eye(L, dtype=torch.bool)
-            mask = keep[:, None]  # (B, 1, L, L)
-        for block in self.blocks:
-            x = block(x, mask)
+            # additive, as torch turns a boolean mask: 0 where attended, -inf elsewhere
+            mask = torch.zeros(keep.shape).masked_fill_(~keep, float("-inf"))[:, None]
+        for i, block in enumerate(self.blocks):  # the state reads the last position only
+            x = block(x, mask, last=i == len(self.blocks) - 1)
         return self.ln_f(x[:, -1])  # (B, E)
 
 
