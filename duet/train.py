@@ -15,9 +15,11 @@ not an argument of :func:`train` at all.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -113,6 +115,25 @@ class TrainLog:
         return self.val[self.selected_epoch - 1] if self.val else {}
 
 
+@contextlib.contextmanager
+def denormals_flushed() -> Iterator[None]:
+    """Subnormal floats (below 1.2e-38) read and written as zero while training, then
+    torch's default (kept) again.
+
+    Why: Adam's moments of parameters that stop getting gradients (items no batch holds
+    for a while, generator rows) decay by 0.9 a step into the subnormal range, where x86
+    arithmetic takes a slow microcode path. Late in a SASRec DUET epoch a third of the
+    optimizer state is subnormal and the fused Adam step goes from 1.3 to 8.4 ms
+    (benchmarks/RESULTS.md). A subnormal moment moves a parameter by less than 1e-30, so
+    flushing it changes no result (tests/simulation/test_training_pinned.py).
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def train(
     model: DeviceModel,
     samples: Samples | Feed,
@@ -141,33 +162,36 @@ def train(
         desc=f"train {model.cfg.method}",
         unit="batch",
     )
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        batches = epoch_batches(samples, cfg.batch_size, shuffle=True, generator=g)
-        total = 0.0
-        for batch in batches:
-            if cfg.augment and isinstance(batch, ImageSamples):
-                batch = augment_images(batch, g, g_realtime)
-            loss = weighted_loss(model, batch, cfg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if schedule is not None:
-                schedule.step()
-            total += loss.item()  # sync point, fine on CPU
-            bar.update()
-        log.losses.append(total / steps)
-        bar.set_postfix(epoch=epoch, loss=f"{log.losses[-1]:.4f}")
-        if val is None:
-            continue
-        log.val.append(validate(model, samples, val, cfg.batch_size))
-        bar.set_postfix(epoch=epoch, loss=f"{log.losses[-1]:.4f}", val=f"{log.val[-1][key]:.4f}")
-        if cfg.select == "best" and log.val[-1][key] > best:  # ties keep the earlier epoch
-            best_state, best, log.selected_epoch = (
-                copy.deepcopy(model.state_dict()),
-                log.val[-1][key],
-                epoch,
+    with denormals_flushed():
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            batches = epoch_batches(samples, cfg.batch_size, shuffle=True, generator=g)
+            total = 0.0
+            for batch in batches:
+                if cfg.augment and isinstance(batch, ImageSamples):
+                    batch = augment_images(batch, g, g_realtime)
+                loss = weighted_loss(model, batch, cfg)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if schedule is not None:
+                    schedule.step()
+                total += loss.item()  # sync point, fine on CPU
+                bar.update()
+            log.losses.append(total / steps)
+            bar.set_postfix(epoch=epoch, loss=f"{log.losses[-1]:.4f}")
+            if val is None:
+                continue
+            log.val.append(validate(model, samples, val, cfg.batch_size))
+            bar.set_postfix(
+                epoch=epoch, loss=f"{log.losses[-1]:.4f}", val=f"{log.val[-1][key]:.4f}"
             )
+            if cfg.select == "best" and log.val[-1][key] > best:  # ties keep the earlier epoch
+                best_state, best, log.selected_epoch = (
+                    copy.deepcopy(model.state_dict()),
+                    log.val[-1][key],
+                    epoch,
+                )
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)  # with the BatchNorm statistics validated
