@@ -4,8 +4,12 @@
   ``MobileNetConfig.channels_last``) against the contiguous NCHW layout;
 * the click models' DUET on prepared ML-100K (batch 256): torch's default Adam against its
   fused CPU kernel (``torch.optim.Adam(fused=True)``), a lead for the training-speed work;
-  and its generated-classifier scoring, every row with its own copy of its session's
-  parameters (the code before `DeviceModel.score_grouped`) against rows padded per session.
+  its generated-classifier scoring, every row with its own copy of its session's
+  parameters (the code before `DeviceModel.score_grouped`) against rows padded per session;
+  and, late in an epoch (from a state trained ``--warm-steps`` steps with subnormals kept),
+  the step with subnormal floats kept against flushed to zero (`duet.train.denormals_flushed`);
+* SASRec's DUET with its last block run over every position (the code before) against the
+  last position only, the one its state reads.
 
 Each pair alternates for ``--repeats`` rounds on one thread; the table reports the median
 samples/s of each and their ratio. The MobileNet rows use random frames (the speed of a
@@ -20,17 +24,21 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
+import functools
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from duet.builders import mobilenet_umn
-from duet.data import ImageSamples, iterate_batches
+from duet.data import ClickSamples, ImageSamples, iterate_batches
 from duet.model import DeviceModel
+from duet.sequence import SASRecBlock
 from duet.train import TrainConfig, weighted_loss
 
 
@@ -80,19 +88,54 @@ def per_row_copies(model: DeviceModel) -> None:
     model.score_grouped = score  # type: ignore[method-assign]
 
 
-def click_step(
-    prepared: Path, backbone: str, fused: bool, batches: list, copies: bool = False
-) -> Callable[[], int]:
+def whole_sequence(model: DeviceModel) -> None:
+    """Run SASRec's last block over every position, as the code before did, though the
+    state reads the last one only."""
+
+    def forward(block: SASRecBlock, x: Tensor, mask: Tensor | None, last: bool = False) -> Tensor:
+        return (
+            SASRecBlock.forward(block, x, mask)[:, -1:]
+            if last
+            else SASRecBlock.forward(block, x, mask)
+        )
+
+    for block in model.backbone.blocks:
+        block.forward = functools.partial(forward, block)
+
+
+def click_training(
+    prepared: Path, backbone: str, fused: bool, patch: Callable[[DeviceModel], None] | None = None
+) -> tuple[DeviceModel, torch.optim.Optimizer, TrainConfig]:
+    """A DUET model on the prepared data, its Adam and its training config, seed 0."""
     from pipelines.tensors import load_meta
     from simulation.train_recipe import TrainOptions, model_config
 
     options = TrainOptions("movielens-100k", backbone, "duet", prepared=prepared).resolved()
     torch.manual_seed(0)
     model = DeviceModel(model_config(options, load_meta(prepared))).train()
-    if copies:
-        per_row_copies(model)
+    if patch is not None:
+        patch(model)
     cfg = TrainConfig(epochs=1, batch_size=256, global_loss_weight=options.global_loss_weight)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused or None)
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused or None), cfg
+
+
+def click_step(
+    prepared: Path,
+    backbone: str,
+    fused: bool,
+    batches: list,
+    patch: Callable[[DeviceModel], None] | None = None,
+    state: tuple[dict, dict] | None = None,
+    flush: bool = False,
+) -> Callable[[], int]:
+    """A DUET training step on ``batches`` in turn; ``state``: (model, optimizer) state
+    dicts to start from; ``flush``: subnormals flushed to zero during the step."""
+    model, opt, cfg = click_training(prepared, backbone, fused, patch)
+    if state is not None:
+        model.load_state_dict(state[0])
+        # a copy: Adam keeps the tensors it loads, so a flushed run would zero the
+        # snapshot's subnormals for every later case
+        opt.load_state_dict(copy.deepcopy(state[1]))
     it = iter(batches)
 
     def step() -> int:
@@ -101,13 +144,33 @@ def click_step(
         if batch is None:
             it = iter(batches)
             batch = next(it)
+        torch.set_flush_denormal(flush)
         loss = weighted_loss(model, batch, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        torch.set_flush_denormal(False)
         return len(batch)
 
     return step
+
+
+def late_state(
+    prepared: Path, samples: ClickSamples, backbone: str, steps: int
+) -> tuple[dict, dict]:
+    """Model and Adam state after ``steps`` training steps with subnormals kept, as
+    `duet.train.train` ran before `denormals_flushed`: by then the optimizer moments of
+    parameters without gradients have decayed into the subnormal range."""
+    model, opt, cfg = click_training(prepared, backbone, True)
+    g = torch.Generator().manual_seed(0)
+    for _, batch in zip(
+        range(steps), iterate_batches(samples, 256, shuffle=True, generator=g), strict=False
+    ):
+        loss = weighted_loss(model, batch, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
 
 
 def main() -> None:
@@ -115,7 +178,13 @@ def main() -> None:
     p.add_argument("--prepared", type=Path, default=None, help="prepared ML-100K (click rows)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument(
-        "--only", choices=("layout", "Adam", "scoring"), default=None, help="one comparison"
+        "--only",
+        choices=("layout", "Adam", "scoring", "subnormals", "last block"),
+        default=None,
+        help="one comparison",
+    )
+    p.add_argument(
+        "--warm-steps", type=int, default=1500, help="subnormals: steps trained before timing"
     )
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -141,9 +210,22 @@ def main() -> None:
                 cases.append((f"{backbone} duet, ML-100K", "Adam", label, make, 60))
             for label, copies in (("per-row copies", True), ("grouped", False)):
                 make = lambda b=backbone, c=copies: click_step(  # noqa: E731
-                    args.prepared, b, False, batches, c
+                    args.prepared, b, False, batches, per_row_copies if c else None
                 )
                 cases.append((f"{backbone} duet, ML-100K", "scoring", label, make, 60))
+            late = functools.cache(  # trained once, when a subnormals case first runs
+                lambda b=backbone: late_state(args.prepared, samples, b, args.warm_steps)
+            )
+            for label, flush in (("kept", False), ("flushed", True)):
+                make = lambda b=backbone, f=flush, s=late: click_step(  # noqa: E731
+                    args.prepared, b, True, batches, state=s(), flush=f
+                )
+                cases.append((f"{backbone} duet, ML-100K, late", "subnormals", label, make, 60))
+        for label, whole in (("every position", True), ("last position", False)):
+            make = lambda w=whole: click_step(  # noqa: E731
+                args.prepared, "sasrec", True, batches, whole_sequence if w else None, flush=True
+            )
+            cases.append(("sasrec duet, ML-100K", "last block", label, make, 60))
     if args.only is not None:
         cases = [c for c in cases if c[1] == args.only]
     rates: dict[tuple[str, str], list[float]] = {}
