@@ -206,7 +206,10 @@ def test_channels_last_trunk_computes_what_a_contiguous_one_does(variant):
     a = fast(x)
     torch.manual_seed(1)
     b = plain(x)
-    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    # as a whole, like the gradients below: on one thread oneDNN sums MobileNetV3-Large's
+    # convolutions in another order and single outputs near zero move by 2e-5 (1.6e-5 of
+    # the output's norm; a layout bug moves it by order 1)
+    assert (a - b).norm() <= 1e-4 * b.norm()
     a.square().sum().backward()
     b.square().sum().backward()
     # reductions over B x H x W positions are summed in another order, and some gradients
