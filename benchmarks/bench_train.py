@@ -93,11 +93,8 @@ def whole_sequence(model: DeviceModel) -> None:
     state reads the last one only."""
 
     def forward(block: SASRecBlock, x: Tensor, mask: Tensor | None, last: bool = False) -> Tensor:
-        return (
-            SASRecBlock.forward(block, x, mask)[:, -1:]
-            if last
-            else SASRecBlock.forward(block, x, mask)
-        )
+        out = SASRecBlock.forward(block, x, mask)
+        return out[:, -1:] if last else out
 
     for block in model.backbone.blocks:
         block.forward = functools.partial(forward, block)
@@ -170,6 +167,12 @@ def late_state(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    moments = [v for st in opt.state.values() for k, v in st.items() if k != "step"]
+    subnormal = sum(
+        ((m != 0) & (m.abs() < torch.finfo(m.dtype).tiny)).sum().item() for m in moments
+    )
+    total = sum(m.numel() for m in moments)
+    print(f"{backbone} duet after {steps} steps: {subnormal:,} of {total:,} Adam moments subnormal")
     return copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
 
 

@@ -108,8 +108,8 @@ def dropout_noise(shape: tuple[int, ...], p: float) -> Tensor | None:
 
     Drawn whole even where only part of it is used (the last block reads its last position
     only): ``F.dropout`` on CPU is ``input * empty_like(input).bernoulli_(1 - p) / (1 - p)``,
-    so drawing the same shape from the same generator keeps every later draw, and every
-    result, exactly as with the layer applied to the whole sequence.
+    so drawing the same shape from the same generator keeps the masks, and every later
+    draw, what they are with the layer applied to the whole sequence.
     """
     if p == 0:
         return None
@@ -122,7 +122,8 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, p: float, la
 
     With dropout, ``F.scaled_dot_product_attention`` runs its math kernel on CPU; this is
     that kernel's arithmetic op for op (q and k each scaled by hs^-1/4, the mask added,
-    softmax, dropout, @ v: equal to it bit for bit, tests/duet/test_sequence.py) without its
+    softmax, dropout, @ v: equal to it to float rounding, tests/duet/test_sequence.py; the
+    matmul of one query may sum in another order than that of L queries) without its
     fully-masked-row guard (``_safe_softmax``'s isneginf, all and where, 1.4 ms of a 5 ms
     forward and backward here: the diagonal is always open, so no row is fully masked),
     and with ``last``, the weights of one query instead of L. Without dropout (evaluation,

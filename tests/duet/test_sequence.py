@@ -30,19 +30,23 @@ def causal_mask(history: torch.Tensor) -> torch.Tensor:
     return (keep | torch.eye(L, dtype=torch.bool))[:, None]  # (B, 1, L, L)
 
 
+def additive(keep: torch.Tensor) -> torch.Tensor:
+    """The float mask torch makes of a boolean one: 0 where attended, -inf elsewhere."""
+    return torch.zeros(keep.shape).masked_fill_(~keep, float("-inf"))
+
+
 @pytest.mark.parametrize("p", [0.0, 0.3])
 def test_attention_is_torchs_attention_with_the_same_dropout(p):
     history = padded_history()
     q, k, v = torch.randn(3, 6, 4, 12, 4).unbind(0)
     keep = causal_mask(history)
-    additive = torch.zeros(keep.shape).masked_fill_(~keep, float("-inf"))
     torch.manual_seed(7)
     theirs = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=p)
     torch.manual_seed(7)
-    ours = attention(q, k, v, additive, p, last=False)
+    ours = attention(q, k, v, additive(keep), p, last=False)
     torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=1e-5)
     torch.manual_seed(7)
-    last = attention(q, k, v, additive, p, last=True)
+    last = attention(q, k, v, additive(keep), p, last=True)
     torch.testing.assert_close(last, theirs[:, :, -1:], atol=1e-6, rtol=1e-5)
 
 
@@ -55,8 +59,7 @@ def test_the_last_position_of_a_block_is_that_of_the_whole_block(norm_first, tra
     block = SASRecBlock(dataclasses.replace(CFG, dropout=0.2, norm_first=norm_first))
     block.train(training)
     history = padded_history()
-    keep = causal_mask(history)
-    mask = torch.zeros(keep.shape).masked_fill_(~keep, float("-inf"))
+    mask = additive(causal_mask(history))
     x = torch.randn(6, 12, 16, requires_grad=True)
     outputs, grads = [], []
     for last in (False, True):
@@ -80,8 +83,7 @@ def test_sasrec_draws_as_many_random_numbers_either_way():
     after_encode = torch.rand(4)
     torch.manual_seed(5)
     x = model.drop(model.input_transform(model.item_emb(history) + model.pos_emb.weight))
-    keep = causal_mask(history)
-    mask = torch.zeros(keep.shape).masked_fill_(~keep, float("-inf"))
+    mask = additive(causal_mask(history))
     for block in model.blocks:
         x = block(x, mask)
     torch.testing.assert_close(torch.rand(4), after_encode, atol=0, rtol=0)
