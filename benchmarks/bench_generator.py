@@ -5,6 +5,7 @@ served by @serve.batch, a list of requests, and a columnar batch), plus download
     .venv/bin/python benchmarks/bench_generator.py --quick    # fewer rounds
     .venv/bin/python benchmarks/bench_generator.py --neck gru # the paper's PPG neck
     .venv/bin/python benchmarks/bench_generator.py --ratio 1024 --repeats 5  # the target
+    .venv/bin/python benchmarks/bench_generator.py --breakdown 1024  # where a round trip goes
 
 Throughput is parameter sets (devices) per second in the median round; latency is per
 device, from the call to its parameters being in the caller's hands (every device of a
@@ -25,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import os
 import platform
+import resource
 import tempfile
 import time
 from collections.abc import Callable
@@ -153,6 +156,100 @@ async def bench_columnar(
         )
     split_s = timed((await handle.generate_batch.remote(batches["float32"])).split)
     return [stats(way, n, lat, dt) for (way, dt), lat in ways.items()], split_s
+
+
+# ---- where a round trip goes: stand-ins that only ship bytes ---------------------------------
+class Shipper:
+    """Answers a columnar request with nothing, or with a prebuilt array of the generator's
+    answer size: what a call through Ray or Serve costs without the generator's work."""
+
+    def __init__(self, rows: int, width: int, dtype: str):
+        self.answer = np.ones((rows, width), dtype)
+
+    async def nothing(self, batch: GenerateBatchRequest) -> None:
+        return None
+
+    async def answer_only(self, batch: GenerateBatchRequest) -> np.ndarray:
+        return self.answer
+
+
+async def bench_breakdown(core: GeneratorCore, handle, n: int, rounds: int, dtype: str) -> dict:
+    """Per-call medians (ms) of the real path and of stand-ins, in alternating rounds: the
+    in-process core, the Serve call, a plain Ray actor and a Serve deployment of `Shipper`
+    (the same request in; nothing, or the answer's bytes, out)."""
+    import ray
+    from ray import serve
+
+    batch = columnar(n, dtype)
+    width = core.generate_batch(batch).flat.shape[1]
+    actor = ray.remote(num_cpus=0)(Shipper).remote(n, width, dtype)
+    shipper = serve.run(
+        serve.deployment(Shipper, max_ongoing_requests=8, ray_actor_options={"num_cpus": 0}).bind(
+            n, width, dtype
+        ),
+        name="shipper",
+        route_prefix=None,
+        logging_config={"enable_access_log": False},
+    )
+    replica_s: list[float] = []
+    faults: list[int] = []
+
+    def core_call():
+        """The in-process core, counting this thread's minor page faults: glibc hands the
+        answer's 8.6 MB buffers back to the kernel or keeps them, by heap state, and a call
+        that gets them back faulted costs ~5 ms more."""
+        before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+        core.generate_batch(batch)
+        faults.append(resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before)
+
+    async def serve_call():
+        replica_s.append((await handle.generate_batch.remote(batch)).batch_generate_s)
+
+    ways = {
+        "core in-process": core_call,  # on this loop, as in --ratio
+        "Serve generate_batch": serve_call,
+        "Ray actor, nothing back": lambda: actor.nothing.remote(batch),
+        "Ray actor, answer's bytes back": lambda: actor.answer_only.remote(batch),
+        "Serve, nothing back": lambda: shipper.nothing.remote(batch),
+        "Serve, answer's bytes back": lambda: shipper.answer_only.remote(batch),
+    }
+    took: dict[str, list[float]] = {way: [] for way in ways}
+    for warm in (True, False):
+        for _ in range(3 if warm else rounds):
+            for way, call in ways.items():
+                start = time.perf_counter()
+                if inspect.isawaitable(result := call()):
+                    await result
+                if not warm:
+                    took[way].append(time.perf_counter() - start)
+    serve.delete("shipper")
+    ms = {way: 1e3 * float(np.median(s)) for way, s in took.items()}
+    ms["the replica's generate_batch"] = 1e3 * float(np.median(replica_s[-rounds:]))
+    ms["page faults per in-process core call"] = float(np.median(faults[-rounds:]))
+    return ms
+
+
+def print_breakdown(runs: list[dict], n: int, dtype: str) -> None:
+    med = {way: float(np.median([r[way] for r in runs])) for way in runs[0]}
+    print(f"\n{n} devices, {dtype}, median over {len(runs)} repeats of per-call medians (ms):\n")
+    print("| way | ms a call |\n|---|---:|")
+    for way, ms in med.items():
+        print(f"| {way} | {ms:.2f} |" if "faults" not in way else f"| {way} | {ms:,.0f} |")
+    ship_ray = med["Ray actor, answer's bytes back"] - med["Ray actor, nothing back"]
+    ship_serve = med["Serve, answer's bytes back"] - med["Serve, nothing back"]
+    rest = med["Serve generate_batch"] - med["the replica's generate_batch"]
+    stand_in = med["Serve, answer's bytes back"]
+    print(
+        f"\n- Ray's floor (a call with nothing back): {med['Ray actor, nothing back']:.2f} ms; "
+        f"Serve's: {med['Serve, nothing back']:.2f} ms"
+        f"\n- shipping the answer's bytes: {ship_ray:.2f} ms through a Ray actor, "
+        f"{ship_serve:.2f} ms through Serve"
+        f"\n- Serve round trip minus the replica's own generate_batch: {rest:.2f} ms; "
+        f"the stand-in's floor plus shipping: {stand_in:.2f} ms"
+        f"\n- ratio (core in-process / Serve round trip): "
+        f"{med['core in-process'] / med['Serve generate_batch']:.0%}; 50% needs a round trip "
+        f"of at most {2 * med['core in-process']:.1f} ms"
+    )
 
 
 # ---- the other Serve ways ------------------------------------------------------------------------
@@ -287,6 +384,17 @@ def main() -> None:
         "--repeats times (each its own alternating rounds): every ratio and their median",
     )
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--breakdown",
+        type=int,
+        metavar="N",
+        help="where a Serve round trip at N devices goes: the real path beside stand-ins "
+        "that ship the answer's bytes through a plain Ray actor and a Serve deployment, "
+        "--repeats times, --dtype",
+    )
+    parser.add_argument(
+        "--dtype", choices=("float32", "float16"), default="float32", help="--breakdown's answers"
+    )
     args = parser.parse_args()
     import ray
     from ray import serve
@@ -341,11 +449,23 @@ def main() -> None:
                 values.append(speed[(SERVE, dt)] / speed[(CORE, dt)])
                 print(f"{n} devices, {dt}: Serve at {values[-1]:.0%} of core in-process")
 
+    breakdowns: list[dict] = []
+
+    async def breakdown_rows():
+        n = args.breakdown
+        for _ in range(args.repeats):
+            rounds = rounds_for(n, args.quick)
+            breakdowns.append(await bench_breakdown(core, handle, n, rounds, args.dtype))
+
+    job = serve_rows if args.ratio is None else ratio_rows
     try:
-        asyncio.run(serve_rows() if args.ratio is None else ratio_rows())
+        asyncio.run(breakdown_rows() if args.breakdown else job())
     finally:
         serve.shutdown()
         ray.shutdown()
+    if args.breakdown:
+        print_breakdown(breakdowns, args.breakdown, args.dtype)
+        return
     if args.ratio is not None:
         for dt, values in ratios.items():
             shown = ", ".join(f"{v:.0%}" for v in values)
