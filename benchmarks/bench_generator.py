@@ -52,6 +52,7 @@ MAX_BATCH_SIZE = 64  # the deployment's default @serve.batch window
 KEY = "ml/gru4rec/duet"
 FORWARD, CORE = "forward only, in-process (ceiling)", "core.generate_batch, in-process (ceiling)"
 SERVE = "Serve handle, columnar batch (generate_batch)"
+REPLICA, FAULTS = "the replica's generate_batch", "page faults per in-process core call"
 NETWORKS_MBPS = {
     "4G 5 MB/s": 5,
     "4G 15 MB/s": 15,
@@ -173,10 +174,13 @@ class Shipper:
         return self.answer
 
 
-async def bench_breakdown(core: GeneratorCore, handle, n: int, rounds: int, dtype: str) -> dict:
-    """Per-call medians (ms) of the real path and of stand-ins, in alternating rounds: the
-    in-process core, the Serve call, a plain Ray actor and a Serve deployment of `Shipper`
-    (the same request in; nothing, or the answer's bytes, out)."""
+async def bench_breakdown(
+    core: GeneratorCore, handle, n: int, rounds: int, repeats: int, dtype: str
+) -> list[dict]:
+    """Per-call medians (ms) of the real path and of stand-ins, in alternating rounds, one
+    dict per repeat: the in-process core, the Serve call, a plain Ray actor and a Serve
+    deployment of `Shipper` (the same request in; nothing, or the answer's bytes, out).
+    The stand-ins start once and are warmed once, like the generator."""
     import ray
     from ray import serve
 
@@ -213,20 +217,30 @@ async def bench_breakdown(core: GeneratorCore, handle, n: int, rounds: int, dtyp
         "Serve, nothing back": lambda: shipper.nothing.remote(batch),
         "Serve, answer's bytes back": lambda: shipper.answer_only.remote(batch),
     }
-    took: dict[str, list[float]] = {way: [] for way in ways}
-    for warm in (True, False):
-        for _ in range(3 if warm else rounds):
-            for way, call in ways.items():
-                start = time.perf_counter()
-                if inspect.isawaitable(result := call()):
-                    await result
-                if not warm:
-                    took[way].append(time.perf_counter() - start)
+
+    async def one_round() -> dict[str, float]:
+        took = {}
+        for way, call in ways.items():
+            start = time.perf_counter()
+            if inspect.isawaitable(result := call()):
+                await result
+            took[way] = time.perf_counter() - start
+        return took
+
+    for _ in range(3):  # warm-up
+        await one_round()
+    runs = []
+    for _ in range(repeats):
+        replica_s.clear()
+        faults.clear()
+        took = [await one_round() for _ in range(rounds)]
+        ms = {way: 1e3 * float(np.median([t[way] for t in took])) for way in ways}
+        ms[REPLICA] = 1e3 * float(np.median(replica_s))
+        ms[FAULTS] = float(np.median(faults))
+        runs.append(ms)
+    ray.kill(actor)
     serve.delete("shipper")
-    ms = {way: 1e3 * float(np.median(s)) for way, s in took.items()}
-    ms["the replica's generate_batch"] = 1e3 * float(np.median(replica_s[-rounds:]))
-    ms["page faults per in-process core call"] = float(np.median(faults[-rounds:]))
-    return ms
+    return runs
 
 
 def print_breakdown(runs: list[dict], n: int, dtype: str) -> None:
@@ -234,10 +248,10 @@ def print_breakdown(runs: list[dict], n: int, dtype: str) -> None:
     print(f"\n{n} devices, {dtype}, median over {len(runs)} repeats of per-call medians (ms):\n")
     print("| way | ms a call |\n|---|---:|")
     for way, ms in med.items():
-        print(f"| {way} | {ms:.2f} |" if "faults" not in way else f"| {way} | {ms:,.0f} |")
+        print(f"| {way} | {ms:,.0f} |" if way == FAULTS else f"| {way} | {ms:.2f} |")
     ship_ray = med["Ray actor, answer's bytes back"] - med["Ray actor, nothing back"]
     ship_serve = med["Serve, answer's bytes back"] - med["Serve, nothing back"]
-    rest = med["Serve generate_batch"] - med["the replica's generate_batch"]
+    rest = med["Serve generate_batch"] - med[REPLICA]
     stand_in = med["Serve, answer's bytes back"]
     print(
         f"\n- Ray's floor (a call with nothing back): {med['Ray actor, nothing back']:.2f} ms; "
@@ -453,9 +467,8 @@ def main() -> None:
 
     async def breakdown_rows():
         n = args.breakdown
-        for _ in range(args.repeats):
-            rounds = rounds_for(n, args.quick)
-            breakdowns.append(await bench_breakdown(core, handle, n, rounds, args.dtype))
+        rounds = rounds_for(n, args.quick)
+        breakdowns.extend(await bench_breakdown(core, handle, n, rounds, args.repeats, args.dtype))
 
     job = serve_rows if args.ratio is None else ratio_rows
     try:
