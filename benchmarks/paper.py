@@ -77,6 +77,7 @@ CLICK_METHODS = tuple(TABLE1_VARIANTS)
 IMAGE_BACKBONES = ("mobilenet_v3_large", "mobilenet_v3_small")
 IMAGE_METHODS = ("base", "duet-no-swa", "duet")
 NP_SWEEP = (2, 3, 5)  # Table 4; duet's N_p = 5 cell is Table 2's duet
+FOLDS = 10  # CK+'s subject-independent cross-validation, as facial-expression work reports it
 FIGURE4_METHODS = ("base", "duet-no-swa", "duet")
 FIGURE4_SCENARIO = ROOT / "configs" / "scenarios" / "ml100k-genre-shift.yaml"
 FIGURE4_DEVICES = 300  # of ML-100K's 943 users, to keep the fleet run to minutes
@@ -96,6 +97,7 @@ class Cell:
     tag: str = ""  # parity and variant cells: what differs from the cell of the same name
     options: tuple[tuple[str, Any], ...] = ()  # train options behind ``tag``
     protocol: str = ""  # a PROTOCOLS entry the data was prepared with ("" = the default)
+    fold: int | None = None  # cross-validation cells: the test fold of FOLDS (else None)
 
     @property
     def variant(self) -> str:
@@ -105,12 +107,15 @@ class Cell:
 
     @property
     def name(self) -> str:
-        return f"{self.backbone}-{self.variant}-s{self.seed}"
+        run = f"s{self.seed}" if self.fold is None else f"f{self.fold}"
+        return f"{self.backbone}-{self.variant}-{run}"
 
     @property
     def folder(self) -> str:
-        """Cells of one (dataset, protocol) share a folder: ``ckplus-112x3``."""
-        return f"{self.dataset}-{self.protocol}" if self.protocol else self.dataset
+        """Cells of one (dataset, protocol) share a folder: ``ckplus-112x3``, and
+        ``ckplus-112x3-folds10`` for the cross-validation cells."""
+        folder = f"{self.dataset}-{self.protocol}" if self.protocol else self.dataset
+        return folder if self.fold is None else f"{folder}-folds{FOLDS}"
 
     def cached(self, results: Path) -> Path:
         return results / self.table / self.folder / f"{self.name}.json"
@@ -147,15 +152,20 @@ def grid(
     return cells
 
 
-def prepared(dataset: str, data_dir: Path | None, runs: Path, protocol: str = "") -> Path:
+def prepared(
+    dataset: str, data_dir: Path | None, runs: Path, protocol: str = "", fold: int | None = None
+) -> Path:
     """Prepare ``dataset`` once under ``runs/data`` (every cell of a table reuses it);
-    ``protocol`` names a :data:`PROTOCOLS` entry other than the dataset's default."""
+    ``protocol`` names a :data:`PROTOCOLS` entry other than the dataset's default, ``fold``
+    a test fold of the subject-independent :data:`FOLDS`-fold split."""
     from pipelines.prepare import default_options, prepare
 
-    out = runs / "data" / (f"{dataset}-{protocol}" if protocol else dataset)
+    name = f"{dataset}-{protocol}" if protocol else dataset
+    out = runs / "data" / (name if fold is None else f"{name}-fold{fold}of{FOLDS}")
     if not (out / "meta.json").is_file():
         spec = PROTOCOLS[protocol] if protocol else {}
-        options = dataclasses.replace(default_options(dataset), **spec.get("options", {}))
+        split = {} if fold is None else {"folds": FOLDS, "fold": fold}
+        options = dataclasses.replace(default_options(dataset), **spec.get("options", {}), **split)
         prepare(dataset, out, data_dir=data_dir, options=options, **spec.get("image", {}))
     return out
 
@@ -669,6 +679,22 @@ def ridge_floor(data: Path) -> dict[str, Any]:
         "num_train": len(x),
         "features": x.shape[1],
     }
+
+
+def cmd_folds(args: argparse.Namespace) -> int:
+    """Tables 2 and 4 as subject-independent cross-validation: per test fold, one seed of
+    each cell, and the ridge floor on the same split."""
+    for fold in args.folds:
+        data = prepared("ckplus", args.data_dir, args.runs, args.protocol, fold)
+        table2 = grid(
+            "table2", "ckplus", args.backbones, args.methods, (0,), args.n_p, args.protocol
+        )
+        cells = [dataclasses.replace(cell, table="folds", fold=fold) for cell in table2]
+        run_cells(cells, EPOCHS["table2"], data, args.results, args.runs)
+        ridge = args.results / "folds" / cells[0].folder / f"linear-ridge-f{fold}.json"
+        if args.ridge and not ridge.is_file():
+            ridge.write_text(json.dumps(ridge_floor(data), indent=2, sort_keys=True) + "\n")
+    return 0
 
 
 def cmd_linear_floor(args: argparse.Namespace) -> int:
@@ -1625,6 +1651,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     pr.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
     pr.add_argument("--tables", nargs="+", default=list(PROBE_DATA), choices=list(PROBE_DATA))
     pr.set_defaults(func=cmd_probes)
+    fo = sub.add_parser(
+        "folds", help=f"Tables 2 and 4 as subject-independent {FOLDS}-fold cross-validation"
+    )
+    fo.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
+    fo.add_argument("--protocol", default=TABLE2_PROTOCOL, choices=IMAGE_PROTOCOLS)
+    fo.add_argument("--folds", type=int, nargs="+", default=list(range(FOLDS)))
+    fo.add_argument(
+        "--backbones", nargs="+", default=list(IMAGE_BACKBONES), choices=IMAGE_BACKBONES
+    )
+    fo.add_argument("--methods", nargs="+", default=list(IMAGE_METHODS), choices=IMAGE_METHODS)
+    fo.add_argument("--n-p", type=int, nargs="+", default=[5], choices=NP_SWEEP)
+    fo.add_argument("--ridge", action="store_true", help="also the ridge floor of each fold")
+    fo.set_defaults(func=cmd_folds)
     lf = sub.add_parser("linear-floor", help="Table 2's ridge regression on raw pixels")
     lf.add_argument("--data-dir", type=Path, default=None, help="raw data (default $DUET_DATA_DIR)")
     lf.add_argument(

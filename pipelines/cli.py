@@ -96,6 +96,18 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-negatives", type=int, default=None, help="(100)")
     p.add_argument("--k-core", type=int, default=None, help="(0: no k-core filter)")
     p.add_argument(
+        "--folds",
+        type=int_in_range(0),
+        default=None,
+        help="image datasets: split by subject into N cross-validation folds (0: by time)",
+    )
+    p.add_argument(
+        "--fold",
+        type=int_in_range(0),
+        default=None,
+        help="with --folds: the fold whose subjects are the test split (the next: validation)",
+    )
+    p.add_argument(
         "--image-size",
         type=int_in_range(IMAGE_SIZES.start, IMAGE_SIZES.stop - 1),
         default=None,
@@ -141,6 +153,8 @@ def _prepare(args: argparse.Namespace) -> int:
             "train_negatives",
             "test_negatives",
             "k_core",
+            "folds",
+            "fold",
         )
         if getattr(args, k) is not None
     }

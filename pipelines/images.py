@@ -9,7 +9,8 @@ import polars as pl
 import pyarrow as pa
 
 from pipelines.errors import DataError
-from pipelines.sessions import SPLITS, assign_split, split_counts
+from pipelines.folds import fold_split, subject_folds
+from pipelines.sessions import SPLITS, SessionOptions, assign_split, split_counts
 
 
 def image_sessions_schema(frame_bytes: int) -> pa.Schema:
@@ -82,22 +83,32 @@ def _fixed_bytes(
 def build_image_tables(
     frames: pl.DataFrame,
     plane_bytes: int,
-    test_sessions: int,
-    val_sessions: int = 0,
+    options: SessionOptions,
     channels: int = 1,
+    seed: int = 0,
 ) -> ImageTables:
-    """Split videos by time per subject and build the session and frame tables.
+    """Split videos by time per subject (or by subject into folds) and build the session
+    and frame tables.
 
     Args:
         frames (pl.DataFrame): :data:`pipelines.ckplus.FRAMES_SCHEMA` rows (gray planes).
         plane_bytes (int): H*W of every frame.
-        test_sessions (int): each subject's last sessions that go to test (see assign_split).
-        val_sessions (int): the sessions before those that go to validation.
+        options (SessionOptions): ``test_sessions`` / ``val_sessions`` for the time split
+            (see assign_split), or ``folds`` / ``fold`` for subject-independent folds
+            (pipelines/folds.py).
         channels (int): copies of the gray plane per frame: 3 is the paper's RGB-shaped
             input (Table 5, 224x224x3), 1 keeps gray.
+        seed (int): shuffles the subjects of the folds.
     """
     frame_bytes = channels * plane_bytes
-    df = assign_split(index_sessions(frames.lazy()), test_sessions, val_sessions).collect()
+    df = assign_split(
+        index_sessions(frames.lazy()), options.test_sessions, options.val_sessions
+    ).collect()
+    if options.folds:
+        videos = df.group_by("subject", "sequence").agg(pl.col("label").max())
+        owner = subject_folds(videos, options.folds, seed)
+        split = fold_split(pl.col("subject"), owner, options.folds, options.fold)
+        df = df.with_columns(split=split)
     sessions = df.group_by("session", maintain_order=True).agg(
         pl.col("user", "subject", "sequence", "session_index", "split").first(),
         label=pl.col("label").max(),

@@ -139,6 +139,8 @@ def _prepare_clicks(dataset, source, tmp, options, seed, config) -> dict:
     from pipelines.movielens import read_movielens
     from pipelines.synthetic import synthetic_click_chunks, synthetic_items
 
+    if options.folds:
+        raise ValueError(f"folds: subject folds are for image datasets; {dataset} splits by time")
     if source is None:  # generated and written a chunk of users at a time
         config = config or SyntheticClicksConfig()
         parts = ClickParts(
@@ -180,9 +182,7 @@ def _prepare_images(dataset, source, tmp, options, seed, image, config) -> dict:
         image_size = config.image_size
     else:
         frames, class_names = read_ckplus(source, image_size)
-    tables = build_image_tables(
-        frames, image_size * image_size, options.test_sessions, options.val_sessions, channels
-    )
+    tables = build_image_tables(frames, image_size * image_size, options, channels, seed)
     for name in ("sessions", *SPLITS):
         write_parquet(getattr(tables, name), tmp / f"{name}.parquet")
     return {

@@ -36,6 +36,11 @@ class SessionOptions:
         train_negatives (int): sampled negatives per training positive (paper: 4).
         test_negatives (int): sampled negatives per test positive (paper: 100).
         k_core (int): if > 0, repeatedly drop users and items with fewer interactions.
+        folds (int): image datasets only: if >= 2, split by subject into this many
+            cross-validation folds (pipelines/folds.py) instead of by time; 0: the time
+            split. Default: 0.
+        fold (int): with ``folds``, the fold whose subjects are the test split, in
+            ``[0, folds)``; the next fold's subjects are validation. Default: 0.
     """
 
     session_length: int = 10
@@ -47,6 +52,8 @@ class SessionOptions:
     train_negatives: int = 4
     test_negatives: int = 100
     k_core: int = 0
+    folds: int = 0
+    fold: int = 0
 
     def __post_init__(self) -> None:
         positive = (
@@ -65,6 +72,12 @@ class SessionOptions:
             value = getattr(self, key)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{key}: expected int >= 0, got {value!r}")
+        if self.folds == 1 or not isinstance(self.folds, int) or self.folds < 0:
+            raise ValueError(f"folds: expected 0 (time split) or an int >= 2, got {self.folds!r}")
+        if not isinstance(self.fold, int) or not 0 <= self.fold < max(self.folds, 1):
+            raise ValueError(
+                f"fold: expected an int in [0, {max(self.folds, 1)}), got {self.fold!r}"
+            )
         if self.session_gap_s is not None and self.session_gap_s <= 0:
             raise ValueError(f"session_gap_s: expected seconds > 0, got {self.session_gap_s!r}")
 
