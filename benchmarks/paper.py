@@ -45,7 +45,7 @@ from paper_values import (
     rel_gain,
 )
 
-from duet.names import ADAPTED_METHODS
+from duet.method import METHODS
 from pipelines.names import DATASETS, PROTOCOLS
 from simulation.paired_stats import paired_t
 
@@ -263,7 +263,7 @@ def train_cell(cell: Cell, epochs: int, data: Path, runs: Path, test: bool = Tru
     # the base model an adapted cell adapts: its table's base cell of the same seed (a probe
     # adapting it differs from it only in adaptation options, which the recipe checks)
     base = dataclasses.replace(cell, method="base", tag="").run_dir(runs)
-    if cell.method in ADAPTED_METHODS and (base / "model.pt").is_file():
+    if METHODS[cell.method].adapts is not None and (base / "model.pt").is_file():
         options["base_run"] = base  # the same seed's base model: adapt it, do not retrain it
     TrainRecipe(
         TrainOptions(cell.dataset, cell.backbone, cell.method, progress=False, **options),

@@ -11,37 +11,24 @@ from collections.abc import Mapping
 from typing import Any
 
 from duet.dynamic import ClassifierConfig
+from duet.method import METHODS, GeneratorOptions
 from duet.mobilenet import MobileNetConfig
 from duet.model import ModelConfig
-from duet.names import DEFAULT_CONDITION, DEFAULT_NECK, GENERATED_METHODS
-from duet.ppg import PPGConfig
+from duet.names import DEFAULT_CONDITION, DEFAULT_NECK
 from duet.sequence import SEQUENCE_BACKBONES, SequenceConfig
 
 
-def ppg(
-    method: str,
-    input_dim: int,
-    neck: str,
-    *,
-    num_generators: int = 5,
-    tau: float = 1.0,
-    embed_dim: int = 64,
-    max_block_params: int = 16384,
-    condition: str = DEFAULT_CONDITION,
-) -> PPGConfig | None:
-    """PPG for a method: SWA over N_p generators (duet), one (duet-no-swa), latents (hypernet)."""
-    if method not in GENERATED_METHODS:
-        return None
-    return PPGConfig(
-        input_dim=input_dim,
-        neck=neck,
-        layer_embed_dim=embed_dim,
-        max_block_params=max_block_params,
-        num_generators=num_generators if method == "duet" else 1,
-        tau=tau,
-        conditioned=method != "hypernet",
-        condition=condition,
-    )
+def method_parts(
+    method: str, classifier: ClassifierConfig, generator: GeneratorOptions
+) -> dict[str, Any]:
+    """The ModelConfig fields a method decides (duet/method.py): the method whose checkpoint
+    it trains (``finetune`` adapts ``base``'s), that method's dynamic layers and generator."""
+    trained = METHODS[METHODS[method].trained_as()]
+    return {
+        "method": trained.name,
+        "classifier": trained.head(classifier),
+        "ppg": trained.ppg(generator),
+    }
 
 
 # what `arch` may override in sequence_umn, with our defaults: the backbone choices of
@@ -87,14 +74,10 @@ def sequence_umn(
         raise ValueError(f"arch: unknown key(s) {unknown}; accepted: {sorted(ARCH_DEFAULTS)}")
     activation = arch.pop("activation", ARCH_DEFAULTS["activation"])
     sequence = SequenceConfig(num_items, embed_dim, history_length, num_heads, **arch)
+    classifier = ClassifierConfig((embed_dim, classifier_hidden, embed_dim), activation)
+    generator = GeneratorOptions(embed_dim, neck, condition, num_generators, tau)
     return ModelConfig(
-        backbone=backbone,
-        method=method,
-        sequence=sequence,
-        classifier=ClassifierConfig((embed_dim, classifier_hidden, embed_dim), activation),
-        ppg=ppg(
-            method, embed_dim, neck, num_generators=num_generators, tau=tau, condition=condition
-        ),
+        backbone=backbone, sequence=sequence, **method_parts(method, classifier, generator)
     )
 
 
@@ -116,10 +99,10 @@ def mobilenet_umn(
     """
     mb = MobileNetConfig(variant=variant, in_channels=in_channels, width_mult=width_mult)
     features = mb.feature_dim
+    classifier = ClassifierConfig((features, head_hidden, num_classes), "hardswish", dropout=0.2)
+    generator = GeneratorOptions(features, "mean", DEFAULT_CONDITION, num_generators, tau)
     return ModelConfig(
         backbone=f"mobilenet_v3_{variant}",
-        method=method,
         mobilenet=mb,
-        classifier=ClassifierConfig((features, head_hidden, num_classes), "hardswish", dropout=0.2),
-        ppg=ppg(method, features, "mean", num_generators=num_generators, tau=tau),
+        **method_parts(method, classifier, generator),
     )

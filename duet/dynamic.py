@@ -8,6 +8,7 @@ I/O a layer's input/output width.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -79,3 +80,15 @@ class GlobalClassifier(nn.Module):
             (w.expand(num_devices, *w.shape), b.expand(num_devices, *b.shape))
             for w, b in zip(self.weights, self.biases, strict=True)
         ]
+
+
+def with_received(params: Params, received: Sequence[Params | None]) -> Params:
+    """(U, O, I) per layer: ``params`` (U sets, e.g. the global classifier broadcast) with
+    set u replaced by ``received[u]`` ((O, I), (O,) per layer) where a device received one
+    (or had it cached); left as given where it has none (a fallback, or nothing cached)."""
+    out = [(w.detach().clone(), b.detach().clone()) for w, b in params]
+    for u, got in enumerate(received):
+        if got is not None:
+            for (w, b), (rw, rb) in zip(out, got, strict=True):
+                w[u], b[u] = rw, rb
+    return out

@@ -19,33 +19,17 @@ M fine-tuning rows per session, F feature dim, E embed dim.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from duet.data import ClickSamples, ImageSamples
+from duet.adaptation import FinetuneConfig, UserFinetuneConfig
+from duet.data import ClickSamples, ImageSamples, Samples, iterate_batches
 from duet.dynamic import Params
+from duet.evaluate import predict
+from duet.losses import row_loss
 from duet.model import DeviceModel
-
-
-@dataclass(frozen=True)
-class UserFinetuneConfig:
-    """`finetune-user`'s settings: the authors' defaults (epochs 1, lr 1e-3, batch 1024)."""
-
-    epochs: int = 1
-    lr: float = 1e-3
-    batch_size: int = 1024
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    steps: int = 10  # k gradient steps per session
-    lr: float = 1e-2
-    negatives: int = 4  # sampled negatives per real-time click, as in training
-    seed: int = 0
 
 
 def session_negatives(sessions: Tensor, count: int, num_items: int, seed: int) -> Tensor:
@@ -192,8 +176,6 @@ def finetune_user_logits(
 ) -> Tensor:
     """Logits of ``samples`` (in row order) from the per-user fine-tuned models of
     :func:`user_adapted`; ``users`` narrows the loop (the latency measurement times one)."""
-    from duet.train import predict
-
     logits: Tensor | None = None
     users = samples.user.unique() if users is None else users
     for user, tuned in user_adapted(model, history, users, cfg):
@@ -208,9 +190,6 @@ def finetune_user_logits(
 
 def _finetune_on(model: DeviceModel, rows: ClickSamples | ImageSamples, cfg: UserFinetuneConfig):
     """``cfg.epochs`` Adam epochs over ``rows`` on every parameter of ``model``, in place."""
-    from duet.data import iterate_batches
-    from duet.train import row_loss
-
     if not len(rows):
         return
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -221,3 +200,28 @@ def _finetune_on(model: DeviceModel, rows: ClickSamples | ImageSamples, cfg: Use
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+
+
+def finetuned_logits(
+    model: DeviceModel, samples: Samples, cfg: FinetuneConfig, sessions_per_chunk: int = 256
+) -> Tensor:
+    """Logits after per-session fine-tuning, for every row, in row order."""
+    logits: Tensor | None = None
+    sessions = samples.session.unique()
+    for chunk in sessions.split(sessions_per_chunk):
+        params = finetune_params(model, samples, chunk, cfg)
+        rows = torch.isin(samples.session, chunk).nonzero().squeeze(1)
+        sub = samples.index(rows)
+        slot = torch.searchsorted(chunk, sub.session)  # chunk is sorted (unique)
+        with torch.no_grad():
+            feat, temb = model.features(sub)
+            chunk_logits = model.score(
+                feat[:, None],
+                None if temb is None else temb[:, None],
+                [(w[slot], b[slot]) for w, b in params],
+            )[:, 0]
+        if logits is None:
+            logits = torch.empty(len(samples), *chunk_logits.shape[1:])
+        logits[rows] = chunk_logits
+    assert logits is not None, "no sessions to evaluate"
+    return logits

@@ -19,8 +19,9 @@ from torch import Tensor, nn
 
 from duet.data import ClickSamples, Samples, first_of_groups
 from duet.dynamic import ClassifierConfig, GlobalClassifier, Params, functional_forward
+from duet.method import METHODS
 from duet.mobilenet import MobileNetConfig, MobileNetV3
-from duet.names import BACKBONE_NAMES, GENERATED_METHODS, METHODS
+from duet.names import BACKBONE_NAMES
 from duet.ppg import PPG, PPGConfig
 from duet.sequence import SEQUENCE_BACKBONES, SequenceConfig
 
@@ -38,14 +39,13 @@ class ModelConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # dataset facts, e.g. class names
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.backbone not in BACKBONE_NAMES:
-            raise ValueError(f"backbone must be one of {BACKBONE_NAMES}, got {self.backbone!r}")
-        if (self.method in GENERATED_METHODS) != (self.ppg is not None):
+        method = METHODS[self.method]  # unknown: RegistryError, listing the registered ones
+        if method.generated != (self.ppg is not None):
             raise ValueError(
                 f"method {self.method!r} {'needs' if self.ppg is None else 'takes no'} a ppg config"
             )
+        if self.backbone not in BACKBONE_NAMES:
+            raise ValueError(f"backbone must be one of {BACKBONE_NAMES}, got {self.backbone!r}")
         if self.ppg is not None and self.ppg.condition == "history" and self.sequence is None:
             raise ValueError("condition 'history' reads click histories: images have none")
 
@@ -77,9 +77,13 @@ class ModelConfig:
 
 
 class DeviceModel(nn.Module):
+    """A checkpoint's model; its method (duet/method.py, by ``cfg.method``) turns the dynamic
+    layers' output into logits."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
+        self.method = METHODS[cfg.method]
         if cfg.sequence is not None:
             self.backbone: nn.Module = SEQUENCE_BACKBONES[cfg.backbone](cfg.sequence)
         else:
@@ -117,7 +121,7 @@ class DeviceModel(nn.Module):
     def score(self, feat: Tensor, target_emb: Tensor | None, params: Params) -> Tensor:
         """Logits for feat (D, N, F) with device d's parameters: (D, N) clicks, (D, N, C) images."""
         out = functional_forward(self.cfg.classifier, feat, params, self.training)
-        return out if target_emb is None else (out * target_emb).sum(-1)
+        return self.method.logits(out, target_emb)
 
     # ---- in the cloud -----------------------------------------------------------------
     def generate(self, inputs: Tensor | None, mask: Tensor | None, num_devices: int) -> Params:

@@ -1,6 +1,7 @@
-"""The model registry: every backbone, trained method, PPG neck and conditioning mode by name,
-defined once and imported wherever a name is checked or listed (duet/ itself, the CLI, the
-scenario schema, the benchmarks). No torch import, so `duet-sim --help` stays fast."""
+"""The model's named choices: every backbone, PPG neck and conditioning mode by name, defined
+once and imported wherever a name is checked or listed (duet/ itself, the CLI, the scenario
+schema, the benchmarks); methods are registered classes (duet/method.py). No torch import,
+so `duet-sim --help` stays fast."""
 
 from __future__ import annotations
 
@@ -15,17 +16,6 @@ BACKBONES: dict[str, str] = {
 BACKBONE_NAMES = tuple(BACKBONES)
 SEQUENCE_BACKBONE_NAMES = tuple(b for b, kind in BACKBONES.items() if kind == "clicks")
 IMAGE_BACKBONE_NAMES = tuple(b for b, kind in BACKBONES.items() if kind == "images")
-
-# baselines first, DUET last: the order tables and plots list them in
-METHODS = ("base", "finetune", "finetune-user", "hypernet", "duet-no-swa", "duet")
-# methods whose classifier the cloud generates (they carry a PPG)
-GENERATED_METHODS = ("duet", "duet-no-swa", "hypernet")
-# methods that adapt a trained base model instead of training their own parameters:
-# finetune per session on its real-time clicks (ours), finetune-user per user on the user's
-# labelled training rows, every parameter (the authors' public code, PAPER.md)
-ADAPTED_METHODS = ("finetune", "finetune-user")
-# the generated methods whose PPG reads data, and so can be conditioned either way
-CONDITIONED_METHODS = ("duet", "duet-no-swa")
 
 # the PPG's shared neck over real-time clicks; images pool features by mean
 NECKS = ("mean", "gru", "gru-mean")

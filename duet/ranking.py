@@ -55,11 +55,11 @@ def all_item_scores(model: DeviceModel, s: ClickSamples, params: Params) -> Tens
     items = backbone.target_embed(raw)  # what targets are dotted with
     if not backbone.target_aware:
         state = backbone.encode(s.row_history(), raw[s.target])  # (P, E)
-        out = functional_forward(cfg, state[:, None], params)[:, 0]  # (P, E)
-        return out @ items.T
+        out = functional_forward(cfg, state[:, None], params)[:, 0]  # (P, O)
+        return model.method.item_logits(out, items)
     state = backbone.encode_all(s.row_history(), raw)  # (P, N + 1, E)
-    out = functional_forward(cfg, state, params)  # (P, N + 1, E)
-    return (out * items[None]).sum(-1)
+    out = functional_forward(cfg, state, params)  # (P, N + 1, O)
+    return model.method.logits(out, items[None])
 
 
 def ranks(scores: Tensor, target: Tensor, seen: Tensor) -> Tensor:

@@ -1,16 +1,13 @@
-"""Training (Eq. 7), model selection on the validation split, and offline evaluation of
-every method on the same code path.
+"""Training (Eq. 7) and model selection on the validation split.
 
 The UMN (backbone + global classifier) and the PPG are optimized jointly with Adam
-(lr 1e-3, paper Table 5). Each sample's loss is weighted by γ^t, t its position in its
-session. Generated methods also keep the global classifier's loss: the UMN is trained on
-all history either way, and the global classifier is the device's fallback when the
-generator cannot be reached.
+(lr 1e-3, paper Table 5) on the loss the model's method defines (duet/method.py; the
+built-ins use duet/losses.py: each sample weighted by γ^t, t its position in its session).
 
 Model selection: after every epoch the model is scored on the validation split and the
 epoch with the best score is kept (AUC for clicks, accuracy for images). The authors'
-code keeps the epoch with the best *test* AUC instead (PAPER.md); here the test split is
-not an argument of :func:`train` at all.
+code (HelloZicky/DUET, ``code/main/multi_metric_meta_train.py``) keeps the epoch with the
+best *test* AUC instead; here the test split is not an argument of :func:`train` at all.
 """
 
 from __future__ import annotations
@@ -18,37 +15,17 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from duet.data import (
-    ClickSamples,
-    Feed,
-    ImageSamples,
-    Samples,
-    epoch_batches,
-    iterate_batches,
-    num_batches,
-)
-from duet.dynamic import Params
-from duet.finetune import (
-    FinetuneConfig,
-    UserFinetuneConfig,
-    finetune_params,
-    finetune_user_logits,
-    user_adapted,
-)
-from duet.metrics import click_metrics, image_metrics
+from duet.data import Feed, ImageSamples, Samples, epoch_batches, num_batches
+from duet.evaluate import predict, sample_metrics
 from duet.model import DeviceModel
 from duet.names import LR_SCHEDULES, SELECTIONS
-from duet.ranking import full_ranks, ranking_metrics_from_ranks
 
 # the validation metric an epoch is selected by, per data kind (higher is better)
 SELECTION_METRIC = {"clicks": "auc", "images": "accuracy"}
@@ -80,24 +57,6 @@ class TrainConfig:
             raise ValueError(
                 f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}"
             )
-
-
-def row_loss(logits: Tensor, s: Samples) -> Tensor:
-    """Unreduced loss per row: BCE for clicks, cross-entropy for image classes."""
-    if isinstance(s, ClickSamples):
-        return F.binary_cross_entropy_with_logits(logits, s.label, reduction="none")
-    return F.cross_entropy(logits, s.label, reduction="none")
-
-
-def weighted_loss(model: DeviceModel, s: Samples, cfg: TrainConfig) -> Tensor:
-    """Eq. 7: Σ γ^t ℓ / Σ γ^t over the batch, for the method's head plus the global head."""
-    w = cfg.gamma ** s.position.float()
-    global_logits, gen_logits = model(s)
-    loss = (row_loss(global_logits, s) * w).sum() / w.sum()
-    if gen_logits is None:
-        return loss
-    gen = (row_loss(gen_logits, s) * w).sum() / w.sum()
-    return gen + cfg.global_loss_weight * loss
 
 
 @dataclass
@@ -170,7 +129,7 @@ def train(
             for batch in batches:
                 if cfg.augment and isinstance(batch, ImageSamples):
                     batch = augment_images(batch, g, g_realtime)
-                loss = weighted_loss(model, batch, cfg)
+                loss = model.method.loss(model, batch, cfg)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -215,13 +174,6 @@ def validate(
     with torch.random.fork_rng(devices=[]):
         recalibrate_batchnorm(model, train_samples, batch_size)
         return sample_metrics(predict(model, val), val)
-
-
-def sample_metrics(logits: Tensor, samples: Samples) -> dict[str, float]:
-    """Every metric of ``logits`` scored against ``samples``' labels."""
-    if isinstance(samples, ClickSamples):
-        return click_metrics(logits, samples.label, samples.session, samples.user, samples.group)
-    return image_metrics(logits, samples.label, samples.session, samples.user)
 
 
 SHIFT_FRACTION = 1 / 12  # of the frame's side: 4 pixels of 48, 19 of 224; faces stay in frame
@@ -287,150 +239,3 @@ def recalibrate_batchnorm(model: DeviceModel, samples: Samples | Feed, batch_siz
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     model.eval()
-
-
-@torch.no_grad()
-def predict(model: DeviceModel, samples: Samples, batch_size: int = 4096) -> Tensor:
-    """The method's logits for every row (generated, else global), in row order.
-
-    Written into one tensor allocated up front, and each batch dropped before the next is
-    built: keeping every batch's small logits tensor alive (a list to concatenate) left one
-    long-lived chunk inside each batch's freed temporaries, so glibc's heap could not reuse
-    them and grew by ~10 MB a batch (DIN base on ML-100K test, 233 batches of 4096 rows:
-    0.6 GB before predict, 0.9-2.9 GB after, varying run to run; 0.8 GB this way).
-    """
-    model.eval()
-    out: Tensor | None = None
-    start = 0
-    for batch in iterate_batches(samples, batch_size, shuffle=False):
-        global_logits, gen_logits = model(batch)
-        logits = global_logits if gen_logits is None else gen_logits
-        if out is None:
-            out = logits.new_empty(len(samples), *logits.shape[1:])
-        out[start : start + len(logits)] = logits
-        start += len(logits)
-        del batch, global_logits, gen_logits, logits  # freed before the next batch is built
-    if out is None:
-        raise ValueError("predict: no rows to score")
-    return out
-
-
-def predict_finetuned(
-    model: DeviceModel, samples: Samples, cfg: FinetuneConfig, sessions_per_chunk: int = 256
-) -> Tensor:
-    """Logits after per-session fine-tuning, for every row, in row order."""
-    logits: Tensor | None = None
-    sessions = samples.session.unique()
-    for chunk in sessions.split(sessions_per_chunk):
-        params = finetune_params(model, samples, chunk, cfg)
-        rows = torch.isin(samples.session, chunk).nonzero().squeeze(1)
-        sub = samples.index(rows)
-        slot = torch.searchsorted(chunk, sub.session)  # chunk is sorted (unique)
-        with torch.no_grad():
-            feat, temb = model.features(sub)
-            chunk_logits = model.score(
-                feat[:, None],
-                None if temb is None else temb[:, None],
-                [(w[slot], b[slot]) for w, b in params],
-            )[:, 0]
-        if logits is None:
-            logits = torch.empty(len(samples), *chunk_logits.shape[1:])
-        logits[rows] = chunk_logits
-    assert logits is not None, "no sessions to evaluate"
-    return logits
-
-
-@dataclass(frozen=True)
-class Adaptation:
-    """How the adapted methods adapt a trained base model: ``finetune`` per session,
-    ``finetune-user`` per user on ``history``, that user's labelled rows (the train split)."""
-
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    user: UserFinetuneConfig = field(default_factory=UserFinetuneConfig)
-    history: Samples | None = None
-
-
-def method_logits(model: DeviceModel, samples: Samples, method: str, adapt: Adaptation) -> Tensor:
-    """The logits ``method`` is judged by, for every row of ``samples`` in row order."""
-    if method == "finetune":
-        return predict_finetuned(model, samples, adapt.finetune)
-    if method == "finetune-user":
-        if adapt.history is None:
-            raise ValueError("finetune-user needs the users' labelled rows (Adaptation.history)")
-        return finetune_user_logits(model, adapt.history, samples, adapt.user)
-    return predict(model, samples)
-
-
-def row_params(model: DeviceModel, s: Samples, method: str, adapt: Adaptation) -> Params:
-    """The classifier parameters ``method`` scores each row of ``s`` with, (B, O, I) and
-    (B, O) per dynamic layer; finetune-user adapts whole models (see :func:`full_ranking`)."""
-    if model.generates:
-        return model.generated_params(s)
-    if method == "finetune":
-        sessions, inverse = s.session.unique(return_inverse=True)
-        params = finetune_params(model, s, sessions, adapt.finetune)
-        return [(w[inverse], b[inverse]) for w, b in params]
-    return model.classifier.params(len(s))
-
-
-def full_ranking(
-    model: DeviceModel,
-    samples: ClickSamples,
-    method: str,
-    adapt: Adaptation,
-    seen_ptr: Tensor,
-    seen_items: Tensor,
-) -> dict[str, float]:
-    """``full_hr@k`` / ``full_ndcg@k``: each positive's target ranked against every item its
-    user never interacted with, with the parameters ``method`` scores that row with."""
-    pos = samples.index((samples.label > 0.5).nonzero().squeeze(1))
-    if method != "finetune-user":
-        rank = full_ranks(
-            model, pos, partial(row_params, model, method=method, adapt=adapt), seen_ptr, seen_items
-        )
-        return ranking_metrics_from_ranks(rank)
-    if adapt.history is None:
-        raise ValueError("finetune-user needs the users' labelled rows (Adaptation.history)")
-    rank = torch.empty(len(pos), dtype=torch.double)
-    for user, tuned in user_adapted(model, adapt.history, pos.user.unique(), adapt.user):
-        rows = (pos.user == user).nonzero().squeeze(1)
-        base_params = partial(row_params, tuned, method="base", adapt=adapt)  # tuned's own
-        rank[rows] = full_ranks(tuned, pos.index(rows), base_params, seen_ptr, seen_items)
-    return ranking_metrics_from_ranks(rank)
-
-
-def adaptation_ms(
-    model: DeviceModel, samples: Samples, method: str, adapt: Adaptation, repeats: int = 5
-) -> float:
-    """Wall time to adapt one device's classifier, the paper's "time delay" (Table 1).
-
-    finetune: k gradient steps on one session's real-time samples; finetune-user: the
-    authors' per-user epoch over one user's training rows (and scoring them); generated
-    methods: one PPG forward for one device (the cloud's service time, transfer excluded);
-    base: nothing to adapt. All on this CPU.
-    """
-    if method == "base":
-        return 0.0
-    one = samples.index(torch.tensor([0]))
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        if method == "finetune":
-            finetune_params(model, samples, samples.session[:1], adapt.finetune)
-        elif method == "finetune-user":
-            method_logits(model, one, method, adapt)
-        else:
-            with torch.no_grad():
-                model.generated_params(one)
-        timings.append(time.perf_counter() - start)
-    return 1000 * sorted(timings)[len(timings) // 2]
-
-
-def evaluate(
-    model: DeviceModel, samples: Samples, method: str, adapt: Adaptation | None = None
-) -> dict[str, float]:
-    """Metrics of ``method`` on ``samples`` (an adapted method adapts ``model`` first)."""
-    adapt = adapt or Adaptation()
-    metrics = sample_metrics(method_logits(model, samples, method, adapt), samples)
-    metrics["latency_ms"] = adaptation_ms(model, samples, method, adapt)
-    return metrics

@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from duet.names import ADAPTED_METHODS, DEFAULT_NECK, GENERATED_METHODS
+from duet.method import METHODS
+from duet.names import DEFAULT_NECK
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,12 @@ TUNED: dict[tuple[str, str], Choice] = {
 
 
 def family(method: str, condition: str) -> str:
-    """``base`` for base-trained models, else the generated model's conditioning mode."""
-    if method in ADAPTED_METHODS or method not in GENERATED_METHODS:
+    """``base`` for base-trained models, else the generated model's conditioning mode (a
+    generator that reads no data takes the session choice)."""
+    trained = METHODS[METHODS[method].trained_as()]
+    if not trained.generated:
         return "base"
-    return "session" if method == "hypernet" else condition
+    return condition if trained.conditioned else "session"
 
 
 def tuned(backbone: str, method: str, condition: str) -> Choice:

@@ -37,6 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Load the ``--plugin`` modules, then parse (their names are choices) and run."""
+    from duet.registry import PluginError, load_plugins
+    from simulation.flags import plugins_in
+
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        load_plugins(plugins_in(argv))
+    except PluginError as exc:
+        print(f"duet-sim: error: {exc}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -31,12 +31,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from duet.names import METHODS
+from duet.method import METHODS
 from simulation.paired_stats import paired_gain
 
 # ---------------------------------------------------------------------------------------------
 COMPONENTS = ("upload", "generate", "download", "inference", "finetune")
-METHOD_ORDER = METHODS  # baselines first (the registry's order)
 DPI = 110
 # ---------------------------------------------------------------------------------------------
 
@@ -68,7 +67,7 @@ def load_sessions(run_dir: Path) -> pl.DataFrame:
 
 def series_order(rows: pl.DataFrame) -> list[str]:
     """Series sorted baselines first, DUET last, so colours and table rows read the same way."""
-    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    rank = {m: i for i, m in enumerate(METHODS)}  # baselines first (registration order)
     names = rows["series"].unique().to_list()
     return sorted(names, key=lambda s: (rank.get(s.rsplit("/", 1)[-1], len(rank)), s))
 

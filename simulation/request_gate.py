@@ -56,7 +56,7 @@ def fit_gate(
     from actors.devices.replay import load_replays, replayable_users
     from actors.service.generator import weights_version
     from actors.storage.uris import materialize
-    from duet.finetune import FinetuneConfig
+    from duet.adaptation import FinetuneConfig
 
     version = weights_version(materialize(method_dir))
     key = {"weights_version": version, "pairs": policy.pairs, "seed": seed}

@@ -32,7 +32,6 @@ from typing import Any, TextIO
 
 import polars as pl
 
-from actors.devices.methods import method_class
 from actors.devices.profiles import COMPUTE_TIERS, MB, NETWORK_CLASSES, DeviceProfile, NetworkClass
 from actors.storage.uris import (
     LocationError,
@@ -47,6 +46,7 @@ from actors.storage.uris import (
     staging_dir,
     write_bytes,
 )
+from duet.method import METHODS
 from simulation.fleet_plan import plan_fleets
 from simulation.run_dir import RunDirectory, RunDirError
 from simulation.scenario import Scenario, resolve_path, synthetic_config_class
@@ -193,7 +193,7 @@ class Runner:
             paths: dict[str, str] = {}
             for name in dict.fromkeys(owner.values()):
                 method = methods[name]
-                trained = method_class(method.method).checkpoint
+                trained = METHODS[method.method].trained_as()
                 given = spec.checkpoints.get(f"{backbone}/{name}")
                 path = self.out / "models" / f"{backbone}-{name}"
                 published = join(self.output, "models", f"{backbone}-{name}")
@@ -212,7 +212,6 @@ class Runner:
                             trained,
                             prepared=self.prepared,
                             progress=self.progress,
-                            finetune_steps=spec.finetune_steps,
                             condition=method.condition,
                             **options,
                         ),
@@ -350,7 +349,7 @@ class Runner:
         from actors.devices.fleet import FleetConfig, RetryPolicy, ShiftPlan
         from actors.devices.fleet_actor import FleetSetup
         from actors.observability.metrics_actor import ExporterClient
-        from duet.finetune import FinetuneConfig
+        from duet.adaptation import FinetuneConfig
         from pipelines.shifts import build_shift
 
         s, g = self.scenario, self.scenario.generator
@@ -397,7 +396,7 @@ class Runner:
             checkpoints=self.checkpoints,
             sessions_dir=self.sessions,
             finetune=FinetuneConfig(
-                steps=s.model.finetune_steps, lr=s.model.finetune_lr, seed=s.seed
+                steps=s.model.train.finetune_steps, lr=s.model.train.finetune_lr, seed=s.seed
             ),
             shifts=shifts,
             flush_rows=s.output.flush_rows,

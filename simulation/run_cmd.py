@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from simulation.flags import add_plugin_flag
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     r = subparsers.add_parser("run", help="simulate a device fleet as a scenario file describes")
@@ -40,11 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="show Ray's and Serve's own logs here instead of in OUT/ray.log",
     )
+    add_plugin_flag(r)
     r.set_defaults(func=run_scenario)
 
     v = subparsers.add_parser("validate", help="check a scenario file without running it")
     v.add_argument("scenario", type=Path)
     v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.SUB=VALUE")
+    add_plugin_flag(v)
     v.set_defaults(func=validate_scenario)
 
 
@@ -52,7 +56,7 @@ def _load(args: argparse.Namespace, prog: str):
     from simulation.scenario import ScenarioError, load_scenario
 
     try:
-        return load_scenario(args.scenario, args.overrides)
+        return load_scenario(args.scenario, args.overrides, args.plugins)
     except ScenarioError as exc:
         print(f"duet-sim {prog}: error:", *exc.problems, sep="\n  ", file=sys.stderr)
         raise SystemExit(2) from None

@@ -30,20 +30,23 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
 
-from actors.devices.methods import import_plugins, method_class
 from actors.devices.policies import Always, PerImpression, PolicySpec, RequestPolicy
 from actors.devices.profiles import COMPUTE_TIERS, NETWORK_CLASSES, UPLOAD_MODES
 from actors.storage.uris import check_uri, is_uri
+from duet.method import METHODS
 from duet.names import BACKBONE_NAMES as BACKBONES
 from duet.names import BACKBONES as BACKBONE_KINDS
 from duet.names import CONDITIONS, DEFAULT_CONDITION, NECKS
+from duet.registry import load_plugins
 from pipelines.names import DATASET_NAMES as DATASETS
 from pipelines.names import DATASETS as DATASET_KINDS
 from pipelines.names import IMAGE_CHANNELS, IMAGE_SIZES
+from simulation.train_recipe import TRAIN_SETTINGS, TrainOptions
 
 SCHEMA_VERSION = 1
 MAX_SCENARIO_BYTES = 256 * 1024  # a scenario is a page of YAML; bigger is a mistake or an attack
@@ -163,27 +166,23 @@ class DataSpec(Section):
         return self
 
 
-class TrainSpec(Section):
-    """How missing checkpoints are trained (the options of `duet-sim train`)."""
+def section_of(config: type, names: Sequence[str], name: str) -> type[Section]:
+    """A scenario section made of some fields of a layer's config (a pydantic dataclass):
+    the same types, bounds, defaults and descriptions, declared once, in the config."""
+    fields = config.__pydantic_fields__  # type: ignore[attr-defined]
+    return create_model(
+        name, __base__=Section, **{n: (fields[n].annotation, fields[n]) for n in names}
+    )
 
-    epochs: PositiveInt | None = None  # default: simulation.train_recipe.DEFAULT_EPOCHS
-    batch_size: PositiveInt | None = None  # default: simulation.train_recipe.DEFAULT_BATCH_SIZE
-    lr: Annotated[float, Field(gt=0)] = 1e-3
-    weight_decay: Annotated[float, Field(ge=0)] | None = None  # default: per data kind
-    seed: int = 0
-    num_generators: PositiveInt = 5
-    tau: Annotated[float, Field(gt=0)] = 1.0
-    gamma: Annotated[float, Field(gt=0, le=1)] = 1.0
-    neck: Literal[NECKS] | None = None  # type: ignore[valid-type]  # default: train's default
-    users: PositiveInt | None = None  # train on users 0..N-1 only; the fleet plays them all
+
+# How missing checkpoints are trained: the training settings of `duet-sim train`
+TrainSpec = section_of(TrainOptions, TRAIN_SETTINGS, "TrainSpec")
 
 
 class ModelSpec(Section):
     backbones: Annotated[list[Literal[BACKBONES]], Field(min_length=1)]  # type: ignore[valid-type]
     checkpoints: dict[str, InputLocation] = {}  # "<backbone>/<name>" -> run dir; else trained
-    train: TrainSpec = TrainSpec()
-    finetune_steps: PositiveInt = 10
-    finetune_lr: Annotated[float, Field(gt=0)] = 1e-2
+    train: TrainSpec = TrainSpec()  # type: ignore[valid-type]
 
     @field_validator("checkpoints")
     @classmethod
@@ -339,7 +338,7 @@ class MetricsSpec(Section):
 
 
 class MethodSpec(Section):
-    """One method of a run: a registered method (actors/devices/methods.py), its options,
+    """One method of a run: a registered method (duet/method.py), its options,
     its request policy, and the name its rows, summary, report and metrics carry. ``- duet``
     in the YAML is ``{name: duet, method: duet}``; ``{name: duet-history, method: duet,
     condition: history}`` is DUET as the authors' code runs it, one request per scored
@@ -357,12 +356,16 @@ class MethodSpec(Section):
     @field_validator("method")
     @classmethod
     def _registered(cls, value: str) -> str:
-        method_class(value)
+        if METHODS[value].needs_history:
+            raise ValueError(
+                f"{value!r} adapts on each user's labelled training rows, which a device does "
+                "not hold: it is an offline baseline (`duet-sim train`), not a fleet method"
+            )
         return value
 
     @model_validator(mode="after")
     def _options(self) -> MethodSpec:
-        cls = method_class(self.method)
+        cls = METHODS[self.method]
         if self.neck is not None and not cls.conditioned:
             raise ValueError(f"neck applies to conditioned methods, not {self.method!r}")
         if self.condition != DEFAULT_CONDITION and not cls.conditioned:
@@ -382,7 +385,7 @@ class MethodSpec(Section):
     @property
     def request_policy(self) -> RequestPolicy | None:
         """The policy this method runs under (None for methods that never ask the cloud)."""
-        if not method_class(self.method).generated:
+        if not METHODS[self.method].generated:
             return None
         if self.policy is not None:
             return self.policy
@@ -391,9 +394,9 @@ class MethodSpec(Section):
     @property
     def model_identity(self) -> tuple[str, str, str | None]:
         """What its checkpoint is trained as: (method trained, condition, neck)."""
-        trained = method_class(self.method).checkpoint
-        if trained == "base":
-            return ("base", DEFAULT_CONDITION, None)
+        trained = METHODS[self.method].trained_as()
+        if not METHODS[trained].conditioned:  # condition and neck are a generator's inputs
+            return (trained, DEFAULT_CONDITION, None)
         return (trained, self.condition, self.neck)
 
 
@@ -404,7 +407,7 @@ class Scenario(Section):
     seed: int = 0  # profiles, device groups, virtual clocks, shift randomness
     data: DataSpec
     model: ModelSpec
-    # modules that register methods (actors/devices/methods.py), imported before ``methods``
+    # modules that register plugins (duet/registry.py), imported before ``methods``
     # is checked; listed before it so that pydantic validates it first
     plugins: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")]] = []
     methods: Annotated[list[MethodSpec], Field(min_length=1)]
@@ -417,7 +420,7 @@ class Scenario(Section):
     @field_validator("plugins")
     @classmethod
     def _import(cls, value: list[str]) -> list[str]:
-        import_plugins(value)
+        load_plugins(value)
         return value
 
     @field_validator("methods", mode="before")
@@ -543,8 +546,11 @@ def synthetic_config_class(dataset: str) -> type | None:
 
 
 # ---- loading ---------------------------------------------------------------------------------
-def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
-    """Read, check and validate a scenario file; ``overrides`` are ``key.sub=value`` strings.
+def load_scenario(
+    path: str | Path, overrides: Sequence[str] = (), plugins: Sequence[str] = ()
+) -> Scenario:
+    """Read, check and validate a scenario file; ``overrides`` are ``key.sub=value`` strings,
+    ``plugins`` modules added to the file's ``plugins:`` (the CLI's ``--plugin``).
 
     Raises:
         ScenarioError: every problem found, each naming the YAML path and line.
@@ -573,6 +579,8 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     root, data = _parse(path.name, decoded)
     for item in overrides:
         _apply_override(data, item)
+    if plugins and isinstance(data.get("plugins", []), list):  # else the schema says why
+        data["plugins"] = [*data.get("plugins", []), *plugins]
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:

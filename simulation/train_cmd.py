@@ -4,122 +4,32 @@ write its metrics and checkpoint; tabulate finished cells side by side."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from duet.names import (
-    BACKBONE_NAMES,
-    CONDITIONS,
-    DEFAULT_CONDITION,
-    LR_SCHEDULES,
-    METHODS,
-    NECKS,
-    SELECTIONS,
-    SEQUENCE_BACKBONE_NAMES,
-)
-from pipelines.argtypes import finite_float, int_in_range, typed_overrides
-from pipelines.names import DATASET_NAMES
-from simulation.train_recipe import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_EPOCHS,
-    TrainOptions,
-    TrainRecipe,
-)
-
-positive_int = int_in_range(1)
+from duet.names import SEQUENCE_BACKBONE_NAMES
+from pipelines.argtypes import typed_overrides
+from simulation.flags import add_flags, add_plugin_flag, given, one_line
+from simulation.train_recipe import TrainOptions, TrainRecipe
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train and evaluate one method on one dataset")
-    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
-    p.add_argument("--backbone", required=True, choices=BACKBONE_NAMES)
-    p.add_argument("--method", required=True, choices=METHODS)
-    p.add_argument("--seed", type=int, default=0, help="model initialisation and batch order")
-    p.add_argument(
-        "--out", required=True, type=Path, help="run directory (metrics.json, checkpoint)"
-    )
-    p.add_argument(
-        "--data-dir", type=Path, default=None, help="raw datasets (default $DUET_DATA_DIR)"
-    )
-    p.add_argument("--prepared", type=Path, default=None, help="reuse a `data prepare` output")
-    p.add_argument("--data-seed", type=int, default=0, help="negative sampling / synthetic data")
-    p.add_argument(
-        "--epochs",
-        type=positive_int,
-        default=None,
-        help="most epochs trained; the best on validation is kept "
-        f"(default: {DEFAULT_EPOCHS['clicks']} clicks, {DEFAULT_EPOCHS['images']} images)",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=None,
-        help=f"default: {DEFAULT_BATCH_SIZE['clicks']} clicks, "
-        f"{DEFAULT_BATCH_SIZE['images']} images",
-    )
-    p.add_argument("--lr", type=finite_float(0.0, inclusive=False), default=1e-3)
-    p.add_argument(
-        "--lr-schedule",
-        choices=LR_SCHEDULES,
-        default="constant",
-        help="constant (the paper's Adam rate) or cosine decay to 0",
-    )
-    p.add_argument(
-        "--weight-decay",
-        type=finite_float(0.0),
-        default=None,
-        help="Adam's L2 term (default: 0 clicks, 5e-4 images, paper Table 5)",
-    )
-    p.add_argument(
-        "--np", dest="num_generators", type=positive_int, default=5, help="N_p SWA generators"
-    )
-    p.add_argument("--tau", type=float, default=1.0, help="SWA temperature")
-    p.add_argument(
-        "--neck",
-        choices=NECKS,
-        default=None,
-        help="PPG neck (default: chosen on validation per backbone and conditioning, "
-        "duet/tuned.py; the paper's is gru)",
-    )
-    p.add_argument(
-        "--condition",
-        choices=CONDITIONS,
-        default=DEFAULT_CONDITION,
-        help="what the PPG reads: the session's real-time clicks (the paper's text) "
-        "or each impression's own history (the authors' code)",
-    )
-    p.add_argument("--gamma", type=float, default=1.0, help="session weight γ of Eq. 7")
-    p.add_argument(
-        "--finetune-steps",
-        type=int_in_range(0),
-        default=10,
-        help="finetune: Adam steps per session on its real-time samples (0: base)",
-    )
-    p.add_argument("--finetune-lr", type=float, default=1e-2, help="finetune: Adam learning rate")
-    p.add_argument(
-        "--global-loss-weight",
-        type=finite_float(0.0),
-        default=None,
-        help="generated methods: weight of the global classifier's loss (theirs: 0; "
-        "default: duet/tuned.py)",
-    )
+    # every flag but these is a field of TrainOptions (simulation/flags.py)
+    add_flags(p, TrainOptions, skip={"arch"}, flag_names=FLAG_NAMES)
     p.add_argument(
         "--arch",
         action="append",
-        default=None,
+        default=argparse.SUPPRESS,
         metavar="KEY=VALUE",
         help="clicks: a backbone choice, e.g. --arch target_tower=true "
         "(duet.builders.ARCH_DEFAULTS); any --arch replaces duet/tuned.py's set, "
         "--arch reference keeps every reference default",
     )
     p.add_argument(
-        "--full-ranking",
-        action="store_true",
-        help="clicks: also rank each test target among every unseen item "
-        "(full_hr@k, full_ndcg@k; minutes for DIN)",
+        "--out", required=True, type=Path, help="run directory (metrics.json, checkpoint)"
     )
     p.add_argument(
         "--no-test",
@@ -127,31 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_false",
         help="train and validate only: the test split is not read (tuning runs)",
     )
-    p.add_argument(
-        "--no-augment",
-        dest="augment",
-        action="store_false",
-        help="images: train without random flips and shifts",
-    )
-    p.add_argument(
-        "--select",
-        choices=SELECTIONS,
-        default="best",
-        help="the epoch kept: best on the validation split (default), or the last",
-    )
-    p.add_argument(
-        "--stream",
-        action="store_true",
-        help="stream the train split through Ray Data instead of loading it "
-        "(train splits larger than memory; starts a local Ray)",
-    )
-    p.add_argument(
-        "--users",
-        type=int,
-        default=None,
-        help="train, select and test on the first N users only (a sample of a large population)",
-    )
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_plugin_flag(p)
     p.set_defaults(func=run_train)
 
     d = subparsers.add_parser(
@@ -167,14 +53,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_compare)
 
 
+FLAG_NAMES = {"num_generators": "--np"}  # fields whose flag is not their name
+
+
 def options_from_args(args: argparse.Namespace) -> TrainOptions:
     """The recipe's options from parsed flags (every flag's dest is an option's name)."""
-    names = {f.name for f in dataclasses.fields(TrainOptions)}
-    options = {k: v for k, v in vars(args).items() if k in names}
-    if args.arch is not None:
+    options = given(args, TrainOptions)
+    if "arch" in options:
         from duet.builders import ARCH_DEFAULTS
 
-        pairs = [a for a in args.arch if a != "reference"]  # `reference`: no override at all
+        pairs = [a for a in options["arch"] if a != "reference"]  # `reference`: no override
         options["arch"] = tuple(typed_overrides("--arch", ARCH_DEFAULTS, pairs).items())
     return TrainOptions(**options)
 
@@ -182,8 +70,9 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
 def run_train(args: argparse.Namespace) -> int:
     try:
         options = options_from_args(args)
-    except ValueError as exc:  # a combination argparse cannot see (image backbone on clicks)
-        print(f"duet-sim train: error: {exc}", file=sys.stderr)
+    except ValueError as exc:  # out of bounds, or a combination (image backbone on clicks)
+        flag_of = lambda name: FLAG_NAMES.get(name, "--" + name.replace("_", "-"))  # noqa: E731
+        print(f"duet-sim train: error: {one_line(exc, flag_of)}", file=sys.stderr)
         return 2
     metrics = TrainRecipe(options, args.out).run(test=args.test)
     print(_format_table([metrics]))

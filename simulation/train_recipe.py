@@ -14,23 +14,25 @@ import contextlib
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import AfterValidator, ConfigDict, Field
+from pydantic.dataclasses import dataclass
+
+from duet.method import METHODS
 from duet.names import (
-    ADAPTED_METHODS,
-    BACKBONES,
+    BACKBONE_NAMES,
     CONDITIONS,
     DEFAULT_CONDITION,
     LR_SCHEDULES,
-    METHODS,
     NECKS,
     SELECTIONS,
     check_backbone_fits,
 )
+from duet.registry import Registry
 from duet.tuned import tuned
-from pipelines.names import DATASETS
+from pipelines.names import DATASET_NAMES, DATASETS
 
 # defaults chosen so a click cell trains in about a minute on a 2-core CPU. Images: the
 # paper's Adam lr 1e-3 and weight decay 5e-4 (Table 5); batch 32, not its 64, and 40
@@ -43,97 +45,125 @@ DEFAULT_BATCH_SIZE = {"clicks": 256, "images": 32}
 DEFAULT_WEIGHT_DECAY = {"clicks": 0.0, "images": 5e-4}
 
 
-@dataclass(frozen=True)
+PositiveInt = Annotated[int, Field(ge=1)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+
+
+def _choice(registry: Registry) -> Any:
+    """A name checked against ``registry`` when the options are built (a plugin's names
+    too); the CLI takes its choices from the same registry."""
+    return Annotated[str, AfterValidator(registry.check), registry]
+
+
+@dataclass(frozen=True, config=ConfigDict(extra="forbid", allow_inf_nan=False))
 class TrainOptions:
-    """Every option of `duet-sim train` (its flags are these names with dashes).
+    """Every option of `duet-sim train`, declared once: the CLI's flags are these fields
+    (simulation/flags.py), and a scenario's ``model.train`` takes :data:`TRAIN_SETTINGS` of
+    them (simulation/scenario.py).
 
     ``epochs``, ``batch_size`` and ``weight_decay`` default per data kind
-    (:data:`DEFAULT_EPOCHS`, ...) when left None. ``epochs`` is the most trained: the
-    epoch kept is the one with the best validation score (``select="best"``).
+    (:data:`DEFAULT_EPOCHS`, ...) when left None; ``arch``, ``neck`` and
+    ``global_loss_weight`` default to the choices made on validation (duet/tuned.py).
     """
 
-    dataset: str
-    backbone: str
-    method: str
-    seed: int = 0  # model initialisation and batch order
-    data_dir: Path | None = None  # raw datasets; default $DUET_DATA_DIR
-    prepared: Path | None = None  # a `duet-sim data prepare` output; else prepared into OUT/data
-    data_seed: int = 0  # negative sampling and synthetic data, when preparing here
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float = 1e-3  # Adam, paper Table 5
-    lr_schedule: str = "constant"  # or "cosine" (to 0 over the epochs)
-    weight_decay: float | None = None
-    num_generators: int = 5  # N_p, SWA's generators (duet only)
-    tau: float = 1.0  # SWA temperature
-    neck: str | None = None  # default: duet.tuned (clicks), the mean otherwise
-    condition: str = DEFAULT_CONDITION  # what the PPG reads: "session" or "history" (clicks)
-    gamma: float = 1.0  # session weight γ of Eq. 7
-    finetune_steps: int = 10
-    finetune_lr: float = 1e-2
-    # generated methods: the global classifier's loss weight; default: duet.tuned, else 1
-    global_loss_weight: float | None = None
-    # clicks: duet.builders.ARCH_DEFAULTS overrides; default: duet.tuned's for the backbone
-    arch: tuple[tuple[str, Any], ...] | None = None
-    augment: bool = True  # images: random flips and shifts
-    select: str = "best"  # "best" validation epoch, or "last"
-    # clicks: also rank each test target against every unseen item (full_hr@k, full_ndcg@k);
-    # minutes for DIN on ML-100K, which scores every item as a target
-    full_ranking: bool = False
-    progress: bool = True
-    # train from a Ray Data stream of the train split (pipelines.feeds.ParquetFeed) instead
-    # of loading it: for train splits larger than memory
-    stream: bool = False
-    # train, select and test on users 0..users-1 only: a sample of a population too large to
-    # train on in the time a run has (the fleet still plays every user, as a cloud model
-    # serves users it was not trained on)
-    users: int | None = None
-    # an adapted method (finetune, finetune-user): adapt this finished base run instead of
-    # training the same base model again; its options must be these but for the method
-    base_run: Path | None = None
+    dataset: Literal[DATASET_NAMES] = Field(description="the dataset to train on")  # type: ignore[valid-type]
+    backbone: Literal[BACKBONE_NAMES] = Field(description="the model's backbone")  # type: ignore[valid-type]
+    method: _choice(METHODS) = Field(description="the method (duet/method.py)")
+    seed: int = Field(0, description="model initialisation and batch order")
+    data_dir: Path | None = Field(None, description="raw datasets (default $DUET_DATA_DIR)")
+    prepared: Path | None = Field(
+        None, description="a `duet-sim data prepare` output; else prepared into OUT/data"
+    )
+    data_seed: int = Field(0, description="negative sampling and synthetic data, when preparing")
+    epochs: PositiveInt | None = Field(
+        None,
+        description="most epochs trained; the best on validation is kept "
+        f"(default: {DEFAULT_EPOCHS['clicks']} clicks, {DEFAULT_EPOCHS['images']} images)",
+    )
+    batch_size: PositiveInt | None = Field(
+        None,
+        description=f"default: {DEFAULT_BATCH_SIZE['clicks']} clicks, "
+        f"{DEFAULT_BATCH_SIZE['images']} images",
+    )
+    lr: PositiveFloat = Field(1e-3, description="Adam's learning rate (paper Table 5)")
+    lr_schedule: Literal[LR_SCHEDULES] = Field(  # type: ignore[valid-type]
+        "constant", description="constant (the paper's Adam rate) or cosine decay to 0"
+    )
+    weight_decay: NonNegativeFloat | None = Field(
+        None, description="Adam's L2 term (default: 0 clicks, 5e-4 images, paper Table 5)"
+    )
+    num_generators: PositiveInt = Field(5, description="N_p, SWA's generators (duet)")
+    tau: PositiveFloat = Field(1.0, description="SWA temperature")
+    neck: Literal[NECKS] | None = Field(  # type: ignore[valid-type]
+        None,
+        description="PPG neck (default: chosen on validation per backbone and conditioning, "
+        "duet/tuned.py; the paper's is gru)",
+    )
+    condition: Literal[CONDITIONS] = Field(  # type: ignore[valid-type]
+        DEFAULT_CONDITION,
+        description="what the PPG reads: the session's real-time clicks (the paper's text) "
+        "or each impression's own history (the authors' code)",
+    )
+    gamma: Annotated[float, Field(gt=0, le=1)] = Field(1.0, description="session weight γ of Eq. 7")
+    finetune_steps: Annotated[int, Field(ge=0)] = Field(
+        10, description="finetune: Adam steps per session on its real-time samples (0: base)"
+    )
+    finetune_lr: PositiveFloat = Field(1e-2, description="finetune: Adam learning rate")
+    global_loss_weight: NonNegativeFloat | None = Field(
+        None,
+        description="generated methods: weight of the global classifier's loss (theirs: 0; "
+        "default: duet/tuned.py)",
+    )
+    arch: tuple[tuple[str, Any], ...] | None = Field(
+        None,
+        description="clicks: backbone choices (duet.builders.ARCH_DEFAULTS); "
+        "default: duet/tuned.py's for the backbone",
+    )
+    augment: bool = Field(True, description="images: train with random flips and shifts")
+    select: Literal[SELECTIONS] = Field(  # type: ignore[valid-type]
+        "best", description="the epoch kept: best on the validation split, or the last"
+    )
+    full_ranking: bool = Field(
+        False,
+        description="clicks: also rank each test target among every unseen item "
+        "(full_hr@k, full_ndcg@k; minutes for DIN)",
+    )
+    progress: bool = Field(True, description="draw progress bars")
+    stream: bool = Field(
+        False,
+        description="stream the train split through Ray Data instead of loading it "
+        "(train splits larger than memory; starts a local Ray)",
+    )
+    users: PositiveInt | None = Field(
+        None,
+        description="train, select and test on users 0..N-1 only (a sample of a population "
+        "too large to train on; a fleet still plays every user)",
+    )
+    base_run: Path | None = Field(
+        None,
+        description="a method that adapts a trained model: adapt this finished run's model "
+        "instead of training it again (its options must be these but for the method)",
+    )
 
     def __post_init__(self) -> None:
-        names = {
-            "dataset": DATASETS,
-            "backbone": BACKBONES,
-            "method": METHODS,
-            "neck": NECKS,
-            "condition": CONDITIONS,
-            "select": SELECTIONS,
-            "lr_schedule": LR_SCHEDULES,
-        }
-        for key, known in names.items():
-            if getattr(self, key) not in known and not (key == "neck" and self.neck is None):
-                raise ValueError(
-                    f"{key}: expected one of {', '.join(known)}, got {getattr(self, key)!r}"
-                )
+        """Checks across options; each field's own bounds are its annotation's."""
         check_backbone_fits(self.backbone, DATASETS[self.dataset].kind)
-        if self.base_run is not None and self.method not in ADAPTED_METHODS:
+        method = METHODS[self.method]
+        if self.base_run is not None and method.adapts is None:
             raise ValueError(
-                f"base_run: only adapted methods {list(ADAPTED_METHODS)} reuse a "
-                f"base model, not {self.method!r}"
+                f"base_run: only methods that adapt a trained model reuse one, not {self.method!r}"
             )
         if self.stream and self.users is not None:
             raise ValueError("users: a sample of users is loaded, not streamed; drop --stream")
-        if self.stream and self.method == "finetune-user":
+        if self.stream and method.needs_history:
             raise ValueError(
-                "stream: finetune-user adapts on each user's training rows, held in memory"
+                f"stream: {self.method} adapts on each user's training rows, held in memory"
             )
         if self.arch and self.kind != "clicks":
             raise ValueError("arch: overrides the click backbones; images take none")
         if self.condition == "history" and self.kind != "clicks":
             raise ValueError(f"condition: 'history' reads click histories, {self.dataset} has none")
-        for key, minimum in (
-            ("epochs", 1),
-            ("batch_size", 1),
-            ("num_generators", 1),
-            ("finetune_steps", 0),
-            ("users", 1),
-        ):
-            value = getattr(self, key)
-            if value is not None and (not isinstance(value, int) or value < minimum):
-                raise ValueError(f"{key}: expected an int >= {minimum}, got {value!r}")
-        # TrainConfig, PPGConfig and FinetuneConfig check the floats when built (setup)
 
     @property
     def kind(self) -> str:
@@ -178,11 +208,33 @@ class TrainOptions:
         theirs = {k: (tuple(tuple(p) for p in v) if k == "arch" else v) for k, v in other.items()}
         mine = {k: (tuple(tuple(p) for p in v) if k == "arch" else v) for k, v in mine.items()}
         defaults = {
-            f.name: f.default
-            for f in dataclasses.fields(self)
-            if f.default is not dataclasses.MISSING
+            name: f.default
+            for name, f in type(self).__pydantic_fields__.items()
+            if not f.is_required()
         }
         return all(theirs.get(k, defaults.get(k)) == v for k, v in mine.items())
+
+
+# what a scenario's ``model.train`` may set: how its checkpoints train, not which cell or
+# where (the method, condition and neck are each method's, simulation/scenario.py)
+TRAIN_SETTINGS = (
+    "seed",
+    "epochs",
+    "batch_size",
+    "lr",
+    "lr_schedule",
+    "weight_decay",
+    "num_generators",
+    "tau",
+    "neck",
+    "gamma",
+    "finetune_steps",
+    "finetune_lr",
+    "global_loss_weight",
+    "augment",
+    "select",
+    "users",
+)
 
 
 def model_config(options: TrainOptions, meta: dict[str, Any]):
@@ -190,14 +242,11 @@ def model_config(options: TrainOptions, meta: dict[str, Any]):
     from duet.builders import mobilenet_umn, sequence_umn
 
     options = options.resolved()  # the tuned choices when the options leave them open
-
-    # an adapted method (finetune) adapts a base model: it trains one
-    method = "base" if options.method in ADAPTED_METHODS else options.method
     gen = {"num_generators": options.num_generators, "tau": options.tau}
     if meta["kind"] == "clicks":
         return sequence_umn(
             options.backbone,
-            method,
+            options.method,
             meta["num_items"],
             history_length=meta["history_length"],
             neck=options.neck,
@@ -207,7 +256,12 @@ def model_config(options: TrainOptions, meta: dict[str, Any]):
         )
     variant = options.backbone.removeprefix("mobilenet_v3_")
     return mobilenet_umn(
-        variant, method, meta["num_classes"], in_channels=meta["channels"], head_hidden=128, **gen
+        variant,
+        options.method,
+        meta["num_classes"],
+        in_channels=meta["channels"],
+        head_hidden=128,
+        **gen,
     )
 
 
@@ -376,7 +430,8 @@ class TrainRecipe:
         if val is not None:
             # an adapted method is validated as it is scored (after adaptation); the others
             # as they were when their epoch was selected, which is the model they hold now
-            selected = self._evaluate(val) if o.method in ADAPTED_METHODS else self.log.selected_val
+            adapts = METHODS[o.method].adapts is not None
+            selected = self._evaluate(val) if adapts else self.log.selected_val
             self.metrics |= {f"val_{k}": v for k, v in selected.items() if k != "latency_ms"}
 
     # ---- test, once ----------------------------------------------------------------------
@@ -408,29 +463,28 @@ class TrainRecipe:
             "options": o.to_json(),
         }
 
-    def _adaptation(self):
-        from duet.finetune import FinetuneConfig, UserFinetuneConfig
-        from duet.train import Adaptation
+    def _method(self):
+        """The method instance, with its adaptation settings and the users' training rows."""
+        from duet.adaptation import Adaptation, FinetuneConfig, UserFinetuneConfig
 
         o = self.options
-        return Adaptation(
+        adapt = Adaptation(
             FinetuneConfig(steps=o.finetune_steps, lr=o.finetune_lr, seed=o.seed),
             UserFinetuneConfig(seed=o.seed),
             history=self.train_set,
         )
+        return METHODS[o.method](adapt)
 
     def _evaluate(self, samples) -> dict[str, float]:
-        from duet.train import evaluate
+        from duet.evaluate import evaluate
 
-        return evaluate(self.model, samples, self.options.method, self._adaptation())
+        return evaluate(self.model, samples, self._method())
 
     def _full_ranking(self, samples) -> dict[str, float]:
-        from duet.train import full_ranking
+        from duet.evaluate import full_ranking
         from pipelines.tensors import load_seen
 
-        return full_ranking(
-            self.model, samples, self.options.method, self._adaptation(), *load_seen(self.data)
-        )
+        return full_ranking(self.model, samples, self._method(), load_seen(self.data))
 
     # ---- save ----------------------------------------------------------------------------
     def save(self) -> None:

@@ -19,9 +19,19 @@ from duet.model import DeviceModel
 from pipelines.prepare import default_options, prepare
 from pipelines.synthetic import SyntheticClicksConfig
 from pipelines.tensors import load_meta
+from simulation.cli import main as cli_main
 from simulation.scenario import ROOTS_ENV
 
 NUM_ITEMS = 50
+
+
+def cli_exit(argv: list[str]) -> int:
+    """`duet-sim`'s exit status for ``argv``: argparse exits 2 from inside the parser, the
+    commands return theirs."""
+    try:
+        return cli_main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
 
 
 def random_clicks(rows: int = 200, sessions: int = 20, seed: int = 0) -> ClickSamples:

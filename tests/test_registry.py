@@ -10,6 +10,7 @@ import typing
 import pytest
 
 from duet import names as model_names
+from duet.method import METHODS
 from pipelines import names as data_names
 from simulation.cli import build_parser
 from simulation.scenario import DataSpec, MethodSpec, ModelSpec, TrainSpec
@@ -32,7 +33,7 @@ def test_train_choices_come_from_the_registries():
     choices = _choices("train")
     assert choices["dataset"] == data_names.DATASET_NAMES
     assert choices["backbone"] == model_names.BACKBONE_NAMES
-    assert choices["method"] == model_names.METHODS
+    assert choices["method"] == METHODS.names()
     assert choices["neck"] == model_names.NECKS
     assert choices["condition"] == model_names.CONDITIONS
     assert choices["select"] == model_names.SELECTIONS
@@ -62,17 +63,19 @@ def test_scenario_schema_takes_its_names_from_the_registries():
 
 
 def test_the_scenario_accepts_exactly_the_registered_fleet_methods():
-    """methods[].method is checked against actors/devices/methods.py's registry, whose
-    built-ins score with checkpoints `duet-sim train` trains (finetune-user is offline)."""
-    from actors.devices.methods import METHODS
+    """methods[].method is checked against duet/method.py's registry, whose built-ins score
+    with checkpoints `duet-sim train` trains; finetune-user is refused (offline only)."""
+    from duet.method import METHODS
 
-    for name in METHODS:
+    fleet = [name for name, cls in METHODS.items() if not cls.needs_history]
+    for name in fleet:
         assert MethodSpec(name=name, method=name).method == name
-    with pytest.raises(ValueError, match="unknown method 'finetune-user'"):
+    with pytest.raises(ValueError, match="'finetune-user' adapts on each user's labelled"):
         MethodSpec(name="x", method="finetune-user")
-    assert {cls.checkpoint for cls in METHODS.values()} <= set(model_names.METHODS)
-    built_in = {n for n, cls in METHODS.items() if cls.__module__ == "actors.devices.methods"}
-    assert built_in == set(model_names.METHODS) - {"finetune-user"}
+    assert {METHODS[n].trained_as() for n in METHODS} <= set(METHODS)
+    built_in = {n for n, cls in METHODS.items() if cls.__module__ == "duet.methods"}
+    assert built_in == {"base", "finetune", "finetune-user", "hypernet", "duet-no-swa", "duet"}
+    assert set(fleet) >= built_in - {"finetune-user"}
 
 
 @pytest.mark.parametrize("kind", ["clicks", "images"])

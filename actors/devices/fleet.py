@@ -45,7 +45,6 @@ import numpy as np
 import torch
 
 from actors.devices.batching import MicroBatcher
-from actors.devices.methods import method_class
 from actors.devices.ondevice import Costs, DeviceModels, NumpyParams, SessionScore
 from actors.devices.policies import Always, CacheState, Decision, Gate, RequestPolicy, drift_score
 from actors.devices.profiles import DeviceProfile, NetworkClass
@@ -54,6 +53,7 @@ from actors.service.generator import GenerateBatchRequest, GenerateBatchResponse
 from actors.service.generator_client import GeneratorClient
 from actors.storage.rows import SessionRow
 from actors.storage.sink import PartSink
+from duet.method import METHODS
 from pipelines.shifts import ClickSession, ShiftContext, session_rng
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class FleetConfig:
     max_batch_devices: int = 1024
     score_batch_sessions: int = 64
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    # name -> registered method (actors/devices/methods.py); a name missing here is its own
+    # name -> registered method (duet/method.py); a name missing here is its own
     method_of: Mapping[str, str] = field(default_factory=dict)
     # name -> request policy of a generated method; a generated name missing here: always
     policies: Mapping[str, RequestPolicy] = field(default_factory=dict)
@@ -145,7 +145,7 @@ class FleetConfig:
 
     def policy(self, name: str) -> RequestPolicy | None:
         """The request policy of ``name``; None for a method the cloud does not generate."""
-        if not method_class(self.method_of.get(name, name)).generated:
+        if not METHODS[self.method_of.get(name, name)].generated:
             return None
         return self.policies.get(name) or Always()
 

@@ -17,7 +17,6 @@ import pyarrow as pa
 import ray
 
 from actors.devices.fleet import Fleet, FleetConfig, FleetProgress, ShiftPlan
-from actors.devices.methods import import_plugins
 from actors.devices.ondevice import DeviceModels
 from actors.devices.profiles import DeviceProfile
 from actors.devices.replay import load_replays
@@ -25,7 +24,8 @@ from actors.observability.metrics_actor import ExporterClient
 from actors.service.generator_client import GeneratorClient, ServeGeneratorClient
 from actors.storage.sink import PartSink, fleet_dir, flushed_sessions
 from actors.storage.uris import materialize
-from duet.finetune import FinetuneConfig
+from duet.adaptation import FinetuneConfig
+from duet.registry import load_plugins
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,13 @@ class FleetSetup:
     app_name: str = "duet-generator"
     on_rows: Sequence[Callable[[pa.Table], None]] = field(default_factory=tuple)
     metrics: ExporterClient | None = None  # None: metrics off
-    plugins: Sequence[str] = ()  # modules registering the run's plugin methods
+    plugins: Sequence[str] = ()  # the run's plugin modules (duet/registry.py)
     plugin_root: str | None = None  # where the driver found them (its working directory)
 
 
 def build_fleet(setup: FleetSetup, client: GeneratorClient) -> Fleet:
     """Load this fleet's data and models and skip what is already on disk."""
-    import_plugins(setup.plugins, setup.plugin_root)  # a worker process has not imported them yet
+    load_plugins(setup.plugins, setup.plugin_root)  # a worker process has not imported them yet
     devices = list(setup.devices)
     done = flushed_sessions(setup.sessions_dir, [d.device_id for d in devices])
     prepared = materialize(setup.prepared_dir)  # a URI: copied to this node once

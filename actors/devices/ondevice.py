@@ -25,13 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from actors.devices.methods import FleetMethod, method_class
 from actors.devices.replay import NOT_SCORED, Replay, build_samples
 from actors.storage.uris import materialize
+from duet.adaptation import Adaptation, FinetuneConfig
 from duet.checkpoint import load_checkpoint
 from duet.data import ClickSamples, Samples
 from duet.dynamic import Params
-from duet.finetune import FinetuneConfig
+from duet.method import METHODS, Method
 from duet.metrics import grouped_auc
 from duet.model import DeviceModel
 
@@ -68,12 +68,13 @@ class Received(Protocol):
 
 class DeviceModels:
     """The checkpoints of one backbone as a device holds them, each with its own frozen
-    backbone, and the method (actors/devices/methods.py) each name of the run scores with.
+    backbone, and the method (duet/method.py) each name of the run scores with.
 
     Args:
         checkpoints (Mapping[str, str | Path]): name -> run directory (a path, or a URI
             copied to this node's cache); needs ``base``. A
-            name without an entry uses its method's ``checkpoint`` (``finetune`` -> base's).
+            name without an entry uses the checkpoint its method adapts (``finetune`` ->
+            base's).
             Names sharing a directory share one loaded model.
         finetune (FinetuneConfig): the ``finetune`` baseline's steps and learning rate.
         method_of (Mapping[str, str] | None): name -> registered method, for names that are
@@ -99,18 +100,19 @@ class DeviceModels:
             self.models[name] = loaded[key]
         self.finetune, self.max_rows = finetune, max_rows
         self.method_of = dict(method_of or {})
-        self._methods: dict[str, FleetMethod] = {}
+        self._methods: dict[str, Method] = {}
 
-    def method(self, name: str) -> FleetMethod:
+    def method(self, name: str) -> Method:
         """The method instance ``name`` runs."""
         if name not in self._methods:
-            cls = method_class(self.method_of.get(name, name))
-            self._methods[name] = cls(self.finetune)
+            cls = METHODS[self.method_of.get(name, name)]
+            self._methods[name] = cls(Adaptation(finetune=self.finetune))
         return self._methods[name]
 
     def model_for(self, name: str) -> DeviceModel:
-        """The model ``name`` scores with: its own checkpoint, else its method's."""
-        return self.models.get(name) or self.models[self.method(name).checkpoint]
+        """The model ``name`` scores with: its own checkpoint, else the one its method
+        adapts."""
+        return self.models.get(name) or self.models[self.method(name).trained_as()]
 
     @torch.inference_mode()
     def embed(self, method: str, realtime: Tensor) -> tuple[Tensor, Tensor]:
@@ -148,7 +150,9 @@ class DeviceModels:
             if got is not None and any(r is not None and r.sent is not None for r in got):
                 logits = _score_rows(model, *features[id(model)], _row_params(model, samples, got))
             else:
-                params = self.method(method).session_params(model, samples, replays, got or ())
+                keys = torch.tensor([r.source_session for r in replays])
+                sets = [_received_params(r) for r in got or ()]
+                params = self.method(method).session_params(model, samples, keys, sets)
                 logits = _score_sessions(model, *features[id(model)], samples.session, params)
             for u, score in enumerate(session_scores(logits, samples, U)):
                 out[u][method] = score
@@ -208,15 +212,11 @@ def _tensor(x: np.ndarray) -> Tensor:
     return torch.from_numpy(x.astype(np.float32))
 
 
-def with_received(model: DeviceModel, U: int, received: Sequence[Received | None]) -> Params:
-    """(U, O, I) per layer: the global classifier, with device u's received set in its place
-    (global where it has none: a fallback, or nothing cached)."""
-    params = [(w.detach().clone(), b.detach().clone()) for w, b in model.classifier.params(U)]
-    for u, got in enumerate(received):
-        if got is not None and got.params is not None:
-            for (w, b), (rw, rb) in zip(params, got.params, strict=True):
-                w[u], b[u] = _tensor(rw), _tensor(rb)
-    return params
+def _received_params(got: Received | None) -> Params | None:
+    """One device's received set as tensors, (O, I) and (O,) per layer; None for none."""
+    if got is None or got.params is None:
+        return None
+    return [(_tensor(w), _tensor(b)) for w, b in got.params]
 
 
 def _row_params(

@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from duet.adaptation import Adaptation, FinetuneConfig
 from duet.builders import sequence_umn
+from duet.evaluate import full_ranking
+from duet.method import METHODS
 from duet.model import DeviceModel
 from duet.ranking import all_item_scores, ranks, seen_mask
-from duet.train import Adaptation, FinetuneConfig, full_ranking, method_logits, row_params
 
 NUM_ITEMS = 50
 
@@ -39,10 +41,10 @@ def test_all_item_scores_are_the_models_own_logits(make_clicks, backbone, method
     model = DeviceModel(sequence_umn(backbone, arch, NUM_ITEMS)).eval()
     s = make_clicks(rows=30, sessions=6)
     s.group = torch.arange(len(s))  # one row per impression: rows are independent here
-    adapt = Adaptation(FinetuneConfig(steps=2))
-    scores = all_item_scores(model, s, row_params(model, s, method, adapt))
+    scorer = METHODS[method](Adaptation(FinetuneConfig(steps=2)))
+    scores = all_item_scores(model, s, scorer.row_params(model, s))
     assert scores.shape == (len(s), NUM_ITEMS + 1)
-    expected = method_logits(model, s, method, adapt)
+    expected = scorer.eval_logits(model, s)
     torch.testing.assert_close(
         scores.gather(1, s.target[:, None])[:, 0], expected, rtol=1e-4, atol=1e-5
     )
@@ -62,14 +64,14 @@ def test_full_ranking_matches_brute_force_over_every_item(make_clicks):
     seen = {u: sorted({int(t) for t in s.target[s.user == u]} | {u + 1, u + 2}) for u in range(6)}
     ptr = torch.tensor([0, *torch.tensor([len(seen[u]) for u in range(6)]).cumsum(0).tolist()])
     items = torch.tensor([i for u in range(6) for i in seen[u]])
-    metrics = full_ranking(model, s, "duet", Adaptation(), ptr, items)
+    metrics = full_ranking(model, s, METHODS["duet"](), (ptr, items))
     expected_ranks = []
     for row in (s.label > 0.5).nonzero().squeeze(1).tolist():
         one = s.index(torch.full((NUM_ITEMS,), row))
         every = dataclasses.replace(
             one, target=torch.arange(1, NUM_ITEMS + 1), group=torch.arange(NUM_ITEMS)
         )
-        logits = method_logits(model, every, "duet", Adaptation())
+        logits = METHODS["duet"]().eval_logits(model, every)
         target = int(s.target[row])
         others = [i for i in range(1, NUM_ITEMS + 1) if i not in seen[int(s.user[row])]]
         above = sum(float(logits[i - 1]) > float(logits[target - 1]) for i in others)
@@ -83,7 +85,7 @@ def test_full_ranking_matches_brute_force_over_every_item(make_clicks):
 
 def test_full_ranking_runs_every_method(make_clicks):
     """finetune adapts (with gradients) inside the ranking loop; every method yields metrics."""
-    from duet.finetune import UserFinetuneConfig
+    from duet.adaptation import UserFinetuneConfig
 
     torch.manual_seed(0)
     s = make_clicks(rows=40, sessions=4)
@@ -98,5 +100,5 @@ def test_full_ranking_runs_every_method(make_clicks):
         ("hypernet", "hypernet"),
     ):
         model = DeviceModel(sequence_umn("sasrec", arch, NUM_ITEMS)).eval()
-        metrics = full_ranking(model, s, method, adapt, ptr, items)
+        metrics = full_ranking(model, s, METHODS[method](adapt), (ptr, items))
         assert 0 <= metrics["full_ndcg@20"] <= metrics["full_hr@20"] <= 1, method

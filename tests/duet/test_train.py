@@ -3,22 +3,20 @@
 import pytest
 import torch
 
+from duet.adaptation import Adaptation, FinetuneConfig
 from duet.builders import mobilenet_umn, sequence_umn
-from duet.finetune import FinetuneConfig, click_finetune_rows, finetune_params
+from duet.evaluate import evaluate
+from duet.evaluate import predict as train_predict
+from duet.finetune import click_finetune_rows, finetune_params
+from duet.losses import row_loss, weighted_loss
+from duet.method import METHODS
 from duet.model import DeviceModel
 from duet.train import (
     SHIFT_FRACTION,
-    Adaptation,
     TrainConfig,
     augment_images,
-    evaluate,
     recalibrate_batchnorm,
-    row_loss,
     train,
-    weighted_loss,
-)
-from duet.train import (
-    predict as train_predict,
 )
 
 NUM_ITEMS = 50
@@ -42,7 +40,7 @@ def test_training_reduces_loss(make_clicks):
     model = DeviceModel(sequence_umn("din", "duet", NUM_ITEMS))
     log = train(model, s, TrainConfig(epochs=8, batch_size=64), progress=False)
     assert log.losses[-1] < 0.7 * log.losses[0] and log.selected_epoch == 8
-    assert evaluate(model, s, "duet")["auc"] > 0.9
+    assert evaluate(model, s, METHODS["duet"]())["auc"] > 0.9
 
 
 def test_finetune_rows_from_realtime_clicks():
@@ -80,9 +78,9 @@ def test_batched_finetune_equals_one_session_at_a_time(kind, clicks, images):
 
 def test_finetune_evaluation_reports_latency(clicks):
     model = DeviceModel(sequence_umn("gru4rec", "base", NUM_ITEMS))
-    m = evaluate(model, clicks, "finetune", Adaptation(FinetuneConfig(steps=2)))
+    m = evaluate(model, clicks, METHODS["finetune"](Adaptation(FinetuneConfig(steps=2))))
     assert 0 <= m["auc"] <= 1 and m["latency_ms"] > 0
-    assert evaluate(model, clicks, "base")["latency_ms"] == 0.0
+    assert evaluate(model, clicks, METHODS["base"]())["latency_ms"] == 0.0
 
 
 def assert_flips_and_bounded_shifts(before: torch.Tensor, after: torch.Tensor) -> None:
@@ -172,7 +170,9 @@ def test_the_epoch_kept_is_the_best_on_validation_and_validating_changes_no_weig
     log = train(selected, s, cfg, progress=False, val=val)
     curve = [m["auc"] for m in log.val]
     assert len(curve) == 4 and log.selected_epoch == 1 + curve.index(max(curve)) < 4
-    assert log.selected_val["auc"] == max(curve) == evaluate(selected, val, "duet")["auc"]
+    assert (
+        log.selected_val["auc"] == max(curve) == evaluate(selected, val, METHODS["duet"]())["auc"]
+    )
     torch.manual_seed(1)
     stopped = DeviceModel(sequence_umn("sasrec", "duet", NUM_ITEMS))
     stop_cfg = TrainConfig(epochs=log.selected_epoch, batch_size=64)
@@ -214,7 +214,8 @@ def test_finetune_user_tunes_every_parameter_per_user_from_the_same_base(make_cl
     """finetune-user: each user's rows are scored by the base model fine-tuned on that
     user's history rows alone, starting from the same base every time; the model is
     returned unchanged; 0 epochs score exactly as base."""
-    from duet.finetune import UserFinetuneConfig, finetune_user_logits
+    from duet.adaptation import UserFinetuneConfig
+    from duet.finetune import finetune_user_logits
 
     torch.manual_seed(0)
     model = DeviceModel(sequence_umn("gru4rec", "base", NUM_ITEMS)).eval()
@@ -225,7 +226,7 @@ def test_finetune_user_tunes_every_parameter_per_user_from_the_same_base(make_cl
     cfg = UserFinetuneConfig(epochs=1, lr=1e-2, batch_size=32)
     tuned = finetune_user_logits(model, history, test, cfg)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
-    base = evaluate(model, test, "base")
+    base = evaluate(model, test, METHODS["base"]())
     assert not torch.allclose(tuned, train_predict(model, test))
     # user 3 alone: the same logits as in the full pass (no leak between users)
     alone = finetune_user_logits(model, history, test, cfg, users=torch.tensor([3]))
@@ -233,7 +234,7 @@ def test_finetune_user_tunes_every_parameter_per_user_from_the_same_base(make_cl
     torch.testing.assert_close(alone[rows], tuned[rows])
     zero = finetune_user_logits(model, history, test, UserFinetuneConfig(epochs=0))
     torch.testing.assert_close(zero, train_predict(model, test))
-    m = evaluate(model, test, "finetune-user", Adaptation(user=cfg, history=history))
+    m = evaluate(model, test, METHODS["finetune-user"](Adaptation(user=cfg, history=history)))
     assert m["latency_ms"] > 0 and m["auc"] != base["auc"]
 
 
@@ -244,7 +245,7 @@ def subnormals_kept() -> bool:
 def test_training_flushes_subnormals_and_gives_them_back(make_clicks, monkeypatch):
     """Subnormal Adam moments slow a late epoch 1.5x (benchmarks/RESULTS.md); flushing
     them is for the training loop only, not for the rest of the process."""
-    import duet.train as train_module
+    import duet.losses as losses_module
 
     seen = []
 
@@ -252,7 +253,7 @@ def test_training_flushes_subnormals_and_gives_them_back(make_clicks, monkeypatc
         seen.append(subnormals_kept())
         return weighted_loss(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "weighted_loss", recording)
+    monkeypatch.setattr(losses_module, "weighted_loss", recording)
     model = DeviceModel(sequence_umn("gru4rec", "base", NUM_ITEMS))
     assert subnormals_kept()
     train(model, make_clicks(rows=200, sessions=10), TrainConfig(epochs=1), progress=False)

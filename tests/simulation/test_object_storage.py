@@ -15,18 +15,12 @@ from actors.storage.sink import read_sessions
 from actors.storage.uris import exists, filesystem, read_bytes
 from simulation.cli import main
 
+from ..conftest import cli_exit
+
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
 
 ARGS = ["--num-cpus", "2", "--no-progress"]
-
-
-def exit_code(argv: list[str]) -> int:
-    """`duet-sim`'s exit status: a refused scenario exits 2 from inside the parser."""
-    try:
-        return main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
 
 
 def s3_world(s3, scenario_file, prepared, checkpoints, out: str):
@@ -83,9 +77,9 @@ def test_bad_uris_are_refused_before_anything_starts(
     s3, scenario_file, tmp_path, capsys, field, value, message
 ):
     path = scenario_file(**{field: value})
-    assert exit_code(["validate", str(path)]) == 2
+    assert cli_exit(["validate", str(path)]) == 2
     assert message in capsys.readouterr().err
-    assert exit_code(["run", str(path), *ARGS]) == 2
+    assert cli_exit(["run", str(path), *ARGS]) == 2
     assert not (tmp_path / "out").exists()
 
 
@@ -94,12 +88,12 @@ def test_a_uri_without_credentials_is_refused(s3, scenario_file, tmp_path, monke
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     path = scenario_file(output={"dir": s3.uri("run")})
-    assert exit_code(["validate", str(path)]) == 2
+    assert cli_exit(["validate", str(path)]) == 2
     assert "no AWS credentials" in capsys.readouterr().err
 
 
 def test_an_operators_bad_out_uri_is_refused(s3, scenario_file, capsys):
-    assert exit_code(["run", str(scenario_file()), "--out", "s3://no-such-bucket/x", *ARGS]) == 2
+    assert cli_exit(["run", str(scenario_file()), "--out", "s3://no-such-bucket/x", *ARGS]) == 2
     assert "--out: 's3://no-such-bucket/x': bucket 'no-such-bucket' not found" in (
         capsys.readouterr().err
     )

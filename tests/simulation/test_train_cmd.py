@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulation.cli import main
+from ..conftest import cli_exit
 
 
 @pytest.mark.parametrize(
@@ -28,8 +28,7 @@ def test_counts_below_their_minimum_are_refused_by_name(tmp_path, capsys, option
         option,
         value,
     ]
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    assert f"argument {option}: must be >= {minimum}, got {value}" in capsys.readouterr().err
+    assert cli_exit(argv) == 2
+    bound = f"{option}: Input should be greater than or equal to {minimum}"
+    assert capsys.readouterr().err == f"duet-sim train: error: {bound}\n"
     assert not out.exists()  # nothing prepared or trained

@@ -21,7 +21,7 @@ from actors.service.generator import GenerateBatchRequest, GeneratorCore, ShapeE
 from actors.service.generator_client import GeneratorClient, LocalGeneratorClient
 from actors.storage.rows import ROW_SCHEMA
 from actors.storage.sink import PartSink, flushed_sessions, read_sessions
-from duet.finetune import FinetuneConfig
+from duet.adaptation import FinetuneConfig
 from pipelines.shifts import build_shift, click_context
 
 METHODS = ("base", "duet", "finetune")
@@ -546,13 +546,13 @@ def test_a_device_that_never_got_parameters_keeps_asking_and_falls_back(world, t
 
 
 def test_a_plugin_method_runs_from_its_own_file(world, tmp_path):
-    """The README's example: registered by importing the module a scenario lists under
+    """docs/plugins.md's example: registered by importing the module a scenario lists under
     plugins:, then run by a fleet like any built-in, with duet's model and generator."""
-    from actors.devices.methods import METHODS as REGISTRY
-    from actors.devices.methods import import_plugins
+    from duet.method import METHODS
+    from duet.registry import load_plugins
 
-    import_plugins(["examples.methods.duet_blend"])
-    assert REGISTRY["duet-blend"].checkpoint == "duet"
+    load_plugins(["examples.plugins.duet_blend"])
+    assert METHODS["duet-blend"].trained_as() == "duet"
     models = world["models"]["din"]
     models.method_of["duet-blend"] = "duet-blend"
     run_fleet(
