@@ -1,27 +1,19 @@
-"""benchmarks/paper.py: cached cells are skipped, new ones are cached, and `write` fills the
-tables from whatever cells exist, marking the rest pending."""
+"""benchmarks/paper (`python -m benchmarks.paper`): cached cells are skipped, new ones are
+cached, and `write` fills the tables from whatever cells exist, marking the rest pending."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
 def paper():
-    # run as a script, benchmarks/ is on sys.path and paper.py imports its sibling modules
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("paper", ROOT / "benchmarks" / "paper.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["paper"] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    from benchmarks.paper import cli
+
+    return cli
 
 
 def fake_metrics(auc: float, backbone: str, method: str) -> dict:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paper_values import (
+from benchmarks.paper.values import (
     TABLE1_DELAY_MS,
     TABLE1_ML100K,
     TABLE1_ML100K_COST,
@@ -44,12 +44,11 @@ from paper_values import (
     paper_row,
     rel_gain,
 )
-
 from duet.names import ADAPTED_METHODS
 from pipelines.names import DATASETS, PROTOCOLS
 from simulation.paired_stats import paired_t
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "paper_results"
 RUNS = ROOT / "runs" / "paper"
 DOC = ROOT / "docs" / "results.md"
