@@ -1,7 +1,7 @@
 """The backbone and generator choices the click models train with by default, picked on
 ML-100K's validation split where our code and the authors' (HelloZicky/DUET) differ.
 
-`benchmarks/paper.py parity` trained each difference alone and in combinations (seed 0,
+`python -m benchmarks.paper parity` trained each difference alone and in combinations (seed 0,
 2 epochs, validation only: the test split was not read); docs/results.md ("Parity") has
 every number. Each (backbone, family) below takes the configuration with the best
 validation AUC among those tried, where the families are the base-trained models (base,

@@ -161,7 +161,7 @@ def test_duet_package_imports_only_torch_side_libraries():
 
 
 def test_the_authors_sasrec_has_their_parameter_count():
-    """With every choice of HelloZicky/DUET's SASRec (benchmarks/paper.py THEIRS_SASREC),
+    """With every choice of HelloZicky/DUET's SASRec (benchmarks/paper/parity.py THEIRS_SASREC),
     the model has their registered parameters, 125,696 on ML-100K's 1,682 items (measured
     on their code), less the 1,653 rows of their position table that no 30-click history
     reaches (their table has id_vocab rows, ours history_length): 125,696 - 1,653 x 32."""

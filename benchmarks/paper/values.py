@@ -1,5 +1,5 @@
-"""The paper's published numbers (Lv et al., WWW 2023, Tables 1-4), copied from
-../shared/PAPER.md, for the "paper" columns of docs/results.md.
+"""The paper's published numbers (Lv et al., WWW 2023, arXiv 2209.05227, Tables 1-4), for
+the "paper" columns of docs/results.md.
 
 Absolute values depend on each side's negatives and split; the comparable quantity is the
 relative gain over base (:func:`rel_gain`), which the tables put beside ours.
@@ -8,7 +8,7 @@ relative gain over base (:func:`rel_gain`), which the tables put beside ours.
 from __future__ import annotations
 
 # Table 1, ML-100K column: (backbone, variant) -> (AUC, std), in our variant names: the
-# paper's "fine-tuning" row is the per-user fine-tuning of its public code (PAPER.md), our
+# paper's "fine-tuning" row is the per-user fine-tuning of its public code, our
 # finetune-user; its DUET rows sit beside both our conditioning modes (see paper_row).
 TABLE1_ML100K: dict[tuple[str, str], tuple[float, float]] = {
     ("din", "base"): (0.8348, 0.0045),

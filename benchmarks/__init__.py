@@ -1,0 +1,1 @@
+"""Benchmarks and the paper's reproduction, each run as a module: ``python -m benchmarks.X``."""
