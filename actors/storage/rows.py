@@ -10,7 +10,7 @@ import pyarrow as pa
 
 
 class SessionRow(NamedTuple):
-    """One finished session of one method on one device (docs/scenarios.md "Rows" documents each)."""
+    """One session of one method on one device (docs/scenarios.md, "Rows", documents each)."""
 
     run_id: str
     scenario: str
