@@ -10,7 +10,7 @@ import pyarrow as pa
 
 
 class SessionRow(NamedTuple):
-    """One session of one method on one device (docs/scenarios.md, "Rows", documents each)."""
+    """One finished session of one method on one device (each column: docs/scenarios.md "Rows")."""
 
     run_id: str
     scenario: str
