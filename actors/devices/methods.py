@@ -6,7 +6,7 @@ fleet, the runner, the summary and the report read what they need from the class
 ask the cloud, which checkpoint does it score with, what does it cost on the device) and
 never branch on its name. A new method is one module with one ``@register_method`` class,
 named in the scenario's ``plugins:`` so it is imported before the methods are checked
-(README "Adding a method"; ``examples/methods/duet_blend.py`` is the worked example).
+(docs/methods.md, "Adding your own method"; ``examples/methods/duet_blend.py`` is the example).
 
 The built-ins are the paper's: ``base`` (the global model), ``finetune`` (k steps on the
 session's real-time clicks, on the device), ``hypernet`` (a generator that reads nothing),

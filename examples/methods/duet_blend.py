@@ -1,6 +1,6 @@
 """A new fleet method in one file: DUET's generated classifier blended with the global one.
 
-The README's "Adding a method" walks through it. ``duet-blend`` asks the cloud like
+docs/methods.md ("Adding your own method") walks through it. ``duet-blend`` asks the cloud like
 ``duet`` (same checkpoint, same generator, same request policies) and scores each session
 with ``alpha * generated + (1 - alpha) * global`` weights, a shrinkage towards the global
 model for devices whose few real-time clicks make the generated set noisy. Name the module

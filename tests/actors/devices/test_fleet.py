@@ -546,7 +546,7 @@ def test_a_device_that_never_got_parameters_keeps_asking_and_falls_back(world, t
 
 
 def test_a_plugin_method_runs_from_its_own_file(world, tmp_path):
-    """The README's example: registered by importing the module a scenario lists under
+    """docs/methods.md's example: registered by importing the module a scenario lists under
     plugins:, then run by a fleet like any built-in, with duet's model and generator."""
     from actors.devices.methods import METHODS as REGISTRY
     from actors.devices.methods import import_plugins
