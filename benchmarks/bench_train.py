@@ -37,9 +37,10 @@ from torch import Tensor
 
 from duet.builders import mobilenet_umn
 from duet.data import ClickSamples, ImageSamples, iterate_batches
+from duet.losses import weighted_loss
 from duet.model import DeviceModel
 from duet.sequence import SASRecBlock
-from duet.train import TrainConfig, weighted_loss
+from duet.train import TrainConfig
 
 
 def samples_per_s(step: Callable[[], int], steps: int) -> float:

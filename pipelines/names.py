@@ -39,8 +39,8 @@ IMAGE_CHANNELS = (1, 3)  # gray, or the gray plane repeated (the paper's 224x224
 # SessionOptions fields, "image" the image input. paper-ml100k is the authors' ML-100K as
 # their code's config implies it (PAPER.md: a 30-core filter leaves 720 users and 795
 # items, inside their 900-id vocabulary; history 30, sessions of 10 clicks, 1:4 train and
-# 1:100 test negatives); h10-r30 gives real-time clicks beyond the history (README
-# "Quality claim"); the image ones are CK+ inputs: 48x1 is CK+48 as distributed, 224x3 the
+# 1:100 test negatives); h10-r30 gives real-time clicks beyond the history
+# (docs/reproduction.md); the image ones are CK+ inputs: 48x1 is CK+48 as distributed, 224x3 the
 # paper's (Table 5), 112x3 the largest the CPU grid affords (docs/results.md).
 PROTOCOLS: dict[str, dict[str, dict[str, int]]] = {
     "paper-ml100k": {

@@ -271,7 +271,7 @@ class GeneratorSpec(Section):
     backoff_s: Annotated[float, Field(gt=0)] = 0.1  # doubles per retry
     deadline_s: Annotated[float, Field(gt=0)] = 30.0  # past this, fall back to the global head
     http_port: Annotated[int, Field(ge=1, le=65535)] | None = None  # None: handle only, no proxy
-    http_host: str = "127.0.0.1"  # the proxy's bind address; README "Deployment" before changing
+    http_host: str = "127.0.0.1"  # the proxy's bind address; docs/deployment.md before changing
 
 
 # ---- shifts, output, metrics -----------------------------------------------------------------

@@ -106,7 +106,7 @@ def _format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """The README's first command: one shared prepared dataset, three methods, one table."""
+    """`duet-sim demo` (docs/methods.md): one shared prepared dataset, three methods, one table."""
     from pipelines.prepare import prepare
 
     data = args.out / "data"

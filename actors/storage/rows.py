@@ -10,7 +10,7 @@ import pyarrow as pa
 
 
 class SessionRow(NamedTuple):
-    """One finished session of one method on one device (README "Rows" documents each)."""
+    """One finished session of one method on one device (each column: docs/scenarios.md "Rows")."""
 
     run_id: str
     scenario: str

@@ -1,4 +1,4 @@
-"""The README's quality claim, measured the way a user would: `duet-sim train` with the
+"""The quality claim of docs/reproduction.md, measured as a user would: `duet-sim train` with the
 default epochs on the embedded synthetic-clicks data, base vs duet, seeds 0-2.
 
 synthetic-clicks is built so that the real-time window reveals a persistent taste the
@@ -16,7 +16,7 @@ from pipelines.prepare import prepare
 from simulation.cli import main
 
 SEEDS = (0, 1, 2)
-# README "Quality claim": mean test AUC of duet minus base over seeds 0-2 is at least this
+# docs/reproduction.md "Quality claim": mean test AUC of duet minus base, seeds 0-2, is at least
 MARGIN = 0.01
 
 

@@ -61,7 +61,7 @@ CASES = [pytest.param(p, id=p.stem) for p in CORPUS] + [pytest.param(k, id=k) fo
 
 
 def corpus_size() -> int:
-    """Bad scenarios tried (README "Reliability" table)."""
+    """Bad scenarios tried (docs/reliability.md, "Bad input")."""
     return len(CASES)
 
 
