@@ -715,13 +715,13 @@ def cmd_linear_floor(args: argparse.Namespace) -> int:
 def transfer_rows(served) -> list[dict[str, Any]]:
     """Upload (raw vs embedding) and download bytes of one device request and their delays.
 
-    Sizes follow the generator's wire accounting (actors/service/generator.py): raw clicks are int32
-    item ids, a raw image is one float32 frame, embeddings are float32 (R, input_dim); the
+    Sizes follow the generator's wire accounting (actors/service/validation.py): raw clicks are
+    int32 item ids, a raw image is one float32 frame, embeddings are float32 (R, input_dim); the
     download is the dynamic layers in float32 (``param_bytes``). Delays are the fleet's
     ``bytes / bandwidth + RTT`` per network class (actors/devices/profiles.py).
     """
     from actors.devices.profiles import NETWORK_CLASSES
-    from actors.service.generator import param_bytes
+    from actors.service.served import param_bytes
 
     R = served.max_samples
     raw = 4 * math.prod(served.image_shape) if served.kind == "images" else 4 * R
@@ -757,7 +757,7 @@ def size_checkpoint(dataset: str, backbone: str, data: Path, out: Path) -> Path:
 
 
 def cmd_table3(args: argparse.Namespace) -> int:
-    from actors.service.generator import load_served_model
+    from actors.service.served import load_served_model
 
     sources = [(args.dataset, b) for b in CLICK_BACKBONES]
     sources += [("ckplus", b) for b in IMAGE_BACKBONES]

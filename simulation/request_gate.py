@@ -54,7 +54,7 @@ def fit_gate(
     """Train (or reload from ``path``) the gate of a learned policy for one checkpoint."""
     from actors.devices.ondevice import DeviceModels
     from actors.devices.replay import load_replays, replayable_users
-    from actors.service.generator import weights_version
+    from actors.service.served import weights_version
     from actors.storage.uris import materialize
     from duet.finetune import FinetuneConfig
 

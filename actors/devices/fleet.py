@@ -50,8 +50,9 @@ from actors.devices.ondevice import Costs, DeviceModels, NumpyParams, SessionSco
 from actors.devices.policies import Always, CacheState, Decision, Gate, RequestPolicy, drift_score
 from actors.devices.profiles import DeviceProfile, NetworkClass
 from actors.devices.replay import Replay, ReplaySource, click_rows
-from actors.service.generator import GenerateBatchRequest, GenerateBatchResponse, GeneratorError
+from actors.service.errors import GeneratorError
 from actors.service.generator_client import GeneratorClient
+from actors.service.messages import GenerateBatchRequest, GenerateBatchResponse
 from actors.storage.rows import SessionRow
 from actors.storage.sink import PartSink
 from pipelines.shifts import ClickSession, ShiftContext, session_rng

@@ -16,7 +16,7 @@ import pytest
 
 from actors.devices.fleet import FleetConfig, GeneratorGateway, RetryPolicy
 from actors.devices.profiles import COMPUTE_TIERS, NETWORK_CLASSES
-from actors.service.generator import GenerateBatchRequest, GenerateRequest
+from actors.service.messages import GenerateBatchRequest, GenerateRequest
 
 from .faults import free_port
 
