@@ -152,7 +152,7 @@ class GeneratorCore:
 
 
 def _encode(
-    served: ServedModel, group: list[Prepared]
+    served: ServedModel, group: Sequence[Prepared]
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Generator inputs for every row of ``group``: raw uploads run `device_inputs` once per
     mode; uploads of different widths are left-padded to the widest."""
