@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from actors.service.generator import GenerateBatchRequest, GenerateRequest, GeneratorCore
+from actors.service.generator import GeneratorCore
+from actors.service.messages import GenerateBatchRequest, GenerateRequest
 from duet.builders import mobilenet_umn, sequence_umn
 from duet.checkpoint import save_checkpoint
 from duet.model import DeviceModel

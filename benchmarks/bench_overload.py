@@ -50,7 +50,7 @@ from actors.observability.serve_memory import (
     serve_processes,
 )
 from actors.service import wire
-from actors.service.generator import GenerateRequest
+from actors.service.messages import GenerateRequest
 from actors.service.serve_app import MAX_ONGOING_REQUESTS, MAX_QUEUED_REQUESTS, build_app
 from duet.builders import mobilenet_umn
 from duet.checkpoint import save_checkpoint

@@ -54,7 +54,7 @@ def fit_gate(
     """Train (or reload from ``path``) the gate of a learned policy for one checkpoint."""
     from actors.devices.ondevice import DeviceModels
     from actors.devices.replay import load_replays, replayable_users
-    from actors.service.generator import weights_version
+    from actors.service.served import weights_version
     from actors.storage.uris import materialize
     from duet.adaptation import FinetuneConfig
 
@@ -134,7 +134,7 @@ def _pairs(per_user: Sequence[Sequence], count: int, seed: int) -> list[tuple]:
 def _generate(models, model, replays: Sequence) -> tuple[list[_Set], list[np.ndarray | None]]:
     """What the cloud generates for each replay's real-time samples, and the device's
     fingerprint of them."""
-    from actors.devices.fleet import realtime_input
+    from actors.devices.policy_cache import realtime_input
 
     realtime = torch.cat([realtime_input(r.session) for r in replays])
     emb, mask = model.device_inputs(realtime)
@@ -171,7 +171,7 @@ def _logistic(X: np.ndarray, y: np.ndarray, steps: int = 50) -> np.ndarray:
 
 def _upload_shape(models, replays: Sequence) -> tuple[int, int]:
     """(real-time samples, embedding width) of one session's fingerprint: the gate's work."""
-    from actors.devices.fleet import realtime_input
+    from actors.devices.policy_cache import realtime_input
 
     emb, _ = models.embed("gate", realtime_input(replays[0].session))
     return int(emb.shape[1]), int(emb.shape[2])

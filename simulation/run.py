@@ -346,8 +346,9 @@ class Runner:
             self.actors.append(actor.remote(self._setups[-1]))
 
     def _fleet_setup(self, index: int, devices: list[DeviceProfile]):
-        from actors.devices.fleet import FleetConfig, RetryPolicy, ShiftPlan
+        from actors.devices.config import FleetConfig, RetryPolicy
         from actors.devices.fleet_actor import FleetSetup
+        from actors.devices.shifts import ShiftPlan
         from actors.observability.metrics_actor import ExporterClient
         from duet.adaptation import FinetuneConfig
         from pipelines.shifts import build_shift

@@ -16,10 +16,12 @@ from pathlib import Path
 import pyarrow as pa
 import ray
 
-from actors.devices.fleet import Fleet, FleetConfig, FleetProgress, ShiftPlan
+from actors.devices.config import FleetConfig
+from actors.devices.fleet import Fleet, FleetProgress
 from actors.devices.ondevice import DeviceModels
 from actors.devices.profiles import DeviceProfile
 from actors.devices.replay import load_replays
+from actors.devices.shifts import ShiftPlan
 from actors.observability.metrics_actor import ExporterClient
 from actors.service.generator_client import GeneratorClient, ServeGeneratorClient
 from actors.storage.sink import PartSink, fleet_dir, flushed_sessions

@@ -59,7 +59,7 @@ class Costs:
 
 
 class Received(Protocol):
-    """What a device got from the generator for one session (actors.devices.fleet.Generated):
+    """What a device got from the generator for one session (actors.devices.gateway.Generated):
     one parameter set, or with ``sent`` one per impression (positions where it is True)."""
 
     params: NumpyParams | None

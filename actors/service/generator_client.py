@@ -1,7 +1,8 @@
 """`GeneratorClient`: how the fleet and tests get parameters, in-process or through Ray Serve.
 
-Both implementations take and return the dataclasses of actors/service/generator.py and raise its
-`GeneratorError` subclasses, so a caller never sees which one it holds (STYLE item 10).
+Both implementations take and return the dataclasses of actors/service/messages.py and raise
+the `GeneratorError` subclasses of actors/service/errors.py, so a caller never sees which one
+it holds.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from actors.service.generator import (
+from actors.service.generator import GeneratorCore
+from actors.service.messages import (
     GenerateBatchRequest,
     GenerateBatchResponse,
     GenerateRequest,
     GenerateResponse,
-    GeneratorCore,
 )
 
 RAY_HINT = "Ray Serve is not installed: pip install 'duet-sim[ray]' (ray[serve]==2.60.0)"

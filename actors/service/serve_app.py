@@ -1,6 +1,6 @@
 """The DUET generator as a Ray Serve application: handle methods, HTTP ingress, batching.
 
-The deployment only builds a `GeneratorCore` and delegates (STYLE item 9). Endpoints:
+The deployment only builds a `GeneratorCore` and delegates. Endpoints:
 
     POST /v1/generate   JSON or binary frame (actors/service/wire.py documents both); the
                         response uses the request's encoding unless ``Accept`` names the other
@@ -43,17 +43,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from actors.service import wire
-from actors.service.generator import (
+from actors.service.errors import (
     BodyTooLargeError,
-    GenerateBatchRequest,
-    GenerateBatchResponse,
-    GenerateRequest,
-    GenerateResponse,
-    GeneratorCore,
     GeneratorError,
     MalformedRequestError,
     UnsupportedMediaTypeError,
 )
+from actors.service.generator import GeneratorCore
+from actors.service.messages import (
+    GenerateBatchRequest,
+    GenerateBatchResponse,
+    GenerateRequest,
+    GenerateResponse,
+)
+from actors.service.validation import prepare
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +118,7 @@ class DuetGenerator:
             GeneratorError: the request is invalid (validated before it joins a batch, so a
                 bad request never fails its batch-mates).
         """
-        prepared = self.core.prepare(_as_request(request))
+        prepared = prepare(self.core.models, _as_request(request))
         return await self._generate_batch(prepared)
 
     async def generate_many(
@@ -134,9 +137,8 @@ class DuetGenerator:
         good, prepared = [], []
         for i, r in enumerate(requests):
             try:
-                prepared.append(
-                    self.core.prepare(_as_request(r, f"requests[{i}]."), f"requests[{i}].")
-                )
+                where = f"requests[{i}]."
+                prepared.append(prepare(self.core.models, _as_request(r, where), where))
                 good.append(i)
             except GeneratorError as e:
                 if not return_exceptions:

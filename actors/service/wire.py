@@ -37,12 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from actors.service.generator import (
-    GenerateRequest,
-    GenerateResponse,
-    GeneratorError,
-    MalformedRequestError,
-)
+from actors.service.errors import GeneratorError, MalformedRequestError
+from actors.service.messages import GenerateRequest, GenerateResponse
 
 JSON_TYPE = "application/json"
 FRAME_TYPE = "application/x-duet-frame"

@@ -24,7 +24,7 @@ def transfer_rows(served) -> list[dict[str, Any]]:
     ``bytes / bandwidth + RTT`` per network class (actors/devices/profiles.py).
     """
     from actors.devices.profiles import NETWORK_CLASSES
-    from actors.service.generator import param_bytes
+    from actors.service.served import param_bytes
 
     R = served.max_samples
     raw = 4 * math.prod(served.image_shape) if served.kind == "images" else 4 * R
@@ -62,7 +62,7 @@ def size_checkpoint(dataset: str, backbone: str, data: Path, out: Path) -> Path:
 def write_table3(clicks: str, data_dir: Path | None, results: Path, runs: Path) -> None:
     """Table 3's rows of every click backbone on Table 1's dataset ``clicks`` and of every
     CK+ backbone, at Table 2's input."""
-    from actors.service.generator import load_served_model
+    from actors.service.served import load_served_model
 
     sources = [(clicks, b) for b in CLICK_BACKBONES]
     sources += [("ckplus", b) for b in IMAGE_BACKBONES]

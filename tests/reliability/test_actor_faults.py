@@ -9,7 +9,7 @@ import time
 import polars as pl
 import pytest
 
-from actors.service.generator import GenerateRequest
+from actors.service.messages import GenerateRequest
 from simulation.run import Runner
 from simulation.scenario import load_scenario
 

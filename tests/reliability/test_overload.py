@@ -14,9 +14,10 @@ import time
 import numpy as np
 import pytest
 
-from actors.devices.fleet import FleetConfig, GeneratorGateway, RetryPolicy
+from actors.devices.config import FleetConfig, RetryPolicy
+from actors.devices.gateway import GeneratorGateway
 from actors.devices.profiles import COMPUTE_TIERS, NETWORK_CLASSES
-from actors.service.generator import GenerateBatchRequest, GenerateRequest
+from actors.service.messages import GenerateBatchRequest, GenerateRequest
 
 from .faults import free_port
 

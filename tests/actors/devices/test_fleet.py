@@ -11,14 +11,19 @@ import numpy as np
 import polars as pl
 import pytest
 
-from actors.devices.fleet import Fleet, FleetConfig, Generated, RetryPolicy, ShiftPlan
+from actors.devices.config import FleetConfig, RetryPolicy
+from actors.devices.fleet import Fleet
+from actors.devices.gateway import Generated
 from actors.devices.ondevice import DeviceModels
 from actors.devices.policies import Drift, EveryK
 from actors.devices.profiles import COMPUTE_TIERS, NETWORK_CLASSES, sample_profiles
 from actors.devices.replay import in_memory, load_replays, replayable_users
+from actors.devices.shifts import ShiftPlan
 from actors.observability.metrics import MetricsRecorder
-from actors.service.generator import GenerateBatchRequest, GeneratorCore, ShapeError
+from actors.service.errors import ShapeError
+from actors.service.generator import GeneratorCore
 from actors.service.generator_client import GeneratorClient, LocalGeneratorClient
+from actors.service.messages import GenerateBatchRequest
 from actors.storage.rows import ROW_SCHEMA
 from actors.storage.sink import PartSink, flushed_sessions, read_sessions
 from duet.adaptation import FinetuneConfig

@@ -7,19 +7,20 @@ import pytest
 import torch
 
 from actors.service import wire
-from actors.service.generator import (
+from actors.service.errors import (
     DtypeError,
-    GenerateRequest,
-    GeneratorCore,
     MalformedRequestError,
     NonFiniteError,
     SampleCountError,
     ShapeError,
     UnknownModelError,
     VocabularyError,
-    load_served_model,
 )
+from actors.service.generator import GeneratorCore
 from actors.service.generator_client import LocalGeneratorClient
+from actors.service.messages import GenerateRequest
+from actors.service.served import load_served_model
+from actors.service.validation import prepare
 from duet.checkpoint import load_checkpoint
 
 from .conftest import CLICK_KEY, HYPER_KEY, IMAGE_KEY, NUM_ITEMS, REALTIME_SIZE
@@ -128,9 +129,9 @@ def test_bad_requests_raise_typed_errors(core, fields, error, field):
 
 def test_bad_image_requests(core):
     with pytest.raises(ShapeError, match=r"\(1, 48, 48\)"):
-        core.prepare(GenerateRequest("d", IMAGE_KEY, pixels=np.zeros((3, 48, 48))))
+        prepare(core.models, GenerateRequest("d", IMAGE_KEY, pixels=np.zeros((3, 48, 48))))
     with pytest.raises(NonFiniteError):
-        core.prepare(GenerateRequest("d", IMAGE_KEY, pixels=np.full((1, 48, 48), np.nan)))
+        prepare(core.models, GenerateRequest("d", IMAGE_KEY, pixels=np.full((1, 48, 48), np.nan)))
 
 
 def test_from_json_refuses_unknown_and_missing_fields():
@@ -183,7 +184,7 @@ def test_bad_frames(body):
 
 
 def test_columnar_batch_matches_single_requests(core, checkpoints):
-    from actors.service.generator import GenerateBatchRequest
+    from actors.service.messages import GenerateBatchRequest
 
     rows = np.array([[0, 0, 4, 9, 2], [1, 2, 3, 4, 5], [0, 0, 0, 0, 7]])
     batch = core.generate_batch(GenerateBatchRequest(["a", "b", "c"], CLICK_KEY, items=rows))
@@ -219,7 +220,7 @@ def test_columnar_batch_matches_single_requests(core, checkpoints):
     ],
 )
 def test_columnar_batch_errors_name_the_row(core, fields, error, field):
-    from actors.service.generator import GenerateBatchRequest
+    from actors.service.messages import GenerateBatchRequest
 
     with pytest.raises(error) as info:
         core.generate_batch(
@@ -231,7 +232,7 @@ def test_columnar_batch_errors_name_the_row(core, fields, error, field):
 def test_batch_response_is_one_flat_buffer(core):
     """W0, b0, W1, b1 back to back per device row; params, split and torch_params are views or
     float32 copies of it, and float16 is the float32 result rounded."""
-    from actors.service.generator import GenerateBatchRequest
+    from actors.service.messages import GenerateBatchRequest
 
     rows = np.array([[0, 4, 9, 2], [1, 2, 3, 4]])
     f32, f16 = (
@@ -263,11 +264,11 @@ def test_batch_response_is_one_flat_buffer(core):
 def test_a_single_request_is_checked_as_a_batch_of_one(core, fields, error):
     """One validation path: a request and the columnar batch of its one row raise the same
     error with the same message, the batch naming the row."""
-    from actors.service.generator import GenerateBatchRequest
+    from actors.service.messages import GenerateBatchRequest
 
     [(name, value)] = fields.items()
     with pytest.raises(error) as one:
-        core.prepare(GenerateRequest("d", CLICK_KEY, **fields))
+        prepare(core.models, GenerateRequest("d", CLICK_KEY, **fields))
     with pytest.raises(error) as batch:
         core.generate_batch(
             GenerateBatchRequest(["d"], CLICK_KEY, **{name: np.asarray(value)[None]})

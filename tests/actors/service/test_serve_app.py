@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors.service import wire
-from actors.service.generator import GenerateRequest, GeneratorError
+from actors.service.errors import GeneratorError
+from actors.service.messages import GenerateRequest
 from duet.checkpoint import load_checkpoint
 
 from .conftest import CLICK_KEY, HYPER_KEY, IMAGE_KEY, NUM_ITEMS, REALTIME_SIZE
@@ -130,7 +131,7 @@ def test_handle_single_batch_and_client(app, reference):
     assert [r.device_id for r in many] == [r.device_id for r in reqs]
     assert_params(many[0].params, reference, "float16")
     assert many[-1].model_key == IMAGE_KEY and many[0].batch_size == 5
-    from actors.service.generator import GenerateBatchRequest
+    from actors.service.messages import GenerateBatchRequest
 
     stacked = handle.generate_batch.remote(
         GenerateBatchRequest(["c0", "c1"], CLICK_KEY, items=np.array([ITEMS, ITEMS]))
