@@ -21,7 +21,6 @@ Output directory (``OUT``):
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import logging
 import os
@@ -30,34 +29,17 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-import polars as pl
-
 from actors.devices.methods import method_class
 from actors.devices.profiles import COMPUTE_TIERS, MB, NETWORK_CLASSES, DeviceProfile, NetworkClass
-from actors.storage.uris import (
-    LocationError,
-    check_uri,
-    exists,
-    filesystem,
-    is_uri,
-    join,
-    materialize,
-    publish,
-    read_bytes,
-    staging_dir,
-    write_bytes,
-)
+from actors.storage.uris import exists, join, materialize, publish
+from simulation.errors import RunError
 from simulation.fleet_plan import plan_fleets
-from simulation.run_dir import RunDirectory, RunDirError
+from simulation.run_dir import RunDirectory, output_location, scenario_location
 from simulation.scenario import Scenario, resolve_path, synthetic_config_class
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5  # progress refresh
-
-
-class RunError(RuntimeError):
-    """A run that cannot start or finish, with the reason and what to do."""
 
 
 class Runner:
@@ -91,33 +73,21 @@ class Runner:
         verbose: bool = False,
     ):
         self.scenario = scenario
-        # where the run's results go (a folder or a URI), and the local folder it works in:
-        # the same folder, or for a URI a staging folder of this machine
-        # the scenario's location was checked when it loaded; the operator's --out is here
-        self.output = _location(scenario.output.dir) if out is None else _output_location(out)
-        self.remote = is_uri(self.output)
-        self.out = staging_dir(self.output) if self.remote else Path(self.output)
-        self.sessions = join(self.output, "sessions")
         self.resume, self.address, self.num_cpus = resume, address, num_cpus
         self.progress, self.verbose = progress, verbose
         self.console: TextIO = sys.stdout  # our output while Ray runs (simulation/ray_logs.py)
-        try:
-            self.run_dir = RunDirectory(self.output, self._dump_scenario(), scenario.name, resume)
-        except RunDirError as exc:
-            raise RunError(str(exc)) from None
+        # the scenario's location was checked when it loaded; the operator's --out is here
+        output = scenario_location(scenario.output.dir) if out is None else output_location(out)
+        dump = scenario.model_dump(mode="json")
+        self.run_dir = RunDirectory(output, dump, scenario.name, resume)
         self.run_id = self.run_dir.run_id
-        if self.remote and not resume:  # a staging folder left by an older run of this URI
-            import shutil
-
-            shutil.rmtree(self.out, ignore_errors=True)
+        self.output, self.out, self.sessions = output, self.run_dir.out, self.run_dir.sessions
+        self.remote = self.run_dir.remote
         self._started_ray = False
         self._app_name: str | None = None
         self._exporter: Any = None  # the metrics exporter's actor handle, when metrics are on
         self.actors: list[Any] = []
         self._setups: list[Any] = []  # ObjectRefs of the actors' FleetSetup
-
-    def _dump_scenario(self) -> dict[str, Any]:
-        return self.scenario.model_dump(mode="json")
 
     # ---- setup -------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -126,8 +96,7 @@ class Runner:
 
     def prepare(self) -> None:
         """Everything before Ray: the output directory, the data, the trained checkpoints."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.run_dir.write_scenario()
+        self.run_dir.create()
         self.prepared = self._setup_data()
         self.checkpoints = self._setup_models()
         self.gates = self._train_gates()
@@ -145,7 +114,7 @@ class Runner:
 
         spec = self.scenario.data
         if spec.prepared is not None:
-            self.prepared_location = _location(spec.prepared)
+            self.prepared_location = scenario_location(spec.prepared)
             path = materialize(self.prepared_location)  # a URI: copied to this node's cache
             meta = verify_prepared(path)
             if meta["dataset"] != spec.dataset:
@@ -220,7 +189,7 @@ class Runner:
                     ).run()
                 if given is None:
                     publish(path, published)  # where every node reads it
-                location = _location(given) if given else published
+                location = scenario_location(given) if given else published
                 _check_checkpoint(materialize(location), backbone, trained, method.condition)
                 paths[name] = location
             out[backbone] = {name: paths[owner[name]] for name in owner}
@@ -498,11 +467,9 @@ class Runner:
         bar.set_postfix(auc, refresh=False)
 
     def _summary(self, wall_s: float, simulated: int) -> dict[str, Any]:
-        from actors.storage.sink import read_sessions
         from simulation.run_summary import summarize
 
-        rows = pl.DataFrame(read_sessions(self.sessions))
-        devices = pl.read_parquet(io.BytesIO(read_bytes(join(self.output, "devices.parquet"))))
+        rows, devices = self.run_dir.read_rows()
         shifts = [s.model_dump() for s in self.scenario.shifts]
         summary = {
             "run_id": self.run_id,
@@ -526,29 +493,8 @@ class Runner:
                 for path in sorted((self.out / "models").glob("gate-*.json"))
             },
         }
-        text = json.dumps(summary, indent=2, allow_nan=True) + "\n"
-        write_bytes(join(self.output, "summary.json"), text.encode())
+        self.run_dir.write_summary(summary)
         return summary
-
-    def report_dir(self) -> Path:
-        """A local folder holding the run's rows and summary, to draw the report in: the
-        output itself, or for a URI the staging folder, with the rows copied there."""
-        if self.remote:
-            import shutil
-
-            import pyarrow.fs as pafs
-
-            shutil.rmtree(self.out / "sessions", ignore_errors=True)
-            fs, path = filesystem(self.sessions)
-            pafs.copy_files(path, str(self.out / "sessions"), source_filesystem=fs)
-            (self.out / "summary.json").write_bytes(read_bytes(join(self.output, "summary.json")))
-        return self.out
-
-    def publish_report(self) -> None:
-        """The report drawn in `report_dir`, copied to a URI output (nothing for a folder)."""
-        if self.remote:
-            publish(self.out / "report.md", join(self.output, "report.md"))
-            publish(self.out / "report", join(self.output, "report"))
 
     # ---- cleanup -------------------------------------------------------------------------------
     def cleanup(self) -> None:
@@ -571,23 +517,6 @@ class Runner:
 
                 serve.shutdown()
             ray.shutdown()
-
-
-def _output_location(value: str | Path) -> str:
-    """``--out`` or ``output.dir`` as a location: a URI as is, a folder resolved (``--out``
-    is the operator's choice, not confined to the scenario's roots)."""
-    text = str(value)
-    if not is_uri(text):
-        return str(Path(text).resolve())
-    try:
-        return check_uri(text, must_exist=False)
-    except LocationError as exc:
-        raise RunError(f"--out: {exc}") from None
-
-
-def _location(value: str) -> str:
-    """A scenario location as the actors get it: a URI as is, a local path resolved."""
-    return value if is_uri(value) else str(resolve_path(value))
 
 
 def _same_data(meta: dict[str, Any], options, seed: int, synthetic, image: dict[str, int]) -> bool:
