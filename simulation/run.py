@@ -20,8 +20,6 @@ Output directory (``OUT``):
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
 import sys
@@ -29,13 +27,12 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from actors.devices.methods import method_class
 from actors.devices.profiles import COMPUTE_TIERS, MB, NETWORK_CLASSES, DeviceProfile, NetworkClass
-from actors.storage.uris import exists, join, materialize, publish
+from simulation.artifacts import ArtifactDir, build_artifacts
 from simulation.errors import RunError
 from simulation.fleet_plan import plan_fleets
 from simulation.run_dir import RunDirectory, output_location, scenario_location
-from simulation.scenario import Scenario, resolve_path, synthetic_config_class
+from simulation.scenario import Scenario
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +79,7 @@ class Runner:
         self.run_dir = RunDirectory(output, dump, scenario.name, resume)
         self.run_id = self.run_dir.run_id
         self.output, self.out, self.sessions = output, self.run_dir.out, self.run_dir.sessions
-        self.remote = self.run_dir.remote
+        self.artifact_dir = ArtifactDir(self.out, output, progress=progress)
         self._started_ray = False
         self._app_name: str | None = None
         self._exporter: Any = None  # the metrics exporter's actor handle, when metrics are on
@@ -97,9 +94,7 @@ class Runner:
     def prepare(self) -> None:
         """Everything before Ray: the output directory, the data, the trained checkpoints."""
         self.run_dir.create()
-        self.prepared = self._setup_data()
-        self.checkpoints = self._setup_models()
-        self.gates = self._train_gates()
+        self.artifacts = build_artifacts(self.scenario, self.artifact_dir)
 
     def start(self) -> None:
         """Ray, the metrics exporter, the generator and the fleets (after :meth:`prepare`)."""
@@ -107,115 +102,6 @@ class Runner:
         self._setup_metrics()
         self._setup_generator()
         self._setup_fleet()
-
-    def _setup_data(self) -> Path:
-        from pipelines.prepare import default_options, prepare
-        from pipelines.tensors import verify_prepared
-
-        spec = self.scenario.data
-        if spec.prepared is not None:
-            self.prepared_location = scenario_location(spec.prepared)
-            path = materialize(self.prepared_location)  # a URI: copied to this node's cache
-            meta = verify_prepared(path)
-            if meta["dataset"] != spec.dataset:
-                raise RunError(
-                    f"data.prepared {spec.prepared} holds {meta['dataset']}, not {spec.dataset}"
-                )
-            return path
-        path = self.out / "data"
-        self.prepared_location = join(self.output, "data")
-        if self.remote and exists(join(self.prepared_location, "meta.json")):
-            path = materialize(self.prepared_location)  # prepared by an earlier try
-        given: dict[str, Any] = dict(spec.options)
-        options = dataclasses.replace(default_options(spec.dataset), **given)
-        config_cls = synthetic_config_class(spec.dataset)
-        config = config_cls(**spec.synthetic) if config_cls else None
-        image = {"image_size": spec.image_size, "image_channels": spec.image_channels}
-        if (path / "meta.json").is_file() and _same_data(
-            verify_prepared(path), options, spec.seed, config, image
-        ):
-            return path
-        print(f"preparing {spec.dataset} -> {path}", flush=True)
-        kwargs = (
-            {"clicks_config" if spec.dataset == "synthetic-clicks" else "video_config": config}
-            if config
-            else {}
-        )
-        data_dir = resolve_path(spec.data_dir) if spec.data_dir else None
-        if self.scenario.kind == "images":
-            kwargs |= image
-        prepare(spec.dataset, path, data_dir=data_dir, options=options, seed=spec.seed, **kwargs)
-        publish(path, self.prepared_location)  # where every node reads it
-        return path
-
-    def _setup_models(self) -> dict[str, dict[str, str]]:
-        """backbone -> method name -> checkpoint dir. One checkpoint per distinct trained
-        model (`Scenario.model_owner`: ``finetune`` scores with base's, a policy variant of
-        ``duet`` with duet's), trained unless given or already in ``OUT/models``."""
-        from simulation.train_recipe import TrainOptions, TrainRecipe
-
-        spec = self.scenario.model
-        owner = self.scenario.model_owner
-        methods = {m.name: m for m in self.scenario.methods}
-        out: dict[str, dict[str, str]] = {}
-        for backbone in spec.backbones:
-            paths: dict[str, str] = {}
-            for name in dict.fromkeys(owner.values()):
-                method = methods[name]
-                trained = method_class(method.method).checkpoint
-                given = spec.checkpoints.get(f"{backbone}/{name}")
-                path = self.out / "models" / f"{backbone}-{name}"
-                published = join(self.output, "models", f"{backbone}-{name}")
-                if given is None and self.remote and exists(join(published, "metrics.json")):
-                    path = materialize(published)  # trained by an earlier try of this run
-                if given is None and not (path / "metrics.json").is_file():
-                    print(f"training {backbone}/{name} -> {path}", flush=True)
-                    t = spec.train
-                    options = {k: v for k, v in t.model_dump().items() if v is not None}
-                    if method.neck is not None:
-                        options["neck"] = method.neck
-                    TrainRecipe(
-                        TrainOptions(
-                            self.scenario.data.dataset,
-                            backbone,
-                            trained,
-                            prepared=self.prepared,
-                            progress=self.progress,
-                            finetune_steps=spec.finetune_steps,
-                            condition=method.condition,
-                            **options,
-                        ),
-                        path,
-                    ).run()
-                if given is None:
-                    publish(path, published)  # where every node reads it
-                location = scenario_location(given) if given else published
-                _check_checkpoint(materialize(location), backbone, trained, method.condition)
-                paths[name] = location
-            out[backbone] = {name: paths[owner[name]] for name in owner}
-        return out
-
-    def _train_gates(self) -> dict[str, Any]:
-        """The learned policies' gates, trained in the cloud on the training sessions before
-        any device plays (simulation/request_gate.py), or reused from ``OUT/models``."""
-        from simulation.request_gate import fit_gate
-
-        gates = {}
-        for name, policy in self.scenario.policies.items():
-            if policy.type != "learned":
-                continue
-            for backbone, ckpts in self.checkpoints.items():
-                path = self.out / "models" / f"gate-{backbone}-{name}.json"
-                gates[f"{backbone}/{name}"] = fit_gate(
-                    self.prepared,
-                    ckpts["base"],
-                    ckpts[name],
-                    policy,
-                    path,
-                    seed=self.scenario.seed,
-                    progress=self.progress,
-                )
-        return gates
 
     def _setup_ray(self) -> None:
         import ray
@@ -258,13 +144,13 @@ class Runner:
         owner, generated = self.scenario.model_owner, self.scenario.policies
         cells = {
             f"{b}/{owner[m]}": ckpts[m]
-            for b, ckpts in self.checkpoints.items()
+            for b, ckpts in self.artifacts.checkpoints.items()
             for m in ckpts
             if m in generated
         }
         # every generated name asks the model of its owner: one deployment per checkpoint
         self.model_keys = {
-            f"{b}/{m}": f"{b}/{owner[m]}" for b in self.checkpoints for m in generated
+            f"{b}/{m}": f"{b}/{owner[m]}" for b in self.artifacts.checkpoints for m in generated
         }
         if not cells:
             return
@@ -292,10 +178,11 @@ class Runner:
         from actors.devices.fleet_actor import FleetActor
         from actors.devices.replay import replayable_users
 
+        prepared = self.artifacts.data.path
         try:
-            self.plan = plan_fleets(self.scenario, replayable_users(self.prepared).tolist())
+            self.plan = plan_fleets(self.scenario, replayable_users(prepared).tolist())
         except ValueError as exc:
-            raise RunError(f"{self.prepared}: {exc}") from None
+            raise RunError(f"{prepared}: {exc}") from None
         self.profiles = list(self.plan.devices)
         self.expected = self.plan.expected(self.scenario.method_names)
         self.run_dir.write_devices(self.plan)
@@ -334,7 +221,7 @@ class Runner:
             methods=tuple(s.method_names),
             method_of=s.method_of,
             policies=s.policies,
-            gates=self.gates,
+            gates=self.artifacts.gates,
             sessions_per_device=s.fleet.sessions_per_device,
             model_keys=self.model_keys,
             network_classes=networks,
@@ -362,8 +249,8 @@ class Runner:
             index=index,
             config=config,
             devices=devices,
-            prepared_dir=self.prepared_location,
-            checkpoints=self.checkpoints,
+            prepared_dir=self.artifacts.data.location,
+            checkpoints=self.artifacts.checkpoints,
             sessions_dir=self.sessions,
             finetune=FinetuneConfig(
                 steps=s.model.finetune_steps, lr=s.model.finetune_lr, seed=s.seed
@@ -488,10 +375,7 @@ class Runner:
                 metric="auc" if self.scenario.kind == "clicks" else "accuracy",
                 references=self.scenario.policy_references,
             ),
-            "request_gates": {
-                path.stem.removeprefix("gate-"): json.loads(path.read_text())
-                for path in sorted((self.out / "models").glob("gate-*.json"))
-            },
+            "request_gates": self.artifact_dir.gate_reports(),
         }
         self.run_dir.write_summary(summary)
         return summary
@@ -517,32 +401,3 @@ class Runner:
 
                 serve.shutdown()
             ray.shutdown()
-
-
-def _same_data(meta: dict[str, Any], options, seed: int, synthetic, image: dict[str, int]) -> bool:
-    """A prepared dir in OUT can be reused if it was prepared with the same protocol."""
-    same = meta.get("options") == dataclasses.asdict(options) and meta.get("seed") == seed
-    if meta.get("kind") == "images" and meta.get("synthetic") is None:
-        same &= (meta.get("height"), meta.get("channels")) == (
-            image["image_size"],
-            image["image_channels"],
-        )
-    return same and meta.get("synthetic") == (dataclasses.asdict(synthetic) if synthetic else None)
-
-
-def _check_checkpoint(path: Path, backbone: str, method: str, condition: str) -> None:
-    """Load it here, before Ray starts: a corrupt file fails the run naming the file, instead
-    of failing every fleet actor and the generator replica that would load it."""
-    from duet.checkpoint import CheckpointError, load_checkpoint
-
-    try:
-        cfg = load_checkpoint(path)[0].cfg
-    except CheckpointError as exc:
-        raise RunError(f"checkpoint {exc}") from exc
-    if (cfg.backbone, cfg.method) != (backbone, method):
-        raise RunError(f"checkpoint {path} is {cfg.backbone}/{cfg.method}, not {backbone}/{method}")
-    if cfg.ppg is not None and cfg.ppg.conditioned and cfg.ppg.condition != condition:
-        raise RunError(
-            f"checkpoint {path} is conditioned on {cfg.ppg.condition!r}, the method "
-            f"on {condition!r}"
-        )
