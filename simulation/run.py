@@ -20,7 +20,6 @@ Output directory (``OUT``):
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import time
@@ -29,12 +28,11 @@ from typing import Any, TextIO
 
 from actors.devices.profiles import COMPUTE_TIERS, MB, NETWORK_CLASSES, DeviceProfile, NetworkClass
 from simulation.artifacts import ArtifactDir, build_artifacts
+from simulation.cluster import Cluster, generator_models
 from simulation.errors import RunError
 from simulation.fleet_plan import plan_fleets
 from simulation.run_dir import RunDirectory, output_location, scenario_location
 from simulation.scenario import Scenario
-
-log = logging.getLogger(__name__)
 
 POLL_S = 0.5  # progress refresh
 
@@ -80,9 +78,7 @@ class Runner:
         self.run_id = self.run_dir.run_id
         self.output, self.out, self.sessions = output, self.run_dir.out, self.run_dir.sessions
         self.artifact_dir = ArtifactDir(self.out, output, progress=progress)
-        self._started_ray = False
-        self._app_name: str | None = None
-        self._exporter: Any = None  # the metrics exporter's actor handle, when metrics are on
+        self.cluster: Cluster | None = None
         self.actors: list[Any] = []
         self._setups: list[Any] = []  # ObjectRefs of the actors' FleetSetup
 
@@ -98,81 +94,26 @@ class Runner:
 
     def start(self) -> None:
         """Ray, the metrics exporter, the generator and the fleets (after :meth:`prepare`)."""
-        self._setup_ray()
-        self._setup_metrics()
-        self._setup_generator()
-        self._setup_fleet()
-
-    def _setup_ray(self) -> None:
-        import ray
-
-        if ray.is_initialized():
-            return
-        address = self.address or os.environ.get("RAY_ADDRESS")
-        quiet = {"log_to_driver": self.verbose}  # workers' logs stay in Ray's session dir
-        if address:
-            ray.init(address=address, **quiet)
-        else:
-            # "local": a new Ray even when a `ray start` cluster runs on this machine, which
-            # ray.init() would otherwise join (and refuse num_cpus for)
-            ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, **quiet)
-        self._started_ray = True
-
-    def _setup_metrics(self) -> None:
-        """Start the exporter (``metrics.enabled``) before anything else runs on Ray, so a
-        port that is taken stops the run here rather than after the generator is deployed."""
-        from actors.observability.metrics_actor import start_exporter
-
-        spec = self.scenario.metrics
-        operators = list(dict.fromkeys(s.operator for s in self.scenario.shifts))
-        try:
-            self._exporter = start_exporter(spec, self.scenario.name, operators)
-        except OSError as exc:
-            raise RunError(
-                f"{exc}; is another run exporting there? Choose a free port with "
-                "--set metrics.port=N or turn metrics off with "
-                "--set metrics.enabled=false"
-            ) from exc
-        if self._exporter is not None:
-            print(f"metrics at http://{spec.host}:{spec.port}/metrics", file=self.console)
-
-    def _setup_generator(self) -> None:
-        from ray import serve
-
-        from actors.service.serve_app import APP_NAME, build_app
-
-        owner, generated = self.scenario.model_owner, self.scenario.policies
-        cells = {
-            f"{b}/{owner[m]}": ckpts[m]
-            for b, ckpts in self.artifacts.checkpoints.items()
-            for m in ckpts
-            if m in generated
-        }
-        # every generated name asks the model of its owner: one deployment per checkpoint
-        self.model_keys = {
-            f"{b}/{m}": f"{b}/{owner[m]}" for b in self.artifacts.checkpoints for m in generated
-        }
-        if not cells:
-            return
-        spec = self.scenario.generator
-        if spec.http_port is None:
-            serve.start(proxy_location="Disabled")
-        else:
-            serve.start(http_options={"host": spec.http_host, "port": spec.http_port})
-        self._app_name = f"{APP_NAME}-{self.run_id}"
-        args = {"checkpoints": cells, "num_replicas": spec.replicas, "num_cpus": spec.num_cpus}
-        print(
-            f"deploying the generator ({', '.join(cells)}) as Serve app {self._app_name}",
-            file=self.console,
+        s = self.scenario
+        cells, self.model_keys = generator_models(
+            self.artifacts.checkpoints, s.model_owner, list(s.policies)
         )
-        serve.run(
-            build_app(args),
-            name=self._app_name,
-            route_prefix=None if spec.http_port is None else f"/{self._app_name}",
-            logging_config={"enable_access_log": False},
+        self.cluster = Cluster(
+            s.name,
+            list(dict.fromkeys(sh.operator for sh in s.shifts)),
+            s.metrics,
+            s.generator,
+            cells,
+            self.run_id,
+            address=self.address,
+            num_cpus=self.num_cpus,
+            verbose=self.verbose,
+            console=self.console,
         )
+        self.cluster.start()
+        self._setup_fleet(self.cluster)
 
-    def _setup_fleet(self) -> None:
+    def _setup_fleet(self, cluster: Cluster) -> None:
         import ray
 
         from actors.devices.fleet_actor import FleetActor
@@ -198,11 +139,12 @@ class Runner:
         }
         for k in range(self.plan.fleets):
             # held here for the run: a restarted actor is rebuilt from this object (ray#53727)
-            self._setups.append(ray.put(self._fleet_setup(k, list(self.plan.devices_of(k)))))
+            setup = self._fleet_setup(cluster, k, list(self.plan.devices_of(k)))
+            self._setups.append(ray.put(setup))
             actor = FleetActor.options(**options)  # type: ignore[attr-defined]
             self.actors.append(actor.remote(self._setups[-1]))
 
-    def _fleet_setup(self, index: int, devices: list[DeviceProfile]):
+    def _fleet_setup(self, cluster: Cluster, index: int, devices: list[DeviceProfile]):
         from actors.devices.fleet import FleetConfig, RetryPolicy, ShiftPlan
         from actors.devices.fleet_actor import FleetSetup
         from actors.observability.metrics_actor import ExporterClient
@@ -244,7 +186,7 @@ class Runner:
             )
             for sh in s.shifts
         ]
-        metrics = ExporterClient(self._exporter) if self._exporter is not None else None
+        metrics = ExporterClient(cluster.exporter) if cluster.exporter is not None else None
         return FleetSetup(
             index=index,
             config=config,
@@ -258,7 +200,7 @@ class Runner:
             shifts=shifts,
             flush_rows=s.output.flush_rows,
             flush_interval_s=s.output.flush_interval_s,
-            app_name=self._app_name or "",
+            app_name=cluster.app_name or "",
             metrics=metrics,
             on_rows=(metrics.record_part,) if metrics is not None else (),
             plugins=tuple(s.plugins),
@@ -298,7 +240,8 @@ class Runner:
             while pending:
                 _, pending = ray.wait(pending, timeout=POLL_S, num_returns=len(pending))
                 self._show(bar)
-        self._close_exporter()
+        assert self.cluster is not None, "run() follows start()"
+        self.cluster.close_exporter()
         try:
             results = ray.get(refs)
         except ray.exceptions.RayError as exc:  # a fleet failed past its restarts
@@ -316,21 +259,6 @@ class Runner:
             }
         )
         return summary
-
-    def _close_exporter(self) -> None:
-        """Let Prometheus scrape the final values (twice, see `MetricsServer.close`), then stop
-        serving; every fleet drained its calls before it returned."""
-        import ray
-
-        if self._exporter is None:
-            return
-        if not ray.get(self._exporter.close.remote()):
-            log.warning(
-                "metrics: Prometheus did not scrape the final values before the exporter "
-                "closed (is it scraping %s:%d?)",
-                self.scenario.metrics.host,
-                self.scenario.metrics.port,
-            )
 
     def _show(self, bar) -> None:
         """Sessions done (this run + already on disk), rate, running AUC per method."""
@@ -389,15 +317,5 @@ class Runner:
             return
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
-        if self._exporter is not None:  # named: a later run in this Ray takes the name again
-            ray.kill(self._exporter)
-        if self._app_name is not None:
-            from ray import serve
-
-            serve.delete(self._app_name)
-        if self._started_ray:
-            if not self.address and not os.environ.get("RAY_ADDRESS"):
-                from ray import serve
-
-                serve.shutdown()
-            ray.shutdown()
+        if self.cluster is not None:
+            self.cluster.stop()

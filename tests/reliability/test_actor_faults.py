@@ -88,7 +88,7 @@ SHORT_DEADLINE = {
 def test_killed_generator_replica_is_replaced_and_no_session_is_lost(runner):
     from ray import serve
 
-    out, app = runner.out, runner._app_name
+    out, app = runner.out, runner.cluster.app_name
     [replica] = replica_actors(app)
 
     def kill() -> float:

@@ -64,7 +64,7 @@ def test_losing_a_node_mid_run_keeps_every_session(cluster, scenario_file, tmp_p
         assert len(set(placed)) >= 2, placed  # SPREAD put the fleets on several nodes
         [replica] = [
             node_of(h)
-            for k, h in serve_processes(runner._app_name).items()
+            for k, h in serve_processes(runner.cluster.app_name).items()
             if k.startswith("replica")
         ]
         # the worker with the most fleets, sparing the replica's node when there is a choice
