@@ -1,10 +1,15 @@
 """The `duet-sim run` recipe: scenario -> prepared data -> checkpoints -> Serve generator ->
 fleet actors -> session rows and ``summary.json``.
 
-One class in the torchtune recipe shape (STYLE item 4): ``__init__`` cross-checks and fails
-early, ``setup`` prepares data, models, Ray, the metrics exporter, the generator and the fleets,
-``run`` drives them with a progress bar, ``cleanup`` tears down what this run started. It is the
-only code that reads the scenario; everything below it gets plain values.
+The recipe shape of simulation/train_recipe.py: ``__init__`` cross-checks and fails early,
+``setup`` prepares the artifacts and starts the cluster and the fleets, ``run`` drives them
+with a progress bar, ``cleanup`` tears down what this run started. It composes the parts:
+
+    simulation/run_dir.py       the output (a folder or a URI) and its bookkeeping files
+    simulation/artifacts.py     the prepared data, the checkpoints and the gates (no Ray)
+    simulation/cluster.py       Ray, the metrics exporter and the generator's Serve app
+    simulation/fleet_plan.py    which devices there are and which fleet hosts each
+    simulation/fleet_launch.py  the fleet actors and the progress bar
 
 Output directory (``OUT``):
 
@@ -20,21 +25,18 @@ Output directory (``OUT``):
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from actors.devices.profiles import COMPUTE_TIERS, MB, NETWORK_CLASSES, DeviceProfile, NetworkClass
 from simulation.artifacts import ArtifactDir, build_artifacts
 from simulation.cluster import Cluster, generator_models
 from simulation.errors import RunError
+from simulation.fleet_launch import FleetLaunch, fleet_setups
 from simulation.fleet_plan import plan_fleets
 from simulation.run_dir import RunDirectory, output_location, scenario_location
 from simulation.scenario import Scenario
-
-POLL_S = 0.5  # progress refresh
 
 
 class Runner:
@@ -50,6 +52,13 @@ class Runner:
         num_cpus (int | None): CPUs of a new local Ray. Default: all.
         progress (bool): show the progress bar.
         verbose (bool): forward Ray workers' output to this process (Ray's default).
+
+    Attributes:
+        output (str): where the results go, a folder or a URI.
+        out (Path): the local folder the run works in (the folder itself, or a staging
+            folder for a URI): ``ray.log``, and the report drawn there.
+        sessions (str): where the fleets write the session rows.
+        run_dir, artifact_dir, cluster, fleet: the parts the recipe composes.
 
     Raises:
         RunError: ``out`` holds another run and ``resume`` is off, or ``resume`` is on and
@@ -79,8 +88,7 @@ class Runner:
         self.output, self.out, self.sessions = output, self.run_dir.out, self.run_dir.sessions
         self.artifact_dir = ArtifactDir(self.out, output, progress=progress)
         self.cluster: Cluster | None = None
-        self.actors: list[Any] = []
-        self._setups: list[Any] = []  # ObjectRefs of the actors' FleetSetup
+        self.fleet = FleetLaunch()
 
     # ---- setup -------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -95,7 +103,7 @@ class Runner:
     def start(self) -> None:
         """Ray, the metrics exporter, the generator and the fleets (after :meth:`prepare`)."""
         s = self.scenario
-        cells, self.model_keys = generator_models(
+        cells, model_keys = generator_models(
             self.artifacts.checkpoints, s.model_owner, list(s.policies)
         )
         self.cluster = Cluster(
@@ -111,12 +119,9 @@ class Runner:
             console=self.console,
         )
         self.cluster.start()
-        self._setup_fleet(self.cluster)
+        self._start_fleet(self.cluster, model_keys)
 
-    def _setup_fleet(self, cluster: Cluster) -> None:
-        import ray
-
-        from actors.devices.fleet_actor import FleetActor
+    def _start_fleet(self, cluster: Cluster, model_keys: dict[str, str]) -> None:
         from actors.devices.replay import replayable_users
 
         prepared = self.artifacts.data.path
@@ -124,88 +129,21 @@ class Runner:
             self.plan = plan_fleets(self.scenario, replayable_users(prepared).tolist())
         except ValueError as exc:
             raise RunError(f"{prepared}: {exc}") from None
-        self.profiles = list(self.plan.devices)
         self.expected = self.plan.expected(self.scenario.method_names)
         self.run_dir.write_devices(self.plan)
         if not self.resume:
             self._write_run_json({"status": "running"})
-        spec = self.scenario.fleet
-        # SPREAD: on a multi-node cluster losing one node loses few fleets (each restarts)
-        options = {
-            "max_restarts": spec.max_restarts,
-            "max_task_retries": spec.max_restarts,
-            "num_cpus": spec.num_cpus,
-            "scheduling_strategy": "SPREAD",
-        }
-        for k in range(self.plan.fleets):
-            # held here for the run: a restarted actor is rebuilt from this object (ray#53727)
-            setup = self._fleet_setup(cluster, k, list(self.plan.devices_of(k)))
-            self._setups.append(ray.put(setup))
-            actor = FleetActor.options(**options)  # type: ignore[attr-defined]
-            self.actors.append(actor.remote(self._setups[-1]))
-
-    def _fleet_setup(self, cluster: Cluster, index: int, devices: list[DeviceProfile]):
-        from actors.devices.fleet import FleetConfig, RetryPolicy, ShiftPlan
-        from actors.devices.fleet_actor import FleetSetup
-        from actors.observability.metrics_actor import ExporterClient
-        from duet.finetune import FinetuneConfig
-        from pipelines.shifts import build_shift
-
-        s, g = self.scenario, self.scenario.generator
-        networks = dict(NETWORK_CLASSES) | {
-            name: NetworkClass(name, n.bandwidth_mb_s * MB, n.rtt_s)
-            for name, n in s.fleet.network_classes.items()
-        }
-        config = FleetConfig(
+        setups = fleet_setups(
+            self.scenario,
+            self.plan,
+            self.artifacts,
             run_id=self.run_id,
-            scenario=s.name,
-            dataset=s.data.dataset,
-            methods=tuple(s.method_names),
-            method_of=s.method_of,
-            policies=s.policies,
-            gates=self.artifacts.gates,
-            sessions_per_device=s.fleet.sessions_per_device,
-            model_keys=self.model_keys,
-            network_classes=networks,
-            compute_tiers=COMPUTE_TIERS,
-            seed=s.seed,
-            max_in_flight=s.fleet.max_in_flight,
-            devices_alive=s.fleet.devices_alive,
-            pace=s.fleet.pace,
-            dtype=g.dtype,
-            batch_wait_s=g.batch_wait_s,
-            max_batch_devices=g.max_batch_devices,
-            retry=RetryPolicy(g.timeout_s, g.retries, g.backoff_s, deadline_s=g.deadline_s),
-        )
-        shifts = [
-            ShiftPlan(
-                sh.operator,
-                build_shift({"type": sh.operator, **sh.params}),
-                sh.at_session,
-                sh.until_session,
-            )
-            for sh in s.shifts
-        ]
-        metrics = ExporterClient(cluster.exporter) if cluster.exporter is not None else None
-        return FleetSetup(
-            index=index,
-            config=config,
-            devices=devices,
-            prepared_dir=self.artifacts.data.location,
-            checkpoints=self.artifacts.checkpoints,
-            sessions_dir=self.sessions,
-            finetune=FinetuneConfig(
-                steps=s.model.finetune_steps, lr=s.model.finetune_lr, seed=s.seed
-            ),
-            shifts=shifts,
-            flush_rows=s.output.flush_rows,
-            flush_interval_s=s.output.flush_interval_s,
+            model_keys=model_keys,
+            sessions=self.sessions,
             app_name=cluster.app_name or "",
-            metrics=metrics,
-            on_rows=(metrics.record_part,) if metrics is not None else (),
-            plugins=tuple(s.plugins),
-            plugin_root=os.getcwd(),
+            exporter=cluster.exporter,
         )
+        self.fleet.start(setups, self.scenario.fleet)
 
     def _write_run_json(self, extra: dict[str, Any]) -> None:
         first = {
@@ -213,7 +151,7 @@ class Runner:
             "scenario": self.scenario.name,
             "dataset": self.scenario.data.dataset,
             "methods": self.scenario.method_names,
-            "devices": len(self.profiles),
+            "devices": len(self.plan.devices),
             "expected_sessions": self.expected,
             "started": time.time(),
         }
@@ -223,24 +161,16 @@ class Runner:
     def run(self) -> dict[str, Any]:
         """Drive the fleets to the end, then write and return the summary."""
         import ray
-        from tqdm.auto import tqdm
 
-        start = time.perf_counter()
-        refs = [a.run.remote() for a in self.actors]
-        total = sum(self.expected.values()) // len(self.expected)
-        with tqdm(
-            total=total,
-            unit="session",
-            desc=self.scenario.name,
-            disable=not self.progress,
-            dynamic_ncols=True,
-            file=self.console,
-        ) as bar:
-            pending = refs
-            while pending:
-                _, pending = ray.wait(pending, timeout=POLL_S, num_returns=len(pending))
-                self._show(bar)
         assert self.cluster is not None, "run() follows start()"
+        start = time.perf_counter()
+        refs = self.fleet.drive(
+            self.scenario.method_names,
+            sum(self.expected.values()) // len(self.expected),
+            desc=self.scenario.name,
+            progress=self.progress,
+            console=self.console,
+        )
         self.cluster.close_exporter()
         try:
             results = ray.get(refs)
@@ -260,37 +190,16 @@ class Runner:
         )
         return summary
 
-    def _show(self, bar) -> None:
-        """Sessions done (this run + already on disk), rate, running AUC per method."""
-        import ray
-
-        refs = [a.progress.remote() for a in self.actors]
-        ready, _ = ray.wait(refs, timeout=POLL_S, num_returns=len(refs))
-        stats = []
-        for ref in ready:  # a restarting fleet answers nothing this time
-            try:
-                stats.append(ray.get(ref))
-            except ray.exceptions.RayError:
-                continue
-        done = sum(s.done for s in stats)
-        bar.update(max(0, done - bar.n))
-        auc = {}
-        for m in self.scenario.method_names:
-            n = sum(s.auc_n.get(m, 0) for s in stats)
-            if n:
-                auc[m] = f"{sum(s.auc_sum.get(m, 0.0) for s in stats) / n:.3f}"
-        bar.set_postfix(auc, refresh=False)
-
     def _summary(self, wall_s: float, simulated: int) -> dict[str, Any]:
         from simulation.run_summary import summarize
 
+        s = self.scenario
         rows, devices = self.run_dir.read_rows()
-        shifts = [s.model_dump() for s in self.scenario.shifts]
         summary = {
             "run_id": self.run_id,
-            "scenario": self.scenario.name,
-            "dataset": self.scenario.data.dataset,
-            "devices": len(self.profiles),
+            "scenario": s.name,
+            "dataset": s.data.dataset,
+            "devices": len(self.plan.devices),
             "wall_s": wall_s,
             "sessions_simulated": simulated,
             "sessions_per_s": simulated / wall_s if wall_s > 0 else float("nan"),
@@ -298,10 +207,10 @@ class Runner:
                 rows,
                 devices,
                 self.expected,
-                shifts,
-                self.scenario.seed,
-                metric="auc" if self.scenario.kind == "clicks" else "accuracy",
-                references=self.scenario.policy_references,
+                [sh.model_dump() for sh in s.shifts],
+                s.seed,
+                metric="auc" if s.kind == "clicks" else "accuracy",
+                references=s.policy_references,
             ),
             "request_gates": self.artifact_dir.gate_reports(),
         }
@@ -311,11 +220,6 @@ class Runner:
     # ---- cleanup -------------------------------------------------------------------------------
     def cleanup(self) -> None:
         """Stop the fleets and the generator of this run; stop Ray only if this run started it."""
-        import ray
-
-        if not ray.is_initialized():
-            return
-        for actor in self.actors:
-            ray.kill(actor, no_restart=True)
+        self.fleet.stop()
         if self.cluster is not None:
             self.cluster.stop()
