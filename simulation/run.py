@@ -1,10 +1,15 @@
 """The `duet-sim run` recipe: scenario -> prepared data -> checkpoints -> Serve generator ->
 fleet actors -> session rows and ``summary.json``.
 
-One class in the torchtune recipe shape (STYLE item 4): ``__init__`` cross-checks and fails
-early, ``setup`` prepares data, models, Ray, the metrics exporter, the generator and the fleets,
-``run`` drives them with a progress bar, ``cleanup`` tears down what this run started. It is the
-only code that reads the scenario; everything below it gets plain values.
+The recipe shape of simulation/train_recipe.py: ``__init__`` cross-checks and fails early,
+``setup`` prepares the artifacts and starts the cluster and the fleets, ``run`` drives them
+with a progress bar, ``cleanup`` tears down what this run started. It composes the parts:
+
+    simulation/run_dir.py       the output (a folder or a URI) and its bookkeeping files
+    simulation/artifacts.py     the prepared data, the checkpoints and the gates (no Ray)
+    simulation/cluster.py       Ray, the metrics exporter and the generator's Serve app
+    simulation/fleet_plan.py    which devices there are and which fleet hosts each
+    simulation/fleet_launch.py  the fleet actors and the progress bar
 
 Output directory (``OUT``):
 
@@ -20,44 +25,18 @@ Output directory (``OUT``):
 
 from __future__ import annotations
 
-import dataclasses
-import io
-import json
-import logging
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
-import polars as pl
-
-from actors.devices.profiles import COMPUTE_TIERS, MB, NETWORK_CLASSES, DeviceProfile, NetworkClass
-from actors.storage.uris import (
-    LocationError,
-    check_uri,
-    exists,
-    filesystem,
-    is_uri,
-    join,
-    materialize,
-    publish,
-    read_bytes,
-    staging_dir,
-    write_bytes,
-)
-from duet.method import METHODS
+from simulation.artifacts import ArtifactDir, build_artifacts
+from simulation.cluster import Cluster, generator_models
+from simulation.errors import RunError
+from simulation.fleet_launch import FleetLaunch, fleet_setups
 from simulation.fleet_plan import plan_fleets
-from simulation.run_dir import RunDirectory, RunDirError
-from simulation.scenario import Scenario, resolve_path, synthetic_config_class
-
-log = logging.getLogger(__name__)
-
-POLL_S = 0.5  # progress refresh
-
-
-class RunError(RuntimeError):
-    """A run that cannot start or finish, with the reason and what to do."""
+from simulation.run_dir import RunDirectory, output_location, scenario_location
+from simulation.scenario import Scenario
 
 
 class Runner:
@@ -73,6 +52,13 @@ class Runner:
         num_cpus (int | None): CPUs of a new local Ray. Default: all.
         progress (bool): show the progress bar.
         verbose (bool): forward Ray workers' output to this process (Ray's default).
+
+    Attributes:
+        output (str): where the results go, a folder or a URI.
+        out (Path): the local folder the run works in (the folder itself, or a staging
+            folder for a URI): ``ray.log``, and the report drawn there.
+        sessions (str): where the fleets write the session rows.
+        run_dir, artifact_dir, cluster, fleet: the parts the recipe composes.
 
     Raises:
         RunError: ``out`` holds another run and ``resume`` is off, or ``resume`` is on and
@@ -91,33 +77,18 @@ class Runner:
         verbose: bool = False,
     ):
         self.scenario = scenario
-        # where the run's results go (a folder or a URI), and the local folder it works in:
-        # the same folder, or for a URI a staging folder of this machine
-        # the scenario's location was checked when it loaded; the operator's --out is here
-        self.output = _location(scenario.output.dir) if out is None else _output_location(out)
-        self.remote = is_uri(self.output)
-        self.out = staging_dir(self.output) if self.remote else Path(self.output)
-        self.sessions = join(self.output, "sessions")
         self.resume, self.address, self.num_cpus = resume, address, num_cpus
         self.progress, self.verbose = progress, verbose
         self.console: TextIO = sys.stdout  # our output while Ray runs (simulation/ray_logs.py)
-        try:
-            self.run_dir = RunDirectory(self.output, self._dump_scenario(), scenario.name, resume)
-        except RunDirError as exc:
-            raise RunError(str(exc)) from None
+        # the scenario's location was checked when it loaded; the operator's --out is here
+        output = scenario_location(scenario.output.dir) if out is None else output_location(out)
+        dump = scenario.model_dump(mode="json")
+        self.run_dir = RunDirectory(output, dump, scenario.name, resume)
         self.run_id = self.run_dir.run_id
-        if self.remote and not resume:  # a staging folder left by an older run of this URI
-            import shutil
-
-            shutil.rmtree(self.out, ignore_errors=True)
-        self._started_ray = False
-        self._app_name: str | None = None
-        self._exporter: Any = None  # the metrics exporter's actor handle, when metrics are on
-        self.actors: list[Any] = []
-        self._setups: list[Any] = []  # ObjectRefs of the actors' FleetSetup
-
-    def _dump_scenario(self) -> dict[str, Any]:
-        return self.scenario.model_dump(mode="json")
+        self.output, self.out, self.sessions = output, self.run_dir.out, self.run_dir.sessions
+        self.artifact_dir = ArtifactDir(self.out, output, progress=progress)
+        self.cluster: Cluster | None = None
+        self.fleet = FleetLaunch()
 
     # ---- setup -------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -126,288 +97,53 @@ class Runner:
 
     def prepare(self) -> None:
         """Everything before Ray: the output directory, the data, the trained checkpoints."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.run_dir.write_scenario()
-        self.prepared = self._setup_data()
-        self.checkpoints = self._setup_models()
-        self.gates = self._train_gates()
+        self.run_dir.create()
+        self.artifacts = build_artifacts(self.scenario, self.artifact_dir)
 
     def start(self) -> None:
         """Ray, the metrics exporter, the generator and the fleets (after :meth:`prepare`)."""
-        self._setup_ray()
-        self._setup_metrics()
-        self._setup_generator()
-        self._setup_fleet()
-
-    def _setup_data(self) -> Path:
-        from pipelines.prepare import default_options, prepare
-        from pipelines.tensors import verify_prepared
-
-        spec = self.scenario.data
-        if spec.prepared is not None:
-            self.prepared_location = _location(spec.prepared)
-            path = materialize(self.prepared_location)  # a URI: copied to this node's cache
-            meta = verify_prepared(path)
-            if meta["dataset"] != spec.dataset:
-                raise RunError(
-                    f"data.prepared {spec.prepared} holds {meta['dataset']}, not {spec.dataset}"
-                )
-            return path
-        path = self.out / "data"
-        self.prepared_location = join(self.output, "data")
-        if self.remote and exists(join(self.prepared_location, "meta.json")):
-            path = materialize(self.prepared_location)  # prepared by an earlier try
-        given: dict[str, Any] = dict(spec.options)
-        options = dataclasses.replace(default_options(spec.dataset), **given)
-        config_cls = synthetic_config_class(spec.dataset)
-        config = config_cls(**spec.synthetic) if config_cls else None
-        image = {"image_size": spec.image_size, "image_channels": spec.image_channels}
-        if (path / "meta.json").is_file() and _same_data(
-            verify_prepared(path), options, spec.seed, config, image
-        ):
-            return path
-        print(f"preparing {spec.dataset} -> {path}", flush=True)
-        kwargs = (
-            {"clicks_config" if spec.dataset == "synthetic-clicks" else "video_config": config}
-            if config
-            else {}
+        s = self.scenario
+        cells, model_keys = generator_models(
+            self.artifacts.checkpoints, s.model_owner, list(s.policies)
         )
-        data_dir = resolve_path(spec.data_dir) if spec.data_dir else None
-        if self.scenario.kind == "images":
-            kwargs |= image
-        prepare(spec.dataset, path, data_dir=data_dir, options=options, seed=spec.seed, **kwargs)
-        publish(path, self.prepared_location)  # where every node reads it
-        return path
-
-    def _setup_models(self) -> dict[str, dict[str, str]]:
-        """backbone -> method name -> checkpoint dir. One checkpoint per distinct trained
-        model (`Scenario.model_owner`: ``finetune`` scores with base's, a policy variant of
-        ``duet`` with duet's), trained unless given or already in ``OUT/models``."""
-        from simulation.train_recipe import TrainOptions, TrainRecipe
-
-        spec = self.scenario.model
-        owner = self.scenario.model_owner
-        methods = {m.name: m for m in self.scenario.methods}
-        out: dict[str, dict[str, str]] = {}
-        for backbone in spec.backbones:
-            paths: dict[str, str] = {}
-            for name in dict.fromkeys(owner.values()):
-                method = methods[name]
-                trained = METHODS[method.method].trained_as()
-                given = spec.checkpoints.get(f"{backbone}/{name}")
-                path = self.out / "models" / f"{backbone}-{name}"
-                published = join(self.output, "models", f"{backbone}-{name}")
-                if given is None and self.remote and exists(join(published, "metrics.json")):
-                    path = materialize(published)  # trained by an earlier try of this run
-                if given is None and not (path / "metrics.json").is_file():
-                    print(f"training {backbone}/{name} -> {path}", flush=True)
-                    t = spec.train
-                    options = {k: v for k, v in t.model_dump().items() if v is not None}
-                    if method.neck is not None:
-                        options["neck"] = method.neck
-                    TrainRecipe(
-                        TrainOptions(
-                            self.scenario.data.dataset,
-                            backbone,
-                            trained,
-                            prepared=self.prepared,
-                            progress=self.progress,
-                            condition=method.condition,
-                            **options,
-                        ),
-                        path,
-                    ).run()
-                if given is None:
-                    publish(path, published)  # where every node reads it
-                location = _location(given) if given else published
-                _check_checkpoint(materialize(location), backbone, trained, method.condition)
-                paths[name] = location
-            out[backbone] = {name: paths[owner[name]] for name in owner}
-        return out
-
-    def _train_gates(self) -> dict[str, Any]:
-        """The learned policies' gates, trained in the cloud on the training sessions before
-        any device plays (simulation/request_gate.py), or reused from ``OUT/models``."""
-        from simulation.request_gate import fit_gate
-
-        gates = {}
-        for name, policy in self.scenario.policies.items():
-            if policy.type != "learned":
-                continue
-            for backbone, ckpts in self.checkpoints.items():
-                path = self.out / "models" / f"gate-{backbone}-{name}.json"
-                gates[f"{backbone}/{name}"] = fit_gate(
-                    self.prepared,
-                    ckpts["base"],
-                    ckpts[name],
-                    policy,
-                    path,
-                    seed=self.scenario.seed,
-                    progress=self.progress,
-                )
-        return gates
-
-    def _setup_ray(self) -> None:
-        import ray
-
-        if ray.is_initialized():
-            return
-        address = self.address or os.environ.get("RAY_ADDRESS")
-        quiet = {"log_to_driver": self.verbose}  # workers' logs stay in Ray's session dir
-        if address:
-            ray.init(address=address, **quiet)
-        else:
-            # "local": a new Ray even when a `ray start` cluster runs on this machine, which
-            # ray.init() would otherwise join (and refuse num_cpus for)
-            ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, **quiet)
-        self._started_ray = True
-
-    def _setup_metrics(self) -> None:
-        """Start the exporter (``metrics.enabled``) before anything else runs on Ray, so a
-        port that is taken stops the run here rather than after the generator is deployed."""
-        from actors.observability.metrics_actor import start_exporter
-
-        spec = self.scenario.metrics
-        operators = list(dict.fromkeys(s.operator for s in self.scenario.shifts))
-        try:
-            self._exporter = start_exporter(spec, self.scenario.name, operators)
-        except OSError as exc:
-            raise RunError(
-                f"{exc}; is another run exporting there? Choose a free port with "
-                "--set metrics.port=N or turn metrics off with "
-                "--set metrics.enabled=false"
-            ) from exc
-        if self._exporter is not None:
-            print(f"metrics at http://{spec.host}:{spec.port}/metrics", file=self.console)
-
-    def _setup_generator(self) -> None:
-        from ray import serve
-
-        from actors.service.serve_app import APP_NAME, build_app
-
-        owner, generated = self.scenario.model_owner, self.scenario.policies
-        cells = {
-            f"{b}/{owner[m]}": ckpts[m]
-            for b, ckpts in self.checkpoints.items()
-            for m in ckpts
-            if m in generated
-        }
-        # every generated name asks the model of its owner: one deployment per checkpoint
-        self.model_keys = {
-            f"{b}/{m}": f"{b}/{owner[m]}" for b in self.checkpoints for m in generated
-        }
-        if not cells:
-            return
-        spec = self.scenario.generator
-        if spec.http_port is None:
-            serve.start(proxy_location="Disabled")
-        else:
-            serve.start(http_options={"host": spec.http_host, "port": spec.http_port})
-        self._app_name = f"{APP_NAME}-{self.run_id}"
-        args = {"checkpoints": cells, "num_replicas": spec.replicas, "num_cpus": spec.num_cpus}
-        print(
-            f"deploying the generator ({', '.join(cells)}) as Serve app {self._app_name}",
-            file=self.console,
+        self.cluster = Cluster(
+            s.name,
+            list(dict.fromkeys(sh.operator for sh in s.shifts)),
+            s.metrics,
+            s.generator,
+            cells,
+            self.run_id,
+            address=self.address,
+            num_cpus=self.num_cpus,
+            verbose=self.verbose,
+            console=self.console,
         )
-        serve.run(
-            build_app(args),
-            name=self._app_name,
-            route_prefix=None if spec.http_port is None else f"/{self._app_name}",
-            logging_config={"enable_access_log": False},
-        )
+        self.cluster.start()
+        self._start_fleet(self.cluster, model_keys)
 
-    def _setup_fleet(self) -> None:
-        import ray
-
-        from actors.devices.fleet_actor import FleetActor
+    def _start_fleet(self, cluster: Cluster, model_keys: dict[str, str]) -> None:
         from actors.devices.replay import replayable_users
 
+        prepared = self.artifacts.data.path
         try:
-            self.plan = plan_fleets(self.scenario, replayable_users(self.prepared).tolist())
+            self.plan = plan_fleets(self.scenario, replayable_users(prepared).tolist())
         except ValueError as exc:
-            raise RunError(f"{self.prepared}: {exc}") from None
-        self.profiles = list(self.plan.devices)
+            raise RunError(f"{prepared}: {exc}") from None
         self.expected = self.plan.expected(self.scenario.method_names)
         self.run_dir.write_devices(self.plan)
         if not self.resume:
             self._write_run_json({"status": "running"})
-        spec = self.scenario.fleet
-        # SPREAD: on a multi-node cluster losing one node loses few fleets (each restarts)
-        options = {
-            "max_restarts": spec.max_restarts,
-            "max_task_retries": spec.max_restarts,
-            "num_cpus": spec.num_cpus,
-            "scheduling_strategy": "SPREAD",
-        }
-        for k in range(self.plan.fleets):
-            # held here for the run: a restarted actor is rebuilt from this object (ray#53727)
-            self._setups.append(ray.put(self._fleet_setup(k, list(self.plan.devices_of(k)))))
-            actor = FleetActor.options(**options)  # type: ignore[attr-defined]
-            self.actors.append(actor.remote(self._setups[-1]))
-
-    def _fleet_setup(self, index: int, devices: list[DeviceProfile]):
-        from actors.devices.config import FleetConfig, RetryPolicy
-        from actors.devices.fleet_actor import FleetSetup
-        from actors.devices.shifts import ShiftPlan
-        from actors.observability.metrics_actor import ExporterClient
-        from duet.adaptation import FinetuneConfig
-        from pipelines.shifts import build_shift
-
-        s, g = self.scenario, self.scenario.generator
-        networks = dict(NETWORK_CLASSES) | {
-            name: NetworkClass(name, n.bandwidth_mb_s * MB, n.rtt_s)
-            for name, n in s.fleet.network_classes.items()
-        }
-        config = FleetConfig(
+        setups = fleet_setups(
+            self.scenario,
+            self.plan,
+            self.artifacts,
             run_id=self.run_id,
-            scenario=s.name,
-            dataset=s.data.dataset,
-            methods=tuple(s.method_names),
-            method_of=s.method_of,
-            policies=s.policies,
-            gates=self.gates,
-            sessions_per_device=s.fleet.sessions_per_device,
-            model_keys=self.model_keys,
-            network_classes=networks,
-            compute_tiers=COMPUTE_TIERS,
-            seed=s.seed,
-            max_in_flight=s.fleet.max_in_flight,
-            devices_alive=s.fleet.devices_alive,
-            pace=s.fleet.pace,
-            dtype=g.dtype,
-            batch_wait_s=g.batch_wait_s,
-            max_batch_devices=g.max_batch_devices,
-            retry=RetryPolicy(g.timeout_s, g.retries, g.backoff_s, deadline_s=g.deadline_s),
+            model_keys=model_keys,
+            sessions=self.sessions,
+            app_name=cluster.app_name or "",
+            exporter=cluster.exporter,
         )
-        shifts = [
-            ShiftPlan(
-                sh.operator,
-                build_shift({"type": sh.operator, **sh.params}),
-                sh.at_session,
-                sh.until_session,
-            )
-            for sh in s.shifts
-        ]
-        metrics = ExporterClient(self._exporter) if self._exporter is not None else None
-        return FleetSetup(
-            index=index,
-            config=config,
-            devices=devices,
-            prepared_dir=self.prepared_location,
-            checkpoints=self.checkpoints,
-            sessions_dir=self.sessions,
-            finetune=FinetuneConfig(
-                steps=s.model.train.finetune_steps, lr=s.model.train.finetune_lr, seed=s.seed
-            ),
-            shifts=shifts,
-            flush_rows=s.output.flush_rows,
-            flush_interval_s=s.output.flush_interval_s,
-            app_name=self._app_name or "",
-            metrics=metrics,
-            on_rows=(metrics.record_part,) if metrics is not None else (),
-            plugins=tuple(s.plugins),
-            plugin_root=os.getcwd(),
-        )
+        self.fleet.start(setups, self.scenario.fleet)
 
     def _write_run_json(self, extra: dict[str, Any]) -> None:
         first = {
@@ -415,7 +151,7 @@ class Runner:
             "scenario": self.scenario.name,
             "dataset": self.scenario.data.dataset,
             "methods": self.scenario.method_names,
-            "devices": len(self.profiles),
+            "devices": len(self.plan.devices),
             "expected_sessions": self.expected,
             "started": time.time(),
         }
@@ -425,24 +161,17 @@ class Runner:
     def run(self) -> dict[str, Any]:
         """Drive the fleets to the end, then write and return the summary."""
         import ray
-        from tqdm.auto import tqdm
 
+        assert self.cluster is not None, "run() follows start()"
         start = time.perf_counter()
-        refs = [a.run.remote() for a in self.actors]
-        total = sum(self.expected.values()) // len(self.expected)
-        with tqdm(
-            total=total,
-            unit="session",
+        refs = self.fleet.drive(
+            self.scenario.method_names,
+            sum(self.expected.values()) // len(self.expected),
             desc=self.scenario.name,
-            disable=not self.progress,
-            dynamic_ncols=True,
-            file=self.console,
-        ) as bar:
-            pending = refs
-            while pending:
-                _, pending = ray.wait(pending, timeout=POLL_S, num_returns=len(pending))
-                self._show(bar)
-        self._close_exporter()
+            progress=self.progress,
+            console=self.console,
+        )
+        self.cluster.close_exporter()
         try:
             results = ray.get(refs)
         except ray.exceptions.RayError as exc:  # a fleet failed past its restarts
@@ -461,54 +190,16 @@ class Runner:
         )
         return summary
 
-    def _close_exporter(self) -> None:
-        """Let Prometheus scrape the final values (twice, see `MetricsServer.close`), then stop
-        serving; every fleet drained its calls before it returned."""
-        import ray
-
-        if self._exporter is None:
-            return
-        if not ray.get(self._exporter.close.remote()):
-            log.warning(
-                "metrics: Prometheus did not scrape the final values before the exporter "
-                "closed (is it scraping %s:%d?)",
-                self.scenario.metrics.host,
-                self.scenario.metrics.port,
-            )
-
-    def _show(self, bar) -> None:
-        """Sessions done (this run + already on disk), rate, running AUC per method."""
-        import ray
-
-        refs = [a.progress.remote() for a in self.actors]
-        ready, _ = ray.wait(refs, timeout=POLL_S, num_returns=len(refs))
-        stats = []
-        for ref in ready:  # a restarting fleet answers nothing this time
-            try:
-                stats.append(ray.get(ref))
-            except ray.exceptions.RayError:
-                continue
-        done = sum(s.done for s in stats)
-        bar.update(max(0, done - bar.n))
-        auc = {}
-        for m in self.scenario.method_names:
-            n = sum(s.auc_n.get(m, 0) for s in stats)
-            if n:
-                auc[m] = f"{sum(s.auc_sum.get(m, 0.0) for s in stats) / n:.3f}"
-        bar.set_postfix(auc, refresh=False)
-
     def _summary(self, wall_s: float, simulated: int) -> dict[str, Any]:
-        from actors.storage.sink import read_sessions
         from simulation.run_summary import summarize
 
-        rows = pl.DataFrame(read_sessions(self.sessions))
-        devices = pl.read_parquet(io.BytesIO(read_bytes(join(self.output, "devices.parquet"))))
-        shifts = [s.model_dump() for s in self.scenario.shifts]
+        s = self.scenario
+        rows, devices = self.run_dir.read_rows()
         summary = {
             "run_id": self.run_id,
-            "scenario": self.scenario.name,
-            "dataset": self.scenario.data.dataset,
-            "devices": len(self.profiles),
+            "scenario": s.name,
+            "dataset": s.data.dataset,
+            "devices": len(self.plan.devices),
             "wall_s": wall_s,
             "sessions_simulated": simulated,
             "sessions_per_s": simulated / wall_s if wall_s > 0 else float("nan"),
@@ -516,104 +207,19 @@ class Runner:
                 rows,
                 devices,
                 self.expected,
-                shifts,
-                self.scenario.seed,
-                metric="auc" if self.scenario.kind == "clicks" else "accuracy",
-                references=self.scenario.policy_references,
+                [sh.model_dump() for sh in s.shifts],
+                s.seed,
+                metric="auc" if s.kind == "clicks" else "accuracy",
+                references=s.policy_references,
             ),
-            "request_gates": {
-                path.stem.removeprefix("gate-"): json.loads(path.read_text())
-                for path in sorted((self.out / "models").glob("gate-*.json"))
-            },
+            "request_gates": self.artifact_dir.gate_reports(),
         }
-        text = json.dumps(summary, indent=2, allow_nan=True) + "\n"
-        write_bytes(join(self.output, "summary.json"), text.encode())
+        self.run_dir.write_summary(summary)
         return summary
-
-    def report_dir(self) -> Path:
-        """A local folder holding the run's rows and summary, to draw the report in: the
-        output itself, or for a URI the staging folder, with the rows copied there."""
-        if self.remote:
-            import shutil
-
-            import pyarrow.fs as pafs
-
-            shutil.rmtree(self.out / "sessions", ignore_errors=True)
-            fs, path = filesystem(self.sessions)
-            pafs.copy_files(path, str(self.out / "sessions"), source_filesystem=fs)
-            (self.out / "summary.json").write_bytes(read_bytes(join(self.output, "summary.json")))
-        return self.out
-
-    def publish_report(self) -> None:
-        """The report drawn in `report_dir`, copied to a URI output (nothing for a folder)."""
-        if self.remote:
-            publish(self.out / "report.md", join(self.output, "report.md"))
-            publish(self.out / "report", join(self.output, "report"))
 
     # ---- cleanup -------------------------------------------------------------------------------
     def cleanup(self) -> None:
         """Stop the fleets and the generator of this run; stop Ray only if this run started it."""
-        import ray
-
-        if not ray.is_initialized():
-            return
-        for actor in self.actors:
-            ray.kill(actor, no_restart=True)
-        if self._exporter is not None:  # named: a later run in this Ray takes the name again
-            ray.kill(self._exporter)
-        if self._app_name is not None:
-            from ray import serve
-
-            serve.delete(self._app_name)
-        if self._started_ray:
-            if not self.address and not os.environ.get("RAY_ADDRESS"):
-                from ray import serve
-
-                serve.shutdown()
-            ray.shutdown()
-
-
-def _output_location(value: str | Path) -> str:
-    """``--out`` or ``output.dir`` as a location: a URI as is, a folder resolved (``--out``
-    is the operator's choice, not confined to the scenario's roots)."""
-    text = str(value)
-    if not is_uri(text):
-        return str(Path(text).resolve())
-    try:
-        return check_uri(text, must_exist=False)
-    except LocationError as exc:
-        raise RunError(f"--out: {exc}") from None
-
-
-def _location(value: str) -> str:
-    """A scenario location as the actors get it: a URI as is, a local path resolved."""
-    return value if is_uri(value) else str(resolve_path(value))
-
-
-def _same_data(meta: dict[str, Any], options, seed: int, synthetic, image: dict[str, int]) -> bool:
-    """A prepared dir in OUT can be reused if it was prepared with the same protocol."""
-    same = meta.get("options") == dataclasses.asdict(options) and meta.get("seed") == seed
-    if meta.get("kind") == "images" and meta.get("synthetic") is None:
-        same &= (meta.get("height"), meta.get("channels")) == (
-            image["image_size"],
-            image["image_channels"],
-        )
-    return same and meta.get("synthetic") == (dataclasses.asdict(synthetic) if synthetic else None)
-
-
-def _check_checkpoint(path: Path, backbone: str, method: str, condition: str) -> None:
-    """Load it here, before Ray starts: a corrupt file fails the run naming the file, instead
-    of failing every fleet actor and the generator replica that would load it."""
-    from duet.checkpoint import CheckpointError, load_checkpoint
-
-    try:
-        cfg = load_checkpoint(path)[0].cfg
-    except CheckpointError as exc:
-        raise RunError(f"checkpoint {exc}") from exc
-    if (cfg.backbone, cfg.method) != (backbone, method):
-        raise RunError(f"checkpoint {path} is {cfg.backbone}/{cfg.method}, not {backbone}/{method}")
-    if cfg.ppg is not None and cfg.ppg.conditioned and cfg.ppg.condition != condition:
-        raise RunError(
-            f"checkpoint {path} is conditioned on {cfg.ppg.condition!r}, the method "
-            f"on {condition!r}"
-        )
+        self.fleet.stop()
+        if self.cluster is not None:
+            self.cluster.stop()

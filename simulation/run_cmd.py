@@ -74,9 +74,10 @@ def validate_scenario(args: argparse.Namespace) -> int:
 
 def run_scenario(args: argparse.Namespace) -> int:
     from pipelines.errors import DataError
+    from simulation.errors import RunError
     from simulation.ray_logs import LOG_NAME as RAY_LOG
     from simulation.ray_logs import ray_output_to
-    from simulation.run import RunError, Runner
+    from simulation.run import Runner
     from simulation.scenario import ScenarioError
 
     scenario = _load(args, "run")
@@ -115,8 +116,8 @@ def run_scenario(args: argparse.Namespace) -> int:
         return 1
     print(format_summary(summary))
     print(f"rows: {runner.sessions}  summary: {runner.output}/summary.json")
-    if report_run(runner.report_dir()):
-        runner.publish_report()
+    if report_run(runner.run_dir.report_dir()):
+        runner.run_dir.publish_report()
     return 0 if summary["accounting"]["complete"] else 1
 
 

@@ -51,7 +51,7 @@ def test_killed_fleet_actor_resumes_from_its_flushed_sessions(runner):
 
     def kill() -> dict:
         before = parts(out, "0")
-        ray.kill(runner.actors[0], no_restart=False)  # a crash: Ray restarts it
+        ray.kill(runner.fleet.actors[0], no_restart=False)  # a crash: Ray restarts it
         return before
 
     fault = Fault(lambda: bool(parts(out, "0")), kill)
@@ -64,7 +64,7 @@ def test_killed_fleet_actor_resumes_from_its_flushed_sessions(runner):
     # the parts flushed before the crash are untouched: nothing was rewritten
     assert {p: h for p, h in parts(out, "0").items() if p in before} == before
     # the restarted actor skipped what was on disk and simulated only the rest
-    progress = ray.get(runner.actors[0].progress.remote())
+    progress = ray.get(runner.fleet.actors[0].progress.remote())
     flushed_before = sum(pl.read_parquet(p).height for p in before) // len(runner.expected)
     assert progress.skipped >= flushed_before >= 1
     assert progress.sessions + progress.skipped == progress.expected
@@ -88,7 +88,7 @@ SHORT_DEADLINE = {
 def test_killed_generator_replica_is_replaced_and_no_session_is_lost(runner):
     from ray import serve
 
-    out, app = runner.out, runner._app_name
+    out, app = runner.out, runner.cluster.app_name
     [replica] = replica_actors(app)
 
     def kill() -> float:

@@ -60,16 +60,16 @@ def test_losing_a_node_mid_run_keeps_every_session(cluster, scenario_file, tmp_p
     runner = Runner(load_scenario(path), progress=False)
     try:
         runner.setup()
-        placed = [node_of(a) for a in runner.actors]
+        placed = [node_of(a) for a in runner.fleet.actors]
         assert len(set(placed)) >= 2, placed  # SPREAD put the fleets on several nodes
         [replica] = [
             node_of(h)
-            for k, h in serve_processes(runner._app_name).items()
+            for k, h in serve_processes(runner.cluster.app_name).items()
             if k.startswith("replica")
         ]
         # the worker with the most fleets, sparing the replica's node when there is a choice
         victim = max(workers, key=lambda w: (placed.count(w.node_id), w.node_id != replica))
-        lost = [a for a, n in zip(runner.actors, placed, strict=True) if n == victim.node_id]
+        lost = [a for a, n in zip(runner.fleet.actors, placed, strict=True) if n == victim.node_id]
         assert lost, placed
 
         fault = Fault(lambda: bool(parts(runner.out)), lambda: cluster.remove_node(victim))
@@ -108,11 +108,11 @@ def test_a_cluster_without_a_shared_disk_reads_and_writes_object_storage(
     runner = Runner(load_scenario(path), progress=False)
     try:
         runner.setup()
-        for setup in (ray.get(ref) for ref in runner._setups):
+        for setup in (ray.get(ref) for ref in runner.fleet.setups):
             locations = [setup.prepared_dir, setup.sessions_dir]
             locations += [d for per in setup.checkpoints.values() for d in per.values()]
             assert all(is_uri(x) for x in locations), locations
-        placed = [node_of(a) for a in runner.actors]
+        placed = [node_of(a) for a in runner.fleet.actors]
         victim = max(workers, key=lambda w: placed.count(w.node_id))
         fault = Fault(lambda: has_parts(runner.sessions), lambda: cluster.remove_node(victim))
         fault.start()
