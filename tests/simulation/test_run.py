@@ -73,7 +73,7 @@ def test_request_policies_and_a_plugin_method_run_end_to_end(local_ray, scenario
         {"name": "duet-gate", "method": "duet", "policy": {"type": "learned", "pairs": 100}},
         {"name": "duet-blend", "method": "duet-blend"},
     ]
-    path = scenario_file(methods=methods, plugins=["examples.methods.duet_blend"])
+    path = scenario_file(methods=methods, plugins=["examples.plugins.duet_blend"])
     out = tmp_path / "out"
     assert main(["run", str(path), *ARGS]) == 0
     run = json.loads((out / "run.json").read_text())
