@@ -1,7 +1,8 @@
 """Distribution-shift operators a fleet simulator applies to a device's upcoming sessions.
 
-An operator is a frozen dataclass picked by registry key (``type: genre_shift``) from
-:data:`SHIFTS`; its YAML kwargs are bound to the class signature by :func:`build_shift`
+An operator is a frozen dataclass subclassing :class:`ShiftOperator`, registered by name
+(``type: genre_shift``) in :data:`SHIFTS` (duet/registry.py's shape: a plugin registers its
+own); its YAML kwargs are bound to the class signature by :func:`build_shift`
 and checked at construction. ``op.apply(session, rng, ctx)`` returns a new session and
 never mutates its input.
 
@@ -23,11 +24,15 @@ session's shift does not depend on which other sessions or devices were processe
 from __future__ import annotations
 
 import inspect
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
+
+from duet.registry import Registry
 
 # -- sessions and context --------------------------------------------------------------------
 
@@ -86,6 +91,24 @@ def _range(key: str, value: float, lo: float, hi: float, *, open_lo: bool = Fals
         raise ValueError(f"{key}: expected number in {bracket}{lo}, {hi}], got {value!r}")
 
 
+class ShiftOperator(ABC):
+    """A shift operator: a frozen dataclass whose fields are its YAML parameters (checked at
+    construction), registered by name in :data:`SHIFTS`.
+
+    ``kind`` is the data it acts on ("clicks" or "images"; None: either), which the scenario
+    schema checks against the dataset.
+    """
+
+    kind: ClassVar[str | None] = None
+
+    @abstractmethod
+    def apply(self, session, rng: np.random.Generator, ctx: ShiftContext):
+        """A new session (never the input mutated), drawing only from ``rng``."""
+
+
+SHIFTS: Registry[ShiftOperator] = Registry("shift operator", ShiftOperator, "pipelines.shifts")
+
+
 # -- click operators -------------------------------------------------------------------------
 
 
@@ -103,8 +126,9 @@ def _replace_clicks(session: ClickSession, rate: float, draw, rng, realtime: boo
     return replace(session, items=items, realtime=rt)
 
 
+@SHIFTS.register("user_swap")
 @dataclass(frozen=True)
-class UserSwap:
+class UserSwap(ShiftOperator):
     """The device starts behaving like another user: clicks and real-time samples are taken
     from a random other user's session in the pool (with probability ``prob``)."""
 
@@ -132,8 +156,9 @@ def _swap(session, donor):
     )
 
 
+@SHIFTS.register("genre_shift")
 @dataclass(frozen=True)
-class GenreShift:
+class GenreShift(ShiftOperator):
     """Interest moves to one genre: each click becomes, with prob ``fraction``, a
     popularity-weighted item of ``genre``. ``genre=None`` draws one genre per device (fixed
     across its sessions, from the device id)."""
@@ -163,8 +188,9 @@ class GenreShift:
         return _replace_clicks(session, self.fraction, draw, rng, self.realtime)
 
 
+@SHIFTS.register("popularity_shift")
 @dataclass(frozen=True)
-class PopularityShift:
+class PopularityShift(ShiftOperator):
     """Clicks drift to the head (``alpha > 0``) or the long tail (``alpha < 0``): each click
     becomes, with prob ``fraction``, an item drawn ∝ (popularity + 1)^alpha."""
 
@@ -186,8 +212,9 @@ class PopularityShift:
         return _replace_clicks(session, self.fraction, draw, rng, self.realtime)
 
 
+@SHIFTS.register("click_noise")
 @dataclass(frozen=True)
-class ClickNoise:
+class ClickNoise(ShiftOperator):
     """Accidental clicks: each click becomes a uniformly random item with prob ``rate``."""
 
     rate: float = 0.2
@@ -203,8 +230,9 @@ class ClickNoise:
         return _replace_clicks(session, self.rate, draw, rng, self.realtime)
 
 
+@SHIFTS.register("temporal_reversal")
 @dataclass(frozen=True)
-class TemporalReversal:
+class TemporalReversal(ShiftOperator):
     """The session is replayed in reverse order (sequence models see a new order, the
     item histogram stays the same)."""
 
@@ -229,8 +257,9 @@ def _pixels(session: ImageSession, fn) -> ImageSession:
     return replace(session, pixels=out)
 
 
+@SHIFTS.register("brightness_contrast")
 @dataclass(frozen=True)
-class BrightnessContrast:
+class BrightnessContrast(ShiftOperator):
     """Lighting change: ``x' = (x - 0.5) * contrast + 0.5 + brightness``."""
 
     brightness: float = 0.2
@@ -245,8 +274,9 @@ class BrightnessContrast:
         return _pixels(session, lambda x: (x - 0.5) * self.contrast + 0.5 + self.brightness)
 
 
+@SHIFTS.register("gaussian_noise")
 @dataclass(frozen=True)
-class GaussianNoise:
+class GaussianNoise(ShiftOperator):
     """Sensor noise: add N(0, std²) per pixel (pixel units in [0, 1])."""
 
     std: float = 0.1
@@ -268,8 +298,9 @@ def _blur_axis(x: np.ndarray, kernel: np.ndarray, axis: int) -> np.ndarray:
     return windows @ kernel
 
 
+@SHIFTS.register("blur")
 @dataclass(frozen=True)
-class Blur:
+class Blur(ShiftOperator):
     """Out-of-focus camera: separable Gaussian blur with ``sigma`` pixels."""
 
     sigma: float = 1.5
@@ -285,8 +316,9 @@ class Blur:
         return _pixels(session, lambda x: _blur_axis(_blur_axis(x, kernel, -1), kernel, -2))
 
 
+@SHIFTS.register("occlusion")
 @dataclass(frozen=True)
-class Occlusion:
+class Occlusion(ShiftOperator):
     """Something covers the camera: a square of side ``size`` × image side, filled with
     ``value``, at one random place per session (same place in every frame)."""
 
@@ -311,8 +343,9 @@ class Occlusion:
         return _pixels(session, cover)
 
 
+@SHIFTS.register("rotation")
 @dataclass(frozen=True)
-class Rotation:
+class Rotation(ShiftOperator):
     """Tilted camera: rotate every frame by ``degrees`` (bilinear, edges filled black)."""
 
     degrees: float = 15.0
@@ -333,6 +366,7 @@ class Rotation:
         return replace(session, pixels=np.stack(rotated).reshape(f, c, h, w))
 
 
+@SHIFTS.register("subject_swap")
 @dataclass(frozen=True)
 class SubjectSwap(UserSwap):
     """Another person uses the device: the video is replaced by another subject's video."""
@@ -340,8 +374,9 @@ class SubjectSwap(UserSwap):
     kind = "images"
 
 
+@SHIFTS.register("label_distribution_shift")
 @dataclass(frozen=True)
-class LabelDistributionShift:
+class LabelDistributionShift(ShiftOperator):
     """The mix of classes changes: with prob ``prob`` the video is replaced by a pool video
     whose class is drawn from ``weights`` (one non-negative weight per class)."""
 
@@ -372,21 +407,6 @@ class LabelDistributionShift:
 
 # -- registry, composition, application ------------------------------------------------------
 
-SHIFTS: dict[str, type] = {
-    "user_swap": UserSwap,
-    "genre_shift": GenreShift,
-    "popularity_shift": PopularityShift,
-    "click_noise": ClickNoise,
-    "temporal_reversal": TemporalReversal,
-    "brightness_contrast": BrightnessContrast,
-    "gaussian_noise": GaussianNoise,
-    "blur": Blur,
-    "occlusion": Occlusion,
-    "rotation": Rotation,
-    "subject_swap": SubjectSwap,
-    "label_distribution_shift": LabelDistributionShift,
-}
-
 
 @dataclass(frozen=True)
 class Compose:
@@ -411,9 +431,7 @@ def build_shift(spec: Mapping):
         return Compose(tuple(build_shift(s) for s in spec))
     spec = dict(spec)
     key = spec.pop("type", None)
-    if key not in SHIFTS:
-        raise ValueError(f"type: expected one of {sorted(SHIFTS)}, got {key!r}")
-    cls = SHIFTS[key]
+    cls = SHIFTS[key]  # unknown: RegistryError, listing the registered operators
     if "weights" in spec and isinstance(spec["weights"], list):
         spec["weights"] = tuple(spec["weights"])
     try:

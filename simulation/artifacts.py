@@ -1,6 +1,6 @@
 """What a run prepares before any device plays: the prepared dataset, the trained checkpoints
-and the learned request policies' gates, built in a local folder and published where every
-node reads them (the same folder, or an object-store URI).
+and the request policies fitted on the training sessions, built in a local folder and
+published where every node reads them (the same folder, or an object-store URI).
 
 No Ray: `ArtifactDir` is usable on its own, e.g. by a benchmark that needs a prepared dataset
 and checkpoints of some methods, and it reuses what an earlier try left (a resumed run does
@@ -8,7 +8,8 @@ not prepare or train again):
 
     OUT/data/                            the prepared dataset (unless the spec names one)
     OUT/models/<backbone>-<name>/        one checkpoint per distinct trained model
-    OUT/models/gate-<backbone>-<name>.json   a learned policy's gate (simulation/request_gate.py)
+    OUT/models/gate-<backbone>-<name>.json   a learned policy's gate
+                                         (actors/devices/request_gate.py)
 """
 
 from __future__ import annotations
@@ -53,22 +54,23 @@ class Artifacts:
         data (PreparedData): the prepared dataset.
         checkpoints (dict): backbone -> method name -> checkpoint location (a method scoring
             with another's model maps to that model's location).
-        gates (dict): ``"<backbone>/<name>"`` -> the learned policy's gate.
+        policies (dict): ``"<backbone>/<name>"`` -> a generated method's fitted policy.
     """
 
     data: PreparedData
     checkpoints: dict[str, dict[str, str]]
-    gates: dict[str, Any]
+    policies: dict[str, RequestPolicy]
 
 
 def build_artifacts(scenario: Scenario, where: ArtifactDir) -> Artifacts:
-    """The scenario's data, checkpoints and gates, in that order (each needs the previous)."""
+    """The scenario's data, checkpoints and fitted policies, in that order (each needs the
+    previous)."""
     data = where.prepare_data(scenario.data)
     checkpoints = where.checkpoints(
         scenario.model, scenario.methods, data, owner=scenario.model_owner
     )
-    gates = where.gates(scenario.policies, checkpoints, data, seed=scenario.seed)
-    return Artifacts(data, checkpoints, gates)
+    policies = where.policies(scenario.policies, checkpoints, data, seed=scenario.seed)
+    return Artifacts(data, checkpoints, policies)
 
 
 class ArtifactDir:
@@ -199,33 +201,27 @@ class ArtifactDir:
         publish(path, published)  # where every node reads it
         return published
 
-    def gates(
+    def policies(
         self,
         policies: Mapping[str, RequestPolicy],
         checkpoints: Mapping[str, Mapping[str, str]],
         data: PreparedData,
         seed: int,
-    ) -> dict[str, Any]:
-        """The learned policies' gates, trained in the cloud on the training sessions before
-        any device plays (simulation/request_gate.py), or reused from ``OUT/models``."""
-        from simulation.request_gate import fit_gate
+    ) -> dict[str, RequestPolicy]:
+        """``"<backbone>/<name>"`` -> each generated method's request policy, fitted in the
+        cloud on the training sessions before any device plays (`RequestPolicy.fit`: the
+        learned policy's gate, cached in ``OUT/models``)."""
+        from actors.devices.policies import PolicyTraining
 
-        gates = {}
+        fitted = {}
         for name, policy in policies.items():
-            if policy.type != "learned":
-                continue
             for backbone, ckpts in checkpoints.items():
-                path = self.out / "models" / f"gate-{backbone}-{name}.json"
-                gates[f"{backbone}/{name}"] = fit_gate(
-                    data.path,
-                    ckpts["base"],
-                    ckpts[name],
-                    policy,
-                    path,
-                    seed=seed,
-                    progress=self.progress,
+                cache = self.out / "models" / f"gate-{backbone}-{name}.json"
+                training = PolicyTraining(
+                    data.path, ckpts["base"], ckpts[name], cache, seed, self.progress
                 )
-        return gates
+                fitted[f"{backbone}/{name}"] = policy.fit(training)
+        return fitted
 
     def gate_reports(self) -> dict[str, Any]:
         """``<backbone>-<name>`` -> a fitted gate's file (its size, cost and fit), for the

@@ -45,7 +45,7 @@ def fleet_setups(
     from duet.adaptation import FinetuneConfig
 
     s = scenario
-    config = _fleet_config(s, run_id, artifacts.gates, model_keys)
+    config = _fleet_config(s, run_id, artifacts.policies, model_keys)
     metrics = ExporterClient(exporter) if exporter is not None else None
     return [
         FleetSetup(
@@ -72,7 +72,7 @@ def fleet_setups(
 
 
 def _fleet_config(
-    s: Scenario, run_id: str, gates: dict[str, Any], model_keys: dict[str, str]
+    s: Scenario, run_id: str, policies: dict[str, Any], model_keys: dict[str, str]
 ) -> FleetConfig:
     """What every fleet of the run plays by: methods, policies, networks, the generator's
     batching and retries."""
@@ -89,8 +89,7 @@ def _fleet_config(
         dataset=s.data.dataset,
         methods=tuple(s.method_names),
         method_of=s.method_of,
-        policies=s.policies,
-        gates=gates,
+        policies=policies,
         sessions_per_device=s.fleet.sessions_per_device,
         model_keys=model_keys,
         network_classes=networks,

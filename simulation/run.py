@@ -6,7 +6,7 @@ The recipe shape of simulation/train_recipe.py: ``__init__`` cross-checks and fa
 with a progress bar, ``cleanup`` tears down what this run started. It composes the parts:
 
     simulation/run_dir.py       the output (a folder or a URI) and its bookkeeping files
-    simulation/artifacts.py     the prepared data, the checkpoints and the gates (no Ray)
+    simulation/artifacts.py     the prepared data, the checkpoints, the fitted policies (no Ray)
     simulation/cluster.py       Ray, the metrics exporter and the generator's Serve app
     simulation/fleet_plan.py    which devices there are and which fleet hosts each
     simulation/fleet_launch.py  the fleet actors and the progress bar

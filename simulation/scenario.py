@@ -287,7 +287,7 @@ class DeviceGroup(Section):
 
 
 class ShiftSpec(Section):
-    operator: str  # a key of pipelines.shifts.SHIFTS
+    operator: str  # a registered shift operator (pipelines/shifts.py SHIFTS)
     params: dict[str, Any] = {}
     devices: DeviceGroup = DeviceGroup()
     at_session: Annotated[int, Field(ge=0)] = 0  # first shifted session_index
@@ -298,8 +298,7 @@ class ShiftSpec(Section):
     def _operator(cls, value: str) -> str:
         from pipelines.shifts import SHIFTS
 
-        if value not in SHIFTS:
-            raise ValueError(f"unknown shift operator {value!r}; known: {sorted(SHIFTS)}")
+        SHIFTS.check(value)
         return value
 
     @field_validator("params")
@@ -501,7 +500,7 @@ class Scenario(Section):
                 f"fleet.profiles.backbone: names {sorted(extra)}, not in model.backbones"
             )
         for i, shift in enumerate(self.shifts):
-            acts_on = getattr(SHIFTS[shift.operator], "kind", kind)
+            acts_on = SHIFTS[shift.operator].kind or kind
             if acts_on != kind:
                 raise ValueError(
                     f"shifts[{i}].operator: {shift.operator!r} acts on {acts_on}, "

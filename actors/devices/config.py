@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from actors.devices.policies import Always, Gate, RequestPolicy
+from actors.devices.policies import Always, RequestPolicy
 from actors.devices.profiles import NetworkClass
 from duet.method import METHODS
 
@@ -55,18 +55,18 @@ class FleetConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # name -> registered method (duet/method.py); a name missing here is its own
     method_of: Mapping[str, str] = field(default_factory=dict)
-    # name -> request policy of a generated method; a generated name missing here: always
+    # "<backbone>/<name>" -> the request policy of a generated method, fitted on the training
+    # sessions (RequestPolicy.fit); a generated name missing here asks every session
     policies: Mapping[str, RequestPolicy] = field(default_factory=dict)
-    # "<backbone>/<name>" -> the learned policy's trained gate (simulation/request_gate.py)
-    gates: Mapping[str, Gate] = field(default_factory=dict)
 
-    def policy(self, name: str) -> RequestPolicy | None:
-        """The request policy of ``name``; None for a method the cloud does not generate."""
+    def policy(self, name: str, backbone: str) -> RequestPolicy | None:
+        """The request policy of ``name`` on ``backbone``'s devices; None for a method the
+        cloud does not generate."""
         if not METHODS[self.method_of.get(name, name)].generated:
             return None
-        return self.policies.get(name) or Always()
+        return self.policies.get(f"{backbone}/{name}") or Always()
 
     @property
     def generated(self) -> tuple[str, ...]:
         """The names whose parameters the cloud generates."""
-        return tuple(m for m in self.methods if self.policy(m) is not None)
+        return tuple(m for m in self.methods if METHODS[self.method_of.get(m, m)].generated)

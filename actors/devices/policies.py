@@ -11,16 +11,20 @@ Every decision has a reason, which rows and Prometheus carry:
 - ``budget_exhausted``: it would have asked, but its budget is spent;
 - ``no_cache``: it did not ask and had nothing cached: the global classifier.
 
-Policies are registered by ``type`` (:data:`POLICIES`, as the shift operators are) and are
-pydantic models, so a scenario's ``policy:`` is validated field by field with its path and
-line. The drift score is the cosine distance between the mean embedding (or image feature)
-of the session's real-time samples and the one the cached parameters were generated from,
+Policies are registered classes (:data:`POLICIES`, the registry shape of duet/registry.py,
+keyed by their ``type``) and pydantic models, so a scenario's ``policy:`` is validated field
+by field with its path and line, a plugin's policies included. A policy that learns from the
+training sessions (``learned``'s gate) does so in :meth:`RequestPolicy.fit`, before any device
+plays, and carries what it learned: a device only calls ``decide``.
+
+The drift score is the cosine distance between the mean embedding (or image feature) of the
+session's real-time samples and the one the cached parameters were generated from,
 computed on the device from what embedding mode would upload (`DeviceModel.device_inputs`).
 
 Policies IntellectReq (WWW 2024) motivates: ``every_k`` (a schedule), ``drift`` (a
 threshold on the drift score), ``budget`` (a fraction of sessions, spent where the drift
 score is highest) and ``learned`` (a logistic gate the cloud trains on the training sessions
-to predict whether fresh parameters would beat the cached ones; simulation/request_gate.py).
+to predict whether fresh parameters would beat the cached ones; actors/devices/request_gate.py).
 ``per_impression`` is the history conditioning of the authors' code: one request per
 scored impression, nothing cached.
 """
@@ -28,11 +32,15 @@ scored impression, nothing cached.
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Literal, Union
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, WrapValidator
+
+from duet.registry import Registry
 
 REASONS = ("requested", "cached", "budget_exhausted", "no_cache")
 
@@ -78,6 +86,20 @@ def drift_score(fingerprint: np.ndarray | None, cached: np.ndarray | None) -> fl
     return 1.0 - float(fingerprint @ cached) / norm if norm > 0 else math.inf
 
 
+@dataclass(frozen=True)
+class PolicyTraining:
+    """What a policy may learn from before any device plays: the prepared data (its training
+    sessions, never the replayed ones), the checkpoints of ``base`` and of the method it
+    decides for, a file to cache what it learned in, and the run's seed."""
+
+    prepared: Path
+    base_dir: str
+    method_dir: str
+    cache: Path
+    seed: int = 0
+    progress: bool = True
+
+
 class RequestPolicy(BaseModel):
     """A policy's YAML fields (``type`` picks the class) and its on-device rule.
 
@@ -93,37 +115,38 @@ class RequestPolicy(BaseModel):
     @property
     def label(self) -> str:
         """The policy with its settings, as rows, the summary and Prometheus name it."""
-        fields = self.model_dump(exclude={"type", "gate"})
+        fields = self.model_dump(exclude={"type"})
         settings = ",".join(f"{k}={v}" for k, v in fields.items() if v is not None)
         return f"{self.type}({settings})" if settings else self.type
 
-    def decide(self, state: CacheState, drift: float, gate: Gate | None = None) -> Decision:
-        raise NotImplementedError
+    @abstractmethod
+    def decide(self, state: CacheState, drift: float) -> Decision:
+        """Whether the device asks for fresh parameters at this session start."""
+
+    def fit(self, training: PolicyTraining) -> RequestPolicy:
+        """This policy with what it learns from the training sessions (default: nothing)."""
+        return self
 
 
-POLICIES: dict[str, type[RequestPolicy]] = {}
+POLICIES: Registry[RequestPolicy] = Registry(
+    "request policy",
+    RequestPolicy,
+    builtins="actors.devices.policies",
+    key=lambda cls: cls.model_fields["type"].default,
+)
 
 
-def register_policy(cls: type[RequestPolicy]) -> type[RequestPolicy]:
-    """Class decorator: register ``cls`` under its ``type`` literal."""
-    name = cls.model_fields["type"].default
-    if POLICIES.get(name, cls) is not cls:
-        raise ValueError(f"policy {name!r} is already registered by {POLICIES[name]}")
-    POLICIES[name] = cls
-    return cls
-
-
-@register_policy
+@POLICIES.register()
 class Always(RequestPolicy):
     """Ask at every session start (the paper's protocol, and the reference of every policy)."""
 
     type: Literal["always"] = "always"
 
-    def decide(self, state: CacheState, drift: float, gate: Gate | None = None) -> Decision:
+    def decide(self, state: CacheState, drift: float) -> Decision:
         return REQUEST
 
 
-@register_policy
+@POLICIES.register()
 class EveryK(RequestPolicy):
     """Ask on every k-th session the device plays (its 1st, (k+1)-th, ...), or when nothing
     is cached; keep the cached parameters otherwise."""
@@ -131,12 +154,12 @@ class EveryK(RequestPolicy):
     type: Literal["every_k"] = "every_k"
     k: Annotated[int, Field(gt=0, strict=True)]
 
-    def decide(self, state: CacheState, drift: float, gate: Gate | None = None) -> Decision:
+    def decide(self, state: CacheState, drift: float) -> Decision:
         due = state.params is None or state.sessions % self.k == 0
         return REQUEST if due else Decision(False, "cached")
 
 
-@register_policy
+@POLICIES.register()
 class Drift(RequestPolicy):
     """Ask when the drift score exceeds ``threshold`` (or nothing is cached)."""
 
@@ -144,11 +167,11 @@ class Drift(RequestPolicy):
     threshold: Annotated[float, Field(gt=0, le=2, strict=True)]
     needs_drift: ClassVar[bool] = True
 
-    def decide(self, state: CacheState, drift: float, gate: Gate | None = None) -> Decision:
+    def decide(self, state: CacheState, drift: float) -> Decision:
         return REQUEST if drift > self.threshold else Decision(False, "cached")
 
 
-@register_policy
+@POLICIES.register()
 class Budget(RequestPolicy):
     """At most ``ceil(fraction * n)`` requests in a device's first n sessions, spent where
     the drift score is highest: a session asks when its score is at least the (1 - fraction)
@@ -159,7 +182,7 @@ class Budget(RequestPolicy):
     fraction: Annotated[float, Field(gt=0, le=1, strict=True)]
     needs_drift: ClassVar[bool] = True
 
-    def decide(self, state: CacheState, drift: float, gate: Gate | None = None) -> Decision:
+    def decide(self, state: CacheState, drift: float) -> Decision:
         left = math.ceil(self.fraction * (state.sessions + 1)) - state.requests
         if state.params is None:
             return REQUEST if left > 0 else Decision(False, "no_cache")
@@ -199,27 +222,40 @@ def gate_cost(embedding_dim: int, realtime: int) -> dict[str, int]:
     return {"parameters": features + 1, "flops_per_decision": flops}
 
 
-@register_policy
+@POLICIES.register()
 class Learned(RequestPolicy):
     """IntellectReq-style: ask when a small on-device gate predicts that fresh parameters
     would beat the cached ones with probability above ``threshold``. The cloud trains the
-    gate at run start on ``pairs`` pairs of training sessions (simulation/request_gate.py)."""
+    gate at run start on ``pairs`` pairs of training sessions (actors/devices/request_gate.py)."""
 
     type: Literal["learned"] = "learned"
     threshold: Annotated[float, Field(gt=0, lt=1, strict=True)] = 0.5
     pairs: Annotated[int, Field(gt=0, le=100_000, strict=True)] = 2000
     needs_drift: ClassVar[bool] = True
+    _gate: Gate | None = PrivateAttr(None)  # set by fit, never by the YAML
 
-    def decide(self, state: CacheState, drift: float, gate: Gate | None = None) -> Decision:
+    def decide(self, state: CacheState, drift: float) -> Decision:
         if state.params is None:
             return REQUEST
-        if gate is None:
-            raise ValueError("the learned policy needs its trained gate")
-        p = gate.probability(drift, state.age())
+        if self._gate is None:
+            raise ValueError("the learned policy needs its trained gate (fit it first)")
+        p = self._gate.probability(drift, state.age())
         return REQUEST if p > self.threshold else Decision(False, "cached")
 
+    def fit(self, training: PolicyTraining) -> Learned:
+        """The gate trained on pairs of training sessions (actors/devices/request_gate.py)."""
+        from actors.devices.request_gate import fit_gate
 
-@register_policy
+        return self.with_gate(fit_gate(self, training))
+
+    def with_gate(self, gate: Gate) -> Learned:
+        """This policy deciding with ``gate``."""
+        fitted = self.model_copy()
+        fitted._gate = gate
+        return fitted
+
+
+@POLICIES.register()
 class PerImpression(RequestPolicy):
     """One request per scored impression, each conditioned on its own click history (the
     authors' code; ``condition: history``): nothing is cached."""
@@ -227,22 +263,19 @@ class PerImpression(RequestPolicy):
     type: Literal["per_impression"] = "per_impression"
     per_impression: ClassVar[bool] = True
 
-    def decide(self, state: CacheState, drift: float, gate: Gate | None = None) -> Decision:
+    def decide(self, state: CacheState, drift: float) -> Decision:
         return REQUEST
 
 
-def _policy_type(value: Any) -> Any:
+def _registered_policy(value: Any, handler: Any) -> RequestPolicy:
+    """A scenario's ``policy:`` as the registered class its ``type`` names, read at
+    validation time so a plugin's policies are accepted; field errors keep their path."""
     if isinstance(value, RequestPolicy):
-        return value.type
-    return value.get("type") if isinstance(value, dict) else None
+        return value
+    if not isinstance(value, dict) or "type" not in value:
+        raise ValueError(f"policy needs a type, one of {list(POLICIES)}")
+    return POLICIES[value["type"]].model_validate(value)
 
 
 # a scenario's ``policy:``: one of the registered policies, picked by its ``type``
-PolicySpec = Annotated[
-    Union[tuple(Annotated[cls, Tag(name)] for name, cls in POLICIES.items())],  # noqa: UP007
-    Discriminator(
-        _policy_type,
-        custom_error_type="policy_type",
-        custom_error_message=f"policy needs a type, one of {list(POLICIES)}",
-    ),
-]
+PolicySpec = Annotated[Any, WrapValidator(_registered_policy)]

@@ -57,14 +57,13 @@ def decide(
     state: CacheState,
 ) -> Ask:
     """The policy's decision for this session, with the drift score it was taken on."""
-    policy = config.policy(method)
+    policy = config.policy(method, device.backbone)
     assert policy is not None
     fingerprint, drift = None, math.nan
     if policy.needs_drift:
         fingerprint = models.fingerprint(method, realtime_input(session))
         drift = drift_score(fingerprint, state.fingerprint)
-    gate = config.gates.get(f"{device.backbone}/{method}")
-    return Ask(policy.label, policy.decide(state, drift, gate), drift, state.age(), fingerprint)
+    return Ask(policy.label, policy.decide(state, drift), drift, state.age(), fingerprint)
 
 
 def settle(

@@ -180,8 +180,8 @@ POLICIES = GOOD.replace(
     [
         (
             "{type: sometimes}",
-            "methods[2].policy (line 12): policy needs a type, one of ['always', 'every_k', "
-            "'drift', 'budget', 'learned', 'per_impression']",
+            "methods[2].policy (line 12): unknown request policy 'sometimes'; registered: "
+            "['always', 'every_k', 'drift', 'budget', 'learned', 'per_impression']",
         ),
         ("{type: every_k, k: -2}", "methods[2].policy.k (line 12): Input should be greater than 0"),
         (

@@ -80,7 +80,6 @@ def run_fleet(
     metrics=None,
     method_of=None,
     policies=None,
-    gates=None,
     replays=None,
     devices_alive=4096,
 ) -> dict:
@@ -98,8 +97,7 @@ def run_fleet(
         retry=retry or RetryPolicy(),
         score_batch_sessions=8,
         method_of=method_of,
-        policies=policies or {},
-        gates=gates or {},
+        policies={f"din/{name}": p for name, p in (policies or {}).items()},
         devices_alive=devices_alive,
     )
     sink = PartSink(sessions_dir / "fleet=0", flush_rows=20)

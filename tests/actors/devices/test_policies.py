@@ -22,12 +22,12 @@ from actors.devices.policies import (
 )
 
 
-def play(policy, drifts, gate=None) -> list[str]:
+def play(policy, drifts) -> list[str]:
     """A device's decisions over sessions with these drift scores (inf: nothing to compare),
     every request answered."""
     state, out = CacheState(), []
     for drift in drifts:
-        decision = policy.decide(state, drift, gate)
+        decision = policy.decide(state, drift)
         if decision.request:
             state.requests += 1
             state.store("params", np.ones(2), "v1")
@@ -83,7 +83,8 @@ def test_budget_with_nothing_cached_and_no_budget_scores_with_the_global_classif
 
 def test_learned_asks_when_its_gate_says_fresh_parameters_win():
     says_drift = Gate((40.0, 0.0, -8.0))  # p > 0.5 when drift > 0.2
-    assert play(Learned(), [math.inf, 0.1, 0.3], says_drift) == ["requested", "cached", "requested"]
+    fitted = Learned().with_gate(says_drift)
+    assert play(fitted, [math.inf, 0.1, 0.3]) == ["requested", "cached", "requested"]
     with pytest.raises(ValueError, match="trained gate"):
         play(Learned(), [math.inf, 0.1])
 

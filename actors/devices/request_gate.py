@@ -20,13 +20,19 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from actors.devices.policies import GATE_FEATURES, Gate, Learned, drift_score, gate_cost
+from actors.devices.policies import (
+    GATE_FEATURES,
+    Gate,
+    Learned,
+    PolicyTraining,
+    drift_score,
+    gate_cost,
+)
 from actors.devices.policies import gate_features as features_of
 
 MAX_AGE = 3  # the cached set is generated 1..MAX_AGE training sessions before the scored one
@@ -42,23 +48,17 @@ class _Set:
     sent: None = None
 
 
-def fit_gate(
-    prepared: str | Path,
-    base_dir: str | Path,
-    method_dir: str | Path,
-    policy: Learned,
-    path: Path,
-    seed: int = 0,
-    progress: bool = True,
-) -> Gate:
-    """Train (or reload from ``path``) the gate of a learned policy for one checkpoint."""
+def fit_gate(policy: Learned, training: PolicyTraining) -> Gate:
+    """Train (or reload from ``training.cache``) the gate of a learned policy for one
+    checkpoint."""
     from actors.devices.ondevice import DeviceModels
     from actors.devices.replay import load_replays, replayable_users
     from actors.service.served import weights_version
     from actors.storage.uris import materialize
     from duet.adaptation import FinetuneConfig
 
-    version = weights_version(materialize(method_dir))
+    prepared, path, seed = training.prepared, training.cache, training.seed
+    version = weights_version(materialize(training.method_dir))
     key = {"weights_version": version, "pairs": policy.pairs, "seed": seed}
     if path.is_file():
         cached = json.loads(path.read_text())
@@ -66,7 +66,7 @@ def fit_gate(
             return Gate(tuple(cached["weights"]))
     # scored like a received set: the method's model, the default (global or received) rule
     models = DeviceModels(
-        {"base": base_dir, "gate": method_dir}, FinetuneConfig(), {"gate": "base"}
+        {"base": training.base_dir, "gate": training.method_dir}, FinetuneConfig(), {"gate": "base"}
     )
     model = models.model_for("gate")
     users = replayable_users(prepared, "train").tolist()
@@ -74,7 +74,9 @@ def fit_gate(
     pairs = _pairs([replays[u] for u in users], policy.pairs, seed)
     rows, labels = [], []
     for start in tqdm(
-        range(0, len(pairs), CHUNK), desc="training the request gate", disable=not progress
+        range(0, len(pairs), CHUNK),
+        desc="training the request gate",
+        disable=not training.progress,
     ):
         chunk = pairs[start : start + CHUNK]
         earlier, scored = [p[0] for p in chunk], [p[1] for p in chunk]
