@@ -1,6 +1,6 @@
 """Benchmark ``duet-sim data prepare``: wall time and peak memory on ML-100K and a ≥1M stream.
 
-Each case runs in a fresh child process (``python -m pipelines.cli data prepare ...``) so its
+Each case runs in a fresh child process (``python -m simulation.cli data prepare ...``) so its
 peak RSS (``wait4`` rusage ``ru_maxrss``) is its own. Results replace the ``## data prepare``
 section of ``benchmarks/RESULTS.md``.
 
@@ -30,7 +30,7 @@ TARGET_S, TARGET_GB = 60.0, 4.0
 
 def run_case(name: str, args: list[str], out: Path) -> dict:
     """Run one prepare in a child; returns wall seconds, peak RSS and the prepared counts."""
-    cmd = [sys.executable, "-m", "pipelines.cli", "data", "prepare", *args, "--out", str(out)]
+    cmd = [sys.executable, "-m", "simulation.cli", "data", "prepare", *args, "--out", str(out)]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)

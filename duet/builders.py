@@ -10,12 +10,13 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from duet.backbone import check_backbone_fits
 from duet.dynamic import ClassifierConfig
 from duet.method import METHODS, GeneratorOptions
 from duet.mobilenet import MobileNetConfig
 from duet.model import ModelConfig
 from duet.names import DEFAULT_CONDITION, DEFAULT_NECK
-from duet.sequence import SEQUENCE_BACKBONES, SequenceConfig
+from duet.sequence import SequenceConfig
 
 
 def method_parts(
@@ -66,8 +67,7 @@ def sequence_umn(
     ``arch`` overrides :class:`SequenceConfig` fields and the classifier's ``activation``
     (:data:`ARCH_DEFAULTS`), the knobs the parity with the authors' code compares.
     """
-    if backbone not in SEQUENCE_BACKBONES:
-        raise ValueError(f"backbone must be one of {sorted(SEQUENCE_BACKBONES)}, got {backbone!r}")
+    check_backbone_fits(backbone, "clicks")
     arch = dict(arch or {})
     unknown = sorted(set(arch) - set(ARCH_DEFAULTS))
     if unknown:

@@ -17,13 +17,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from duet.backbone import BACKBONES
 from duet.data import ClickSamples, Samples, first_of_groups
 from duet.dynamic import ClassifierConfig, GlobalClassifier, Params, functional_forward
 from duet.method import METHODS
-from duet.mobilenet import MobileNetConfig, MobileNetV3
-from duet.names import BACKBONE_NAMES
+from duet.mobilenet import MobileNetConfig
 from duet.ppg import PPG, PPGConfig
-from duet.sequence import SEQUENCE_BACKBONES, SequenceConfig
+from duet.sequence import SequenceConfig
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,7 @@ class ModelConfig:
             raise ValueError(
                 f"method {self.method!r} {'needs' if self.ppg is None else 'takes no'} a ppg config"
             )
-        if self.backbone not in BACKBONE_NAMES:
-            raise ValueError(f"backbone must be one of {BACKBONE_NAMES}, got {self.backbone!r}")
+        BACKBONES.check(self.backbone)
         if self.ppg is not None and self.ppg.condition == "history" and self.sequence is None:
             raise ValueError("condition 'history' reads click histories: images have none")
 
@@ -84,11 +83,7 @@ class DeviceModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.method = METHODS[cfg.method]
-        if cfg.sequence is not None:
-            self.backbone: nn.Module = SEQUENCE_BACKBONES[cfg.backbone](cfg.sequence)
-        else:
-            assert cfg.mobilenet is not None, "an image model needs a mobilenet config"
-            self.backbone = MobileNetV3(cfg.mobilenet)
+        self.backbone: nn.Module = BACKBONES[cfg.backbone].module(cfg)
         fdim = self.backbone.feature_dim
         assert cfg.classifier.dims[0] == fdim, (
             f"classifier input {cfg.classifier.dims[0]} != backbone features {fdim}"

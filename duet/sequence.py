@@ -284,10 +284,3 @@ class DIN(SequenceBackbone):
         wp, wl = self.out[0].weight.split(E, dim=1)
         last = h[:, -1] @ wl.T + self.out[0].bias  # (P, E)
         return torch.relu(pooled @ wp.T + last[:, None])  # (P, N, E)
-
-
-SEQUENCE_BACKBONES: dict[str, type[SequenceBackbone]] = {
-    "sasrec": SASRec,
-    "gru4rec": GRU4Rec,
-    "din": DIN,
-}

@@ -1,29 +1,14 @@
-"""The data registry: every dataset name, its kind and raw folders, the splits and the
-image input limits, defined once and imported wherever one is checked or listed (the CLI,
-the scenario schema, prepare). No polars or pyarrow import, so `duet-sim --help` stays fast."""
+"""The data's named choices: the splits, the image input and its limits, the named protocols,
+defined once and imported wherever one is checked or listed (the CLI, the scenario schema,
+prepare); datasets are registered classes (pipelines/datasets.py). No polars or pyarrow
+import, so `duet-sim --help` stays fast."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Annotated, Literal
 
-
-class Dataset(NamedTuple):
-    kind: str  # "clicks" or "images"
-    folders: tuple[str, ...]  # sub-folders of the data dir to try, in order; () for synthetic
-
-
-DATASETS: dict[str, Dataset] = {
-    "movielens-100k": Dataset("clicks", ("ml-100k",)),
-    "movielens-1m": Dataset("clicks", ("ml-1m",)),
-    "movielens-10m": Dataset("clicks", ("ml-10M100K", "ml-10m")),
-    "movielens-20m": Dataset("clicks", ("ml-20m",)),
-    "movielens-25m": Dataset("clicks", ("ml-25m",)),
-    "movielens-latest": Dataset("clicks", ("ml-latest", "ml-latest-small")),
-    "ckplus": Dataset("images", ("ck-plus-48", "CK+48", "ckplus", "CK+")),
-    "synthetic-clicks": Dataset("clicks", ()),
-    "synthetic-video": Dataset("images", ()),
-}
-DATASET_NAMES = tuple(DATASETS)
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
 # The splits of every prepared dataset, in time order per user: train fits the models,
 # val selects among them (epochs, settings), test is read once for the reported numbers.
@@ -59,16 +44,13 @@ PROTOCOLS: dict[str, dict[str, dict[str, int]]] = {
 }
 
 
-def check_image_input(size: int, channels: int) -> None:
-    """Refuse an image size or channel count that prepare does not make.
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class ImageInput:
+    """The frames of a prepared image dataset: square, resized (bilinear) from the raw ones."""
 
-    Raises:
-        ValueError: naming the option, the value and the accepted range.
-    """
-    if not isinstance(size, int) or size not in IMAGE_SIZES:
-        raise ValueError(
-            f"image_size: expected an int in [{IMAGE_SIZES.start}, "
-            f"{IMAGE_SIZES.stop - 1}], got {size!r}"
-        )
-    if channels not in IMAGE_CHANNELS:
-        raise ValueError(f"image_channels: expected one of {IMAGE_CHANNELS}, got {channels!r}")
+    image_size: Annotated[int, Field(ge=IMAGE_SIZES.start, le=IMAGE_SIZES.stop - 1)] = Field(
+        48, description="square side frames are resized to (CK+48's own; the paper's: 224)"
+    )
+    image_channels: Literal[IMAGE_CHANNELS] = Field(  # type: ignore[valid-type]
+        1, description="1: gray; 3: the gray plane repeated (the paper's 224x224x3 input)"
+    )

@@ -13,54 +13,43 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.datasets import DATASETS, ClickDataset, Dataset
 from pipelines.errors import DataError
-from pipelines.names import DATASETS, SPLITS, check_image_input
+from pipelines.names import SPLITS, ImageInput
 from pipelines.sessions import SessionOptions
-from pipelines.synthetic import SyntheticClicksConfig, SyntheticVideoConfig
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2  # 2: a validation split (val.parquet) and image channels
 DATA_DIR_ENV = "DUET_DATA_DIR"
 
-# The paper's protocol (history 30, R = 10) everywhere except ``synthetic-clicks``: there a
-# real-time window of 10 clicks is a subset of the 30-click history, so conditioning on it
-# adds no information the base model lacks. A short on-device history (10) and a long
-# real-time window (30, three sessions) make the real-time samples reveal the persistent
-# taste the history cannot (pipelines/synthetic.py, ``p_taste``) -- the situation DUET is for.
-DATASET_OPTIONS: dict[str, SessionOptions] = {
-    "synthetic-clicks": SessionOptions(history_length=10, realtime_size=30),
-}
-
 
 def default_options(dataset: str) -> SessionOptions:
-    """The protocol a dataset is prepared with unless the caller overrides it."""
-    return DATASET_OPTIONS.get(dataset, SessionOptions())
+    """The protocol a dataset is prepared with unless the caller overrides it: the paper's,
+    with the dataset's own differences (`Dataset.options`)."""
+    return SessionOptions(**DATASETS[dataset].options)
 
 
-def resolve_source(dataset: str, data_dir: str | Path | None) -> Path | None:
+def resolve_source(dataset: Dataset, data_dir: str | Path | None) -> Path | None:
     """Find the raw folder: ``data_dir/<known sub-folder>``, else ``data_dir`` itself.
 
-    ``data_dir`` defaults to ``$DUET_DATA_DIR``. Synthetic datasets need no folder (None).
+    ``data_dir`` defaults to ``$DUET_DATA_DIR``. Generated datasets need no folder (None).
 
     Raises:
-        ValueError: unknown dataset name.
         DataError: no data dir given or the folder does not exist.
     """
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset: expected one of {', '.join(DATASETS)}, got {dataset!r}")
-    folders = DATASETS[dataset].folders
-    if not folders:
+    if not dataset.folders:
         return None
     data_dir = data_dir or os.environ.get(DATA_DIR_ENV)
     if not data_dir:
         raise DataError("--data-dir", f"not given and ${DATA_DIR_ENV} is unset")
     root = Path(data_dir)
-    for folder in folders:
+    for folder in dataset.folders:
         if (root / folder).is_dir():
             return root / folder
     if root.is_dir():
@@ -75,48 +64,47 @@ def prepare(
     data_dir: str | Path | None = None,
     options: SessionOptions | None = None,
     seed: int = 0,
-    image_size: int = 48,
-    image_channels: int = 1,
-    clicks_config: SyntheticClicksConfig | None = None,
-    video_config: SyntheticVideoConfig | None = None,
+    image: ImageInput | None = None,
+    knobs: Any = None,
 ) -> dict:
     """Prepare ``dataset`` into ``out``; on any failure ``out`` is left as it was.
 
     Args:
-        dataset (str): a key of :data:`DATASETS`.
+        dataset (str): a registered dataset (pipelines/datasets.py).
         out (str | Path): the prepared directory to (re)create.
         data_dir (str | Path | None): raw data root. Default: ``$DUET_DATA_DIR``.
         options (SessionOptions | None): protocol knobs (clicks use all of them, images
-            only ``test_sessions``). Default: :func:`default_options`.
-        seed (int): seeds negatives and synthetic data; same seed, byte-identical Parquet.
-        image_size (int): square side CK+ frames are resized to (bilinear). Default: 48,
-            CK+48's own size; the paper's input is 224 (Table 5).
-        image_channels (int): 1 (gray) or 3 (the gray plane repeated, the paper's
-            224x224x3 input). Default: 1.
-        clicks_config (SyntheticClicksConfig | None): ``synthetic-clicks`` knobs.
-        video_config (SyntheticVideoConfig | None): ``synthetic-video`` knobs.
+            the split). Default: :func:`default_options`.
+        seed (int): seeds negatives, folds and generated data; same seed, byte-identical
+            Parquet.
+        image (ImageInput | None): the frames of an image dataset (ignored for clicks).
+            Default: ``ImageInput()``, CK+48's 48x48 gray.
+        knobs (Any): a generated dataset's knobs (`Dataset.knobs`). Default: its defaults.
 
     Returns:
         dict: the ``meta.json`` content.
 
     Raises:
-        ValueError: an image size or channel count out of range, before anything is read.
+        RegistryError: an unknown dataset, before anything is read.
         DataError: bad or missing input, naming the file.
     """
-    check_image_input(image_size, image_channels)
+    source_of = DATASETS[dataset]()
+    image = image or ImageInput()
     options = options or default_options(dataset)
-    source = resolve_source(dataset, data_dir)
+    knob_class = source_of.knobs()
+    knobs = knobs if knobs is not None else knob_class() if knob_class else None
+    source = resolve_source(source_of, data_dir)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        if DATASETS[dataset].kind == "clicks":
-            meta = _prepare_clicks(dataset, source, tmp, options, seed, clicks_config)
+        if isinstance(source_of, ClickDataset):
+            read = source_of.read(source, knobs, seed, image.image_size)
+            meta = _prepare_clicks(read, tmp, options, seed)
         else:
-            image = (image_size, image_channels)
-            meta = _prepare_images(dataset, source, tmp, options, seed, image, video_config)
+            meta = _prepare_images(source_of, source, knobs, tmp, options, seed, image)
         meta = {
             "schema_version": SCHEMA_VERSION,
             "dataset": dataset,
@@ -124,6 +112,7 @@ def prepare(
             "source": str(source) if source else None,
             "options": dataclasses.asdict(options),
             **meta,
+            "synthetic": dataclasses.asdict(knobs) if knobs is not None else None,
             "files": {p.name: sha256(p) for p in sorted(tmp.glob("*.parquet"))},
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -134,21 +123,13 @@ def prepare(
     return meta
 
 
-def _prepare_clicks(dataset, source, tmp, options, seed, config) -> dict:
+def _prepare_clicks(read, tmp: Path, options: SessionOptions, seed: int) -> dict:
     from pipelines.clicks import ClickParts
-    from pipelines.movielens import read_movielens
-    from pipelines.synthetic import synthetic_click_chunks, synthetic_items
 
     if options.folds:
-        raise ValueError(f"folds: subject folds are for image datasets; {dataset} splits by time")
-    if source is None:  # generated and written a chunk of users at a time
-        config = config or SyntheticClicksConfig()
-        parts = ClickParts(
-            lambda: synthetic_click_chunks(config, seed), synthetic_items(config), options, seed
-        )
-    else:
-        interactions, items = read_movielens(source)
-        parts = ClickParts(lambda: [interactions], items, options, seed)
+        raise ValueError("folds: subject folds are for image datasets; clicks split by time")
+    chunks, items = read
+    parts = ClickParts(chunks, items, options, seed)
     names = ("sessions", *SPLITS)
     with ParquetParts({n: tmp / f"{n}.parquet" for n in names}) as out:
         for part in parts:
@@ -166,35 +147,25 @@ def _prepare_clicks(dataset, source, tmp, options, seed, config) -> dict:
         "history_length": options.history_length,
         "realtime_size": options.realtime_size,
         "genres": genres,
-        "synthetic": dataclasses.asdict(config) if source is None else None,
     }
 
 
-def _prepare_images(dataset, source, tmp, options, seed, image, config) -> dict:
-    from pipelines.ckplus import read_ckplus
+def _prepare_images(source_of, source, knobs, tmp, options, seed, image: ImageInput) -> dict:
     from pipelines.images import build_image_tables
-    from pipelines.synthetic import synthetic_video
 
-    image_size, channels = image
-    if source is None:
-        config = config or SyntheticVideoConfig()
-        frames, class_names = synthetic_video(config, seed), config.class_names
-        image_size = config.image_size
-    else:
-        frames, class_names = read_ckplus(source, image_size)
-    tables = build_image_tables(frames, image_size * image_size, options, channels, seed)
+    frames, class_names, size = source_of.read(source, knobs, seed, image.image_size)
+    tables = build_image_tables(frames, size * size, options, image.image_channels, seed)
     for name in ("sessions", *SPLITS):
         write_parquet(getattr(tables, name), tmp / f"{name}.parquet")
     return {
         "kind": "images",
         "counts": tables.counts,
         "num_users": tables.counts["users"],
-        "height": image_size,
-        "width": image_size,
-        "channels": channels,
+        "height": size,
+        "width": size,
+        "channels": image.image_channels,
         "num_classes": len(class_names),
         "class_names": class_names,
-        "synthetic": dataclasses.asdict(config) if source is None else None,
     }
 
 

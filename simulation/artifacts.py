@@ -24,7 +24,6 @@ from typing import Any
 from actors.devices.policies import RequestPolicy
 from actors.storage.uris import exists, is_uri, join, materialize, publish
 from duet.method import METHODS
-from pipelines.names import DATASETS
 from simulation.errors import RunError
 from simulation.run_dir import scenario_location
 from simulation.scenario import (
@@ -33,7 +32,6 @@ from simulation.scenario import (
     ModelSpec,
     Scenario,
     resolve_path,
-    synthetic_config_class,
 )
 
 
@@ -93,7 +91,7 @@ class ArtifactDir:
         Raises:
             RunError: ``spec.prepared`` holds another dataset.
         """
-        from pipelines.prepare import default_options, prepare
+        from pipelines.prepare import prepare
         from pipelines.tensors import verify_prepared
 
         if spec.prepared is not None:
@@ -109,25 +107,20 @@ class ArtifactDir:
         location = join(self.output, "data")
         if self.remote and exists(join(location, "meta.json")):
             path = materialize(location)  # prepared by an earlier try
-        given: dict[str, Any] = dict(spec.options)
-        options = dataclasses.replace(default_options(spec.dataset), **given)
-        config_cls = synthetic_config_class(spec.dataset)
-        config = config_cls(**spec.synthetic) if config_cls else None
-        image = {"image_size": spec.image_size, "image_channels": spec.image_channels}
-        if (path / "meta.json").is_file() and _same_data(
-            verify_prepared(path), options, spec.seed, config, image
-        ):
+        options, knobs = spec.session_options, spec.knobs
+        if (path / "meta.json").is_file() and _same_data(verify_prepared(path), spec):
             return PreparedData(spec.dataset, path, location)
         print(f"preparing {spec.dataset} -> {path}", flush=True)
-        kwargs = (
-            {"clicks_config" if spec.dataset == "synthetic-clicks" else "video_config": config}
-            if config
-            else {}
-        )
         data_dir = resolve_path(spec.data_dir) if spec.data_dir else None
-        if DATASETS[spec.dataset].kind == "images":
-            kwargs |= image
-        prepare(spec.dataset, path, data_dir=data_dir, options=options, seed=spec.seed, **kwargs)
+        prepare(
+            spec.dataset,
+            path,
+            data_dir=data_dir,
+            options=options,
+            seed=spec.seed,
+            image=spec.image,
+            knobs=knobs,
+        )
         publish(path, location)  # where every node reads it
         return PreparedData(spec.dataset, path, location)
 
@@ -232,15 +225,18 @@ class ArtifactDir:
         }
 
 
-def _same_data(meta: dict[str, Any], options, seed: int, synthetic, image: dict[str, int]) -> bool:
+def _same_data(meta: dict[str, Any], spec: DataSpec) -> bool:
     """A prepared dir in OUT can be reused if it was prepared with the same protocol."""
-    same = meta.get("options") == dataclasses.asdict(options) and meta.get("seed") == seed
-    if meta.get("kind") == "images" and meta.get("synthetic") is None:
+    knobs = spec.knobs
+    same = meta.get("options") == dataclasses.asdict(spec.session_options)
+    same &= meta.get("seed") == spec.seed
+    if meta.get("kind") == "images" and knobs is None:
+        image = spec.image
         same &= (meta.get("height"), meta.get("channels")) == (
-            image["image_size"],
-            image["image_channels"],
+            image.image_size,
+            image.image_channels,
         )
-    return same and meta.get("synthetic") == (dataclasses.asdict(synthetic) if synthetic else None)
+    return same and meta.get("synthetic") == (dataclasses.asdict(knobs) if knobs else None)
 
 
 def _check_checkpoint(path: Path, backbone: str, method: str, condition: str) -> None:

@@ -13,7 +13,7 @@ COMMAND_MODULES = (
     "simulation.train_cmd",
     "simulation.serve_cmd",
     "simulation.run_cmd",
-    "pipelines.cli",
+    "simulation.data_cmd",
     "simulation.dashboards_cmd",
     "simulation.report_cmd",
 )

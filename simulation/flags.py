@@ -82,7 +82,8 @@ def attribute_docs(config: type) -> dict[str, str]:
             docs[current] += " " + line.strip()
         else:
             current = None
-    return docs
+    # the flag shows the default from the field itself
+    return {k: re.sub(r"\s*Default: [^ ]*\.?$", "", v) for k, v in docs.items()}
 
 
 def add_flags(

@@ -38,14 +38,12 @@ from pydantic import (
 from actors.devices.policies import Always, PerImpression, PolicySpec, RequestPolicy
 from actors.devices.profiles import COMPUTE_TIERS, NETWORK_CLASSES, UPLOAD_MODES
 from actors.storage.uris import check_uri, is_uri
+from duet.backbone import BACKBONES
 from duet.method import METHODS
-from duet.names import BACKBONE_NAMES as BACKBONES
-from duet.names import BACKBONES as BACKBONE_KINDS
 from duet.names import CONDITIONS, DEFAULT_CONDITION, NECKS
 from duet.registry import load_plugins
-from pipelines.names import DATASET_NAMES as DATASETS
-from pipelines.names import DATASETS as DATASET_KINDS
-from pipelines.names import IMAGE_CHANNELS, IMAGE_SIZES
+from pipelines.datasets import DATASETS
+from pipelines.names import ImageInput
 from simulation.train_recipe import TRAIN_SETTINGS, TrainOptions
 
 SCHEMA_VERSION = 1
@@ -53,7 +51,6 @@ MAX_SCENARIO_BYTES = 256 * 1024  # a scenario is a page of YAML; bigger is a mis
 ROOTS_ENV = "DUET_SIM_ROOTS"  # extra folders scenario paths may point into, os.pathsep-separated
 
 PositiveInt = Annotated[int, Field(gt=0)]
-ImageSize = Annotated[int, Field(ge=IMAGE_SIZES.start, le=IMAGE_SIZES.stop - 1)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 Weights = dict[str, Annotated[float, Field(ge=0)]]
 
@@ -133,15 +130,24 @@ class Section(BaseModel):
 
 
 # ---- data and model --------------------------------------------------------------------------
-class DataSpec(Section):
-    dataset: Literal[DATASETS]  # type: ignore[valid-type]
+def section_of(config: type, names: Sequence[str], name: str) -> type[Section]:
+    """A scenario section made of some fields of a layer's config (a pydantic dataclass):
+    the same types, bounds, defaults and descriptions, declared once, in the config."""
+    fields = config.__pydantic_fields__  # type: ignore[attr-defined]
+    return create_model(
+        name, __base__=Section, **{n: (fields[n].annotation, fields[n]) for n in names}
+    )
+
+
+class DataSpec(section_of(ImageInput, ("image_size", "image_channels"), "ImageFields")):
+    """The data a run replays; the image fields are `pipelines.names.ImageInput`'s."""
+
+    dataset: Annotated[str, AfterValidator(DATASETS.check)]  # a registered dataset
     prepared: InputLocation | None = None  # a `duet-sim data prepare` output; else OUT/data
     data_dir: InputDir | None = None  # raw datasets root; default $DUET_DATA_DIR
-    seed: int = 0  # negative sampling and synthetic data
+    seed: int = 0  # negative sampling, folds and generated data
     options: dict[str, int | None] = {}  # SessionOptions overrides of the dataset's defaults
-    synthetic: dict[str, int | float | bool] = {}  # synthetic dataset knobs
-    image_size: ImageSize = 48  # CK+: square side frames are resized to (paper: 224)
-    image_channels: Literal[IMAGE_CHANNELS] = 1  # type: ignore[valid-type]  # 3: the paper's
+    synthetic: dict[str, int | float | bool] = {}  # a generated dataset's knobs (Dataset.knobs)
 
     @field_validator("options")
     @classmethod
@@ -152,27 +158,36 @@ class DataSpec(Section):
         return value
 
     @model_validator(mode="after")
-    def _synthetic(self) -> DataSpec:
-        config = synthetic_config_class(self.dataset)
-        if self.synthetic and config is None:
-            raise ValueError(f"synthetic knobs apply to synthetic datasets, not {self.dataset}")
-        if config is not None:
-            _bind(config, self.synthetic)
-        image = (self.image_size, self.image_channels) != (48, 1)
-        if image and DATASET_KINDS[self.dataset].kind != "images":
+    def _knobs(self) -> DataSpec:
+        if "dataset" not in self.model_fields_set:  # its own error is reported
+            return self
+        knobs = DATASETS[self.dataset].knobs()
+        if self.synthetic and knobs is None:
+            raise ValueError(f"synthetic knobs apply to generated datasets, not {self.dataset}")
+        if knobs is not None:
+            _bind(knobs, self.synthetic)
+        if self.image != ImageInput() and DATASETS[self.dataset].kind != "images":
             raise ValueError(
                 f"image_size/image_channels apply to image datasets, not {self.dataset}"
             )
         return self
 
+    @property
+    def image(self) -> ImageInput:
+        return ImageInput(self.image_size, self.image_channels)
 
-def section_of(config: type, names: Sequence[str], name: str) -> type[Section]:
-    """A scenario section made of some fields of a layer's config (a pydantic dataclass):
-    the same types, bounds, defaults and descriptions, declared once, in the config."""
-    fields = config.__pydantic_fields__  # type: ignore[attr-defined]
-    return create_model(
-        name, __base__=Section, **{n: (fields[n].annotation, fields[n]) for n in names}
-    )
+    @property
+    def knobs(self) -> Any:
+        """The generated dataset's knobs object (None for data read from files)."""
+        knobs = DATASETS[self.dataset].knobs()
+        return knobs(**self.synthetic) if knobs else None
+
+    @property
+    def session_options(self):
+        """The protocol: the dataset's defaults with ``options`` applied."""
+        from pipelines.prepare import default_options
+
+        return dataclasses.replace(default_options(self.dataset), **self.options)
 
 
 # How missing checkpoints are trained: the training settings of `duet-sim train`
@@ -180,7 +195,9 @@ TrainSpec = section_of(TrainOptions, TRAIN_SETTINGS, "TrainSpec")
 
 
 class ModelSpec(Section):
-    backbones: Annotated[list[Literal[BACKBONES]], Field(min_length=1)]  # type: ignore[valid-type]
+    backbones: Annotated[
+        list[Annotated[str, AfterValidator(BACKBONES.check)]], Field(min_length=1)
+    ]  # registered backbones (duet/backbone.py)
     checkpoints: dict[str, InputLocation] = {}  # "<backbone>/<name>" -> run dir; else trained
     train: TrainSpec = TrainSpec()  # type: ignore[valid-type]
 
@@ -489,7 +506,7 @@ class Scenario(Section):
                     f"this run; expected '<backbone>/<name>' with name in {trained}"
                 )
         for backbone in self.model.backbones:
-            if BACKBONE_KINDS[backbone] != kind:
+            if BACKBONES[backbone].kind != kind:
                 raise ValueError(
                     f"model.backbones: {backbone!r} does not fit {kind} dataset "
                     f"{self.data.dataset!r}"
@@ -510,7 +527,7 @@ class Scenario(Section):
 
     @property
     def kind(self) -> str:
-        return DATASET_KINDS[self.data.dataset].kind
+        return DATASETS[self.data.dataset].kind
 
     @property
     def backbone_weights(self) -> dict[str, float]:
@@ -534,14 +551,6 @@ def _known(value: dict[str, float], known, what: str) -> dict[str, float]:
     if unknown:
         raise ValueError(f"unknown {what}(s) {unknown}; known: {sorted(known)}")
     return value
-
-
-def synthetic_config_class(dataset: str) -> type | None:
-    from pipelines.synthetic import SyntheticClicksConfig, SyntheticVideoConfig
-
-    return {"synthetic-clicks": SyntheticClicksConfig, "synthetic-video": SyntheticVideoConfig}.get(
-        dataset
-    )
 
 
 # ---- loading ---------------------------------------------------------------------------------

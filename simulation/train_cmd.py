@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from duet.names import SEQUENCE_BACKBONE_NAMES
+from duet.backbone import BACKBONES
 from pipelines.argtypes import typed_overrides
 from simulation.flags import add_flags, add_plugin_flag, given, one_line
 from simulation.train_recipe import TrainOptions, TrainRecipe
@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="train base and DUET on the embedded synthetic data and compare"
     )
     d.add_argument("--out", type=Path, default=Path("runs/demo"))
-    d.add_argument("--backbone", default="din", choices=SEQUENCE_BACKBONE_NAMES)
+    clicks = [name for name, cls in BACKBONES.items() if cls.kind == "clicks"]
+    d.add_argument("--backbone", default="din", choices=clicks)
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=run_demo)
 

@@ -20,19 +20,18 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
+from duet.backbone import BACKBONES, ModelOptions, check_backbone_fits
 from duet.method import METHODS
 from duet.names import (
-    BACKBONE_NAMES,
     CONDITIONS,
     DEFAULT_CONDITION,
     LR_SCHEDULES,
     NECKS,
     SELECTIONS,
-    check_backbone_fits,
 )
 from duet.registry import Registry
 from duet.tuned import tuned
-from pipelines.names import DATASET_NAMES, DATASETS
+from pipelines.datasets import DATASETS
 
 # defaults chosen so a click cell trains in about a minute on a 2-core CPU. Images: the
 # paper's Adam lr 1e-3 and weight decay 5e-4 (Table 5); batch 32, not its 64, and 40
@@ -67,8 +66,8 @@ class TrainOptions:
     ``global_loss_weight`` default to the choices made on validation (duet/tuned.py).
     """
 
-    dataset: Literal[DATASET_NAMES] = Field(description="the dataset to train on")  # type: ignore[valid-type]
-    backbone: Literal[BACKBONE_NAMES] = Field(description="the model's backbone")  # type: ignore[valid-type]
+    dataset: _choice(DATASETS) = Field(description="the dataset to train on")
+    backbone: _choice(BACKBONES) = Field(description="the model's backbone")
     method: _choice(METHODS) = Field(description="the method (duet/method.py)")
     seed: int = Field(0, description="model initialisation and batch order")
     data_dir: Path | None = Field(None, description="raw datasets (default $DUET_DATA_DIR)")
@@ -239,30 +238,9 @@ TRAIN_SETTINGS = (
 
 def model_config(options: TrainOptions, meta: dict[str, Any]):
     """The ModelConfig a cell trains, from its options and the prepared data's meta."""
-    from duet.builders import mobilenet_umn, sequence_umn
-
-    options = options.resolved()  # the tuned choices when the options leave them open
-    gen = {"num_generators": options.num_generators, "tau": options.tau}
-    if meta["kind"] == "clicks":
-        return sequence_umn(
-            options.backbone,
-            options.method,
-            meta["num_items"],
-            history_length=meta["history_length"],
-            neck=options.neck,
-            condition=options.condition,
-            arch=dict(options.arch),
-            **gen,
-        )
-    variant = options.backbone.removeprefix("mobilenet_v3_")
-    return mobilenet_umn(
-        variant,
-        options.method,
-        meta["num_classes"],
-        in_channels=meta["channels"],
-        head_hidden=128,
-        **gen,
-    )
+    o = options.resolved()  # the tuned choices when the options leave them open
+    shape = ModelOptions(o.method, o.num_generators, o.tau, o.neck, o.condition, o.arch or ())
+    return BACKBONES[o.backbone].model_config(shape, meta)
 
 
 META_SUMMARY_KEYS = (

@@ -131,7 +131,7 @@ def prepared(tmp_path_factory) -> Path:
     config = SyntheticClicksConfig(
         n_users=USERS, n_items=120, n_clusters=6, sessions_per_user=SESSIONS_PER_USER
     )
-    prepare("synthetic-clicks", out, options=options, clicks_config=config)
+    prepare("synthetic-clicks", out, options=options, knobs=config)
     return out
 
 

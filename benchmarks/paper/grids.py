@@ -25,7 +25,8 @@ from benchmarks.paper.cells import (
     write_json,
 )
 from duet.method import METHODS
-from pipelines.names import DATASETS, PROTOCOLS
+from pipelines.datasets import DATASETS
+from pipelines.names import PROTOCOLS, ImageInput
 
 SEEDS = (0, 1, 2, 3, 4)
 # table1: 2 epochs, chosen from one measured epoch per backbone on this 2-core machine
@@ -119,7 +120,8 @@ def prepared(
         spec = PROTOCOLS[protocol] if protocol else {}
         split = {} if fold is None else {"folds": FOLDS, "fold": fold}
         options = dataclasses.replace(default_options(dataset), **spec.get("options", {}), **split)
-        prepare(dataset, out, data_dir=data_dir, options=options, **spec.get("image", {}))
+        image = ImageInput(**spec.get("image", {}))
+        prepare(dataset, out, data_dir=data_dir, options=options, image=image)
     return out
 
 

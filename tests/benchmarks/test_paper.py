@@ -170,7 +170,7 @@ def test_linear_floor_picks_lambda_on_validation_and_scores_test_once(tmp_path, 
 
     data = tmp_path / "video"
     config = SyntheticVideoConfig(n_subjects=12, sessions_per_subject=4, n_styles=1, noise_std=0.02)
-    prepare("synthetic-video", data, video_config=config)
+    prepare("synthetic-video", data, knobs=config)
     reads = []
     import pipelines.tensors
 

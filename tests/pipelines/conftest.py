@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.cli import main as data_main
 from pipelines.movielens import ML100K_GENRES
+from simulation.cli import main as data_main
 
 
 @pytest.fixture(scope="session")

@@ -111,7 +111,7 @@ def test_a_population_prepared_in_chunks_is_one_population(tmp_path, monkeypatch
     monkeypatch.setattr(synthetic, "CHUNK_USERS", 7)
     config = SyntheticClicksConfig(n_users=20, n_items=200, n_clusters=4, sessions_per_user=5)
     options = SessionOptions(history_length=10, test_sessions=2, test_negatives=20)
-    meta = prepare("synthetic-clicks", tmp_path / "p", options=options, clicks_config=config)
+    meta = prepare("synthetic-clicks", tmp_path / "p", options=options, knobs=config)
     read = lambda name: pl.read_parquet(tmp_path / "p" / f"{name}.parquet")  # noqa: E731
     sessions = read("sessions")
     assert (
@@ -137,5 +137,5 @@ def test_a_population_prepared_in_chunks_is_one_population(tmp_path, monkeypatch
             "synthetic-clicks",
             tmp_path / "k",
             options=SessionOptions(k_core=2),
-            clicks_config=config,
+            knobs=config,
         )

@@ -128,9 +128,8 @@ def test_bad_image_size_is_refused_before_any_work(tmp_path, capsys, value):
         "--image-size",
         value,
     ]
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2 and "argument --image-size" in capsys.readouterr().err
+    assert cli_exit(argv) == 2
+    assert "--image-size" in capsys.readouterr().err
     assert not out.exists()
 
 

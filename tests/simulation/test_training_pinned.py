@@ -23,7 +23,7 @@ PINNED = {  # before the change
 def test_duet_training_metrics_are_unchanged(tmp_path, backbone):
     options = dataclasses.replace(default_options("synthetic-clicks"), test_sessions=2)
     config = SyntheticClicksConfig(n_users=30, n_items=300, n_clusters=6, sessions_per_user=6)
-    prepare("synthetic-clicks", tmp_path / "data", options=options, clicks_config=config)
+    prepare("synthetic-clicks", tmp_path / "data", options=options, knobs=config)
     recipe = TrainRecipe(
         TrainOptions(
             "synthetic-clicks",

@@ -303,7 +303,7 @@ def test_video_fleet_uploads_frames_or_features(tmp_path):
     from pipelines.synthetic import SyntheticVideoConfig
 
     config = SyntheticVideoConfig(n_subjects=4, sessions_per_subject=3, frames_per_session=4)
-    meta = prepare("synthetic-video", tmp_path / "data", video_config=config)
+    meta = prepare("synthetic-video", tmp_path / "data", knobs=config)
     info = {
         "dataset_meta": {k: meta[k] for k in ("dataset", "kind", "height", "width", "channels")}
     }
