@@ -24,16 +24,18 @@ demo: venv
 	rm -rf runs/demo
 	$(BIN)/duet-sim run configs/scenarios/quickstart.yaml --out runs/demo
 
-# lint first: the formatter owns the layout and no line passes 100 characters
+# lint first: the formatter owns the layout, no line passes 100 characters, layers hold
 test: venv lint
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-all: venv
 	$(BIN)/python -m pytest -q
 
+# the formatter owns the layout; the import layering contract is pyproject's [tool.importlinter]
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: venv
 	$(BIN)/mypy

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from duet.method import METHODS
 from duet.model import DeviceModel, ModelConfig
 
 WEIGHTS, CONFIG = "model.pt", "config.json"
@@ -56,7 +57,9 @@ def load_checkpoint(directory: str | Path) -> tuple[DeviceModel, dict[str, Any]]
             raise CheckpointError(directory / name, "not found (a `duet-sim train` run directory?)")
     try:
         payload = json.loads((directory / CONFIG).read_text())
-        model = DeviceModel(ModelConfig.from_dict(payload["model"]))
+        cfg = ModelConfig.from_dict(payload["model"])
+        METHODS[cfg.method].check_model(cfg)  # a method of a plugin: its module is loaded
+        model = DeviceModel(cfg)
     except (ValueError, KeyError, TypeError) as exc:  # bad JSON, missing or wrong fields
         raise CheckpointError(directory / CONFIG, f"not a model config ({exc!r})") from exc
     try:

@@ -8,12 +8,16 @@ I/O a layer's input/output width.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from duet.registry import Registry
 
 # One (weight (D, O, I), bias (D, O)) pair per dynamic layer, batched over devices.
 Params = list[tuple[Tensor, Tensor]]
@@ -21,11 +25,52 @@ Params = list[tuple[Tensor, Tensor]]
 ACTIVATIONS = {"relu": F.relu, "hardswish": F.hardswish, "tanh": torch.tanh}
 
 
+class Head(ABC):
+    """How the dynamic layers' output becomes logits: a registered class (:data:`HEADS`).
+
+    The built-in ``dot`` dots the output with the target item's embedding (clicks) or takes
+    it as class logits (images). A method that adds outputs of its own (a per-device
+    temperature, examples/plugins/duet_temperature.py) registers a head that reads them.
+    """
+
+    name: ClassVar[str] = ""
+
+    @staticmethod
+    @abstractmethod
+    def logits(out: Tensor, target_emb: Tensor | None) -> Tensor:
+        """Logits from ``out`` (D, N, O): with the target embeddings (D, N, E), (D, N) click
+        logits; without, (D, N, C) class logits."""
+
+    @staticmethod
+    @abstractmethod
+    def item_logits(out: Tensor, items: Tensor) -> Tensor:
+        """(P, N + 1) logits of every item as the target of P rows whose target-independent
+        state gave ``out`` (P, O), against the item embeddings ``items`` (N + 1, E): full
+        ranking's form of :meth:`logits`."""
+
+
+HEADS: Registry[Head] = Registry("head", Head, builtins="duet.dynamic")
+
+
+@HEADS.register("dot")
+class Dot(Head):
+    """The paper's: the output dotted with the target embedding, or the class logits."""
+
+    @staticmethod
+    def logits(out: Tensor, target_emb: Tensor | None) -> Tensor:
+        return out if target_emb is None else (out * target_emb).sum(-1)
+
+    @staticmethod
+    def item_logits(out: Tensor, items: Tensor) -> Tensor:
+        return out @ items.T  # one matmul for every item
+
+
 @dataclass(frozen=True)
 class ClassifierConfig:
     dims: tuple[int, ...]  # (in, hidden..., out); len(dims) - 1 dynamic layers
     activation: str = "relu"  # between layers, never after the last
     dropout: float = 0.0  # before each hidden layer during training (MobileNetV3 head uses 0.2)
+    head: str = "dot"  # how the output becomes logits (HEADS)
 
     def __post_init__(self) -> None:
         if len(self.dims) < 2 or min(self.dims) < 1:

@@ -5,15 +5,18 @@ device (the paper's "time delay", Table 1)."""
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from duet.data import ClickSamples, Samples, iterate_batches
-from duet.method import Method
 from duet.metrics import click_metrics, image_metrics
 from duet.model import DeviceModel
 from duet.ranking import ranking_metrics_from_ranks
+
+if TYPE_CHECKING:
+    from duet.method import Method
 
 
 @torch.no_grad()

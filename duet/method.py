@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from duet.data import Samples
     from duet.dynamic import ClassifierConfig, Params
-    from duet.model import DeviceModel
+    from duet.model import DeviceModel, ModelConfig
     from duet.ppg import PPGConfig
     from duet.train import TrainConfig
 
@@ -93,22 +93,21 @@ class Method:
 
     @classmethod
     def head(cls, classifier: ClassifierConfig) -> ClassifierConfig:
-        """The dynamic layers Θ_c it scores with, given the backbone's (a method may widen
-        them for outputs of its own)."""
+        """The dynamic layers Θ_c it scores with, given the backbone's: a method may widen
+        them for outputs of its own and name the head (duet/dynamic.py) that reads them."""
         return classifier
 
-    @staticmethod
-    def logits(out: Tensor, target_emb: Tensor | None) -> Tensor:
-        """Logits from the dynamic layers' output ``out`` (D, N, O): dotted with the target
-        item's embedding (D, N, E) for clicks, (D, N, C) class logits for images."""
-        return out if target_emb is None else (out * target_emb).sum(-1)
+    @classmethod
+    def check_model(cls, cfg: ModelConfig) -> None:
+        """Refuse a model config this method's checkpoint cannot hold (a generated method
+        without a generator, or the reverse), before weights are loaded into it.
 
-    @staticmethod
-    def item_logits(out: Tensor, items: Tensor) -> Tensor:
-        """(P, N + 1) logits of every item as the target of P rows whose target-independent
-        state gave ``out`` (P, O), against the item embeddings ``items`` (N + 1, E): full
-        ranking's form of :meth:`logits`, one matmul."""
-        return out @ items.T
+        Raises:
+            ValueError: naming the method and what is wrong.
+        """
+        if cls.generated != (cfg.ppg is not None):
+            need = "needs" if cfg.ppg is None else "takes no"
+            raise ValueError(f"method {cls.name!r} {need} a ppg config")
 
     # ---- training ------------------------------------------------------------------------
     @classmethod

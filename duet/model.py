@@ -19,8 +19,7 @@ from torch import Tensor, nn
 
 from duet.backbone import BACKBONES
 from duet.data import ClickSamples, Samples, first_of_groups
-from duet.dynamic import ClassifierConfig, GlobalClassifier, Params, functional_forward
-from duet.method import METHODS
+from duet.dynamic import HEADS, ClassifierConfig, GlobalClassifier, Params, functional_forward
 from duet.mobilenet import MobileNetConfig
 from duet.ppg import PPG, PPGConfig
 from duet.sequence import SequenceConfig
@@ -39,11 +38,6 @@ class ModelConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # dataset facts, e.g. class names
 
     def __post_init__(self) -> None:
-        method = METHODS[self.method]  # unknown: RegistryError, listing the registered ones
-        if method.generated != (self.ppg is not None):
-            raise ValueError(
-                f"method {self.method!r} {'needs' if self.ppg is None else 'takes no'} a ppg config"
-            )
         BACKBONES.check(self.backbone)
         if self.ppg is not None and self.ppg.condition == "history" and self.sequence is None:
             raise ValueError("condition 'history' reads click histories: images have none")
@@ -76,13 +70,13 @@ class ModelConfig:
 
 
 class DeviceModel(nn.Module):
-    """A checkpoint's model; its method (duet/method.py, by ``cfg.method``) turns the dynamic
-    layers' output into logits."""
+    """A checkpoint's model; its head (duet/dynamic.py ``HEADS``, by the classifier config's
+    ``head``) turns the dynamic layers' output into logits."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.method = METHODS[cfg.method]
+        self.head = HEADS[cfg.classifier.head]
         self.backbone: nn.Module = BACKBONES[cfg.backbone].module(cfg)
         fdim = self.backbone.feature_dim
         assert cfg.classifier.dims[0] == fdim, (
@@ -116,7 +110,7 @@ class DeviceModel(nn.Module):
     def score(self, feat: Tensor, target_emb: Tensor | None, params: Params) -> Tensor:
         """Logits for feat (D, N, F) with device d's parameters: (D, N) clicks, (D, N, C) images."""
         out = functional_forward(self.cfg.classifier, feat, params, self.training)
-        return self.method.logits(out, target_emb)
+        return self.head.logits(out, target_emb)
 
     # ---- in the cloud -----------------------------------------------------------------
     def generate(self, inputs: Tensor | None, mask: Tensor | None, num_devices: int) -> Params:

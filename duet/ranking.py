@@ -56,10 +56,10 @@ def all_item_scores(model: DeviceModel, s: ClickSamples, params: Params) -> Tens
     if not backbone.target_aware:
         state = backbone.encode(s.row_history(), raw[s.target])  # (P, E)
         out = functional_forward(cfg, state[:, None], params)[:, 0]  # (P, O)
-        return model.method.item_logits(out, items)
+        return model.head.item_logits(out, items)
     state = backbone.encode_all(s.row_history(), raw)  # (P, N + 1, E)
     out = functional_forward(cfg, state, params)  # (P, N + 1, O)
-    return model.method.logits(out, items[None])
+    return model.head.logits(out, items[None])
 
 
 def ranks(scores: Tensor, target: Tensor, seen: Tensor) -> Tensor:

@@ -32,7 +32,8 @@ class Registry(Generic[T]):
     Args:
         kind (str): what the classes are, for messages ("method", "shift operator").
         base (type): every registered class subclasses it and implements its abstract methods.
-        builtins (str): the module that registers the built-in classes, imported on first read.
+        builtins (str | tuple[str, ...]): the modules that register the built-in classes,
+            imported on first read.
         key (Callable | None): reads a class's name from the class itself (request policies
             name themselves by their ``type`` field); then ``register()`` takes no name.
     """
@@ -41,7 +42,7 @@ class Registry(Generic[T]):
         self,
         kind: str,
         base: type[T],
-        builtins: str,
+        builtins: str | tuple[str, ...],
         key: Callable[[type[T]], str] | None = None,
     ):
         self.kind, self.base, self.builtins, self.key = kind, base, builtins, key
@@ -84,7 +85,9 @@ class Registry(Generic[T]):
     def _load(self) -> None:
         if not self._loaded:
             self._loaded = True
-            importlib.import_module(self.builtins)
+            modules = (self.builtins,) if isinstance(self.builtins, str) else self.builtins
+            for module in modules:
+                importlib.import_module(module)
 
     def __getitem__(self, name: str) -> type[T]:
         """The class registered as ``name``.

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from duet.data import Feed, ImageSamples, Samples, epoch_batches, num_batches
 from duet.evaluate import predict, sample_metrics
+from duet.method import METHODS
 from duet.model import DeviceModel
 from duet.names import LR_SCHEDULES, SELECTIONS
 
@@ -113,6 +114,7 @@ def train(
     schedule = None
     if cfg.lr_schedule == "cosine":  # per step, to 0 at the last one
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps)
+    method = METHODS[model.cfg.method]  # the loss is the trained method's (Method.loss)
     log, best_state, best = TrainLog(), None, float("-inf")
     key = SELECTION_METRIC[model.cfg.kind]
     bar = tqdm(
@@ -129,7 +131,7 @@ def train(
             for batch in batches:
                 if cfg.augment and isinstance(batch, ImageSamples):
                     batch = augment_images(batch, g, g_realtime)
-                loss = model.method.loss(model, batch, cfg)
+                loss = method.loss(model, batch, cfg)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

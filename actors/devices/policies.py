@@ -24,7 +24,8 @@ computed on the device from what embedding mode would upload (`DeviceModel.devic
 Policies IntellectReq (WWW 2024) motivates: ``every_k`` (a schedule), ``drift`` (a
 threshold on the drift score), ``budget`` (a fraction of sessions, spent where the drift
 score is highest) and ``learned`` (a logistic gate the cloud trains on the training sessions
-to predict whether fresh parameters would beat the cached ones; actors/devices/request_gate.py).
+to predict whether fresh parameters would beat the cached ones; it lives with its gate in
+actors/devices/request_gate.py).
 ``per_impression`` is the history conditioning of the authors' code: one request per
 scored impression, nothing cached.
 """
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, WrapValidator
+from pydantic import BaseModel, ConfigDict, Field, WrapValidator
 
 from duet.registry import Registry
 
@@ -131,7 +132,7 @@ class RequestPolicy(BaseModel):
 POLICIES: Registry[RequestPolicy] = Registry(
     "request policy",
     RequestPolicy,
-    builtins="actors.devices.policies",
+    builtins=("actors.devices.policies", "actors.devices.request_gate"),
     key=lambda cls: cls.model_fields["type"].default,
 )
 
@@ -192,67 +193,6 @@ class Budget(RequestPolicy):
         if not high:
             return Decision(False, "cached")
         return REQUEST if left > 0 else Decision(False, "budget_exhausted")
-
-
-@dataclass(frozen=True)
-class Gate:
-    """A trained on-device gate: logistic regression on `gate_features`."""
-
-    weights: tuple[float, ...]  # one per feature, then the bias
-
-    def probability(self, drift: float, age: int) -> float:
-        z = float(np.dot(self.weights[:-1], gate_features(drift, age))) + self.weights[-1]
-        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
-
-
-GATE_FEATURES = ("drift", "log1p_age")
-
-
-def gate_features(drift: float, age: int) -> np.ndarray:
-    """What the learned gate reads, cheap on the device: the drift score and the cached
-    parameters' age in sessions (log1p, since staleness matters most at first)."""
-    return np.array([min(drift, 2.0), math.log1p(max(age, 0))])
-
-
-def gate_cost(embedding_dim: int, realtime: int) -> dict[str, int]:
-    """The learned gate's size and work per decision on the device: its parameters, and the
-    FLOPs of the mean embedding, the cosine distance and the logistic unit."""
-    features = len(GATE_FEATURES)
-    flops = realtime * embedding_dim + 6 * embedding_dim + 2 * features + 1
-    return {"parameters": features + 1, "flops_per_decision": flops}
-
-
-@POLICIES.register()
-class Learned(RequestPolicy):
-    """IntellectReq-style: ask when a small on-device gate predicts that fresh parameters
-    would beat the cached ones with probability above ``threshold``. The cloud trains the
-    gate at run start on ``pairs`` pairs of training sessions (actors/devices/request_gate.py)."""
-
-    type: Literal["learned"] = "learned"
-    threshold: Annotated[float, Field(gt=0, lt=1, strict=True)] = 0.5
-    pairs: Annotated[int, Field(gt=0, le=100_000, strict=True)] = 2000
-    needs_drift: ClassVar[bool] = True
-    _gate: Gate | None = PrivateAttr(None)  # set by fit, never by the YAML
-
-    def decide(self, state: CacheState, drift: float) -> Decision:
-        if state.params is None:
-            return REQUEST
-        if self._gate is None:
-            raise ValueError("the learned policy needs its trained gate (fit it first)")
-        p = self._gate.probability(drift, state.age())
-        return REQUEST if p > self.threshold else Decision(False, "cached")
-
-    def fit(self, training: PolicyTraining) -> Learned:
-        """The gate trained on pairs of training sessions (actors/devices/request_gate.py)."""
-        from actors.devices.request_gate import fit_gate
-
-        return self.with_gate(fit_gate(self, training))
-
-    def with_gate(self, gate: Gate) -> Learned:
-        """This policy deciding with ``gate``."""
-        fitted = self.model_copy()
-        fitted._gate = gate
-        return fitted
 
 
 @POLICIES.register()

@@ -1,8 +1,9 @@
-"""The learned request policy's gate, trained in the cloud before any device plays.
+"""The learned request policy (``type: learned``) and its gate, trained in the cloud before
+any device plays.
 
 IntellectReq (WWW 2024) decides on the device whether fresh parameters are worth a request.
 Here the gate is a logistic regression on what the device knows at session start
-(`actors.devices.policies.gate_features`: the drift score of its real-time samples from
+(:func:`gate_features`: the drift score of its real-time samples from
 those its cached parameters were generated from, and their age), trained on pairs of one
 user's *training* sessions (never the replayed test sessions): parameters generated at an
 earlier session i - a (a = 1..3, the "cached" set) and at session i (the "fresh" set), both
@@ -20,20 +21,20 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
+from pydantic import Field, PrivateAttr
 
 from actors.devices.policies import (
-    GATE_FEATURES,
-    Gate,
-    Learned,
+    POLICIES,
+    REQUEST,
+    CacheState,
+    Decision,
     PolicyTraining,
+    RequestPolicy,
     drift_score,
-    gate_cost,
 )
-from actors.devices.policies import gate_features as features_of
 
 MAX_AGE = 3  # the cached set is generated 1..MAX_AGE training sessions before the scored one
 CHUNK = 256  # pairs scored per batch
@@ -46,6 +47,65 @@ class _Set:
 
     params: list[tuple[np.ndarray, np.ndarray]]
     sent: None = None
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A trained on-device gate: logistic regression on `gate_features`."""
+
+    weights: tuple[float, ...]  # one per feature, then the bias
+
+    def probability(self, drift: float, age: int) -> float:
+        z = float(np.dot(self.weights[:-1], gate_features(drift, age))) + self.weights[-1]
+        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
+GATE_FEATURES = ("drift", "log1p_age")
+
+
+def gate_features(drift: float, age: int) -> np.ndarray:
+    """What the learned gate reads, cheap on the device: the drift score and the cached
+    parameters' age in sessions (log1p, since staleness matters most at first)."""
+    return np.array([min(drift, 2.0), math.log1p(max(age, 0))])
+
+
+def gate_cost(embedding_dim: int, realtime: int) -> dict[str, int]:
+    """The learned gate's size and work per decision on the device: its parameters, and the
+    FLOPs of the mean embedding, the cosine distance and the logistic unit."""
+    features = len(GATE_FEATURES)
+    flops = realtime * embedding_dim + 6 * embedding_dim + 2 * features + 1
+    return {"parameters": features + 1, "flops_per_decision": flops}
+
+
+@POLICIES.register()
+class Learned(RequestPolicy):
+    """IntellectReq-style: ask when a small on-device gate predicts that fresh parameters
+    would beat the cached ones with probability above ``threshold``. The cloud trains the
+    gate at run start on ``pairs`` pairs of training sessions (:func:`fit_gate`)."""
+
+    type: Literal["learned"] = "learned"
+    threshold: Annotated[float, Field(gt=0, lt=1, strict=True)] = 0.5
+    pairs: Annotated[int, Field(gt=0, le=100_000, strict=True)] = 2000
+    needs_drift: ClassVar[bool] = True
+    _gate: Gate | None = PrivateAttr(None)  # set by fit, never by the YAML
+
+    def decide(self, state: CacheState, drift: float) -> Decision:
+        if state.params is None:
+            return REQUEST
+        if self._gate is None:
+            raise ValueError("the learned policy needs its trained gate (fit it first)")
+        p = self._gate.probability(drift, state.age())
+        return REQUEST if p > self.threshold else Decision(False, "cached")
+
+    def fit(self, training: PolicyTraining) -> Learned:
+        """The gate trained on pairs of training sessions (:func:`fit_gate`)."""
+        return self.with_gate(fit_gate(self, training))
+
+    def with_gate(self, gate: Gate) -> Learned:
+        """This policy deciding with ``gate``."""
+        fitted = self.model_copy()
+        fitted._gate = gate
+        return fitted
 
 
 def fit_gate(policy: Learned, training: PolicyTraining) -> Gate:
@@ -72,6 +132,8 @@ def fit_gate(policy: Learned, training: PolicyTraining) -> Gate:
     users = replayable_users(prepared, "train").tolist()
     replays = load_replays(prepared, users, "train")
     pairs = _pairs([replays[u] for u in users], policy.pairs, seed)
+    from tqdm.auto import tqdm
+
     rows, labels = [], []
     for start in tqdm(
         range(0, len(pairs), CHUNK),
@@ -91,7 +153,7 @@ def fit_gate(policy: Learned, training: PolicyTraining) -> Gate:
             if math.isnan(a) or math.isnan(b):
                 continue
             age = chunk[j][2]
-            rows.append(features_of(drift_score(fresh_fp[j], cached_fp[j]), age))
+            rows.append(gate_features(drift_score(fresh_fp[j], cached_fp[j]), age))
             labels.append(float(b > a))
     if not rows:
         raise ValueError(f"{prepared}: no pair of training sessions to fit the request gate on")
@@ -132,22 +194,29 @@ def _pairs(per_user: Sequence[Sequence], count: int, seed: int) -> list[tuple]:
     return [triples[i] for i in sorted(pick)]
 
 
-@torch.inference_mode()
 def _generate(models, model, replays: Sequence) -> tuple[list[_Set], list[np.ndarray | None]]:
     """What the cloud generates for each replay's real-time samples, and the device's
     fingerprint of them."""
+    import torch
+
     from actors.devices.policy_cache import realtime_input
 
-    realtime = torch.cat([realtime_input(r.session) for r in replays])
+    with torch.inference_mode():
+        return _generated_sets(model, torch.cat([realtime_input(r.session) for r in replays]))
+
+
+def _generated_sets(model, realtime) -> tuple[list[_Set], list[np.ndarray | None]]:
+    """The generated set and the mean real-time embedding of each of U sessions' real-time
+    samples ``realtime`` (U, R) or (U, C, H, W)."""
     emb, mask = model.device_inputs(realtime)
     conditioned = bool(model.cfg.ppg and model.cfg.ppg.conditioned)
     params = model.generate(
-        emb if conditioned else None, mask if conditioned else None, len(replays)
+        emb if conditioned else None, mask if conditioned else None, len(realtime)
     )
-    sets = [_Set([(w[u].numpy(), b[u].numpy()) for w, b in params]) for u in range(len(replays))]
+    sets = [_Set([(w[u].numpy(), b[u].numpy()) for w, b in params]) for u in range(len(realtime))]
     fingerprints = [
         emb[u][mask[u]].double().mean(0).numpy() if bool(mask[u].any()) else None
-        for u in range(len(replays))
+        for u in range(len(realtime))
     ]
     return sets, fingerprints
 

@@ -11,6 +11,7 @@ from duet.checkpoint import load_checkpoint, save_checkpoint
 from duet.cost import on_device_flops, on_device_params
 from duet.dynamic import ClassifierConfig, GlobalClassifier, functional_forward
 from duet.losses import weighted_loss
+from duet.method import METHODS
 from duet.mobilenet import MobileNetConfig, MobileNetV3
 from duet.model import DeviceModel, ModelConfig
 from duet.train import TrainConfig
@@ -131,11 +132,14 @@ def test_checkpoint_refuses_pickled_objects(tmp_path):
 def test_model_config_validates():
     cfg = sequence_umn("din", "base", NUM_ITEMS)
     with pytest.raises(ValueError, match="unknown method 'magic'"):
-        ModelConfig(
-            backbone="din", method="magic", classifier=cfg.classifier, sequence=cfg.sequence
-        )
+        METHODS["magic"]
+    bare = ModelConfig(
+        backbone="din", method="duet", classifier=cfg.classifier, sequence=cfg.sequence
+    )
     with pytest.raises(ValueError, match="needs a ppg"):
-        ModelConfig(backbone="din", method="duet", classifier=cfg.classifier, sequence=cfg.sequence)
+        METHODS["duet"].check_model(bare)
+    with pytest.raises(ValueError, match="unknown backbone 'resnet'"):
+        ModelConfig(backbone="resnet", method="base", classifier=cfg.classifier)
     with pytest.raises(ValueError, match="divisible"):
         sequence_umn("sasrec", "base", NUM_ITEMS, num_heads=5)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from actors.devices.policies import GATE_FEATURES, Learned, PolicyTraining
-from actors.devices.request_gate import fit_gate
+from actors.devices.policies import PolicyTraining
+from actors.devices.request_gate import GATE_FEATURES, Learned, fit_gate
 
 
 def test_the_gate_is_fitted_on_training_pairs_and_cached(prepared, checkpoints, tmp_path):

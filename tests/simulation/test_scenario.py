@@ -181,7 +181,7 @@ POLICIES = GOOD.replace(
         (
             "{type: sometimes}",
             "methods[2].policy (line 12): unknown request policy 'sometimes'; registered: "
-            "['always', 'every_k', 'drift', 'budget', 'learned', 'per_impression']",
+            "['always', 'every_k', 'drift', 'budget', 'per_impression', 'learned']",
         ),
         ("{type: every_k, k: -2}", "methods[2].policy.k (line 12): Input should be greater than 0"),
         (

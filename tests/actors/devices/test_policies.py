@@ -15,11 +15,9 @@ from actors.devices.policies import (
     CacheState,
     Drift,
     EveryK,
-    Gate,
-    Learned,
     drift_score,
-    gate_cost,
 )
+from actors.devices.request_gate import Gate, Learned, gate_cost
 
 
 def play(policy, drifts) -> list[str]:
