@@ -54,6 +54,8 @@ class Cluster:
         num_cpus (int | None): CPUs of a new local Ray. Default: all.
         verbose (bool): forward Ray workers' output to this process.
         console (TextIO): where our lines go while Ray runs (simulation/ray_logs.py).
+        plugins (list[str]): the run's plugin modules, which each replica imports before it
+            loads a checkpoint of a plugin's method.
 
     Raises:
         RunError: the metrics port is taken (on `start`).
@@ -72,11 +74,12 @@ class Cluster:
         num_cpus: int | None = None,
         verbose: bool = False,
         console: TextIO = sys.stdout,
+        plugins: Sequence[str] = (),
     ):
         self.name, self.operators = name, operators
         self.metrics, self.generator, self.cells = metrics, generator, cells
         self.address, self.num_cpus, self.verbose = address, num_cpus, verbose
-        self.console = console
+        self.console, self.plugins = console, list(plugins)
         self.run_id = run_id
         self.app_name: str | None = None  # set once the app is deploying
         self.exporter: Any = None  # the metrics exporter's actor handle, when metrics are on
@@ -144,7 +147,13 @@ class Cluster:
         else:
             serve.start(http_options={"host": spec.http_host, "port": spec.http_port})
         self.app_name = f"{APP_NAME}-{self.run_id}"
-        args = {"checkpoints": self.cells, "num_replicas": spec.replicas, "num_cpus": spec.num_cpus}
+        args = {
+            "checkpoints": self.cells,
+            "num_replicas": spec.replicas,
+            "num_cpus": spec.num_cpus,
+            "plugins": self.plugins,
+            "plugin_root": os.getcwd(),  # where the driver found them (ray job's working dir)
+        }
         print(
             f"deploying the generator ({', '.join(self.cells)}) as Serve app {self.app_name}",
             file=self.console,

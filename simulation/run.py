@@ -117,6 +117,7 @@ class Runner:
             num_cpus=self.num_cpus,
             verbose=self.verbose,
             console=self.console,
+            plugins=s.plugins,
         )
         self.cluster.start()
         self._start_fleet(self.cluster, model_keys)

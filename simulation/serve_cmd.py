@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import time
 from pathlib import Path
+
+from simulation.flags import add_plugin_flag
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-wait-timeout-s", type=float, default=0.005)
     p.add_argument("--max-samples", type=int, default=None, help="default: the dataset's R")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray")
+    add_plugin_flag(p)
     p.set_defaults(func=run_serve)
 
 
@@ -57,6 +61,8 @@ def run_serve(args: argparse.Namespace) -> int:
     serve.start(http_options={"host": args.host, "port": args.port})
     app_args = {
         "checkpoints": checkpoints,
+        "plugins": args.plugins,
+        "plugin_root": os.getcwd(),
         "max_batch_size": args.max_batch_size,
         "batch_wait_timeout_s": args.batch_wait_timeout_s,
     }

@@ -57,6 +57,7 @@ from actors.service.messages import (
     GenerateResponse,
 )
 from actors.service.validation import prepare
+from duet.registry import load_plugins
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,9 @@ class DuetGenerator:
         max_batch_size (int): `@serve.batch` window size. Default: 64.
         batch_wait_timeout_s (float): `@serve.batch` window time. Default: 0.005.
         max_body_bytes (int): HTTP bodies larger than this get 413. Default: 1 MiB.
+        plugins (list[str]): plugin modules (duet/registry.py) imported before the
+            checkpoints load, for checkpoints of a plugin's method. Default: none.
+        plugin_root (str | None): where the plugins are found besides ``sys.path``.
     """
 
     def __init__(
@@ -98,9 +102,12 @@ class DuetGenerator:
         max_batch_size: int = MAX_BATCH_SIZE,
         batch_wait_timeout_s: float = BATCH_WAIT_TIMEOUT_S,
         max_body_bytes: int = MAX_BODY_BYTES,
+        plugins: Sequence[str] = (),
+        plugin_root: str | None = None,
     ):
         if max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
+        load_plugins(plugins, plugin_root)
         torch.set_num_threads(_replica_cpus())
         self.core = GeneratorCore.from_checkpoints(checkpoints, max_samples=max_samples)
         self.max_body_bytes = max_body_bytes
@@ -273,7 +280,7 @@ def build_app(args: dict[str, Any]) -> serve.Application:
         args (dict): ``checkpoints`` (list of run dirs, or {key: dir}; required) and optional
             ``max_samples``, ``max_batch_size``, ``batch_wait_timeout_s``, ``max_body_bytes``,
             ``max_ongoing_requests``, ``max_queued_requests`` (-1: no bound), ``retry_after_s``,
-            ``num_replicas``, ``num_cpus``.
+            ``num_replicas``, ``num_cpus``, ``plugins``, ``plugin_root``.
 
     Raises:
         ValueError: missing ``checkpoints`` or an unknown key.
@@ -289,6 +296,8 @@ def build_app(args: dict[str, Any]) -> serve.Application:
         "retry_after_s",
         "num_replicas",
         "num_cpus",
+        "plugins",
+        "plugin_root",
     }
     unknown = sorted(set(args) - known)
     if unknown or not args.get("checkpoints"):
@@ -306,7 +315,14 @@ def build_app(args: dict[str, Any]) -> serve.Application:
     }
     kwargs = {
         k: args[k]
-        for k in ("max_samples", "max_batch_size", "batch_wait_timeout_s", "max_body_bytes")
+        for k in (
+            "max_samples",
+            "max_batch_size",
+            "batch_wait_timeout_s",
+            "max_body_bytes",
+            "plugins",
+            "plugin_root",
+        )
         if k in args
     }
     # @serve.deployment turns the class into a Deployment; mypy still sees the class
