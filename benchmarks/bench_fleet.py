@@ -99,7 +99,7 @@ def main() -> None:
     p.add_argument("--num-cpus", type=int, default=2)
     args = p.parse_args()
 
-    from simulation.scenario import load_scenario
+    from simulation.scenario_file import load_scenario
 
     sizes = sorted(
         args.devices or {100, load_scenario(args.scenario, args.overrides).fleet.devices}
@@ -130,7 +130,7 @@ def measure(args: argparse.Namespace, overrides: list[str], name: str) -> dict:
     import os
 
     from simulation.run import Runner
-    from simulation.scenario import load_scenario
+    from simulation.scenario_file import load_scenario
 
     scenario = load_scenario(args.scenario, overrides)
     out = args.out / name

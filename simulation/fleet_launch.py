@@ -42,6 +42,7 @@ def fleet_setups(
     """
     from actors.devices.fleet_actor import FleetSetup
     from actors.observability.metrics_actor import ExporterClient
+    from actors.storage.sink import FlushPolicy
     from duet.adaptation import FinetuneConfig
 
     s = scenario
@@ -59,8 +60,7 @@ def fleet_setups(
                 steps=s.model.train.finetune_steps, lr=s.model.train.finetune_lr, seed=s.seed
             ),
             shifts=_shift_plans(s),
-            flush_rows=s.output.flush_rows,
-            flush_interval_s=s.output.flush_interval_s,
+            flush=s.output.config(FlushPolicy),
             app_name=app_name,
             metrics=metrics,
             on_rows=(metrics.record_part,) if metrics is not None else (),
@@ -76,7 +76,7 @@ def _fleet_config(
 ) -> FleetConfig:
     """What every fleet of the run plays by: methods, policies, networks, the generator's
     batching and retries."""
-    from actors.devices.config import FleetConfig, RetryPolicy
+    from actors.devices.config import FleetConfig, FleetPlay, RequestBatching, RetryPolicy
 
     g = s.generator
     networks = dict(NETWORK_CLASSES) | {
@@ -95,13 +95,9 @@ def _fleet_config(
         network_classes=networks,
         compute_tiers=COMPUTE_TIERS,
         seed=s.seed,
-        max_in_flight=s.fleet.max_in_flight,
-        devices_alive=s.fleet.devices_alive,
-        pace=s.fleet.pace,
-        dtype=g.dtype,
-        batch_wait_s=g.batch_wait_s,
-        max_batch_devices=g.max_batch_devices,
-        retry=RetryPolicy(g.timeout_s, g.retries, g.backoff_s, deadline_s=g.deadline_s),
+        play=s.fleet.config(FleetPlay),
+        batching=g.config(RequestBatching),
+        retry=g.config(RetryPolicy),
     )
 
 

@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load(args: argparse.Namespace, prog: str):
-    from simulation.scenario import ScenarioError, load_scenario
+    from simulation.scenario_file import ScenarioError, load_scenario
 
     try:
         return load_scenario(args.scenario, args.overrides, args.plugins)
@@ -78,7 +78,7 @@ def run_scenario(args: argparse.Namespace) -> int:
     from simulation.ray_logs import LOG_NAME as RAY_LOG
     from simulation.ray_logs import ray_output_to
     from simulation.run import Runner
-    from simulation.scenario import ScenarioError
+    from simulation.scenario_file import ScenarioError
 
     scenario = _load(args, "run")
     try:

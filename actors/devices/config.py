@@ -7,26 +7,67 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from actors.devices.policies import Always, RequestPolicy
 from actors.devices.profiles import NetworkClass
 from duet.method import METHODS
 
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+SETTINGS = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-@dataclass(frozen=True)
+
+@pydantic_dataclass(frozen=True, config=SETTINGS)
 class RetryPolicy:
     """How hard a device tries the generator before falling back to its global classifier."""
 
-    timeout_s: float = 10.0  # one attempt
-    retries: int = 3  # attempts after the first
-    backoff_s: float = 0.1  # wait before retry i is backoff_s * 2**i, at most max_backoff_s
-    max_backoff_s: float = 5.0
-    deadline_s: float = 30.0  # no attempt starts past this, counted from the first
+    timeout_s: PositiveFloat = Field(10.0, description="one attempt's timeout")
+    retries: Annotated[int, Field(ge=0)] = Field(3, description="attempts after the first")
+    backoff_s: PositiveFloat = Field(
+        0.1, description="wait before retry i: backoff_s * 2**(i-1), at most max_backoff_s"
+    )
+    max_backoff_s: PositiveFloat = Field(5.0, description="the longest wait between attempts")
+    deadline_s: PositiveFloat = Field(
+        30.0, description="no attempt starts past this (from the first): the device falls back"
+    )
 
     def delay_s(self, attempt: int, retry_after_s: float | None = None) -> float:
         """Exponential backoff, or the server's ``Retry-After`` when longer; capped either way."""
         backoff = self.backoff_s * 2 ** (attempt - 1)
         return min(max(backoff, retry_after_s or 0.0), self.max_backoff_s)
+
+
+@pydantic_dataclass(frozen=True, config=SETTINGS)
+class FleetPlay:
+    """How a fleet actor plays its devices."""
+
+    max_in_flight: PositiveInt = Field(512, description="concurrent device sessions per actor")
+    devices_alive: PositiveInt = Field(
+        4096,
+        description="devices (and their replays) held at once per actor; the rest wait their "
+        "turn, read a block at a time (a paced fleet holds every device)",
+    )
+    pace: NonNegative = Field(
+        0.0, description="wall seconds per virtual second of think time; 0: no pacing"
+    )
+
+
+@pydantic_dataclass(frozen=True, config=SETTINGS)
+class RequestBatching:
+    """How a fleet gathers its devices' generator requests into columnar batches."""
+
+    dtype: Literal["float32", "float16"] = Field(
+        "float32", description="of the downloaded parameters"
+    )
+    batch_wait_s: NonNegative = Field(
+        0.01, description="how long a batch waits for more devices before it is sent"
+    )
+    max_batch_devices: PositiveInt = Field(1024, description="devices per columnar request")
 
 
 @dataclass(frozen=True)
@@ -42,17 +83,10 @@ class FleetConfig:
     network_classes: Mapping[str, NetworkClass]
     compute_tiers: Mapping[str, float]
     seed: int = 0
-    max_in_flight: int = 512
-    # devices simulated at once (their tasks and replays held); the rest wait their turn and
-    # their replays are read a block at a time, so a fleet of 50,000 devices holds a few
-    # thousand. A paced fleet keeps every device alive: they sleep through think times.
-    devices_alive: int = 4096
-    pace: float = 0.0  # wall seconds per virtual second of think time
-    dtype: str = "float32"
-    batch_wait_s: float = 0.01
-    max_batch_devices: int = 1024
-    score_batch_sessions: int = 64
+    play: FleetPlay = field(default_factory=FleetPlay)
+    batching: RequestBatching = field(default_factory=RequestBatching)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    score_batch_sessions: int = 64  # sessions scored in one forward (throughput, not a setting)
     # name -> registered method (duet/method.py); a name missing here is its own
     method_of: Mapping[str, str] = field(default_factory=dict)
     # "<backbone>/<name>" -> the request policy of a generated method, fitted on the training

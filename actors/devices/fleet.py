@@ -108,7 +108,7 @@ class Fleet:
             b: MicroBatcher(
                 partial(self._score, b),
                 config.score_batch_sessions,
-                config.batch_wait_s,
+                config.batching.batch_wait_s,
                 max_concurrent=1,
             )
             for b in models
@@ -138,11 +138,12 @@ class Fleet:
 
     async def run(self) -> FleetProgress:
         """Replay every device's remaining sessions; returns the final `progress`."""
-        slots = asyncio.Semaphore(self.config.max_in_flight)
+        slots = asyncio.Semaphore(self.config.play.max_in_flight)
         self._active = len(self.devices)
         self.metrics.set_active_devices(self.fleet_id, self._active)
         flusher = asyncio.create_task(self._flush_periodically())
-        alive = self.config.devices_alive if self.config.pace == 0 else len(self.devices)
+        play = self.config.play
+        alive = play.devices_alive if play.pace == 0 else len(self.devices)
         room = asyncio.Semaphore(max(alive, 1))
         try:
             async with asyncio.TaskGroup() as group:
@@ -203,8 +204,8 @@ class Fleet:
             if (device.device_id, k) in self.done:
                 self.stats.skipped += 1
                 continue
-            if self.config.pace > 0:  # demos: wait the think time, scaled
-                await asyncio.sleep(self.config.pace * (device.start_s[k] - previous_s))
+            if self.config.play.pace > 0:  # demos: wait the think time, scaled
+                await asyncio.sleep(self.config.play.pace * (device.start_s[k] - previous_s))
             previous_s = device.start_s[k]
             async with slots:
                 rows = await self._session(device, k, replays[k % len(replays)], cache)

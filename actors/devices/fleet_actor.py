@@ -24,7 +24,7 @@ from actors.devices.replay import load_replays
 from actors.devices.shifts import ShiftPlan
 from actors.observability.metrics_actor import ExporterClient
 from actors.service.generator_client import GeneratorClient, ServeGeneratorClient
-from actors.storage.sink import PartSink, fleet_dir, flushed_sessions
+from actors.storage.sink import FlushPolicy, PartSink, fleet_dir, flushed_sessions
 from actors.storage.uris import materialize
 from duet.adaptation import FinetuneConfig
 from duet.registry import load_plugins
@@ -44,8 +44,7 @@ class FleetSetup:
     sessions_dir: str
     finetune: FinetuneConfig = FinetuneConfig()
     shifts: Sequence[ShiftPlan] = ()
-    flush_rows: int = 2000
-    flush_interval_s: float = 2.0
+    flush: FlushPolicy = FlushPolicy()
     app_name: str = "duet-generator"
     on_rows: Sequence[Callable[[pa.Table], None]] = field(default_factory=tuple)
     metrics: ExporterClient | None = None  # None: metrics off
@@ -66,8 +65,7 @@ def build_fleet(setup: FleetSetup, client: GeneratorClient) -> Fleet:
     }
     sink = PartSink(
         fleet_dir(setup.sessions_dir, setup.index),
-        setup.flush_rows,
-        setup.flush_interval_s,
+        setup.flush,
         on_rows=setup.on_rows,
     )
     context = _shift_context(prepared) if setup.shifts else None

@@ -77,7 +77,9 @@ class GeneratorGateway:
         slot = (device.backbone, method, device.upload)  # one columnar request per slot
         if slot not in self._batchers:
             self._batchers[slot] = MicroBatcher(
-                partial(self._call, slot), self.config.max_batch_devices, self.config.batch_wait_s
+                partial(self._call, slot),
+                self.config.batching.max_batch_devices,
+                self.config.batching.batch_wait_s,
             )
         return await self._batchers[slot].submit((device.device_id, replay, session))
 
@@ -94,7 +96,7 @@ class GeneratorGateway:
         if not len(rows.owner):  # nothing to condition on: every device falls back at once
             return [Generated(None, 0, 0, 0.0, 0.0, 0, requests=0)] * len(items)
         request, up = await asyncio.to_thread(
-            build_request, models, method, key, mode, self.config.dtype, rows
+            build_request, models, method, key, mode, self.config.batching.dtype, rows
         )
         response, attempts, elapsed_s = await self._with_retries(request)
         history = model.condition == "history"

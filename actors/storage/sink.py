@@ -19,10 +19,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Annotated
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
 from actors.storage.rows import ROW_SCHEMA, SessionRow, rows_table
 from actors.storage.uris import filesystem, join
@@ -31,6 +34,18 @@ log = logging.getLogger(__name__)
 
 KEY_COLUMNS = ["device_id", "session_index"]
 PART_PREFIX = "part-"
+
+
+@dataclass(frozen=True, config=ConfigDict(extra="forbid", allow_inf_nan=False))
+class FlushPolicy:
+    """When a fleet writes its waiting rows: a crash loses at most this much."""
+
+    flush_rows: Annotated[int, Field(gt=0)] = Field(
+        2000, description="rows per Parquet part file at most: written once this many wait"
+    )
+    flush_interval_s: Annotated[float, Field(gt=0)] = Field(
+        2.0, description="and at least this often, once the oldest waiting row is this old"
+    )
 
 
 def fleet_dir(sessions_dir: str | Path, fleet: int) -> str:
@@ -43,8 +58,7 @@ class PartSink:
     Args:
         directory (str | Path): this fleet's folder (``OUT/sessions/fleet=K``), a path or a
             URI.
-        flush_rows (int): write once this many rows wait. Default: 2000.
-        flush_interval_s (float): or once the oldest waiting row is this old. Default: 2.
+        flush (FlushPolicy): when waiting rows are written. Default: ``FlushPolicy()``.
         on_rows (Iterable[Callable[[pa.Table], None]]): called with every written part,
             after it is on disk (e.g. a metrics exporter); a hook that raises is logged and
             does not stop the fleet.
@@ -53,22 +67,17 @@ class PartSink:
     def __init__(
         self,
         directory: str | Path,
-        flush_rows: int = 2000,
-        flush_interval_s: float = 2.0,
+        flush: FlushPolicy | None = None,
         on_rows: Iterable[Callable[[pa.Table], None]] = (),
     ):
-        if flush_rows < 1 or flush_interval_s <= 0:
-            raise ValueError(
-                f"flush_rows must be >= 1 and flush_interval_s > 0, got "
-                f"{flush_rows}, {flush_interval_s}"
-            )
+        flush = flush or FlushPolicy()
         self.fs, self.directory = filesystem(directory)
         self.local = isinstance(self.fs, pafs.LocalFileSystem)
         self.fs.create_dir(self.directory, recursive=True)
         for stale in self._names():  # a crash between write and rename
             if stale.startswith(".") and stale.endswith(".tmp"):
                 self.fs.delete_file(f"{self.directory}/{stale}")
-        self.flush_rows, self.flush_interval_s = flush_rows, flush_interval_s
+        self.flush_rows, self.flush_interval_s = flush.flush_rows, flush.flush_interval_s
         self.on_rows = list(on_rows)
         self._rows: list[SessionRow] = []
         self._oldest = 0.0

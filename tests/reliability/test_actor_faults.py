@@ -11,7 +11,7 @@ import pytest
 
 from actors.service.messages import GenerateRequest
 from simulation.run import Runner
-from simulation.scenario import load_scenario
+from simulation.scenario_file import load_scenario
 
 from .faults import (
     Fault,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from simulation.cli import main
-from simulation.scenario import MAX_SCENARIO_BYTES
+from simulation.scenario_file import MAX_SCENARIO_BYTES
 
 from ..simulation.test_scenario import GOOD
 

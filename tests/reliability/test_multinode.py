@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from simulation.run import Runner
-from simulation.scenario import load_scenario
+from simulation.scenario_file import load_scenario
 
 from .faults import PACED_FLEET, Fault, assert_accounting, free_port, paced_scenario, parts
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from simulation.fleet_plan import plan_fleets
-from simulation.scenario import load_scenario
+from simulation.scenario_file import load_scenario
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from actors.devices.config import FleetConfig, RetryPolicy
+from actors.devices.config import FleetConfig, FleetPlay, RetryPolicy
 from actors.devices.fleet import Fleet
 from actors.devices.gateway import Generated
 from actors.devices.ondevice import DeviceModels
@@ -25,7 +25,7 @@ from actors.service.generator import GeneratorCore
 from actors.service.generator_client import GeneratorClient, LocalGeneratorClient
 from actors.service.messages import GenerateBatchRequest
 from actors.storage.rows import ROW_SCHEMA
-from actors.storage.sink import PartSink, flushed_sessions, read_sessions
+from actors.storage.sink import FlushPolicy, PartSink, flushed_sessions, read_sessions
 from duet.adaptation import FinetuneConfig
 from pipelines.shifts import build_shift, click_context
 
@@ -98,9 +98,9 @@ def run_fleet(
         score_batch_sessions=8,
         method_of=method_of,
         policies={f"din/{name}": p for name, p in (policies or {}).items()},
-        devices_alive=devices_alive,
+        play=FleetPlay(devices_alive=devices_alive),
     )
-    sink = PartSink(sessions_dir / "fleet=0", flush_rows=20)
+    sink = PartSink(sessions_dir / "fleet=0", FlushPolicy(flush_rows=20))
     fleet = Fleet(
         config,
         world["profiles"],

@@ -9,7 +9,7 @@ import typing
 import pytest
 
 from actors.storage.rows import ROW_SCHEMA, SessionRow
-from actors.storage.sink import PartSink, flushed_sessions, has_parts, read_sessions
+from actors.storage.sink import FlushPolicy, PartSink, flushed_sessions, has_parts, read_sessions
 from actors.storage.uris import (
     CACHE_ENV,
     LocationError,
@@ -71,7 +71,7 @@ def run_rows(n: int, first: int = 0) -> list[SessionRow]:
 def test_session_parts_go_to_the_store_and_resume_from_it(s3):
     sessions = s3.uri("run-parts", "sessions")
     assert not has_parts(sessions) and read_sessions(sessions).schema == ROW_SCHEMA
-    sink = PartSink(f"{sessions}/fleet=0", flush_rows=3)
+    sink = PartSink(f"{sessions}/fleet=0", flush=FlushPolicy(flush_rows=3))
     rows = run_rows(7)
     for row in rows:
         sink.add([row])
@@ -79,7 +79,9 @@ def test_session_parts_go_to_the_store_and_resume_from_it(s3):
     table = read_sessions(sessions)
     assert table.num_rows == 7 and has_parts(sessions)
     assert flushed_sessions(sessions, [0, 1, 2, 3, 4, 5, 6]) == {(d, 0) for d in range(7)}
-    again = PartSink(f"{sessions}/fleet=0", flush_rows=3)  # a restarted fleet appends
+    again = PartSink(
+        f"{sessions}/fleet=0", flush=FlushPolicy(flush_rows=3)
+    )  # a restarted fleet appends
     again.add([run_rows(1, first=7)[0]])
     again.flush()
     assert read_sessions(sessions).num_rows == 8
