@@ -5,7 +5,7 @@ peak RSS (``wait4`` rusage ``ru_maxrss``) is its own. Results replace the ``## d
 section of ``benchmarks/RESULTS.md``.
 
 Usage:
-    DUET_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_prepare.py
+    DUET_DATA_DIR=DIR .venv/bin/python benchmarks/bench_prepare.py
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def write_results(rows: list[dict]) -> None:
         "",
         f"Recorded {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores, "
         f"{platform.python_implementation()} {platform.python_version()}, "
-        f"by `DUET_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_prepare.py`. "
+        f"by `DUET_DATA_DIR=DIR .venv/bin/python benchmarks/bench_prepare.py`. "
         f"Target: 1M interactions in < {TARGET_S:.0f} s and < {TARGET_GB:.0f} GB.",
         "",
         "| case | interactions | train rows | test rows | wall (s) | peak RSS (GB) | command |",

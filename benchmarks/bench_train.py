@@ -17,7 +17,7 @@ convolution does not depend on the pixels); the click rows the first 100 batches
 prepared train split.
 
 Usage:
-    DUET_DATA_DIR=../shared/data .venv/bin/python benchmarks/bench_train.py \\
+    DUET_DATA_DIR=DIR .venv/bin/python benchmarks/bench_train.py \\
         [--prepared runs/paper/data/movielens-100k] [--repeats 3]
 """
 

@@ -104,7 +104,7 @@ class DeviceModel(nn.Module):
         """
         if self.cfg.kind == "clicks":
             return self.backbone.embed(realtime), realtime != 0
-        feats = self.backbone(realtime).detach()  # the PPG sees frozen features (DESIGN §1)
+        feats = self.backbone(realtime).detach()  # the PPG sees frozen features (docs/methods.md)
         return feats[:, None], torch.ones(feats.shape[0], 1, dtype=torch.bool)
 
     def score(self, feat: Tensor, target_emb: Tensor | None, params: Params) -> Tensor:

@@ -1,1 +1,1 @@
-"""Raw datasets -> session tables and samples, shift operators, the Ray Data feed (DESIGN §2)."""
+"""Raw datasets -> session tables and samples, shift operators, the Ray Data feed (docs/data.md)."""

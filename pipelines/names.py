@@ -22,7 +22,8 @@ IMAGE_CHANNELS = (1, 3)  # gray, or the gray plane repeated (the paper's 224x224
 
 # Named data protocols, as `duet-sim data prepare --protocol NAME`: "options" are
 # SessionOptions fields, "image" the image input. paper-ml100k is the authors' ML-100K as
-# their code's config implies it (PAPER.md: a 30-core filter leaves 720 users and 795
+# their code's config implies it (HelloZicky/DUET's movielens_100k_conf.json: id_vocab 900
+# and a folder named ..._30u30i; a 30-core filter leaves 720 users and 795
 # items, inside their 900-id vocabulary; history 30, sessions of 10 clicks, 1:4 train and
 # 1:100 test negatives); h10-r30 gives real-time clicks beyond the history
 # (docs/reproduction.md); the image ones are CK+ inputs: 48x1 is CK+48 as distributed, 224x3 the

@@ -19,7 +19,7 @@ from pipelines.names import SPLITS
 
 @dataclass(frozen=True)
 class SessionOptions:
-    """How a user's click stream becomes sessions and samples (DESIGN §2).
+    """How a user's click stream becomes sessions and samples (docs/data.md; paper Sec. 4.1).
 
     Attributes:
         session_length (int): clicks per session when cutting by length. Default: 10.

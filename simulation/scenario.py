@@ -476,7 +476,7 @@ class Scenario(Section):
         owner, policies = self.model_owner, self.policies
         always = {}
         for name, policy in policies.items():
-            if policy.type == "always":
+            if isinstance(policy, Always):
                 always.setdefault(owner[name], name)
         return {n: always[owner[n]] for n in policies if owner[n] in always}
 

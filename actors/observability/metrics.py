@@ -1,6 +1,6 @@
 """Prometheus metrics of a run: `MetricsRecorder` turns finished session rows into metrics.
 
-No Ray here (STYLE item 9): `MetricsServer` adds the HTTP endpoint, and
+No Ray here (Ray stays at the edge, docs/architecture.md): `MetricsServer` adds the HTTP endpoint, and
 actors/observability/metrics_actor.py
 runs one per run as a named Ray actor that every fleet reports to. The rows are those of the
 session Parquet (one per
