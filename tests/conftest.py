@@ -76,7 +76,8 @@ def images() -> ImageSamples:
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The real datasets (DUET_DATA_DIR, else the Makefile's default beside the repo); skip when absent."""
+    """The real datasets (DUET_DATA_DIR, else the Makefile's default beside the repo); skip
+    when absent."""
     default = Path(__file__).resolve().parents[2] / "shared" / "data"
     path = Path(os.environ.get("DUET_DATA_DIR", default))
     if not path.is_dir():
