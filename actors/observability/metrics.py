@@ -1,10 +1,10 @@
 """Prometheus metrics of a run: `MetricsRecorder` turns finished session rows into metrics.
 
 No Ray here (Ray stays at the edge, docs/architecture.md): `MetricsServer` adds the HTTP
-endpoint, and actors/observability/metrics_actor.py runs one per run as a named Ray actor that every fleet reports to. The rows are those of the
-session Parquet (one per
-device, session and method; columns in the fleet's contract), so Prometheus and the report
-count the same things.
+endpoint, and actors/observability/metrics_actor.py runs one per run as a named Ray actor
+that every fleet reports to. The rows are those of the session Parquet (one per device,
+session and method; columns in the fleet's contract), so Prometheus and the report count
+the same things.
 
 Metric families (Prometheus conventions: base units, ``_seconds``, ``_total``, histograms
 for distributions, no device-id label). ``L`` = scenario, dataset, backbone, method,

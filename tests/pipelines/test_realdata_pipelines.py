@@ -131,8 +131,8 @@ def test_ckplus48_counts(tmp_path, real_data, cli):
 
 def test_paper_ml100k_protocol_is_the_30_core_data(tmp_path, real_data, cli):
     """`--protocol paper-ml100k` keeps what a 30-core filter keeps (HelloZicky/DUET's config
-    implies it: 720 users, 795 items, which fit the authors' 900-id vocabulary), with the paper's history and
-    negatives; an option given after the preset overrides it."""
+    implies it: 720 users, 795 items, which fit the authors' 900-id vocabulary), with the
+    paper's history and negatives; an option given after the preset overrides it."""
     import json
 
     src = real_data("ml-100k")
