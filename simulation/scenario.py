@@ -126,7 +126,6 @@ class Section(BaseModel):
         return cls(**{n: getattr(self, n) for n in cls.__pydantic_fields__})  # type: ignore[attr-defined]
 
 
-# ---- data and model --------------------------------------------------------------------------
 def section_of(name: str, *configs: type, only: Sequence[str] | None = None) -> type[Section]:
     """A scenario section made of the fields of layers' configs (pydantic dataclasses),
     ``only`` those named if given: the same types, bounds, defaults and descriptions, declared
@@ -141,12 +140,20 @@ def section_of(name: str, *configs: type, only: Sequence[str] | None = None) -> 
 class DataSpec(section_of("ImageFields", ImageInput)):
     """The data a run replays; the image fields are `pipelines.names.ImageInput`'s."""
 
-    dataset: Annotated[str, AfterValidator(DATASETS.check)]  # a registered dataset
-    prepared: InputLocation | None = None  # a `duet-sim data prepare` output; else OUT/data
-    data_dir: InputDir | None = None  # raw datasets root; default $DUET_DATA_DIR
-    seed: int = 0  # negative sampling, folds and generated data
-    options: dict[str, int | None] = {}  # SessionOptions overrides of the dataset's defaults
-    synthetic: dict[str, int | float | bool] = {}  # a generated dataset's knobs (Dataset.knobs)
+    dataset: Annotated[str, AfterValidator(DATASETS.check)] = Field(
+        description="a registered dataset"
+    )
+    prepared: InputLocation | None = Field(
+        None, description="a `duet-sim data prepare` output; else OUT/data"
+    )
+    data_dir: InputDir | None = Field(None, description="raw datasets root; default $DUET_DATA_DIR")
+    seed: int = Field(0, description="negative sampling, folds and generated data")
+    options: dict[str, int | None] = Field(
+        {}, description="SessionOptions overrides of the dataset's defaults"
+    )
+    synthetic: dict[str, int | float | bool] = Field(
+        {}, description="a generated dataset's knobs (Dataset.knobs)"
+    )
 
     @field_validator("options")
     @classmethod
@@ -196,9 +203,13 @@ TrainSpec = section_of("TrainSpec", TrainOptions, only=TRAIN_SETTINGS)
 class ModelSpec(Section):
     backbones: Annotated[
         list[Annotated[str, AfterValidator(BACKBONES.check)]], Field(min_length=1)
-    ]  # registered backbones (duet/backbone.py)
-    checkpoints: dict[str, InputLocation] = {}  # "<backbone>/<name>" -> run dir; else trained
-    train: TrainSpec = TrainSpec()  # type: ignore[valid-type]
+    ] = Field(description="at least one registered backbone; each must fit the dataset's kind")
+    checkpoints: dict[str, InputLocation] = Field(
+        {}, description='"<backbone>/<name>" -> run dir; else trained'
+    )
+    train: TrainSpec = Field(  # type: ignore[valid-type]
+        TrainSpec(), description="how missing checkpoints train (`duet-sim train`'s settings)"
+    )
 
     @field_validator("checkpoints")
     @classmethod
@@ -213,26 +224,39 @@ class ModelSpec(Section):
         return value
 
 
-# ---- fleet ---------------------------------------------------------------------------------
 class NetworkSpec(Section):
-    bandwidth_mb_s: Annotated[float, Field(gt=0)]  # megabytes per second (paper Table 3)
-    rtt_s: Annotated[float, Field(ge=0)]
+    bandwidth_mb_s: Annotated[float, Field(gt=0)] = Field(
+        description="megabytes per second (paper Table 3)"
+    )
+    rtt_s: Annotated[float, Field(ge=0)] = Field(description="round-trip time, seconds")
 
 
 class AvailabilitySpec(Section):
-    online: Fraction = 1.0  # chance the device shows up for each of its sessions
-    churn: Annotated[float, Field(ge=0, lt=1)] = 0.0  # chance it leaves for good after a session
+    online: Fraction = Field(1.0, description="chance the device shows up for each of its sessions")
+    churn: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.0, description="chance it leaves for good after a session"
+    )
 
 
 class ProfilesSpec(Section):
     """Shares of devices per profile value (normalized; need not sum to 1)."""
 
-    network: Weights = {name: 1.0 for name in NETWORK_CLASSES}
-    compute: Weights = {name: 1.0 for name in COMPUTE_TIERS}
-    upload: Weights = {"raw": 1.0}
-    backbone: Weights | None = None  # default: model.backbones, equal shares
-    availability: AvailabilitySpec = AvailabilitySpec()
-    session_gap_s: Annotated[float, Field(ge=0)] = 3600.0  # mean virtual think time
+    network: Weights = Field(
+        {name: 1.0 for name in NETWORK_CLASSES},
+        description="network class shares (the paper's Table 3 rates, or fleet.network_classes)",
+    )
+    compute: Weights = Field(
+        {name: 1.0 for name in COMPUTE_TIERS},
+        description="compute tier shares: times measured here, times 2, 5 or 10",
+    )
+    upload: Weights = Field({"raw": 1.0}, description="upload mode shares: raw or embedding")
+    backbone: Weights | None = Field(None, description="default: model.backbones, equal shares")
+    availability: AvailabilitySpec = Field(
+        AvailabilitySpec(), description="whether a device shows up, and whether it stays"
+    )
+    session_gap_s: Annotated[float, Field(ge=0)] = Field(
+        3600.0, description="mean virtual think time"
+    )
 
     @field_validator("upload")
     @classmethod
@@ -255,13 +279,19 @@ class ProfilesSpec(Section):
 class FleetSpec(section_of("FleetPlayFields", FleetPlay)):
     """The fleet: its devices and actors; how an actor plays them is `FleetPlay`'s fields."""
 
-    devices: PositiveInt
-    sessions_per_device: PositiveInt = 3
-    actors: PositiveInt = 2  # fleet actors; devices are spread by device_id % actors
-    max_restarts: Annotated[int, Field(ge=0)] = 3
-    num_cpus: Annotated[float, Field(ge=0)] = 0.25  # logical CPUs per actor (Serve takes 1)
-    network_classes: dict[str, NetworkSpec] = {}  # extra or redefined classes
-    profiles: ProfilesSpec = ProfilesSpec()
+    devices: PositiveInt = Field(description="simulated devices; device d replays user d mod U")
+    sessions_per_device: PositiveInt = Field(3, description="session slots per device")
+    actors: PositiveInt = Field(
+        2, description="fleet actors; devices are spread by device_id % actors"
+    )
+    max_restarts: Annotated[int, Field(ge=0)] = Field(
+        3, description="Ray restarts of a fleet actor; a restarted one skips what is on disk"
+    )
+    num_cpus: Annotated[float, Field(ge=0)] = Field(
+        0.25, description="logical CPUs per actor (Serve takes 1)"
+    )
+    network_classes: dict[str, NetworkSpec] = Field({}, description="extra or redefined classes")
+    profiles: ProfilesSpec = Field(ProfilesSpec(), description="shares of device profiles")
 
     @field_validator("profiles")
     @classmethod
@@ -279,30 +309,35 @@ class GeneratorSpec(section_of("GeneratorFields", RequestBatching, RetryPolicy))
     """The generator service (its replicas and HTTP proxy), and how devices reach it: the
     fleet's request batching (`RequestBatching`) and retries (`RetryPolicy`)."""
 
-    replicas: PositiveInt = 1
-    num_cpus: Annotated[float, Field(gt=0)] = 1.0
-    http_port: Annotated[int, Field(ge=1, le=65535)] | None = None  # None: handle only, no proxy
-    http_host: str = "127.0.0.1"  # the proxy's bind address; docs/deployment.md before changing
+    replicas: PositiveInt = Field(1, description="Serve replicas of the generator")
+    num_cpus: Annotated[float, Field(gt=0)] = Field(1.0, description="logical CPUs per replica")
+    http_port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        None, description="None: handle only, no proxy"
+    )
+    http_host: str = Field(
+        "127.0.0.1", description="the proxy's bind address; docs/deployment.md before changing"
+    )
 
 
-# ---- shifts, output, metrics -----------------------------------------------------------------
 class DeviceGroup(Section):
     """Devices a shift hits: those matching every given profile filter, then ``fraction`` of
     them. Shifts with identical blocks hit the same devices (to stack operators)."""
 
-    fraction: Fraction = 1.0
-    network: list[str] | None = None
-    compute: list[str] | None = None
-    upload: list[str] | None = None
-    backbone: list[str] | None = None
+    fraction: Fraction = Field(1.0, description="the share of the matching devices hit")
+    network: list[str] | None = Field(None, description="only devices of these network classes")
+    compute: list[str] | None = Field(None, description="only devices of these compute tiers")
+    upload: list[str] | None = Field(None, description="only devices of these upload modes")
+    backbone: list[str] | None = Field(None, description="only devices of these backbones")
 
 
 class ShiftSpec(Section):
-    operator: str  # a registered shift operator (pipelines/shifts.py SHIFTS)
-    params: dict[str, Any] = {}
-    devices: DeviceGroup = DeviceGroup()
-    at_session: Annotated[int, Field(ge=0)] = 0  # first shifted session_index
-    until_session: PositiveInt | None = None  # first unshifted one again; None: to the end
+    operator: str = Field(description="a registered shift operator (pipelines/shifts.py SHIFTS)")
+    params: dict[str, Any] = Field({}, description="the operator's parameters (its fields)")
+    devices: DeviceGroup = Field(DeviceGroup(), description="the devices it hits")
+    at_session: Annotated[int, Field(ge=0)] = Field(0, description="first shifted session_index")
+    until_session: PositiveInt | None = Field(
+        None, description="first unshifted one again; None: to the end"
+    )
 
     @field_validator("operator")
     @classmethod
@@ -336,15 +371,17 @@ class ShiftSpec(Section):
 class OutputSpec(section_of("FlushFields", FlushPolicy)):
     """Where the run writes, and how often its fleets flush (`FlushPolicy`)."""
 
-    dir: OutputLocation = "runs/scenario"
+    dir: OutputLocation = Field(
+        "runs/scenario", description="a folder or an s3:// URI (docs/deployment.md)"
+    )
 
 
 class MetricsSpec(Section):
     """Where the Prometheus exporter listens (observability; off by default)."""
 
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535)] = 9108
+    enabled: bool = Field(False, description="serve the run's metrics to Prometheus")
+    host: str = Field("127.0.0.1", description="the exporter's bind address")
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(9108, description="the exporter's port")
 
 
 class MethodSpec(Section):
@@ -356,12 +393,21 @@ class MethodSpec(Section):
     the cloud on every third session and keeps its parameters in between. Names that run the
     same method with the same condition and neck share one checkpoint and one generator."""
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-    method: str
-    condition: Literal[CONDITIONS] = DEFAULT_CONDITION  # type: ignore[valid-type]
-    neck: Literal[NECKS] | None = None  # type: ignore[valid-type]  # default: model.train.neck
-    # generated methods only; default: always (session), per_impression (history)
-    policy: PolicySpec | None = None  # type: ignore[valid-type]
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = Field(
+        description="what rows, summary, report and metrics call it; distinct"
+    )
+    method: str = Field(description="a registered method (duet/method.py)")
+    condition: Literal[CONDITIONS] = Field(  # type: ignore[valid-type]
+        DEFAULT_CONDITION, description="what its generator reads (conditioned methods)"
+    )
+    neck: Literal[NECKS] | None = Field(  # type: ignore[valid-type]
+        None, description="its generator's neck (conditioned methods); default model.train.neck"
+    )
+    policy: PolicySpec | None = Field(  # type: ignore[valid-type]
+        None,
+        description="when a device asks the cloud (generated methods); default: always, "
+        "per_impression with condition history",
+    )
 
     @field_validator("method")
     @classmethod
@@ -411,21 +457,27 @@ class MethodSpec(Section):
 
 
 class Scenario(Section):
-    version: Literal[1]
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-    description: str = ""
-    seed: int = 0  # profiles, device groups, virtual clocks, shift randomness
-    data: DataSpec
-    model: ModelSpec
+    version: Literal[1] = Field(description="the schema's version")
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = Field(
+        description="letters, digits and _.-, at most 64"
+    )
+    description: str = Field("", description="free text")
+    seed: int = Field(0, description="profiles, device groups, virtual clocks, shift randomness")
+    data: DataSpec = Field(description="what the devices replay")
+    model: ModelSpec = Field(description="the checkpoints the methods score with")
     # modules that register plugins (duet/registry.py), imported before ``methods``
     # is checked; listed before it so that pydantic validates it first
-    plugins: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")]] = []
-    methods: Annotated[list[MethodSpec], Field(min_length=1)]
-    fleet: FleetSpec
-    generator: GeneratorSpec = GeneratorSpec()
-    shifts: list[ShiftSpec] = []
-    output: OutputSpec = OutputSpec()
-    metrics: MetricsSpec = MetricsSpec()
+    plugins: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")]] = Field(
+        [], description="plugin modules (docs/plugins.md), imported before the names are checked"
+    )
+    methods: Annotated[list[MethodSpec], Field(min_length=1)] = Field(
+        description="the methods compared; must include base, the reference of every gain"
+    )
+    fleet: FleetSpec = Field(description="the devices")
+    generator: GeneratorSpec = Field(GeneratorSpec(), description="the generator service")
+    shifts: list[ShiftSpec] = Field([], description="distribution shifts on device groups")
+    output: OutputSpec = Field(OutputSpec(), description="where the run writes")
+    metrics: MetricsSpec = Field(MetricsSpec(), description="the Prometheus exporter")
 
     @field_validator("plugins")
     @classmethod
