@@ -53,10 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load(args: argparse.Namespace, prog: str):
-    from simulation.scenario_file import ScenarioError, load_scenario
+    from simulation import api
+    from simulation.scenario_file import ScenarioError
 
     try:
-        return load_scenario(args.scenario, args.overrides, args.plugins)
+        return api.load(args.scenario, args.overrides, args.plugins)
     except ScenarioError as exc:
         print(f"duet-sim {prog}: error:", *exc.problems, sep="\n  ", file=sys.stderr)
         raise SystemExit(2) from None
@@ -73,16 +74,16 @@ def validate_scenario(args: argparse.Namespace) -> int:
 
 
 def run_scenario(args: argparse.Namespace) -> int:
+    """`simulation.api.run`, with its errors as one line and an exit code (docs/scenarios.md):
+    2 when the output cannot take the run, 1 when it fails or rows are missing."""
+    from actors.storage.uris import join
     from pipelines.errors import DataError
-    from simulation.errors import RunError
-    from simulation.ray_logs import LOG_NAME as RAY_LOG
-    from simulation.ray_logs import ray_output_to
-    from simulation.run import Runner
-    from simulation.scenario_file import ScenarioError
+    from simulation import api
+    from simulation.errors import OutputError, RunError
 
     scenario = _load(args, "run")
     try:
-        runner = Runner(
+        result = api.run(
             scenario,
             args.out,
             resume=args.resume,
@@ -91,51 +92,12 @@ def run_scenario(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             verbose=args.verbose,
         )
-    except (RunError, ScenarioError) as exc:
-        print(f"duet-sim run: error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        runner.prepare()  # data and checkpoints: before Ray, on the terminal as usual
     except (RunError, DataError) as exc:
         print(f"duet-sim run: error: {exc}", file=sys.stderr)
-        return 1
-    if not args.verbose:
-        print(f"ray and serve logs: {runner.out / RAY_LOG}", flush=True)
-    error = None
-    with ray_output_to(runner.out / RAY_LOG, args.verbose) as console:
-        runner.console = console
-        try:
-            runner.start()
-            summary = runner.run()
-        except (RunError, DataError) as exc:
-            error = exc
-        finally:
-            runner.cleanup()
-    if error is not None:
-        print(f"duet-sim run: error: {error}", file=sys.stderr)
-        return 1
-    print(format_summary(summary))
-    print(f"rows: {runner.sessions}  summary: {runner.output}/summary.json")
-    if report_run(runner.run_dir.report_dir()):
-        runner.run_dir.publish_report()
-    return 0 if summary["accounting"]["complete"] else 1
-
-
-def report_run(out: Path) -> bool:
-    """Write the run's report.md (`duet-sim report`) and print its path. The report is a view
-    of rows already on disk, so lacking the ``report`` extra (matplotlib) costs a warning, not
-    the run."""
-    try:
-        from simulation.report import write_report
-    except ImportError as exc:
-        print(
-            f"duet-sim run: warning: no report.md ({exc}); pip install 'duet-sim[report]' "
-            f"and run `duet-sim report {out}`",
-            file=sys.stderr,
-        )
-        return False
-    print(f"report: {write_report(out)}")
-    return True
+        return 2 if isinstance(exc, OutputError) else 1
+    print(format_summary(result.raw))
+    print(f"rows: {join(result.out, 'sessions')}  summary: {join(result.out, 'summary.json')}")
+    return 0 if result.summary.accounting.complete else 1
 
 
 def format_summary(summary: dict[str, Any]) -> str:

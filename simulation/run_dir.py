@@ -34,7 +34,7 @@ from actors.storage.uris import (
     staging_dir,
     write_bytes,
 )
-from simulation.errors import RunError
+from simulation.errors import OutputError
 from simulation.fleet_plan import FleetPlan
 from simulation.scenario import resolve_path
 
@@ -49,7 +49,7 @@ def output_location(value: str | Path) -> str:
     choice, not confined to the scenario's roots).
 
     Raises:
-        RunError: a URI that cannot be an output.
+        OutputError: a URI that cannot be an output.
     """
     text = str(value)
     if not is_uri(text):
@@ -57,7 +57,7 @@ def output_location(value: str | Path) -> str:
     try:
         return check_uri(text, must_exist=False)
     except LocationError as exc:
-        raise RunError(f"--out: {exc}") from None
+        raise OutputError(f"--out: {exc}") from None
 
 
 class RunDirectory:
@@ -69,7 +69,7 @@ class RunDirectory:
         sessions (str): where the fleets write the session rows.
 
     Raises:
-        RunError: ``output`` holds a run and ``resume`` is off, or ``resume`` is on and
+        OutputError: ``output`` holds a run and ``resume`` is off, or ``resume`` is on and
             ``output`` holds no run or one of a different scenario.
     """
 
@@ -85,7 +85,7 @@ class RunDirectory:
 
     def _new(self, name: str) -> str:
         if exists(self.run_json) or has_parts(self.sessions):
-            raise RunError(
+            raise OutputError(
                 f"{self.output} already holds a run; pass --resume to continue it "
                 "or --out to start a new one"
             )
@@ -94,10 +94,10 @@ class RunDirectory:
 
     def _resume(self) -> str:
         if not exists(self.run_json):
-            raise RunError(f"--resume: {self.run_json} not found; nothing to resume")
+            raise OutputError(f"--resume: {self.run_json} not found; nothing to resume")
         saved = yaml.safe_load(read_bytes(join(self.output, "scenario.yaml")))
         if _comparable(saved) != _comparable(self.scenario):
-            raise RunError(
+            raise OutputError(
                 f"--resume: the scenario differs from the one {self.output} was "
                 "started with (see its scenario.yaml); resume needs the same "
                 "scenario"

@@ -42,22 +42,35 @@ def load_scenario(
             text = fh.read(MAX_SCENARIO_BYTES + 1)
     except OSError as exc:
         raise ScenarioError([f"{path}: cannot read ({exc.strerror})"]) from None
-    if len(text) > MAX_SCENARIO_BYTES:
-        line = text.count(b"\n") + 1
+    return parse_scenario(text, path.name, overrides, plugins)
+
+
+def parse_scenario(
+    text: bytes | str, name: str, overrides: Sequence[str] = (), plugins: Sequence[str] = ()
+) -> Scenario:
+    """Check and validate a scenario's text as a file called ``name`` would be (the Python
+    entry point passes text and dicts here, simulation/api.py).
+
+    Raises:
+        ScenarioError: every problem found, each naming the YAML path and line.
+    """
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    if len(raw) > MAX_SCENARIO_BYTES:
+        line = raw.count(b"\n") + 1
         raise ScenarioError(
             [
-                f"{path.name}: <top> (line {line}): more than {MAX_SCENARIO_BYTES} "
+                f"{name}: <top> (line {line}): more than {MAX_SCENARIO_BYTES} "
                 "bytes; a scenario is a page of YAML"
             ]
         )
     try:
-        decoded = text.decode("utf-8")
+        decoded = raw.decode("utf-8")
     except UnicodeDecodeError as exc:  # replacement characters would hide a wrong encoding
-        line = text[: exc.start].count(b"\n") + 1
+        line = raw[: exc.start].count(b"\n") + 1
         raise ScenarioError(
-            [f"{path.name}: <top> (line {line}): not valid UTF-8 ({exc.reason})"]
+            [f"{name}: <top> (line {line}): not valid UTF-8 ({exc.reason})"]
         ) from None
-    root, data = _parse(path.name, decoded)
+    root, data = _parse(name, decoded)
     for item in overrides:
         _apply_override(data, item)
     if plugins and isinstance(data.get("plugins", []), list):  # else the schema says why
@@ -65,9 +78,7 @@ def load_scenario(
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(
-            [_problem(path.name, root, e, overrides) for e in exc.errors()]
-        ) from None
+        raise ScenarioError([_problem(name, root, e, overrides) for e in exc.errors()]) from None
 
 
 def _parse(name: str, text: str) -> tuple[yaml.Node | None, dict[str, Any]]:

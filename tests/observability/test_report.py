@@ -156,7 +156,7 @@ def test_cli_writes_report_with_nontrivial_plots(run_dir: Path, tmp_path: Path, 
 
 
 def test_run_without_the_report_extra_warns_in_one_line(run_dir: Path, monkeypatch, capsys) -> None:
-    from simulation.run_cmd import report_run
+    from simulation.api import report_run
 
     report_run(run_dir)  # what `duet-sim run` does at its end
     assert capsys.readouterr().out.strip() == f"report: {run_dir / 'report.md'}"
