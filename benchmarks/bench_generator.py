@@ -32,8 +32,9 @@ import platform
 import resource
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -157,6 +158,22 @@ async def bench_columnar(
             if forward_too and dt == "float32":
                 ways.setdefault((FORWARD, dt), []).append(timed(forward))
             ways.setdefault((SERVE, dt), []).append(await serve_call(dt))
+    record_replica_times(n, ways, server, server_ms, breakdown)
+    split_s = timed((await handle.generate_batch.remote(batches["float32"])).split)
+    return [stats(way, n, lat, dt) for (way, dt), lat in ways.items()], split_s
+
+
+def record_replica_times(
+    n: int,
+    ways: dict[tuple[str, str], list[float]],
+    server: dict[str, list[float]],
+    server_ms: dict,
+    breakdown: list,
+) -> None:
+    """Per dtype, what the replica reported of ``n`` devices' rounds (``server``, seconds)
+    beside the caller's timings (``ways``): its generate_batch per device in ``server_ms``
+    (64 devices and more), and the medians of a round trip's parts in ``breakdown``
+    (forward only, core in-process and in the replica, the Serve call)."""
     for dt, s in server.items():
         if n >= 64:
             server_ms[f"columnar batch of {n}, {dt} (incl. validation)"] = 1e3 * np.median(s) / n
@@ -171,8 +188,6 @@ async def bench_columnar(
                 "rt_ms": p50[SERVE],
             }
         )
-    split_s = timed((await handle.generate_batch.remote(batches["float32"])).split)
-    return [stats(way, n, lat, dt) for (way, dt), lat in ways.items()], split_s
 
 
 # ---- where a round trip goes: stand-ins that only ship bytes ---------------------------------
@@ -202,15 +217,7 @@ async def bench_breakdown(
 
     batch = columnar(n, dtype)
     width = core.generate_batch(batch).flat.shape[1]
-    actor = ray.remote(num_cpus=0)(Shipper).remote(n, width, dtype)
-    shipper = serve.run(
-        serve.deployment(Shipper, max_ongoing_requests=8, ray_actor_options={"num_cpus": 0}).bind(
-            n, width, dtype
-        ),
-        name="shipper",
-        route_prefix=None,
-        logging_config={"enable_access_log": False},
-    )
+    actor, shipper = start_shippers(n, width, dtype)
     replica_s: list[float] = []
     faults: list[int] = []
 
@@ -233,23 +240,13 @@ async def bench_breakdown(
         "Serve, nothing back": lambda: shipper.nothing.remote(batch),
         "Serve, answer's bytes back": lambda: shipper.answer_only.remote(batch),
     }
-
-    async def one_round() -> dict[str, float]:
-        took = {}
-        for way, call in ways.items():
-            start = time.perf_counter()
-            if inspect.isawaitable(result := call()):
-                await result
-            took[way] = time.perf_counter() - start
-        return took
-
     for _ in range(3):  # warm-up
-        await one_round()
+        await one_round(ways)
     runs = []
     for _ in range(repeats):
         replica_s.clear()
         faults.clear()
-        took = [await one_round() for _ in range(rounds)]
+        took = [await one_round(ways) for _ in range(rounds)]
         ms = {way: 1e3 * float(np.median([t[way] for t in took])) for way in ways}
         ms[REPLICA] = 1e3 * float(np.median(replica_s))
         ms[FAULTS] = float(np.median(faults))
@@ -257,6 +254,37 @@ async def bench_breakdown(
     ray.kill(actor)
     serve.delete("shipper")
     return runs
+
+
+def start_shippers(n: int, width: int, dtype: str) -> tuple[Any, Any]:
+    """`Shipper` as a plain Ray actor and as a Serve deployment, answering ``n`` rows of
+    ``width`` in ``dtype``; neither takes a CPU, so they start beside the generator's
+    replica on the same 2-CPU cluster."""
+    import ray
+    from ray import serve
+
+    actor = ray.remote(num_cpus=0)(Shipper).remote(n, width, dtype)
+    shipper = serve.run(
+        serve.deployment(Shipper, max_ongoing_requests=8, ray_actor_options={"num_cpus": 0}).bind(
+            n, width, dtype
+        ),
+        name="shipper",
+        route_prefix=None,
+        logging_config={"enable_access_log": False},
+    )
+    return actor, shipper
+
+
+async def one_round(ways: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """One call of every way in turn, in seconds; a way may return an awaitable (a Ray or
+    Serve reference, a coroutine), which is awaited inside its own timing."""
+    took = {}
+    for way, call in ways.items():
+        start = time.perf_counter()
+        if inspect.isawaitable(result := call()):
+            await result
+        took[way] = time.perf_counter() - start
+    return took
 
 
 def print_breakdown(runs: list[dict], n: int, dtype: str) -> None:
@@ -396,7 +424,7 @@ def print_report(
         print(f"| {name} | {params:,} | {b32:,} | {b16:,} | {times} |")
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--replica-cpus", type=int, default=1, help="torch threads = Ray CPUs")
@@ -425,14 +453,23 @@ def main() -> None:
     parser.add_argument(
         "--dtype", choices=("float32", "float16"), default="float32", help="--breakdown's answers"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def start_generator(neck: str, replica_cpus: int) -> tuple[GeneratorCore, Any]:
+    """The in-process core and a Serve handle to the generator app, both over one fresh
+    checkpoint, on a local 2-CPU Ray cluster.
+
+    The core gets the replica's torch thread count, so the in-process ceilings are measured
+    with what one replica gets.
+    """
     import ray
     from ray import serve
 
     from actors.service.serve_app import APP_NAME, build_app
 
-    ckpt = make_checkpoint(Path(tempfile.mkdtemp(prefix="bench_generator_")), args.neck)
-    torch.set_num_threads(args.replica_cpus)  # the ceilings get what one replica gets
+    ckpt = make_checkpoint(Path(tempfile.mkdtemp(prefix="bench_generator_")), neck)
+    torch.set_num_threads(replica_cpus)  # the ceilings get what one replica gets
     core = GeneratorCore.from_checkpoints({KEY: ckpt})
     ray.init(
         address="local",
@@ -445,65 +482,94 @@ def main() -> None:
         {
             "checkpoints": {KEY: str(ckpt)},
             "max_batch_size": MAX_BATCH_SIZE,
-            "num_cpus": args.replica_cpus,
+            "num_cpus": replica_cpus,
         }
     )
     handle = serve.run(
         app, name=APP_NAME, route_prefix=None, logging_config={"enable_access_log": False}
     )
+    return core, handle
+
+
+async def serve_rows(
+    core: GeneratorCore, handle, quick: bool
+) -> tuple[list[dict], dict[str, float], list[dict], dict[int, float]]:
+    """Every way at every concurrency: the columnar path with its ceilings, then per-device
+    calls and lists up to ``PER_DEVICE_MAX`` devices. Returns the rows in the table's order
+    (devices, then ways as first measured, float32 first), the replica's time per device,
+    the round trips' parts and ``split()``'s time (ms) per concurrency."""
     rows: list[dict] = []
     server_ms: dict[str, float] = {}
     breakdown: list[dict] = []
     split_ms: dict[int, float] = {}
+    for n in CONCURRENCY:
+        got, split_s = await bench_columnar(
+            core, handle, n, rounds_for(n, quick), server_ms, breakdown
+        )
+        rows.extend(got)
+        split_ms[n] = 1e3 * split_s
+        if n <= PER_DEVICE_MAX:
+            rounds = max(2, rounds_for(n, quick) // 10)
+            rows.append(await bench_per_device(handle, n, rounds, server_ms))
+            rows.append(await bench_list(handle, n, rounds_for(n, quick)))
+    order = {w: i for i, w in enumerate(dict.fromkeys(r["way"] for r in rows))}
+    rows.sort(key=lambda r: (r["n"], order[r["way"]], r["dtype"] != "float32"))
+    return rows, server_ms, breakdown, split_ms
 
-    async def serve_rows():
-        for n in CONCURRENCY:
-            got, split_s = await bench_columnar(
-                core, handle, n, rounds_for(n, args.quick), server_ms, breakdown
-            )
-            rows.extend(got)
-            split_ms[n] = 1e3 * split_s
-            if n <= PER_DEVICE_MAX:
-                rounds = max(2, rounds_for(n, args.quick) // 10)
-                rows.append(await bench_per_device(handle, n, rounds, server_ms))
-                rows.append(await bench_list(handle, n, rounds_for(n, args.quick)))
 
+async def ratio_rows(
+    core: GeneratorCore, handle, n: int, repeats: int, quick: bool
+) -> dict[str, list[float]]:
+    """The columnar Serve path's throughput over the in-process core's at ``n`` devices,
+    per dtype, once per repeat (each its own alternating rounds), printed as they come."""
     ratios: dict[str, list[float]] = {"float32": [], "float16": []}
+    for _ in range(repeats):
+        rounds = rounds_for(n, quick)
+        got, _ = await bench_columnar(core, handle, n, rounds, {}, [], forward_too=False)
+        speed = {(r["way"], r["dtype"]): r["sets_per_s"] for r in got}
+        for dt, values in ratios.items():
+            values.append(speed[(SERVE, dt)] / speed[(CORE, dt)])
+            print(f"{n} devices, {dt}: Serve at {values[-1]:.0%} of core in-process")
+    return ratios
 
-    async def ratio_rows():
-        for _ in range(args.repeats):
-            n = args.ratio
-            rounds = rounds_for(n, args.quick)
-            got, _ = await bench_columnar(core, handle, n, rounds, {}, [], forward_too=False)
-            speed = {(r["way"], r["dtype"]): r["sets_per_s"] for r in got}
-            for dt, values in ratios.items():
-                values.append(speed[(SERVE, dt)] / speed[(CORE, dt)])
-                print(f"{n} devices, {dt}: Serve at {values[-1]:.0%} of core in-process")
 
-    breakdowns: list[dict] = []
+def print_ratios(ratios: dict[str, list[float]]) -> None:
+    for dt, values in ratios.items():
+        shown = ", ".join(f"{v:.0%}" for v in values)
+        print(f"{dt}: median {np.median(values):.0%} of core in-process ({shown})")
 
-    async def breakdown_rows():
-        n = args.breakdown
-        rounds = rounds_for(n, args.quick)
-        breakdowns.extend(await bench_breakdown(core, handle, n, rounds, args.repeats, args.dtype))
 
-    job = serve_rows if args.ratio is None else ratio_rows
+T = TypeVar("T")
+
+
+def run_then_shut_down(job: Coroutine[Any, Any, T]) -> T:
+    """Run one benchmark's coroutine, then shut Serve and Ray down even when it fails, so
+    that no local cluster outlives the run; the report is printed after."""
+    import ray
+    from ray import serve
+
     try:
-        asyncio.run(breakdown_rows() if args.breakdown else job())
+        return asyncio.run(job)
     finally:
         serve.shutdown()
         ray.shutdown()
+
+
+def main() -> None:
+    args = parse_args()
+    core, handle = start_generator(args.neck, args.replica_cpus)
     if args.breakdown:
-        print_breakdown(breakdowns, args.breakdown, args.dtype)
-        return
-    if args.ratio is not None:
-        for dt, values in ratios.items():
-            shown = ", ".join(f"{v:.0%}" for v in values)
-            print(f"{dt}: median {np.median(values):.0%} of core in-process ({shown})")
-        return
-    order = {w: i for i, w in enumerate(dict.fromkeys(r["way"] for r in rows))}
-    rows.sort(key=lambda r: (r["n"], order[r["way"]], r["dtype"] != "float32"))
-    print_report(rows, server_ms, breakdown, split_ms, download_sizes(), args)
+        n, rounds = args.breakdown, rounds_for(args.breakdown, args.quick)
+        runs = run_then_shut_down(
+            bench_breakdown(core, handle, n, rounds, args.repeats, args.dtype)
+        )
+        print_breakdown(runs, n, args.dtype)
+    elif args.ratio is not None:
+        ratios = run_then_shut_down(ratio_rows(core, handle, args.ratio, args.repeats, args.quick))
+        print_ratios(ratios)
+    else:
+        results = run_then_shut_down(serve_rows(core, handle, args.quick))
+        print_report(*results, download_sizes(), args)
 
 
 if __name__ == "__main__":

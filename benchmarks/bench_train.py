@@ -177,7 +177,12 @@ def late_state(
     return copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
 
 
-def main() -> None:
+# (model, comparison, choice, a factory of its step, timed steps); each comparison is a
+# pair of consecutive cases, the first the one before
+Case = tuple[str, str, str, Callable[[], Callable[[], int]], int]
+
+
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--prepared", type=Path, default=None, help="prepared ML-100K (click rows)")
     p.add_argument("--repeats", type=int, default=3)
@@ -190,50 +195,67 @@ def main() -> None:
     p.add_argument(
         "--warm-steps", type=int, default=1500, help="subnormals: steps trained before timing"
     )
-    args = p.parse_args()
-    torch.set_num_threads(1)
-    cases: list[tuple[str, str, str, Callable[[], Callable[[], int]], int]] = []
+    return p.parse_args()
+
+
+def mobilenet_cases() -> list[Case]:
+    """The layout pairs: contiguous against channels-last, for both MobileNetV3 trunks."""
+    cases: list[Case] = []
     for variant in ("large", "small"):
         for label, flag in (("contiguous", False), ("channels-last", True)):
             make = lambda v=variant, f=flag: mobilenet_step(v, f)  # noqa: E731
             cases.append((f"mobilenet_v3_{variant} base, 112x112x3", "layout", label, make, 6))
-    if args.prepared is not None:
-        from pipelines.tensors import load_samples
+    return cases
 
-        samples = load_samples(args.prepared, "train")
-        g = torch.Generator().manual_seed(0)
-        batches = [
-            b
-            for _, b in zip(
-                range(100), iterate_batches(samples, 256, shuffle=True, generator=g), strict=False
+
+def click_cases(prepared: Path, warm_steps: int) -> list[Case]:
+    """The click models' pairs on the first 100 batches of the prepared train split: Adam,
+    scoring and subnormals for every backbone, then SASRec's last block.
+
+    The steps are built lazily (``make``), so a case's model exists only while it is timed,
+    and the late state of a backbone is trained once, when its first subnormals case runs.
+    """
+    from pipelines.tensors import load_samples
+
+    samples = load_samples(prepared, "train")
+    g = torch.Generator().manual_seed(0)
+    batches = [
+        b
+        for _, b in zip(
+            range(100), iterate_batches(samples, 256, shuffle=True, generator=g), strict=False
+        )
+    ]
+    cases: list[Case] = []
+    for backbone in ("sasrec", "gru4rec", "din"):
+        for label, fused in (("default", False), ("fused", True)):
+            make = lambda b=backbone, f=fused: click_step(prepared, b, f, batches)  # noqa: E731
+            cases.append((f"{backbone} duet, ML-100K", "Adam", label, make, 60))
+        for label, copies in (("per-row copies", True), ("grouped", False)):
+            make = lambda b=backbone, c=copies: click_step(  # noqa: E731
+                prepared, b, False, batches, per_row_copies if c else None
             )
-        ]
-        for backbone in ("sasrec", "gru4rec", "din"):
-            for label, fused in (("default", False), ("fused", True)):
-                make = lambda b=backbone, f=fused: click_step(args.prepared, b, f, batches)  # noqa: E731
-                cases.append((f"{backbone} duet, ML-100K", "Adam", label, make, 60))
-            for label, copies in (("per-row copies", True), ("grouped", False)):
-                make = lambda b=backbone, c=copies: click_step(  # noqa: E731
-                    args.prepared, b, False, batches, per_row_copies if c else None
-                )
-                cases.append((f"{backbone} duet, ML-100K", "scoring", label, make, 60))
-            late = functools.cache(  # trained once, when a subnormals case first runs
-                lambda b=backbone: late_state(args.prepared, samples, b, args.warm_steps)
+            cases.append((f"{backbone} duet, ML-100K", "scoring", label, make, 60))
+        late = functools.cache(  # trained once, when a subnormals case first runs
+            lambda b=backbone: late_state(prepared, samples, b, warm_steps)
+        )
+        for label, flush in (("kept", False), ("flushed", True)):
+            make = lambda b=backbone, f=flush, s=late: click_step(  # noqa: E731
+                prepared, b, True, batches, state=s(), flush=f
             )
-            for label, flush in (("kept", False), ("flushed", True)):
-                make = lambda b=backbone, f=flush, s=late: click_step(  # noqa: E731
-                    args.prepared, b, True, batches, state=s(), flush=f
-                )
-                cases.append((f"{backbone} duet, ML-100K, late", "subnormals", label, make, 60))
-        for label, whole in (("every position", True), ("last position", False)):
-            make = lambda w=whole: click_step(  # noqa: E731
-                args.prepared, "sasrec", True, batches, whole_sequence if w else None, flush=True
-            )
-            cases.append(("sasrec duet, ML-100K", "last block", label, make, 60))
-    if args.only is not None:
-        cases = [c for c in cases if c[1] == args.only]
+            cases.append((f"{backbone} duet, ML-100K, late", "subnormals", label, make, 60))
+    for label, whole in (("every position", True), ("last position", False)):
+        make = lambda w=whole: click_step(  # noqa: E731
+            prepared, "sasrec", True, batches, whole_sequence if w else None, flush=True
+        )
+        cases.append(("sasrec duet, ML-100K", "last block", label, make, 60))
+    return cases
+
+
+def print_table(cases: list[Case], repeats: int) -> None:
+    """Time every case ``repeats`` times, alternating the members of each pair round by
+    round (this machine is noisy), and print the medians and their ratio per pair."""
     rates: dict[tuple[str, str], list[float]] = {}
-    for _ in range(args.repeats):  # alternate the pair members round by round
+    for _ in range(repeats):
         for model, _, label, make, steps in cases:
             rates.setdefault((model, label), []).append(samples_per_s(make(), steps))
     print("| model | choice | samples/s (median) | samples/s (median) | ratio |")
@@ -242,6 +264,17 @@ def main() -> None:
         (model, what, a, *_), (_, _, b, *_) = cases[i], cases[i + 1]
         ra, rb = statistics.median(rates[(model, a)]), statistics.median(rates[(model, b)])
         print(f"| {model} | {what}: {a} / {b} | {ra:,.0f} | {rb:,.0f} | {rb / ra:.2f}x |")
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(1)
+    cases = mobilenet_cases()
+    if args.prepared is not None:
+        cases += click_cases(args.prepared, args.warm_steps)
+    if args.only is not None:
+        cases = [c for c in cases if c[1] == args.only]
+    print_table(cases, args.repeats)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from duet.data import Feed, ImageSamples, Samples, epoch_batches, num_batches
 from duet.evaluate import predict, sample_metrics
-from duet.method import METHODS
+from duet.method import METHODS, Method
 from duet.model import DeviceModel
 from duet.names import LR_SCHEDULES, SELECTIONS
 
@@ -107,13 +107,8 @@ def train(
     g = torch.Generator().manual_seed(cfg.seed)
     # the PPG's real-time frames get a stream of their own (augment_images)
     g_realtime = torch.Generator().manual_seed(cfg.seed + 1) if model.ppg is not None else None
-    # fused: one kernel for every parameter instead of ~10 ops each (bench_train.py: 1.2x
-    # the DUET step on CPU); the same update up to float rounding
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     steps = num_batches(samples, cfg.batch_size)
-    schedule = None
-    if cfg.lr_schedule == "cosine":  # per step, to 0 at the last one
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps)
+    opt, schedule = _optimizer(model, cfg, steps)
     method = METHODS[model.cfg.method]  # the loss is the trained method's (Method.loss)
     log, best_state, best = TrainLog(), None, float("-inf")
     key = SELECTION_METRIC[model.cfg.kind]
@@ -127,18 +122,7 @@ def train(
         for epoch in range(1, cfg.epochs + 1):
             model.train()
             batches = epoch_batches(samples, cfg.batch_size, shuffle=True, generator=g)
-            total = 0.0
-            for batch in batches:
-                if cfg.augment and isinstance(batch, ImageSamples):
-                    batch = augment_images(batch, g, g_realtime)
-                loss = method.loss(model, batch, cfg)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if schedule is not None:
-                    schedule.step()
-                total += loss.item()  # sync point, fine on CPU
-                bar.update()
+            total = _train_epoch(model, batches, cfg, method, opt, schedule, g, g_realtime, bar)
             log.losses.append(total / steps)
             bar.set_postfix(epoch=epoch, loss=f"{log.losses[-1]:.4f}")
             if val is None:
@@ -161,6 +145,55 @@ def train(
         log.selected_epoch = cfg.epochs
     model.eval()
     return log
+
+
+def _optimizer(
+    model: DeviceModel, cfg: TrainConfig, steps: int
+) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.LRScheduler | None]:
+    """Adam over every parameter, and the per-step learning-rate schedule (None for a
+    constant rate).
+
+    Why fused: one kernel for every parameter instead of ~10 ops each (bench_train.py: 1.2x
+    the DUET step on CPU); the same update up to float rounding. The cosine schedule steps
+    once per batch, reaching 0 at the last step of the last epoch.
+    """
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    if cfg.lr_schedule != "cosine":
+        return opt, None
+    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps)
+
+
+def _train_epoch(
+    model: DeviceModel,
+    batches: Iterable[Samples],
+    cfg: TrainConfig,
+    method: type[Method],
+    opt: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler | None,
+    g: torch.Generator,
+    g_realtime: torch.Generator | None,
+    bar: tqdm,
+) -> float:
+    """One optimizer step per batch on the method's loss; the losses' sum (``train``
+    averages it over the epoch's steps).
+
+    Image batches are augmented from ``g``, the stream that shuffles them, as they are drawn:
+    the draws interleave as in one loop over the epoch, which the pinned training result
+    (tests/simulation/test_training_pinned.py) depends on.
+    """
+    total = 0.0
+    for batch in batches:
+        if cfg.augment and isinstance(batch, ImageSamples):
+            batch = augment_images(batch, g, g_realtime)
+        loss = method.loss(model, batch, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if schedule is not None:
+            schedule.step()
+        total += loss.item()  # sync point, fine on CPU
+        bar.update()
+    return total
 
 
 def validate(

@@ -101,35 +101,12 @@ def build_image_tables(
         seed (int): shuffles the subjects of the folds.
     """
     frame_bytes = channels * plane_bytes
-    df = assign_split(
-        index_sessions(frames.lazy()), options.test_sessions, options.val_sessions
-    ).collect()
-    if options.folds:
-        videos = df.group_by("subject", "sequence").agg(pl.col("label").max())
-        owner = subject_folds(videos, options.folds, seed)
-        split = fold_split(pl.col("subject"), owner, options.folds, options.fold)
-        df = df.with_columns(split=split)
-    sessions = df.group_by("session", maintain_order=True).agg(
-        pl.col("user", "subject", "sequence", "session_index", "split").first(),
-        label=pl.col("label").max(),
-        n_frames=pl.len().cast(pl.Int32),
-        realtime=pl.col("pixels").first(),
-    )
-    table = (
-        sessions.drop("realtime")
-        .to_arrow()
-        .append_column(
-            "realtime", _fixed_bytes(sessions["realtime"], plane_bytes, channels, "<sessions>")
-        )
-    )
-    splits = {}
-    for split in SPLITS:
-        part = df.filter(pl.col("split") == split)
-        cols = part.select("user", "session", "position", "label").to_arrow()
-        pixels = _fixed_bytes(part["pixels"], plane_bytes, channels, split)
-        cols = cols.append_column("pixels", pixels)
-        cols = cols.append_column("source", part["source"].to_arrow())
-        splits[split] = cols.cast(image_frames_schema(frame_bytes))
+    df = _split_frames(frames, options, seed)
+    table = _session_table(df, plane_bytes, channels)
+    splits = {
+        split: _frame_table(df.filter(pl.col("split") == split), plane_bytes, channels, split)
+        for split in SPLITS
+    }
     counts = {
         "users": int(df["user"].max()) + 1,
         "sessions": table.num_rows,
@@ -143,3 +120,48 @@ def build_image_tables(
         splits["test"],
         counts,
     )
+
+
+def _split_frames(frames: pl.DataFrame, options: SessionOptions, seed: int) -> pl.DataFrame:
+    """Every frame with its ``user``, ``session``, ``session_index`` and ``split``: the time
+    split per subject, or with ``options.folds`` the fold of its subject.
+
+    Why the time split runs even with folds: it also numbers the sessions (assign_split);
+    the fold split then only replaces the ``split`` column.
+    """
+    df = assign_split(
+        index_sessions(frames.lazy()), options.test_sessions, options.val_sessions
+    ).collect()
+    if options.folds:
+        videos = df.group_by("subject", "sequence").agg(pl.col("label").max())
+        owner = subject_folds(videos, options.folds, seed)
+        split = fold_split(pl.col("subject"), owner, options.folds, options.fold)
+        df = df.with_columns(split=split)
+    return df
+
+
+def _session_table(df: pl.DataFrame, plane_bytes: int, channels: int) -> pa.Table:
+    """One row per video, labelled by its peak frame, with its first frame as the real-time
+    input the PPG reads (not yet cast to :func:`image_sessions_schema`)."""
+    sessions = df.group_by("session", maintain_order=True).agg(
+        pl.col("user", "subject", "sequence", "session_index", "split").first(),
+        label=pl.col("label").max(),
+        n_frames=pl.len().cast(pl.Int32),
+        realtime=pl.col("pixels").first(),
+    )
+    return (
+        sessions.drop("realtime")
+        .to_arrow()
+        .append_column(
+            "realtime", _fixed_bytes(sessions["realtime"], plane_bytes, channels, "<sessions>")
+        )
+    )
+
+
+def _frame_table(part: pl.DataFrame, plane_bytes: int, channels: int, split: str) -> pa.Table:
+    """One split's frames as :func:`image_frames_schema` rows; the pixels go through
+    :func:`_fixed_bytes` so that every frame is checked to be ``plane_bytes`` long."""
+    cols = part.select("user", "session", "position", "label").to_arrow()
+    cols = cols.append_column("pixels", _fixed_bytes(part["pixels"], plane_bytes, channels, split))
+    cols = cols.append_column("source", part["source"].to_arrow())
+    return cols.cast(image_frames_schema(channels * plane_bytes))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,28 +46,53 @@ Query = prom.Dataquery
 PanelBuilder = Any  # the SDK's panel builders share these methods but no base class
 
 
-def q(expr: str, legend: str = "", *, instant: bool = False, fmt: str = "") -> Query:
+@dataclass(frozen=True)
+class Target:
     """One PromQL target; ``instant`` for tables and bar gauges (one value per series)."""
-    target = Query().expr(expr).legend_format(legend or "__auto")
-    if instant:
-        target = target.instant()
-    if fmt:
-        target = target.format(PromQueryFormat(fmt))
-    return target
+
+    expr: str
+    legend: str = ""
+    _: KW_ONLY
+    instant: bool = False
+    fmt: str = ""
+
+    def query(self, ref: str) -> Query:
+        target = Query().expr(self.expr).legend_format(self.legend or "__auto")
+        if self.instant:
+            target = target.instant()
+        if self.fmt:
+            target = target.format(PromQueryFormat(self.fmt))
+        return target.ref_id(ref)
 
 
-def panel(
-    builder: PanelBuilder, title: str, unit: str, *targets: Query, w: int = 12, h: int = 8
-) -> Any:
-    """Title, unit, datasource and targets (refIds A, B, ...) on any SDK panel builder.
+class Panel:
+    """One panel as data: a fresh SDK builder of its kind (with that kind's options), its
+    title, unit and targets (refIds A, B, ...), and its width and height.
 
-    The SDK places panels left to right and wraps a row only once it is full, so each row's
-    widths must add up to 24 (a test checks).
+    Why data: a dashboard is its list of panels, read top to bottom as a table; building
+    the SDK objects is :meth:`build`'s one job. The SDK places panels left to right and
+    wraps a row only once it is full, so each row's widths must add up to 24 (a test checks).
     """
-    builder = builder.title(title).unit(unit).datasource(DATASOURCE).height(h).span(w)
-    for ref, target in zip("ABCDEFGH", targets, strict=False):
-        builder = builder.with_target(target.ref_id(ref))
-    return builder
+
+    def __init__(
+        self,
+        kind: Callable[[], PanelBuilder],
+        title: str,
+        unit: str,
+        *targets: Target,
+        w: int = 12,
+        h: int = 8,
+    ) -> None:
+        self.kind, self.title, self.unit = kind, title, unit
+        self.targets, self.w, self.h = targets, w, h
+
+    def build(self) -> PanelBuilder:
+        """The SDK panel, reading the one datasource every panel reads."""
+        builder = self.kind().title(self.title).unit(self.unit).datasource(DATASOURCE)
+        builder = builder.height(self.h).span(self.w)
+        for ref, target in zip("ABCDEFGH", self.targets, strict=False):
+            builder = builder.with_target(target.query(ref))
+        return builder
 
 
 def rate(metric: str, selector: str = SCENARIOS) -> str:
@@ -133,95 +159,204 @@ def new_dashboard(
     return board.variables(list(variables)).annotation(shifts)
 
 
+SCENARIO_SERIES = f"{{{SCENARIOS}}}"  # the multi-select views' selector
+FAILED_REQUESTS = rate("duet_generator_requests_total", f'{SCENARIOS}, status!="ok"')
+FLEET_OVERVIEW_PANELS = (
+    Panel(
+        stat.Panel,
+        "Sessions per second",
+        "ops",
+        Target(f"sum({SESSIONS_RATE}{SCENARIO_SERIES})"),
+        w=6,
+        h=4,
+    ),
+    Panel(
+        stat.Panel,
+        "Active devices",
+        "short",
+        Target(f"sum(duet_active_devices{SCENARIO_SERIES})"),
+        w=6,
+        h=4,
+    ),
+    Panel(
+        stat.Panel,
+        "Generator error ratio",
+        "percentunit",
+        Target(
+            f"(sum({FAILED_REQUESTS}) or vector(0)) / sum({rate('duet_generator_requests_total')})"
+        ),
+        w=6,
+        h=4,
+    ),
+    Panel(
+        stat.Panel,
+        "Fallback ratio",
+        "percentunit",
+        Target(ratio("duet_session_fallbacks_total", "duet_sessions_total")),
+        w=6,
+        h=4,
+    ),
+    Panel(
+        timeseries.Panel,
+        "Sessions per second by method",
+        "ops",
+        Target(f"sum by (method) ({SESSIONS_RATE}{SCENARIO_SERIES})", "{{method}}"),
+    ),
+    Panel(
+        timeseries.Panel,
+        "Active devices by fleet",
+        "short",
+        Target(f"sum by (fleet) (duet_active_devices{SCENARIO_SERIES})", "{{fleet}}"),
+    ),
+    Panel(
+        timeseries.Panel,
+        "Generator requests per second by status",
+        "reqps",
+        Target(
+            f"sum by (status) (scenario_status:duet_generator_requests:rate1m{SCENARIO_SERIES})",
+            "{{status}}",
+        ),
+    ),
+    Panel(
+        timeseries.Panel,
+        "Fallbacks per second by method",
+        "ops",
+        Target(f"sum by (method) ({rate('duet_session_fallbacks_total')})", "{{method}}"),
+    ),
+    Panel(
+        timeseries.Panel,
+        "Network throughput",
+        "Bps",
+        Target(f"sum by (direction) ({rate('duet_network_bytes_total')})", "{{direction}}"),
+    ),
+    Panel(
+        timeseries.Panel,
+        "Share of sessions under a shift",
+        "percentunit",
+        Target(
+            ratio("duet_shifted_sessions_total", "duet_sessions_total", by="scenario"),
+            "{{scenario}}",
+        ),
+    ),
+)
+
+
 def fleet_overview() -> dash.Dashboard:
-    by_scenario = f"{{{SCENARIOS}}}"
-    failed_requests = rate("duet_generator_requests_total", f'{SCENARIOS}, status!="ok"')
     board = new_dashboard(
         "duet-fleet",
         "DUET · fleet overview",
         "Throughput, active devices, generator errors and fallbacks of running simulations.",
         [variable("scenario", "label_values(duet_sessions_total, scenario)", multi=True)],
     )
-    panels = [
-        panel(
-            stat.Panel(),
-            "Sessions per second",
-            "ops",
-            q(f"sum({SESSIONS_RATE}{by_scenario})"),
-            w=6,
-            h=4,
+    return add_panels(board, FLEET_OVERVIEW_PANELS)
+
+
+# The communication-vs-AUC trade-off of the request policies, live: how often each
+# (method, policy) asks the cloud, and its AUC gain over base, labelled with its policy.
+POLICY_BY = "method, policy"
+DECISIONS = "duet_request_decisions_total"
+REQUESTED = f'{ONE_RUN}, reason="requested"'
+# The gain series carries no policy label: join it from the decisions counter. The counter
+# goes stale when the run's exporter closes, while the gain (a 1m rate) lives a minute
+# longer and may first appear only then, as the driver counts a fleet's rows when it
+# returns; looking back 5m keeps the run's last minute labelled.
+POLICY_OF = (
+    "group by (scenario, dataset, backbone, method, policy) "
+    f"(last_over_time({DECISIONS}{{{ONE_RUN}}}[5m]))"
+)
+REQUEST_POLICY_PANELS = (
+    Panel(
+        lambda: timeseries.Panel().min(0).max(1),
+        "Share of sessions that asked the cloud, by method and policy",
+        "percentunit",
+        Target(
+            f"sum by ({POLICY_BY}) ({rate(DECISIONS, REQUESTED)}) / "
+            f"sum by ({POLICY_BY}) ({rate(DECISIONS, ONE_RUN)})",
+            "{{method}} · {{policy}}",
         ),
-        panel(
-            stat.Panel(),
-            "Active devices",
-            "short",
-            q(f"sum(duet_active_devices{by_scenario})"),
-            w=6,
-            h=4,
+    ),
+    Panel(
+        timeseries.Panel,
+        "AUC gain over base by request policy (1m, same devices)",
+        "none",
+        Target(
+            f"{AUC_GAIN}{{{ONE_RUN}}} * on (scenario, dataset, backbone, method) "
+            f"group_left (policy) {POLICY_OF}",
+            "{{method}} · {{policy}}",
         ),
-        panel(
-            stat.Panel(),
-            "Generator error ratio",
-            "percentunit",
-            q(
-                f"(sum({failed_requests}) or vector(0)) "
-                f"/ sum({rate('duet_generator_requests_total')})"
-            ),
-            w=6,
-            h=4,
+    ),
+    Panel(
+        table.Panel,
+        "Request decisions by reason over the time range",
+        "short",
+        Target(
+            f"sum by ({POLICY_BY}, reason) ({over_range(DECISIONS, ONE_RUN)})",
+            instant=True,
+            fmt="table",
         ),
-        panel(
-            stat.Panel(),
-            "Fallback ratio",
-            "percentunit",
-            q(ratio("duet_session_fallbacks_total", "duet_sessions_total")),
-            w=6,
-            h=4,
+        w=24,
+    ),
+)
+ONE_METHOD = f'{ONE_RUN}, method=~"$method"'
+MODEL_QUALITY_PANELS = (
+    Panel(
+        lambda: timeseries.Panel().min(0.5).max(1),
+        "Mean session AUC by method (1m)",
+        "none",
+        Target(f"{MEAN_AUC}{{{ONE_RUN}}}", "{{method}}"),
+    ),
+    Panel(
+        timeseries.Panel,
+        "AUC gain over base (1m, same devices)",
+        "none",
+        Target(f"{AUC_GAIN}{{{ONE_RUN}}}", "{{method}}"),
+    ),
+    Panel(
+        lambda: heatmap.Panel().repeat("method").repeat_direction("h").max_per_row(5),
+        "AUC distribution: $method",
+        "none",
+        Target(
+            "sum by (le) (scenario_dataset_backbone_method_le:duet_session_auc_bucket:rate1m"
+            f"{{{ONE_METHOD}}})",
+            "{{le}}",
+            fmt="heatmap",
         ),
-        panel(
-            timeseries.Panel(),
-            "Sessions per second by method",
-            "ops",
-            q(f"sum by (method) ({SESSIONS_RATE}{by_scenario})", "{{method}}"),
+        w=24,
+    ),
+    Panel(
+        lambda: bargauge.Panel().min(0).max(1),
+        "AUC p10 / p50 / p90 over the time range",
+        "none",
+        *(
+            Target(
+                quantile(phi, over_range("duet_session_auc_bucket", ONE_RUN), "method"),
+                f"{{{{method}}}} p{round(phi * 100)}",
+                instant=True,
+            )
+            for phi in (0.1, 0.5, 0.9)
         ),
-        panel(
-            timeseries.Panel(),
-            "Active devices by fleet",
-            "short",
-            q(f"sum by (fleet) (duet_active_devices{by_scenario})", "{{fleet}}"),
+        w=24,
+    ),
+    Panel(
+        timeseries.Panel,
+        "Mean session AUC by network class",
+        "none",
+        Target(
+            ratio("duet_session_auc_sum", "duet_session_auc_count", "network_class", ONE_METHOD),
+            "{{network_class}}",
         ),
-        panel(
-            timeseries.Panel(),
-            "Generator requests per second by status",
-            "reqps",
-            q(
-                f"sum by (status) (scenario_status:duet_generator_requests:rate1m{by_scenario})",
-                "{{status}}",
-            ),
+    ),
+    Panel(
+        timeseries.Panel,
+        "Share of sessions under a shift by method",
+        "percentunit",
+        Target(
+            ratio("duet_shifted_sessions_total", "duet_sessions_total", "method", ONE_RUN),
+            "{{method}}",
         ),
-        panel(
-            timeseries.Panel(),
-            "Fallbacks per second by method",
-            "ops",
-            q(f"sum by (method) ({rate('duet_session_fallbacks_total')})", "{{method}}"),
-        ),
-        panel(
-            timeseries.Panel(),
-            "Network throughput",
-            "Bps",
-            q(f"sum by (direction) ({rate('duet_network_bytes_total')})", "{{direction}}"),
-        ),
-        panel(
-            timeseries.Panel(),
-            "Share of sessions under a shift",
-            "percentunit",
-            q(
-                ratio("duet_shifted_sessions_total", "duet_sessions_total", by="scenario"),
-                "{{scenario}}",
-            ),
-        ),
-    ]
-    return add_panels(board, panels)
+    ),
+    *REQUEST_POLICY_PANELS,
+)
 
 
 def model_quality() -> dash.Dashboard:
@@ -238,270 +373,186 @@ def model_quality() -> dash.Dashboard:
             ),
         ],
     )
-    one_method = f'{ONE_RUN}, method=~"$method"'
-    auc_quantiles = [
-        q(
-            quantile(phi, over_range("duet_session_auc_bucket", ONE_RUN), "method"),
-            f"{{{{method}}}} p{round(phi * 100)}",
-            instant=True,
+    return add_panels(board, MODEL_QUALITY_PANELS)
+
+
+ONE_SCENARIO = 'scenario="$scenario"'  # the latency dashboard's view
+LATENCY_PANELS = (
+    *(
+        Panel(
+            timeseries.Panel,
+            f"p{round(phi * 100)} latency by component",
+            "s",
+            Target(
+                quantile(phi, f"{LATENCY_BUCKETS}{{{ONE_SCENARIO}}}", "component"),
+                "{{component}}",
+            ),
+            w=8,
         )
-        for phi in (0.1, 0.5, 0.9)
-    ]
-    panels = [
-        panel(
-            timeseries.Panel().min(0.5).max(1),
-            "Mean session AUC by method (1m)",
-            "none",
-            q(f"{MEAN_AUC}{{{ONE_RUN}}}", "{{method}}"),
+        for phi in (0.5, 0.95, 0.99)
+    ),
+    Panel(
+        timeseries.Panel,
+        "p95 end-to-end latency by network class",
+        "s",
+        Target(
+            quantile(0.95, f"{E2E_BUCKETS}{{{ONE_SCENARIO}}}", "network_class"),
+            "{{network_class}}",
         ),
-        panel(
-            timeseries.Panel(),
-            "AUC gain over base (1m, same devices)",
-            "none",
-            q(f"{AUC_GAIN}{{{ONE_RUN}}}", "{{method}}"),
-        ),
-        panel(
-            heatmap.Panel().repeat("method").repeat_direction("h").max_per_row(5),
-            "AUC distribution: $method",
-            "none",
-            q(
-                "sum by (le) (scenario_dataset_backbone_method_le:duet_session_auc_bucket:rate1m"
-                f"{{{one_method}}})",
-                "{{le}}",
-                fmt="heatmap",
+    ),
+    Panel(
+        timeseries.Panel,
+        "p95 generator request time by status",
+        "s",
+        Target(
+            quantile(
+                0.95,
+                rate("duet_generator_request_duration_seconds_bucket", ONE_SCENARIO),
+                "status",
             ),
-            w=24,
+            "{{status}}",
         ),
-        panel(
-            bargauge.Panel().min(0).max(1),
-            "AUC p10 / p50 / p90 over the time range",
-            "none",
-            *auc_quantiles,
-            w=24,
-        ),
-        panel(
-            timeseries.Panel(),
-            "Mean session AUC by network class",
-            "none",
-            q(
-                ratio(
-                    "duet_session_auc_sum", "duet_session_auc_count", "network_class", one_method
-                ),
-                "{{network_class}}",
+    ),
+    Panel(
+        timeseries.Panel,
+        "Generator batch size",
+        "short",
+        Target(
+            ratio(
+                "duet_generator_batch_size_sum",
+                "duet_generator_batch_size_count",
+                selector=ONE_SCENARIO,
             ),
+            "mean",
         ),
-        panel(
-            timeseries.Panel(),
-            "Share of sessions under a shift by method",
-            "percentunit",
-            q(
-                ratio("duet_shifted_sessions_total", "duet_sessions_total", "method", ONE_RUN),
-                "{{method}}",
-            ),
+        Target(
+            quantile(0.95, rate("duet_generator_batch_size_bucket", ONE_SCENARIO), "scenario"),
+            "p95",
         ),
-        *request_policy_panels(),
-    ]
-    return add_panels(board, panels)
-
-
-def request_policy_panels() -> list[Any]:
-    """The communication-vs-AUC trade-off of the request policies, live: how often each
-    (method, policy) asks the cloud, and its AUC gain over base, labelled with its policy."""
-    by = "method, policy"
-    decisions = "duet_request_decisions_total"
-    requested = f'{ONE_RUN}, reason="requested"'
-    # The gain series carries no policy label: join it from the decisions counter. The counter
-    # goes stale when the run's exporter closes, while the gain (a 1m rate) lives a minute
-    # longer and may first appear only then, as the driver counts a fleet's rows when it
-    # returns; looking back 5m keeps the run's last minute labelled.
-    policy_of = (
-        "group by (scenario, dataset, backbone, method, policy) "
-        f"(last_over_time({decisions}{{{ONE_RUN}}}[5m]))"
-    )
-    return [
-        panel(
-            timeseries.Panel().min(0).max(1),
-            "Share of sessions that asked the cloud, by method and policy",
-            "percentunit",
-            q(
-                f"sum by ({by}) ({rate(decisions, requested)}) / "
-                f"sum by ({by}) ({rate(decisions, ONE_RUN)})",
-                "{{method}} · {{policy}}",
-            ),
+    ),
+    Panel(
+        heatmap.Panel,
+        "Generator batch sizes",
+        "short",
+        Target(
+            f"sum by (le) ({rate('duet_generator_batch_size_bucket', ONE_SCENARIO)})",
+            "{{le}}",
+            fmt="heatmap",
         ),
-        panel(
-            timeseries.Panel(),
-            "AUC gain over base by request policy (1m, same devices)",
-            "none",
-            q(
-                f"{AUC_GAIN}{{{ONE_RUN}}} * on (scenario, dataset, backbone, method) "
-                f"group_left (policy) {policy_of}",
-                "{{method}} · {{policy}}",
-            ),
-        ),
-        panel(
-            table.Panel(),
-            "Request decisions by reason over the time range",
-            "short",
-            q(
-                f"sum by ({by}, reason) ({over_range(decisions, ONE_RUN)})",
-                instant=True,
-                fmt="table",
-            ),
-            w=24,
-        ),
-    ]
+    ),
+)
 
 
 def latency() -> dash.Dashboard:
-    run = 'scenario="$scenario"'
     board = new_dashboard(
         "duet-latency",
         "DUET · latency",
         "p50/p95/p99 session latency by component (simulated seconds) and generator batching.",
         [variable("scenario", "label_values(duet_sessions_total, scenario)")],
     )
-    by_component = [
-        panel(
-            timeseries.Panel(),
-            f"p{round(phi * 100)} latency by component",
-            "s",
-            q(quantile(phi, f"{LATENCY_BUCKETS}{{{run}}}", "component"), "{{component}}"),
-            w=8,
-        )
-        for phi in (0.5, 0.95, 0.99)
-    ]
-    panels = [
-        *by_component,
-        panel(
-            timeseries.Panel(),
-            "p95 end-to-end latency by network class",
-            "s",
-            q(quantile(0.95, f"{E2E_BUCKETS}{{{run}}}", "network_class"), "{{network_class}}"),
+    return add_panels(board, LATENCY_PANELS)
+
+
+SCENARIO_METHOD = "scenario, method"
+SCENARIO_COMPARISON_PANELS = (
+    # one row per scenario and method; columns A-D: sessions, mean AUC, p95 latency,
+    # fallback ratio
+    Panel(
+        lambda: table.Panel().with_transformation(
+            model.DataTransformerConfig(id_val="merge", options={})
         ),
-        panel(
-            timeseries.Panel(),
-            "p95 generator request time by status",
-            "s",
-            q(
-                quantile(
-                    0.95, rate("duet_generator_request_duration_seconds_bucket", run), "status"
-                ),
-                "{{status}}",
+        "Over the time range: sessions, mean AUC, p95 latency (s), fallback ratio",
+        "none",
+        Target(
+            f"sum by ({SCENARIO_METHOD}) ({over_range('duet_sessions_total')})",
+            instant=True,
+            fmt="table",
+        ),
+        Target(
+            ratio("duet_session_auc_sum", "duet_session_auc_count", SCENARIO_METHOD, of=over_range),
+            instant=True,
+            fmt="table",
+        ),
+        Target(
+            quantile(
+                0.95,
+                over_range("duet_session_end_to_end_latency_seconds_bucket"),
+                SCENARIO_METHOD,
             ),
+            instant=True,
+            fmt="table",
         ),
-        panel(
-            timeseries.Panel(),
-            "Generator batch size",
-            "short",
-            q(
-                ratio(
-                    "duet_generator_batch_size_sum", "duet_generator_batch_size_count", selector=run
-                ),
-                "mean",
+        Target(
+            ratio(
+                "duet_session_fallbacks_total",
+                "duet_sessions_total",
+                SCENARIO_METHOD,
+                of=over_range,
             ),
-            q(quantile(0.95, rate("duet_generator_batch_size_bucket", run), "scenario"), "p95"),
+            instant=True,
+            fmt="table",
         ),
-        panel(
-            heatmap.Panel(),
-            "Generator batch sizes",
-            "short",
-            q(
-                f"sum by (le) ({rate('duet_generator_batch_size_bucket', run)})",
-                "{{le}}",
-                fmt="heatmap",
-            ),
+        w=24,
+    ),
+    Panel(
+        timeseries.Panel,
+        "Mean session AUC by scenario and method (1m)",
+        "none",
+        Target(
+            f"sum by ({SCENARIO_METHOD}) "
+            f"(scenario_dataset_backbone_method:duet_session_auc_sum:rate1m{SCENARIO_SERIES})"
+            f" / sum by ({SCENARIO_METHOD}) "
+            f"(scenario_dataset_backbone_method:duet_session_auc_count:rate1m{SCENARIO_SERIES})",
+            "{{scenario}} {{method}}",
         ),
-    ]
-    return add_panels(board, panels)
+    ),
+    Panel(
+        timeseries.Panel,
+        "AUC gain over base by scenario (1m)",
+        "none",
+        Target(
+            f"avg by ({SCENARIO_METHOD}) ({AUC_GAIN}{SCENARIO_SERIES})",
+            "{{scenario}} {{method}}",
+        ),
+    ),
+    Panel(
+        timeseries.Panel,
+        "Sessions per second by scenario",
+        "ops",
+        Target(f"sum by (scenario) ({SESSIONS_RATE}{SCENARIO_SERIES})", "{{scenario}}"),
+        w=8,
+    ),
+    Panel(
+        timeseries.Panel,
+        "p95 end-to-end latency by scenario",
+        "s",
+        Target(quantile(0.95, f"{E2E_BUCKETS}{SCENARIO_SERIES}", "scenario"), "{{scenario}}"),
+        w=8,
+    ),
+    Panel(
+        timeseries.Panel,
+        "Fallback ratio by scenario",
+        "percentunit",
+        Target(f"scenario:duet_session_fallbacks:ratio_rate1m{SCENARIO_SERIES}", "{{scenario}}"),
+        w=8,
+    ),
+)
 
 
 def scenario_comparison() -> dash.Dashboard:
-    by = "scenario, method"
     board = new_dashboard(
         "duet-scenarios",
         "DUET · scenario comparison",
         "Scenarios side by side: AUC and gain per method, throughput, latency, fallbacks.",
         [variable("scenario", "label_values(duet_sessions_total, scenario)", multi=True)],
     )
-    table_targets = [
-        q(f"sum by ({by}) ({over_range('duet_sessions_total')})", instant=True, fmt="table"),
-        q(
-            ratio("duet_session_auc_sum", "duet_session_auc_count", by, of=over_range),
-            instant=True,
-            fmt="table",
-        ),
-        q(
-            quantile(0.95, over_range("duet_session_end_to_end_latency_seconds_bucket"), by),
-            instant=True,
-            fmt="table",
-        ),
-        q(
-            ratio("duet_session_fallbacks_total", "duet_sessions_total", by, of=over_range),
-            instant=True,
-            fmt="table",
-        ),
-    ]
-    recorded = f"{{{SCENARIOS}}}"
-    panels = [
-        # one row per scenario and method; columns A-D: sessions, mean AUC, p95 latency,
-        # fallback ratio
-        panel(
-            table.Panel().with_transformation(
-                model.DataTransformerConfig(id_val="merge", options={})
-            ),
-            "Over the time range: sessions, mean AUC, p95 latency (s), fallback ratio",
-            "none",
-            *table_targets,
-            w=24,
-        ),
-        panel(
-            timeseries.Panel(),
-            "Mean session AUC by scenario and method (1m)",
-            "none",
-            q(
-                f"sum by ({by}) "
-                f"(scenario_dataset_backbone_method:duet_session_auc_sum:rate1m{recorded})"
-                f" / sum by ({by}) "
-                f"(scenario_dataset_backbone_method:duet_session_auc_count:rate1m{recorded})",
-                "{{scenario}} {{method}}",
-            ),
-        ),
-        panel(
-            timeseries.Panel(),
-            "AUC gain over base by scenario (1m)",
-            "none",
-            q(f"avg by ({by}) ({AUC_GAIN}{recorded})", "{{scenario}} {{method}}"),
-        ),
-        panel(
-            timeseries.Panel(),
-            "Sessions per second by scenario",
-            "ops",
-            q(f"sum by (scenario) ({SESSIONS_RATE}{recorded})", "{{scenario}}"),
-            w=8,
-        ),
-        panel(
-            timeseries.Panel(),
-            "p95 end-to-end latency by scenario",
-            "s",
-            q(quantile(0.95, f"{E2E_BUCKETS}{recorded}", "scenario"), "{{scenario}}"),
-            w=8,
-        ),
-        panel(
-            timeseries.Panel(),
-            "Fallback ratio by scenario",
-            "percentunit",
-            q(f"scenario:duet_session_fallbacks:ratio_rate1m{recorded}", "{{scenario}}"),
-            w=8,
-        ),
-    ]
-    return add_panels(board, panels)
+    return add_panels(board, SCENARIO_COMPARISON_PANELS)
 
 
-def add_panels(board: dash.Dashboard, panels: Sequence[PanelBuilder]) -> dash.Dashboard:
+def add_panels(board: dash.Dashboard, panels: Sequence[Panel]) -> dash.Dashboard:
     """Add panels with stable ids 1..n (links and provisioning diffs rely on them)."""
     for i, p in enumerate(panels, start=1):
-        board = board.with_panel(p.id(i))
+        board = board.with_panel(p.build().id(i))
     return board
 
 

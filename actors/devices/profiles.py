@@ -117,10 +117,7 @@ def sample_profiles(
             ("backbone", backbone),
         )
     }
-    present = rng.random((num_devices, sessions)) < online
-    left = np.cumsum(rng.random((num_devices, sessions)) < churn, axis=1) > 0  # churned after slot
-    left = np.concatenate([np.zeros((num_devices, 1), bool), left[:, :-1]], axis=1)
-    start = np.cumsum(rng.exponential(session_gap_s, (num_devices, sessions)), axis=1)
+    active, start = _schedule(rng, (num_devices, sessions), online, churn, session_gap_s)
     return [
         DeviceProfile(
             device_id=d,
@@ -129,11 +126,34 @@ def sample_profiles(
             compute=str(draws["compute"][d]),
             upload=str(draws["upload"][d]),
             backbone=str(draws["backbone"][d]),
-            active=tuple((present[d] & ~left[d]).tolist()),
+            active=tuple(active[d].tolist()),
             start_s=tuple(start[d].tolist()),
         )
         for d in range(num_devices)
     ]
+
+
+def _schedule(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    online: float,
+    churn: float,
+    session_gap_s: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per device and session slot (``shape``): whether the device runs it, and the virtual
+    time it starts.
+
+    A slot runs when the device is online for it and has not churned in an earlier slot;
+    start times accumulate exponential think times whether or not the slot runs, so they
+    depend on the seed alone (a resumed device recomputes them exactly). Drawn after the
+    profile values from the same ``rng``, in this order, so a seed gives the fleet it
+    always gave.
+    """
+    present = rng.random(shape) < online
+    left = np.cumsum(rng.random(shape) < churn, axis=1) > 0  # churned after slot
+    left = np.concatenate([np.zeros((shape[0], 1), bool), left[:, :-1]], axis=1)
+    start = np.cumsum(rng.exponential(session_gap_s, shape), axis=1)
+    return present & ~left, start
 
 
 def select_group(

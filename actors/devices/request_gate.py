@@ -140,30 +140,51 @@ def fit_gate(policy: Learned, training: PolicyTraining) -> Gate:
         desc="training the request gate",
         disable=not training.progress,
     ):
-        chunk = pairs[start : start + CHUNK]
-        earlier, scored = [p[0] for p in chunk], [p[1] for p in chunk]
-        cached, cached_fp = _generate(models, model, earlier)
-        fresh, fresh_fp = _generate(models, model, scored)
-        sessions = [r.session for r in scored]
-        outcome = {}
-        for label, sets in (("cached", cached), ("fresh", fresh)):
-            scores = models.score(scored, sessions, ["gate"], {"gate": sets})
-            outcome[label] = [_metric(s["gate"]) for s in scores]
-        for j, (a, b) in enumerate(zip(outcome["cached"], outcome["fresh"], strict=True)):
-            if math.isnan(a) or math.isnan(b):
-                continue
-            age = chunk[j][2]
-            rows.append(gate_features(drift_score(fresh_fp[j], cached_fp[j]), age))
-            labels.append(float(b > a))
+        chunk_rows, chunk_labels = _labelled(models, model, pairs[start : start + CHUNK])
+        rows += chunk_rows
+        labels += chunk_labels
     if not rows:
         raise ValueError(f"{prepared}: no pair of training sessions to fit the request gate on")
     X, y = np.asarray(rows), np.asarray(labels)
     weights = _logistic(X, y)
     gate = Gate(tuple(float(w) for w in weights))
-    predicted = np.hstack([X, np.ones((len(X), 1))]) @ weights > 0
-    realtime, dim = _upload_shape(models, scored)
     path.parent.mkdir(parents=True, exist_ok=True)
-    report = {
+    report = _report(key, gate, X, y, _upload_shape(models, pairs[-1][1]))
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return gate
+
+
+def _labelled(models, model, chunk: Sequence[tuple]) -> tuple[list[np.ndarray], list[float]]:
+    """The gate's features and label (1: the fresh set scores better) of each (earlier,
+    scored, age) pair of ``chunk``; pairs where either set's score is undefined are left out.
+
+    Why in chunks: generating and scoring ``CHUNK`` pairs at once batches the PPG's work.
+    """
+    earlier, scored = [p[0] for p in chunk], [p[1] for p in chunk]
+    cached, cached_fp = _generate(models, model, earlier)
+    fresh, fresh_fp = _generate(models, model, scored)
+    sessions = [r.session for r in scored]
+    outcome = {}
+    for label, sets in (("cached", cached), ("fresh", fresh)):
+        scores = models.score(scored, sessions, ["gate"], {"gate": sets})
+        outcome[label] = [_metric(s["gate"]) for s in scores]
+    rows, labels = [], []
+    for j, (a, b) in enumerate(zip(outcome["cached"], outcome["fresh"], strict=True)):
+        if math.isnan(a) or math.isnan(b):
+            continue
+        age = chunk[j][2]
+        rows.append(gate_features(drift_score(fresh_fp[j], cached_fp[j]), age))
+        labels.append(float(b > a))
+    return rows, labels
+
+
+def _report(key: dict, gate: Gate, X: np.ndarray, y: np.ndarray, upload: tuple[int, int]) -> dict:
+    """What the gate's cache file holds: ``key`` (what a rerun must match to reuse it), the
+    weights, and what the summary reports: how well the gate separates its own training
+    pairs, the drift scale and its cost on the device."""
+    predicted = np.hstack([X, np.ones((len(X), 1))]) @ np.asarray(gate.weights) > 0
+    realtime, dim = upload
+    return {
         **key,
         "features": list(GATE_FEATURES),
         "weights": list(gate.weights),
@@ -177,8 +198,6 @@ def fit_gate(policy: Learned, training: PolicyTraining) -> Gate:
         "training_accuracy": float((predicted == y.astype(bool)).mean()),
         **gate_cost(dim, realtime),
     }
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    return gate
 
 
 def _pairs(per_user: Sequence[Sequence], count: int, seed: int) -> list[tuple]:
@@ -240,9 +259,10 @@ def _logistic(X: np.ndarray, y: np.ndarray, steps: int = 50) -> np.ndarray:
     return w
 
 
-def _upload_shape(models, replays: Sequence) -> tuple[int, int]:
-    """(real-time samples, embedding width) of one session's fingerprint: the gate's work."""
+def _upload_shape(models, replay) -> tuple[int, int]:
+    """(real-time samples, embedding width) of one session's fingerprint: the gate's work,
+    the same for every session (each holds the same number of real-time samples)."""
     from actors.devices.policy_cache import realtime_input
 
-    emb, _ = models.embed("gate", realtime_input(replays[0].session))
+    emb, _ = models.embed("gate", realtime_input(replay.session))
     return int(emb.shape[1]), int(emb.shape[2])

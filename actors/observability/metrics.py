@@ -142,13 +142,19 @@ class MetricsRecorder:
         self.registry.register(self._scrapes)
         self._last_update_scrape = 0
         self._series: dict[tuple[str, ...], _SessionSeries] = {}
-        self._define_session_metrics()
+        self._define_session_result_metrics()
+        self._define_session_serving_metrics()
         self._define_event_metrics()
         for operator in shift_operators:
             self.shift_events.labels(scenario, operator)
             self.shifted_devices.labels(scenario, operator)
 
-    def _define_session_metrics(self) -> None:
+    def _define_session_result_metrics(self) -> None:
+        """What each session came to: its count, AUC and latencies.
+
+        Registered before the serving metrics: the registry exposes metrics in registration
+        order, so /metrics lists them as it always has.
+        """
         reg, labels = self.registry, SESSION_LABELS
         self.sessions = Counter(
             "duet_sessions",
@@ -178,6 +184,11 @@ class MetricsRecorder:
             buckets=LATENCY_BUCKETS,
             registry=reg,
         )
+
+    def _define_session_serving_metrics(self) -> None:
+        """How each session was served: generator fallbacks, active shifts, network bytes,
+        parameter requests and the request policy's decisions."""
+        reg, labels = self.registry, SESSION_LABELS
         self.fallbacks = Counter(
             "duet_session_fallbacks",
             "Sessions scored with the global classifier because generation failed.",
