@@ -102,24 +102,31 @@ def prepare(
     try:
         if isinstance(source_of, ClickDataset):
             read = source_of.read(source, knobs, seed, image.image_size)
-            meta = _prepare_clicks(read, tmp, options, seed)
+            tables = _prepare_clicks(read, tmp, options, seed)
         else:
-            meta = _prepare_images(source_of, source, knobs, tmp, options, seed, image)
-        meta = {
-            "schema_version": SCHEMA_VERSION,
-            "dataset": dataset,
-            "seed": seed,
-            "source": str(source) if source else None,
-            "options": dataclasses.asdict(options),
-            **meta,
-            "synthetic": dataclasses.asdict(knobs) if knobs is not None else None,
-            "files": {p.name: sha256(p) for p in sorted(tmp.glob("*.parquet"))},
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+            tables = _prepare_images(source_of, source, knobs, tmp, options, seed, image)
+        meta = _meta(dataset, seed, source, options, knobs, tables, tmp)
         _replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("prepared %s into %s: %s", dataset, out, meta["counts"])
+    return meta
+
+
+def _meta(dataset, seed, source, options, knobs, tables: dict, tmp: Path) -> dict:
+    """``meta.json`` of the prepared files in ``tmp``, written there: what was prepared, how,
+    from where, the tables' facts and each file's hash."""
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "dataset": dataset,
+        "seed": seed,
+        "source": str(source) if source else None,
+        "options": dataclasses.asdict(options),
+        **tables,
+        "synthetic": dataclasses.asdict(knobs) if knobs is not None else None,
+        "files": {p.name: sha256(p) for p in sorted(tmp.glob("*.parquet"))},
+    }
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return meta
 
 
