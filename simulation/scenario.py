@@ -462,14 +462,13 @@ class Scenario(Section):
         description="letters, digits and _.-, at most 64"
     )
     description: str = Field("", description="free text")
-    seed: int = Field(0, description="profiles, device groups, virtual clocks, shift randomness")
-    data: DataSpec = Field(description="what the devices replay")
-    model: ModelSpec = Field(description="the checkpoints the methods score with")
-    # modules that register plugins (duet/registry.py), imported before ``methods``
-    # is checked; listed before it so that pydantic validates it first
+    # imported before any name is checked: listed first, so pydantic validates it first
     plugins: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")]] = Field(
         [], description="plugin modules (docs/plugins.md), imported before the names are checked"
     )
+    seed: int = Field(0, description="profiles, device groups, virtual clocks, shift randomness")
+    data: DataSpec = Field(description="what the devices replay")
+    model: ModelSpec = Field(description="the checkpoints the methods score with")
     methods: Annotated[list[MethodSpec], Field(min_length=1)] = Field(
         description="the methods compared; must include base, the reference of every gain"
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,28 @@ from simulation.cli import main as cli_main
 from simulation.scenario import ROOTS_ENV
 
 NUM_ITEMS = 50
+
+
+@pytest.fixture(autouse=True)
+def registries_as_they_were():
+    """A plugin a test loads (examples/plugins/, a test's own module) stays out of the tests
+    after it: every registry is restored, and the plugin's module dropped from the import
+    cache so that a later test loading it registers it again."""
+    from actors.devices.policies import POLICIES
+    from duet.backbone import BACKBONES
+    from duet.dynamic import HEADS
+    from duet.method import METHODS
+    from pipelines.datasets import DATASETS
+    from pipelines.shifts import SHIFTS
+
+    registries = (METHODS, BACKBONES, HEADS, DATASETS, SHIFTS, POLICIES)
+    before = [dict(r.items()) for r in registries]
+    yield
+    for registry, classes in zip(registries, before, strict=True):
+        for name, cls in registry.items():
+            if name not in classes:
+                sys.modules.pop(cls.__module__, None)
+        registry._classes = classes
 
 
 def cli_exit(argv: list[str]) -> int:
