@@ -35,10 +35,13 @@ class Dataset(ABC):
             for generated data, which needs none.
         options: `pipelines.sessions.SessionOptions` fields that differ from the paper's
             protocol for this dataset.
+        timestamps: its sessions carry recorded start times (``start_ts``), which a trace
+            arrival mode replays.
     """
 
     name: ClassVar[str] = ""
     kind: ClassVar[str] = ""
+    timestamps: ClassVar[bool] = False
     folders: ClassVar[tuple[str, ...]] = ()
     options: ClassVar[dict[str, Any]] = {}
 
@@ -59,6 +62,7 @@ class ClickDataset(Dataset):
     """A click log: users' timestamped interactions with items."""
 
     kind = "clicks"
+    timestamps = True
 
     @abstractmethod
     def read(

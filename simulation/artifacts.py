@@ -26,13 +26,8 @@ from actors.storage.uris import exists, is_uri, join, materialize, publish
 from duet.method import METHODS
 from simulation.errors import RunError
 from simulation.run_dir import scenario_location
-from simulation.scenario import (
-    DataSpec,
-    MethodSpec,
-    ModelSpec,
-    Scenario,
-    resolve_path,
-)
+from simulation.scenario import DataSpec, MethodSpec, ModelSpec, Scenario
+from simulation.scenario_paths import resolve_path
 
 
 @dataclass(frozen=True)

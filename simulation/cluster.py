@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
@@ -83,6 +84,7 @@ class Cluster:
         self.run_id = run_id
         self.app_name: str | None = None  # set once the app is deploying
         self.exporter: Any = None  # the metrics exporter's actor handle, when metrics are on
+        self.replicas: list[tuple[float, int]] = []  # (wall clock, running replicas) samples
         self._started_ray = False
 
     def __enter__(self) -> Cluster:
@@ -147,9 +149,14 @@ class Cluster:
         else:
             serve.start(http_options={"host": spec.http_host, "port": spec.http_port})
         self.app_name = f"{APP_NAME}-{self.run_id}"
+        scaling = (
+            {"autoscaling_config": spec.autoscaling.serve_config()}
+            if spec.autoscaling is not None
+            else {"num_replicas": spec.replicas}
+        )
         args = {
             "checkpoints": self.cells,
-            "num_replicas": spec.replicas,
+            **scaling,
             "num_cpus": spec.num_cpus,
             "plugins": self.plugins,
             "plugin_root": os.getcwd(),  # where the driver found them (ray job's working dir)
@@ -164,6 +171,19 @@ class Cluster:
             route_prefix=None if spec.http_port is None else f"/{self.app_name}",
             logging_config={"enable_access_log": False},
         )
+
+    def sample_replicas(self) -> None:
+        """Record how many generator replicas run now (Serve's controller status), for the
+        replica count over time and replica-seconds (the generator's cost)."""
+        from ray import serve
+
+        if self.app_name is None:
+            return
+        app = serve.status().applications.get(self.app_name)
+        if app is None:
+            return
+        running = sum(d.replica_states.get("RUNNING", 0) for d in app.deployments.values())
+        self.replicas.append((time.time(), running))
 
     def close_exporter(self) -> None:
         """Let Prometheus scrape the final values (twice, see `MetricsServer.close`), then stop

@@ -5,6 +5,8 @@ The setups carry plain values only; the scenario is read here, not in the actors
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from actors.devices.profiles import COMPUTE_TIERS, MB, NETWORK_CLASSES, NetworkClass
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     from actors.devices.fleet_actor import FleetSetup
     from actors.devices.shifts import ShiftPlan
 
+EPOCH_LEAD_S = 0.5  # from the last fleet ready to virtual time 0: the calls reaching them
 POLL_S = 0.5  # progress refresh
 
 
@@ -98,6 +101,7 @@ def _fleet_config(
         play=s.fleet.config(FleetPlay),
         batching=g.config(RequestBatching),
         retry=g.config(RetryPolicy),
+        pacing=s.fleet.arrivals.wall_per_virtual_s(),
     )
 
 
@@ -143,9 +147,17 @@ class FleetLaunch:
             self.actors.append(actor.remote(self.setups[-1]))
 
     def drive(
-        self, methods: list[str], total: int, *, desc: str, progress: bool, console: TextIO
+        self,
+        methods: list[str],
+        total: int,
+        *,
+        desc: str,
+        progress: bool,
+        console: TextIO,
+        on_poll: Callable[[], None] | None = None,
     ) -> list[Any]:
-        """Run every fleet and wait for all of them, drawing sessions done out of ``total``.
+        """Run every fleet and wait for all of them, drawing sessions done out of ``total``;
+        ``on_poll`` is called at every refresh (the cluster samples its replicas).
 
         Returns:
             the ObjectRefs of their `FleetProgress` (`ray.get` raises for a failed fleet).
@@ -153,7 +165,7 @@ class FleetLaunch:
         import ray
         from tqdm.auto import tqdm
 
-        refs = [a.run.remote() for a in self.actors]
+        refs = [a.run.remote(self._epoch()) for a in self.actors]
         with tqdm(
             total=total,
             unit="session",
@@ -166,7 +178,19 @@ class FleetLaunch:
             while pending:
                 _, pending = ray.wait(pending, timeout=POLL_S, num_returns=len(pending))
                 self._show(bar, methods)
+                if on_poll is not None:
+                    on_poll()
         return refs
+
+    def _epoch(self) -> float:
+        """The wall clock of virtual time 0 every fleet paces its sessions from: once every
+        fleet is built (its data and models loaded), so the first sessions are not late for
+        a slow start. A fleet that failed to build fails its run, as before."""
+        import ray
+
+        ready = [a.progress.remote() for a in self.actors]
+        ray.wait(ready, num_returns=len(ready))
+        return time.time() + EPOCH_LEAD_S
 
     def _show(self, bar, methods: list[str]) -> None:
         """Sessions done (this run + already on disk), rate, running AUC per method."""

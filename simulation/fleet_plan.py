@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from actors.devices.profiles import DeviceProfile, sample_profiles, select_group
 from simulation.scenario import Scenario
@@ -34,12 +36,18 @@ class FleetPlan:
         return dict.fromkeys(methods, total)
 
 
-def plan_fleets(scenario: Scenario, users: Sequence[int]) -> FleetPlan:
+def plan_fleets(
+    scenario: Scenario,
+    users: Sequence[int],
+    recorded: Mapping[int, np.ndarray] | None = None,
+) -> FleetPlan:
     """Sample the scenario's devices over ``users`` (device d replays user d mod U) and put
-    each in the groups of the shifts whose ``devices`` block selects it.
+    each in the groups of the shifts whose ``devices`` block selects it. ``recorded`` holds
+    each user's replayed sessions' recorded start times (`replay.recorded_starts`), which a
+    trace arrival mode reads.
 
     Raises:
-        ValueError: no user to replay.
+        ValueError: no user to replay, or a trace over data without timestamps.
     """
     if len(users) == 0:
         raise ValueError("no test sessions to replay")
@@ -54,7 +62,8 @@ def plan_fleets(scenario: Scenario, users: Sequence[int]) -> FleetPlan:
         backbone=scenario.backbone_weights,
         online=profiles.availability.online,
         churn=profiles.availability.churn,
-        session_gap_s=profiles.session_gap_s,
+        arrival=fleet.arrivals,
+        recorded=_slot_times(recorded, users, fleet.devices, fleet.sessions_per_device),
         seed=scenario.seed,
     )
     # the salt is the group's own spec: identical `devices:` blocks pick the same devices
@@ -72,3 +81,17 @@ def plan_fleets(scenario: Scenario, users: Sequence[int]) -> FleetPlan:
         for d in devices
     )
     return FleetPlan(planned, fleet.actors)
+
+
+def _slot_times(
+    recorded: Mapping[int, np.ndarray] | None, users: Sequence[int], devices: int, sessions: int
+) -> np.ndarray | None:
+    """(devices, sessions): the recorded start of the session each slot replays, NaN past
+    the user's last one (a trace has no more of that user)."""
+    if recorded is None:
+        return None
+    out = np.full((devices, sessions), np.nan)
+    for d in range(devices):
+        times = recorded.get(int(users[d % len(users)]), np.zeros(0))[:sessions]
+        out[d, : len(times)] = times
+    return out

@@ -123,11 +123,13 @@ class Runner:
         self._start_fleet(self.cluster, model_keys)
 
     def _start_fleet(self, cluster: Cluster, model_keys: dict[str, str]) -> None:
-        from actors.devices.replay import replayable_users
+        from actors.devices.replay import recorded_starts, replayable_users
 
         prepared = self.artifacts.data.path
+        users = replayable_users(prepared).tolist()
+        recorded = recorded_starts(prepared) if self.scenario.fleet.arrivals.timestamps else None
         try:
-            self.plan = plan_fleets(self.scenario, replayable_users(prepared).tolist())
+            self.plan = plan_fleets(self.scenario, users, recorded)
         except ValueError as exc:
             raise RunError(f"{prepared}: {exc}") from None
         self.expected = self.plan.expected(self.scenario.method_names)
@@ -171,7 +173,9 @@ class Runner:
             desc=self.scenario.name,
             progress=self.progress,
             console=self.console,
+            on_poll=self.cluster.sample_replicas,
         )
+        self.run_dir.write_replicas(self.cluster.replicas)
         self.cluster.close_exporter()
         try:
             results = ray.get(refs)

@@ -36,7 +36,7 @@ from actors.storage.uris import (
 )
 from simulation.errors import OutputError
 from simulation.fleet_plan import FleetPlan
-from simulation.scenario import resolve_path
+from simulation.scenario_paths import resolve_path
 
 
 def scenario_location(value: str) -> str:
@@ -144,6 +144,25 @@ class RunDirectory:
         rows = pl.DataFrame(read_sessions(self.sessions))
         devices = pl.read_parquet(io.BytesIO(read_bytes(join(self.output, "devices.parquet"))))
         return rows, devices
+
+    def write_replicas(self, samples: list[tuple[float, int]]) -> None:
+        """``replicas.parquet``: the generator's running replicas over the wall clock, sampled
+        while the fleets ran (the cost side of a run: replica-seconds)."""
+        wall, replicas = zip(*samples, strict=True) if samples else ((), ())
+        table = pl.DataFrame(
+            {"wall_time": list(wall), "replicas": list(replicas)},
+            schema={"wall_time": pl.Float64, "replicas": pl.Int64},
+        )
+        buffer = io.BytesIO()
+        table.write_parquet(buffer)
+        write_bytes(join(self.output, "replicas.parquet"), buffer.getvalue())
+
+    def read_replicas(self) -> pl.DataFrame:
+        """``replicas.parquet`` (empty for a run without a generator or written before it)."""
+        location = join(self.output, "replicas.parquet")
+        if not exists(location):
+            return pl.DataFrame(schema={"wall_time": pl.Float64, "replicas": pl.Int64})
+        return pl.read_parquet(io.BytesIO(read_bytes(location)))
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         text = json.dumps(summary, indent=2, allow_nan=True) + "\n"

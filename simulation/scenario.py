@@ -3,22 +3,13 @@ of the layer that owns its settings (`section_of`), so a setting is declared onc
 file is read by simulation/scenario_file.py, whose errors name the field's path and line.
 
 Only the runner reads a scenario; it hands plain values and configs down to the actors,
-which never see the scenario.
-
-``data.prepared``, ``model.checkpoints`` and ``output.dir`` may be object-store URIs
-(``s3://bucket/prefix``, actors/storage/uris.py: the bucket must exist, credentials come from
-the environment, never from the file). Local paths in a scenario (those, and
-``data.data_dir``) are resolved against the current working directory, which is the repository
-root for ``make`` and the uploaded working dir for ``ray job submit --working-dir .``. Relative
-or absolute, a path must resolve (symlinks followed) inside one of the roots the operator
-configured (`path_roots`): a scenario file can name data, but cannot make a run read or
-write anywhere else. Input folders must exist, so a typo fails validation, not a run.
+which never see the scenario. Paths and object-store locations are checked against the
+operator's roots by simulation/scenario_paths.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -34,86 +25,27 @@ from pydantic import (
     model_validator,
 )
 
+from actors.devices.arrivals import ArrivalSpec, Think
 from actors.devices.config import FleetPlay, RequestBatching, RetryPolicy
 from actors.devices.policies import Always, PerImpression, PolicySpec, RequestPolicy
 from actors.devices.profiles import COMPUTE_TIERS, NETWORK_CLASSES, UPLOAD_MODES
+from actors.service.autoscaling import Autoscaling
 from actors.storage.sink import FlushPolicy
-from actors.storage.uris import check_uri, is_uri
 from duet.backbone import BACKBONES
 from duet.method import METHODS
 from duet.names import CONDITIONS, DEFAULT_CONDITION, NECKS
 from duet.registry import load_plugins
 from pipelines.datasets import DATASETS
 from pipelines.names import ImageInput
+from simulation.scenario_paths import InputDir, InputLocation, OutputLocation
 from simulation.train_recipe import TRAIN_SETTINGS, TrainOptions
 
 SCHEMA_VERSION = 1
-ROOTS_ENV = "DUET_SIM_ROOTS"  # extra folders scenario paths may point into, os.pathsep-separated
 
 C = TypeVar("C")
 PositiveInt = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 Weights = dict[str, Annotated[float, Field(ge=0)]]
-
-
-def path_roots() -> list[Path]:
-    """Folders a scenario's paths may resolve into: the working directory (where relative paths
-    start), ``$DUET_DATA_DIR`` and each folder of ``$DUET_SIM_ROOTS``. They come from the
-    operator's environment, never from the scenario, which is the input being confined."""
-    from pipelines.prepare import DATA_DIR_ENV
-
-    extra = [os.environ.get(DATA_DIR_ENV, ""), *os.environ.get(ROOTS_ENV, "").split(os.pathsep)]
-    return [Path.cwd().resolve(), *(Path(p).resolve() for p in extra if p)]
-
-
-def resolve_path(value: str | Path, roots: Sequence[Path] | None = None) -> Path:
-    """A scenario path made absolute: relative ones start at the first root (default: the
-    working directory). ``..`` and symlinks are resolved before the check.
-
-    Raises:
-        ValueError: the path resolves outside every root.
-    """
-    roots = path_roots() if roots is None else [Path(r).resolve() for r in roots]
-    resolved = (roots[0] / value).resolve()
-    if not any(resolved.is_relative_to(root) for root in roots):
-        raise ValueError(
-            f"{str(value)!r} resolves to {resolved}, outside the allowed roots "
-            f"{[str(r) for r in roots]}; add a root with ${ROOTS_ENV}"
-        )
-    return resolved
-
-
-def _rooted(value: Path) -> Path:
-    resolve_path(value)
-    return value
-
-
-def _existing_dir(value: Path) -> Path:
-    if not resolve_path(value).is_dir():
-        raise ValueError(f"directory {str(value)!r} not found")
-    return value
-
-
-def _input_location(value: str) -> str:
-    if is_uri(value):
-        return check_uri(value, must_exist=True)
-    _existing_dir(Path(value))
-    return value
-
-
-def _output_location(value: str) -> str:
-    if is_uri(value):
-        return check_uri(value, must_exist=False)
-    _rooted(Path(value))
-    return value
-
-
-RootedPath = Annotated[Path, AfterValidator(_rooted)]  # may not exist yet (outputs)
-InputDir = Annotated[Path, AfterValidator(_existing_dir)]  # must exist (raw data)
-# a local folder or an object-store URI (actors/storage/uris.py): inputs must exist, an
-# output's bucket must; local ones stay inside the operator's roots
-InputLocation = Annotated[str, AfterValidator(_input_location)]
-OutputLocation = Annotated[str, AfterValidator(_output_location)]
 
 
 class Section(BaseModel):
@@ -254,9 +186,6 @@ class ProfilesSpec(Section):
     availability: AvailabilitySpec = Field(
         AvailabilitySpec(), description="whether a device shows up, and whether it stays"
     )
-    session_gap_s: Annotated[float, Field(ge=0)] = Field(
-        3600.0, description="mean virtual think time"
-    )
 
     @field_validator("upload")
     @classmethod
@@ -292,6 +221,11 @@ class FleetSpec(section_of("FleetPlayFields", FleetPlay)):
     )
     network_classes: dict[str, NetworkSpec] = Field({}, description="extra or redefined classes")
     profiles: ProfilesSpec = Field(ProfilesSpec(), description="shares of device profiles")
+    arrivals: ArrivalSpec = Field(  # type: ignore[valid-type]
+        Think(),
+        description="when sessions start (actors/devices/arrivals.py): think, "
+        "trace, poisson or diurnal",
+    )
 
     @field_validator("profiles")
     @classmethod
@@ -309,7 +243,15 @@ class GeneratorSpec(section_of("GeneratorFields", RequestBatching, RetryPolicy))
     """The generator service (its replicas and HTTP proxy), and how devices reach it: the
     fleet's request batching (`RequestBatching`) and retries (`RetryPolicy`)."""
 
-    replicas: PositiveInt = Field(1, description="Serve replicas of the generator")
+    replicas: PositiveInt = Field(
+        1, description="Serve replicas of the generator (a fixed number; or autoscaling)"
+    )
+    autoscaling: Autoscaling | None = Field(
+        None, description="Serve's autoscaling between min and max replicas, instead of replicas"
+    )
+    slo_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
+        1.0, description="the generator latency a device may wait for its parameters (the SLO)"
+    )
     num_cpus: Annotated[float, Field(gt=0)] = Field(1.0, description="logical CPUs per replica")
     http_port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
         None, description="None: handle only, no proxy"
@@ -560,6 +502,17 @@ class Scenario(Section):
         if extra:
             raise ValueError(
                 f"fleet.profiles.backbone: names {sorted(extra)}, not in model.backbones"
+            )
+        if self.generator.autoscaling and "replicas" in self.generator.model_fields_set:
+            raise ValueError(
+                "generator.replicas: a fixed number of replicas and autoscaling exclude each "
+                "other; set autoscaling.min_replicas and max_replicas"
+            )
+        arrivals = self.fleet.arrivals
+        if arrivals.timestamps and not DATASETS[self.data.dataset].timestamps:
+            raise ValueError(
+                f"fleet.arrivals: {arrivals.type!r} replays recorded start times; dataset "
+                f"{self.data.dataset!r} has none (diurnal or poisson arrive without them)"
             )
         for i, shift in enumerate(self.shifts):
             acts_on = SHIFTS[shift.operator].kind or kind

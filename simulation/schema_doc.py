@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from actors.service.autoscaling import Autoscaling
 from simulation.scenario import (
     AvailabilitySpec,
     DataSpec,
@@ -48,6 +49,7 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("fleet.profiles.availability", AvailabilitySpec),
     ("fleet.network_classes.NAME", NetworkSpec),
     ("generator", GeneratorSpec),
+    ("generator.autoscaling", Autoscaling),
     ("shifts[]", ShiftSpec),
     ("shifts[].devices", DeviceGroup),
     ("output", OutputSpec),
@@ -65,10 +67,13 @@ def _default(value: Any) -> str:
     return f"`{json.dumps(value)}`" if isinstance(value, dict | list | str) else f"`{value}`"
 
 
-def table(model: type[BaseModel]) -> list[str]:
-    """One row per field: name, default, description."""
+def table(model: type) -> list[str]:
+    """One row per field of a pydantic model or dataclass: name, default, description."""
     rows = ["| field | default | meaning |", "|---|---|---|"]
-    for name, field in model.model_fields.items():
+    fields = getattr(model, "__pydantic_fields__", None) or model.model_fields
+    for name, field in fields.items():
+        if name == "type":  # the section's title names it
+            continue
         default = field.default
         if field.default_factory is not None:
             default = field.default_factory()  # type: ignore[call-arg]
@@ -77,10 +82,21 @@ def table(model: type[BaseModel]) -> list[str]:
     return rows
 
 
+def sections() -> list[tuple[str, type]]:
+    """Every section, then every built-in arrival mode and request policy (their ``type``
+    picks one)."""
+    from actors.devices.arrivals import ARRIVALS
+    from actors.devices.policies import POLICIES
+
+    kinds = [(f"fleet.arrivals, type: {n}", c) for n, c in ARRIVALS.items()]
+    kinds += [(f"methods[].policy, type: {n}", c) for n, c in POLICIES.items()]
+    return [*SECTIONS, *kinds]
+
+
 def render() -> str:
     """The whole generated block, markers included."""
     lines = [BEGIN]
-    for title, model in SECTIONS:
+    for title, model in sections():
         lines += ["", f"**`{title}`**", "", *table(model)]
     return "\n".join([*lines, "", END])
 

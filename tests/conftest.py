@@ -21,7 +21,7 @@ from pipelines.prepare import default_options, prepare
 from pipelines.synthetic import SyntheticClicksConfig
 from pipelines.tensors import load_meta
 from simulation.cli import main as cli_main
-from simulation.scenario import ROOTS_ENV
+from simulation.scenario_paths import ROOTS_ENV
 
 NUM_ITEMS = 50
 

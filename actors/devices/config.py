@@ -52,9 +52,6 @@ class FleetPlay:
         description="devices (and their replays) held at once per actor; the rest wait their "
         "turn, read a block at a time (a paced fleet holds every device)",
     )
-    pace: NonNegative = Field(
-        0.0, description="wall seconds per virtual second of think time; 0: no pacing"
-    )
 
 
 @pydantic_dataclass(frozen=True, config=SETTINGS)
@@ -87,6 +84,9 @@ class FleetConfig:
     batching: RequestBatching = field(default_factory=RequestBatching)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     score_batch_sessions: int = 64  # sessions scored in one forward (throughput, not a setting)
+    # wall seconds per virtual second at which sessions start (the arrival mode's,
+    # actors/devices/arrivals.py); 0: as fast as the fleet plays
+    pacing: float = 0.0
     # name -> registered method (duet/method.py); a name missing here is its own
     method_of: Mapping[str, str] = field(default_factory=dict)
     # "<backbone>/<name>" -> the request policy of a generated method, fitted on the training

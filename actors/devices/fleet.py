@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -36,7 +38,7 @@ from actors.devices.policies import CacheState
 from actors.devices.policy_cache import decide, settle
 from actors.devices.profiles import DeviceProfile
 from actors.devices.replay import Replay, ReplaySource
-from actors.devices.session_row import session_row
+from actors.devices.session_row import Start, session_row
 from actors.devices.shifts import ShiftPlan, ShiftSchedule
 from actors.service.generator_client import GeneratorClient
 from actors.storage.rows import SessionRow
@@ -136,14 +138,21 @@ class Fleet:
     def expected_sessions(self) -> int:
         return sum(d.num_sessions for d in self.devices)
 
-    async def run(self) -> FleetProgress:
-        """Replay every device's remaining sessions; returns the final `progress`."""
+    async def run(self, epoch: float | None = None) -> FleetProgress:
+        """Replay every device's remaining sessions; returns the final `progress`.
+
+        Args:
+            epoch (float | None): the wall clock (epoch seconds) of virtual time 0 for a
+                paced fleet (``config.pacing > 0``), shared by every fleet of a run and
+                kept by a restarted one. Default: now.
+        """
+        self.epoch = time.time() if epoch is None else epoch
         slots = asyncio.Semaphore(self.config.play.max_in_flight)
         self._active = len(self.devices)
         self.metrics.set_active_devices(self.fleet_id, self._active)
         flusher = asyncio.create_task(self._flush_periodically())
-        play = self.config.play
-        alive = play.devices_alive if play.pace == 0 else len(self.devices)
+        paced = self.config.pacing > 0  # every device waits its turn: all of them alive
+        alive = len(self.devices) if paced else self.config.play.devices_alive
         room = asyncio.Semaphore(max(alive, 1))
         try:
             async with asyncio.TaskGroup() as group:
@@ -197,23 +206,34 @@ class Fleet:
         # what the device keeps between sessions, per generated method (lost on a restart:
         # a resumed device starts with nothing cached)
         cache = {m: CacheState() for m in self.config.generated}
-        previous_s = 0.0
         for k in range(self.config.sessions_per_device):
             if not device.active[k]:
                 continue
             if (device.device_id, k) in self.done:
                 self.stats.skipped += 1
                 continue
-            if self.config.play.pace > 0:  # demos: wait the think time, scaled
-                await asyncio.sleep(self.config.play.pace * (device.start_s[k] - previous_s))
-            previous_s = device.start_s[k]
+            due = self._due(device.start_s[k])
+            if not math.isnan(due):  # paced: wait for the wall clock; a late one goes at once
+                await asyncio.sleep(max(0.0, due - time.time()))
             async with slots:
-                rows = await self._session(device, k, replays[k % len(replays)], cache)
+                start = Start(due, time.time())
+                rows = await self._session(device, k, replays[k % len(replays)], cache, start)
             self.sink.add(rows)  # the one place finished rows leave the fleet
             self._count(rows)
 
+    def _due(self, start_s: float) -> float:
+        """The wall clock a session starting at virtual ``start_s`` is due at (NaN: unpaced)."""
+        if self.config.pacing <= 0:
+            return math.nan
+        return self.epoch + start_s * self.config.pacing
+
     async def _session(
-        self, device: DeviceProfile, k: int, replay: Replay, cache: Mapping[str, CacheState]
+        self,
+        device: DeviceProfile,
+        k: int,
+        replay: Replay,
+        cache: Mapping[str, CacheState],
+        start: Start,
     ) -> list[SessionRow]:
         session, shift = self.shifts.apply(device, k, replay)
         models = self.models[device.backbone]
@@ -232,7 +252,9 @@ class Fleet:
             score, got, ask = scores[m], gen.get(m), asks.get(m)
             latency = session_latency(self.config, cost, device, m, score.num_samples, got, ask)
             rows.append(
-                session_row(self.config, device, k, replay, shift, m, score, got, ask, latency)
+                session_row(
+                    self.config, device, k, replay, shift, m, score, got, ask, latency, start
+                )
             )
         return rows
 

@@ -108,9 +108,11 @@ class FleetActor:
         self.metrics = setup.metrics
         self.fleet = build_fleet(setup, ServeGeneratorClient(app_name=setup.app_name))
 
-    async def run(self) -> FleetProgress:
+    async def run(self, epoch: float | None = None) -> FleetProgress:
+        """Play the fleet; ``epoch`` is the run's wall clock of virtual time 0 (`Fleet.run`),
+        the same when Ray re-runs this on a restarted actor."""
         try:
-            return await self.fleet.run()
+            return await self.fleet.run(epoch)
         finally:  # the exporter has this fleet's last rows before the runner closes it
             if self.metrics is not None:
                 try:

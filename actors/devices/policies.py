@@ -153,7 +153,9 @@ class EveryK(RequestPolicy):
     is cached; keep the cached parameters otherwise."""
 
     type: Literal["every_k"] = "every_k"
-    k: Annotated[int, Field(gt=0, strict=True)]
+    k: Annotated[int, Field(gt=0, strict=True)] = Field(
+        description="ask on the device's 1st, (k+1)-th, ... session"
+    )
 
     def decide(self, state: CacheState, drift: float) -> Decision:
         due = state.params is None or state.sessions % self.k == 0
@@ -165,7 +167,9 @@ class Drift(RequestPolicy):
     """Ask when the drift score exceeds ``threshold`` (or nothing is cached)."""
 
     type: Literal["drift"] = "drift"
-    threshold: Annotated[float, Field(gt=0, le=2, strict=True)]
+    threshold: Annotated[float, Field(gt=0, le=2, strict=True)] = Field(
+        description="the drift score (a cosine distance) above which it asks"
+    )
     needs_drift: ClassVar[bool] = True
 
     def decide(self, state: CacheState, drift: float) -> Decision:
@@ -180,7 +184,9 @@ class Budget(RequestPolicy):
     nothing is cached) and budget is left."""
 
     type: Literal["budget"] = "budget"
-    fraction: Annotated[float, Field(gt=0, le=1, strict=True)]
+    fraction: Annotated[float, Field(gt=0, le=1, strict=True)] = Field(
+        description="the share of its sessions a device may ask at"
+    )
     needs_drift: ClassVar[bool] = True
 
     def decide(self, state: CacheState, drift: float) -> Decision:

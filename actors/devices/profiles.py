@@ -8,10 +8,13 @@ the machine running the simulation (a phone core is slower than a server core).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
+
+from actors.devices.arrivals import Arrival, Think
 
 MB = 1_000_000  # the paper's MB/s are decimal megabytes
 
@@ -84,7 +87,8 @@ def sample_profiles(
     backbone: Mapping[str, float],
     online: float = 1.0,
     churn: float = 0.0,
-    session_gap_s: float = 3600.0,
+    arrival: Arrival | None = None,
+    recorded: np.ndarray | None = None,
     seed: int = 0,
 ) -> list[DeviceProfile]:
     """Draw ``num_devices`` profiles; device d replays ``users[d % len(users)]``.
@@ -96,7 +100,10 @@ def sample_profiles(
         network, compute, upload, backbone (Mapping[str, float]): shares per value.
         online (float): chance a device runs each slot. Default: 1.
         churn (float): chance it leaves for good after each slot. Default: 0.
-        session_gap_s (float): mean (exponential) virtual think time before a slot.
+        arrival (Arrival | None): when sessions start (actors/devices/arrivals.py).
+            Default: ``Think()``, exponential think times.
+        recorded (np.ndarray | None): (devices, sessions) recorded start times of the
+            sessions each slot replays (NaN past a user's last), for a trace.
         seed (int): one seed for every draw.
 
     Raises:
@@ -117,7 +124,9 @@ def sample_profiles(
             ("backbone", backbone),
         )
     }
-    active, start = _schedule(rng, (num_devices, sessions), online, churn, session_gap_s)
+    shape = (num_devices, sessions)
+    starts = partial((arrival or Think()).starts, recorded=recorded)
+    active, start = _schedule(rng, shape, online, churn, starts)
     return [
         DeviceProfile(
             device_id=d,
@@ -138,22 +147,22 @@ def _schedule(
     shape: tuple[int, int],
     online: float,
     churn: float,
-    session_gap_s: float,
+    starts: Callable[[np.random.Generator, tuple[int, int]], np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per device and session slot (``shape``): whether the device runs it, and the virtual
     time it starts.
 
-    A slot runs when the device is online for it and has not churned in an earlier slot;
-    start times accumulate exponential think times whether or not the slot runs, so they
-    depend on the seed alone (a resumed device recomputes them exactly). Drawn after the
-    profile values from the same ``rng``, in this order, so a seed gives the fleet it
-    always gave.
+    A slot runs when the device is online for it, has not churned in an earlier slot and its
+    arrival mode gives it a start (a trace's window may not); start times do not depend on
+    whether a slot runs, only on the seed (a resumed device recomputes them exactly). Drawn
+    after the profile values from the same ``rng``, in this order, so a seed gives the fleet
+    it always gave.
     """
     present = rng.random(shape) < online
     left = np.cumsum(rng.random(shape) < churn, axis=1) > 0  # churned after slot
     left = np.concatenate([np.zeros((shape[0], 1), bool), left[:, :-1]], axis=1)
-    start = np.cumsum(rng.exponential(session_gap_s, shape), axis=1)
-    return present & ~left, start
+    start = starts(rng, shape)
+    return present & ~left & np.isfinite(start), start
 
 
 def select_group(

@@ -70,6 +70,24 @@ def replayable_users(prepared_dir: str | Path, split: str = "test") -> np.ndarra
     return np.unique(users)
 
 
+def recorded_starts(prepared_dir: str | Path, split: str = "test") -> dict[int, np.ndarray] | None:
+    """Per user, the recorded start times (``start_ts``, seconds) of its ``split`` sessions in
+    the order a device replays them; None for data without timestamps (images)."""
+    import pyarrow.parquet as pq
+
+    from pipelines.tensors import read_table
+
+    path = Path(prepared_dir) / "sessions.parquet"
+    if "start_ts" not in pq.read_schema(path).names:
+        return None
+    table = pl.from_arrow(read_table(path, ["user", "session_index", "split", "start_ts"]))
+    mine = table.filter(pl.col("split") == split).sort("user", "session_index")
+    return {
+        int(user): part["start_ts"].to_numpy().astype(np.float64)
+        for (user,), part in mine.partition_by("user", as_dict=True, maintain_order=True).items()
+    }
+
+
 def load_replays(
     prepared_dir: str | Path, users: Sequence[int], split: str = "test"
 ) -> dict[int, list[Replay]]:

@@ -84,8 +84,12 @@ class Learned(RequestPolicy):
     gate at run start on ``pairs`` pairs of training sessions (:func:`fit_gate`)."""
 
     type: Literal["learned"] = "learned"
-    threshold: Annotated[float, Field(gt=0, lt=1, strict=True)] = 0.5
-    pairs: Annotated[int, Field(gt=0, le=100_000, strict=True)] = 2000
+    threshold: Annotated[float, Field(gt=0, lt=1, strict=True)] = Field(
+        0.5, description="the gate's probability that fresh parameters win, above which it asks"
+    )
+    pairs: Annotated[int, Field(gt=0, le=100_000, strict=True)] = Field(
+        2000, description="pairs of training sessions the gate is fitted on"
+    )
     needs_drift: ClassVar[bool] = True
     _gate: Gate | None = PrivateAttr(None)  # set by fit, never by the YAML
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 from actors.devices.config import FleetConfig
 from actors.devices.gateway import Generated
@@ -29,6 +30,7 @@ def session_row(
     gen: Generated | None,
     ask: Ask | None,
     latency: Latency,
+    start: Start,
 ) -> SessionRow:
     """The row of ``method`` on session ``k`` of ``device``; ``gen`` None: the global
     classifier, ``ask`` None: a method the cloud does not generate."""
@@ -71,4 +73,21 @@ def session_row(
         decision=ask.decision.reason if ask else "",
         params_age=ask.age if ask and not asked else (0 if gen and gen.params else -1),
         drift=ask.drift if ask else math.nan,
+        scheduled_wall=start.scheduled_wall,
+        started_wall=start.started_wall,
+        late_s=start.late_s,
     )
+
+
+@dataclass(frozen=True)
+class Start:
+    """When a session started on the wall clock, and when its arrival mode had it due (NaN
+    when the fleet is not paced)."""
+
+    scheduled_wall: float
+    started_wall: float
+
+    @property
+    def late_s(self) -> float:
+        """Seconds it started after it was due (NaN when not paced; never negative)."""
+        return max(0.0, self.started_wall - self.scheduled_wall)

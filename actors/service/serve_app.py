@@ -280,7 +280,9 @@ def build_app(args: dict[str, Any]) -> serve.Application:
         args (dict): ``checkpoints`` (list of run dirs, or {key: dir}; required) and optional
             ``max_samples``, ``max_batch_size``, ``batch_wait_timeout_s``, ``max_body_bytes``,
             ``max_ongoing_requests``, ``max_queued_requests`` (-1: no bound), ``retry_after_s``,
-            ``num_replicas``, ``num_cpus``, ``plugins``, ``plugin_root``.
+            ``num_replicas`` (a fixed number) or ``autoscaling_config`` (Serve's own
+            autoscaling, actors/service/autoscaling.py), ``num_cpus``, ``plugins``,
+            ``plugin_root``.
 
     Raises:
         ValueError: missing ``checkpoints`` or an unknown key.
@@ -295,6 +297,7 @@ def build_app(args: dict[str, Any]) -> serve.Application:
         "max_queued_requests",
         "retry_after_s",
         "num_replicas",
+        "autoscaling_config",
         "num_cpus",
         "plugins",
         "plugin_root",
@@ -310,9 +313,13 @@ def build_app(args: dict[str, Any]) -> serve.Application:
         "backpressure_config": BackpressureConfig(
             retry_after_s=float(args.get("retry_after_s", RETRY_AFTER_S))
         ),
-        "num_replicas": int(args.get("num_replicas", 1)),
         "ray_actor_options": {"num_cpus": float(args.get("num_cpus", 1))},
     }
+    if "autoscaling_config" in args:  # Serve scales the replicas; no fixed number
+        options["autoscaling_config"] = args["autoscaling_config"]
+        options["num_replicas"] = None
+    else:
+        options["num_replicas"] = int(args.get("num_replicas", 1))
     kwargs = {
         k: args[k]
         for k in (

@@ -56,6 +56,12 @@ class SessionRow(NamedTuple):
     decision: str
     params_age: int
     drift: float
+    # wall clock (epoch seconds) the session was due by its arrival mode (NaN when the
+    # fleet is not paced) and the one it started at, once it had a slot: late_s is the
+    # difference (actors/devices/arrivals.py)
+    scheduled_wall: float
+    started_wall: float
+    late_s: float
 
 
 ARROW_TYPES = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}

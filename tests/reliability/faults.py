@@ -20,8 +20,8 @@ PACED_FLEET = {
     "devices": 24,
     "sessions_per_device": 4,
     "actors": 2,
-    "pace": 1.0,
-    "profiles": {"session_gap_s": 0.5, "upload": {"raw": 1, "embedding": 1}},
+    "arrivals": {"type": "think", "mean_gap_s": 0.5, "pace": 1.0},
+    "profiles": {"upload": {"raw": 1, "embedding": 1}},
 }
 POLL_S = 0.05
 

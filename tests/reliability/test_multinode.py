@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray]  # three raylets on two cores: 
 FLEET = PACED_FLEET | {
     "actors": 4,
     "sessions_per_device": 6,
-    "profiles": PACED_FLEET["profiles"] | {"session_gap_s": 1.0},
+    "arrivals": PACED_FLEET["arrivals"] | {"mean_gap_s": 1.0},
 }
 
 

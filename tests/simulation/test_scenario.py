@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from simulation.scenario import resolve_path
 from simulation.scenario_file import MAX_SCENARIO_BYTES, ScenarioError, load_scenario
+from simulation.scenario_paths import resolve_path
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "configs" / "scenarios").glob("*.yaml"))
 

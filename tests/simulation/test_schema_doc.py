@@ -26,11 +26,7 @@ def test_the_committed_reference_is_the_generated_one():
 def test_sections_take_their_fields_from_the_layers_configs():
     play, retry, flush = FleetPlay(), RetryPolicy(), FlushPolicy()
     fleet = FleetSpec(devices=1)
-    assert (fleet.max_in_flight, fleet.devices_alive, fleet.pace) == (
-        play.max_in_flight,
-        play.devices_alive,
-        play.pace,
-    )
+    assert (fleet.max_in_flight, fleet.devices_alive) == (play.max_in_flight, play.devices_alive)
     generator = GeneratorSpec()
     assert (generator.timeout_s, generator.deadline_s) == (retry.timeout_s, retry.deadline_s)
     assert OutputSpec().flush_rows == flush.flush_rows

@@ -27,47 +27,11 @@ from actors.service.messages import GenerateBatchRequest
 from actors.storage.rows import ROW_SCHEMA
 from actors.storage.sink import FlushPolicy, PartSink, flushed_sessions, read_sessions
 from duet.adaptation import FinetuneConfig
-from pipelines.shifts import build_shift, click_context
+from pipelines.shifts import build_shift
+
+from .conftest import METHOD_OF, SESSIONS
 
 METHODS = ("base", "duet", "finetune")
-SESSIONS = 3
-# policy variants of duet (tests below): their names run the duet method and model
-METHOD_OF = {"duet-k1": "duet", "duet-once": "duet", "duet-drift": "duet"}
-
-
-@pytest.fixture(scope="module")
-def world(prepared, checkpoints):
-    """Devices, replays, on-device models and an in-process generator, shared by the tests."""
-    users = replayable_users(prepared).tolist()
-    profiles = sample_profiles(
-        24,
-        users,
-        SESSIONS,
-        network={k: 1 for k in NETWORK_CLASSES},
-        compute={"high": 1, "low": 1},
-        upload={"raw": 1, "embedding": 1},
-        backbone={"din": 1},
-        online=0.8,
-        churn=0.1,
-        seed=0,
-    )
-    profiles = [dataclasses.replace(p, shifts=(0,) if p.device_id % 2 else ()) for p in profiles]
-    variants = {"duet-k1": "duet", "duet-once": "duet", "duet-drift": "duet", "duet-blend": "duet"}
-    ckpts = {**checkpoints, **{n: checkpoints[m] for n, m in variants.items()}}
-    models = {"din": DeviceModels(ckpts, FinetuneConfig(), METHOD_OF)}
-    core = GeneratorCore.from_checkpoints(
-        {f"din/{m}": checkpoints[m] for m in ("duet", "hypernet")}
-    )
-    shifts = [ShiftPlan("genre_shift", build_shift({"type": "genre_shift", "fraction": 0.8}), 1)]
-    return {
-        "profiles": profiles,
-        "replays": load_replays(prepared, users),
-        "models": models,
-        "core": core,
-        "shifts": shifts,
-        "context": click_context(prepared)[0],
-        "base_dir": checkpoints["base"],
-    }
 
 
 def run_fleet(
@@ -82,6 +46,8 @@ def run_fleet(
     policies=None,
     replays=None,
     devices_alive=4096,
+    pacing=0.0,
+    max_in_flight=512,
 ) -> dict:
     method_of = method_of or {}
     variants = {f"din/{n}": "din/duet" for n in method_of}  # every variant here runs duet's
@@ -98,7 +64,8 @@ def run_fleet(
         score_batch_sessions=8,
         method_of=method_of,
         policies={f"din/{name}": p for name, p in (policies or {}).items()},
-        play=FleetPlay(devices_alive=devices_alive),
+        play=FleetPlay(devices_alive=devices_alive, max_in_flight=max_in_flight),
+        pacing=pacing,
     )
     sink = PartSink(sessions_dir / "fleet=0", FlushPolicy(flush_rows=20))
     fleet = Fleet(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from actors.devices.arrivals import Think
 from actors.devices.profiles import NETWORK_CLASSES, sample_profiles, select_group
 
 N = 20_000
@@ -26,7 +27,7 @@ def profiles():
         **WEIGHTS,
         online=0.8,
         churn=0.1,
-        session_gap_s=100.0,
+        arrival=Think(mean_gap_s=100.0),
         seed=3,
     )
 
@@ -55,7 +56,7 @@ def test_availability_follows_online_and_churn(profiles):
 def test_virtual_start_times_accumulate_think_times(profiles):
     starts = np.array([p.start_s for p in profiles])
     assert (np.diff(starts, axis=1) > 0).all()
-    assert abs(starts[:, 0].mean() - 100.0) < 3.0  # exponential with mean session_gap_s
+    assert abs(starts[:, 0].mean() - 100.0) < 3.0  # exponential with mean mean_gap_s
 
 
 def test_same_seed_same_profiles_other_seed_other_profiles(profiles):
@@ -66,7 +67,7 @@ def test_same_seed_same_profiles_other_seed_other_profiles(profiles):
         **WEIGHTS,
         online=0.8,
         churn=0.1,
-        session_gap_s=100.0,
+        arrival=Think(mean_gap_s=100.0),
         seed=3,
     )
     other = sample_profiles(N, users=[7, 8, 9], sessions=4, **WEIGHTS, seed=4)
